@@ -1,0 +1,101 @@
+//! The one error shape every endpoint answers with:
+//! `{"error": {"code", "message", "details": [{"path", "rule", "message"}]}}`.
+
+use crate::domain::Violation;
+use crate::journal::JournalError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Vec<Violation>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn with_detail(mut self, detail: Violation) -> Self {
+        self.details.push(detail);
+        self
+    }
+
+    pub fn invalid_receipt(details: Vec<Violation>) -> Self {
+        let n = details.len();
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_receipt",
+            message: format!(
+                "the receipt breaks {n} rule{}; nothing was written",
+                if n == 1 { "" } else { "s" }
+            ),
+            details,
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn bad_request(path: &str, rule: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message.clone())
+            .with_detail(Violation::new(path, rule, message))
+    }
+}
+
+impl From<JournalError> for ApiError {
+    fn from(e: JournalError) -> Self {
+        let message = e.to_string();
+        match e {
+            JournalError::Conflict { caller_key, .. } => ApiError::new(StatusCode::CONFLICT, "idempotency_conflict", message.clone())
+                .with_detail(Violation::new(
+                    "Idempotency-Key",
+                    "same_key_same_body",
+                    format!("key {caller_key:?} was first used with a different receipt; send a new key for a new receipt"),
+                )),
+            JournalError::BadCursor(_) => ApiError::bad_request("after", "known_cursor", message),
+            JournalError::Full => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "journal_full", message),
+            JournalError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "journal_busy", message),
+            JournalError::Closed | JournalError::Unavailable(_) | JournalError::Migration(_) => {
+                tracing::error!(error = %message, "journal unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable", message)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "details": self.details,
+            }
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,203 @@
+//! HTTP: the router, request limits, the error shape, and one module per
+//! dialect that only parses requests into domain commands. Nothing here talks
+//! to a device or writes SQL: handlers hand validated receipts to the journal.
+
+pub mod body;
+pub mod error;
+pub mod native;
+
+use crate::domain::{Profile, Source, Violation, validate};
+use crate::journal::{Accepted, Journal, NewReceipt};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use error::ApiError;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest caller idempotency key accepted.
+pub const MAX_CALLER_KEY_CHARS: usize = 128;
+/// Largest page of a receipt listing.
+pub const MAX_PAGE: usize = 500;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub journal: Journal,
+    pub profile: Profile,
+    pub timezone: String,
+    pub max_body_bytes: usize,
+    pub write_timeout: Duration,
+    pub started: Instant,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/receipts", post(create_receipt).get(list_receipts))
+        .route("/v1/receipts/{id}", get(get_receipt))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(Arc::new(state))
+}
+
+type Shared = State<Arc<AppState>>;
+
+async fn create_receipt(
+    State(app): Shared,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let caller_key = caller_key(&headers)?;
+    let json = body::read_json(&headers, body, app.max_body_bytes).await?;
+    let draft = native::parse_receipt(&json).map_err(ApiError::invalid_receipt)?;
+    let receipt = validate(draft, &app.profile).map_err(ApiError::invalid_receipt)?;
+    let new = NewReceipt {
+        source: Source::Native,
+        caller_key,
+        receipt,
+    };
+    match app.journal.accept(new, app.write_timeout).await? {
+        Accepted::Created(stored) => {
+            tracing::info!(
+                id = %stored.id,
+                number = stored.number,
+                total = %stored.receipt.total,
+                "receipt accepted"
+            );
+            let location = format!("/v1/receipts/{}", stored.id);
+            Ok((
+                StatusCode::CREATED,
+                [(header::LOCATION, location)],
+                Json(native::render(&stored)),
+            )
+                .into_response())
+        }
+        Accepted::Replayed(stored) => {
+            tracing::info!(id = %stored.id, number = stored.number, "receipt repeated with the same Idempotency-Key");
+            Ok((StatusCode::OK, Json(native::render(&stored))).into_response())
+        }
+    }
+}
+
+fn caller_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = |rule, message: &str| Err(ApiError::bad_request("Idempotency-Key", rule, message));
+    let Ok(text) = value.to_str() else {
+        return bad("printable_ascii", "Idempotency-Key must be printable ASCII");
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return bad(
+            "not_empty",
+            "Idempotency-Key must not be empty; leave the header out instead",
+        );
+    }
+    if text.len() > MAX_CALLER_KEY_CHARS {
+        return bad(
+            "max_length",
+            "Idempotency-Key may be at most 128 characters",
+        );
+    }
+    Ok(Some(text.to_string()))
+}
+
+async fn get_receipt(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match app.journal.get(id.clone()).await? {
+        Some(r) => Ok(Json(native::render(&r)).into_response()),
+        None => Err(ApiError::not_found(&format!("receipt {id:?}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+async fn list_receipts(
+    State(app): Shared,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let limit = match q.limit.as_deref() {
+        None => 50,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "limit",
+                    "range",
+                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
+                ));
+            }
+        },
+    };
+    let page = app.journal.list(q.state, q.after, limit).await?;
+    let receipts: Vec<_> = page.receipts.iter().map(native::render).collect();
+    Ok(Json(json!({"receipts": receipts, "next_after": page.next_after})).into_response())
+}
+
+async fn health(State(app): Shared) -> Response {
+    let writer = app.journal.ping(Duration::from_secs(2)).await;
+    let stats = app.journal.stats().await;
+    let ok = writer.is_ok() && stats.is_ok();
+    let journal = match &stats {
+        Ok(s) => json!({
+            "writable": writer.is_ok(),
+            "error": writer.as_ref().err().map(|e| e.to_string()),
+            "path": app.journal.path().display().to_string(),
+            "receipts": s.receipts,
+            "last_number": s.last_number,
+            "by_state": s.by_state.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "schema_version": s.schema_version,
+            "size_bytes": s.size_bytes,
+        }),
+        Err(e) => json!({"writable": writer.is_ok(), "error": e.to_string()}),
+    };
+    let body = json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": app.started.elapsed().as_secs(),
+        "till": {
+            "country": app.profile.country.code(),
+            "currency": app.profile.currency,
+            "timezone": app.timezone,
+        },
+        "journal": journal,
+    });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see docs/API.md",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+    .with_detail(Violation::new(
+        "method",
+        "allowed_method",
+        "see docs/API.md for the methods of each endpoint",
+    ))
+}

@@ -1,0 +1,533 @@
+//! The configuration file: its TOML schema, defaults, and validation.
+//!
+//! `fiscald check-config` and the daemon share one path: [`load_str`] reports
+//! *every* problem it finds — syntax errors, unknown keys, wrong types and
+//! broken rules — each with its dotted key and line, and only a file with none
+//! becomes [`Settings`], the typed form the rest of the daemon reads.
+
+use crate::domain::{Country, Profile, TaxSystem};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/fiscald/fiscald.toml";
+/// Production base URL of the fiscal processing (seed 001).
+pub const DEFAULT_CLOUD_BASE_URL: &str = "https://fp.bifit.com/processing-api";
+
+/// The file as written. Every field has a default so that a missing key is not
+/// an error unless a rule says so; unknown keys are always an error.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub journal: JournalConfig,
+    pub till: TillConfig,
+    pub fiscal: FiscalConfig,
+    pub cloud: CloudConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address the HTTP API binds. Keep it on loopback unless the POS runs elsewhere.
+    pub listen: String,
+    /// Largest request body accepted, in bytes (413 above it).
+    pub max_body_bytes: u64,
+    /// How long a request may wait for the journal to commit before 503.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:8730".into(),
+            max_body_bytes: 1024 * 1024,
+            write_timeout_ms: 5000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// The SQLite journal file.
+    pub path: String,
+    /// Most requests committed in one transaction (group commit).
+    pub batch_max: u64,
+    /// Cap on the journal's size in MiB; 0 means only the disk limits it.
+    pub max_size_mb: u64,
+    /// How long SQLite waits on a lock or a slow disk before giving up.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            path: "/var/lib/fiscald/journal.sqlite".into(),
+            batch_max: 256,
+            max_size_mb: 0,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TillConfig {
+    /// The till's 4-digit PIN; part of every receipt's idempotency key.
+    pub pin: String,
+    /// IANA time zone of the shop; receipt times in keys and replies use it.
+    pub timezone: String,
+}
+
+impl Default for TillConfig {
+    fn default() -> Self {
+        TillConfig {
+            pin: String::new(),
+            timezone: "Europe/Moscow".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FiscalConfig {
+    /// `ru` or `uz`: which fiscal rules the till follows.
+    pub country: String,
+    /// ISO 4217 code; empty means the country's own (RUB, UZS).
+    pub currency: String,
+    /// Tax system used when a receipt does not name one.
+    pub tax_system: String,
+}
+
+impl Default for FiscalConfig {
+    fn default() -> Self {
+        FiscalConfig {
+            country: "ru".into(),
+            currency: String::new(),
+            tax_system: "common".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudConfig {
+    /// Base URL of the fiscal processing; offline receipt links start with it.
+    pub base_url: String,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig {
+            base_url: DEFAULT_CLOUD_BASE_URL.into(),
+        }
+    }
+}
+
+/// One thing wrong with a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `till.pin`; empty for a syntax error.
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.key.is_empty()) {
+            (Some(line), false) => write!(f, "line {line}: {}: {}", self.key, self.message),
+            (Some(line), true) => write!(f, "line {line}: {}", self.message),
+            (None, false) => write!(f, "{}: {}", self.key, self.message),
+            (None, true) => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// The validated configuration the daemon runs with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub write_timeout: Duration,
+    pub journal_path: PathBuf,
+    pub batch_max: usize,
+    pub journal_max_bytes: Option<u64>,
+    pub busy_timeout: Duration,
+    pub pin: String,
+    pub timezone: Tz,
+    pub profile: Profile,
+    pub cloud_base_url: String,
+}
+
+/// Read and validate a config file.
+pub fn load_file(path: &Path) -> Result<Settings, Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem {
+            key: String::new(),
+            line: None,
+            message: format!("cannot read {}: {e}", path.display()),
+        }]
+    })?;
+    load_str(&text)
+}
+
+/// Validate config text, reporting every problem.
+pub fn load_str(text: &str) -> Result<Settings, Vec<Problem>> {
+    let (doc, syntax) = toml::de::DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(syntax
+            .into_iter()
+            .map(|e| Problem {
+                key: String::new(),
+                line: e.span().map(|s| line_of(text, s.start)),
+                message: format!("TOML syntax: {}", e.message().trim()),
+            })
+            .collect());
+    }
+    let mut lines = BTreeMap::new();
+    index_lines(text, "", doc.get_ref(), &mut lines);
+
+    let mut problems = Vec::new();
+    let mut table: toml::Table = match toml::from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(vec![Problem {
+                key: String::new(),
+                line: e.span().map(|s| line_of(text, s.start)),
+                message: e.message().trim().to_string(),
+            }]);
+        }
+    };
+    let known = toml::Table::try_from(Config::default()).expect("defaults serialize");
+    remove_unknown(&mut table, &known, "", &lines, &mut problems);
+
+    // Deserialize, and on each type error note it, drop that key, and go on:
+    // one run lists every wrong value, not just the first.
+    let config = loop {
+        let value = toml::Value::Table(table.clone());
+        match serde_path_to_error::deserialize::<_, Config>(value) {
+            Ok(config) => break config,
+            Err(err) => {
+                let key = err.path().to_string();
+                let message = err.inner().message().trim().to_string();
+                let removed = remove_path(&mut table, &key);
+                problems.push(Problem {
+                    line: lines.get(&key).copied(),
+                    key,
+                    message,
+                });
+                if !removed || problems.len() > 100 {
+                    return Err(problems);
+                }
+            }
+        }
+    };
+
+    let settings = check_rules(&config, &lines, &mut problems);
+    if problems.is_empty() {
+        Ok(settings.expect("rules passed"))
+    } else {
+        Err(problems)
+    }
+}
+
+/// The built-in config `fiscald demo` runs with.
+pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+/// The built-in config `fiscald demo --country uz` runs with.
+pub const DEMO_UZ_CONFIG: &str = include_str!("../config/demo-uz.toml");
+
+fn check_rules(
+    c: &Config,
+    lines: &BTreeMap<String, usize>,
+    problems: &mut Vec<Problem>,
+) -> Option<Settings> {
+    let mut bad = |key: &str, message: String| {
+        problems.push(Problem {
+            key: key.into(),
+            line: lines.get(key).copied(),
+            message,
+        })
+    };
+
+    let listen = c
+        .api
+        .listen
+        .parse::<SocketAddr>()
+        .map_err(|_| {
+            bad(
+                "api.listen",
+                format!(
+                    "{:?} is not an address such as 127.0.0.1:8730",
+                    c.api.listen
+                ),
+            )
+        })
+        .ok();
+    if !(1024..=64 * 1024 * 1024).contains(&c.api.max_body_bytes) {
+        bad(
+            "api.max_body_bytes",
+            "must be between 1024 and 67108864".into(),
+        );
+    }
+    if !(100..=600_000).contains(&c.api.write_timeout_ms) {
+        bad(
+            "api.write_timeout_ms",
+            "must be between 100 and 600000 milliseconds".into(),
+        );
+    }
+    if c.journal.path.trim().is_empty() {
+        bad("journal.path", "must name the SQLite journal file".into());
+    }
+    if !(1..=10_000).contains(&c.journal.batch_max) {
+        bad("journal.batch_max", "must be between 1 and 10000".into());
+    }
+    if c.journal.max_size_mb > 1024 * 1024 {
+        bad(
+            "journal.max_size_mb",
+            "must be at most 1048576 (1 TiB), or 0 for no cap".into(),
+        );
+    }
+    if !(10..=600_000).contains(&c.journal.busy_timeout_ms) {
+        bad(
+            "journal.busy_timeout_ms",
+            "must be between 10 and 600000 milliseconds".into(),
+        );
+    }
+    if !(c.till.pin.len() == 4 && c.till.pin.bytes().all(|b| b.is_ascii_digit())) {
+        bad(
+            "till.pin",
+            "must be exactly 4 digits, as a string: pin = \"1234\"".into(),
+        );
+    }
+    let timezone = c
+        .till
+        .timezone
+        .parse::<Tz>()
+        .map_err(|_| {
+            bad(
+                "till.timezone",
+                format!(
+                    "{:?} is not an IANA time zone such as Europe/Moscow",
+                    c.till.timezone
+                ),
+            )
+        })
+        .ok();
+    let country = Country::from_code(&c.fiscal.country);
+    if country.is_none() {
+        bad(
+            "fiscal.country",
+            format!("{:?} is not one of: {}", c.fiscal.country, Country::codes()),
+        );
+    }
+    let currency = match (country, c.fiscal.currency.as_str()) {
+        (Some(country), "") => Some(country.currency().to_string()),
+        (Some(country), cur) if cur == country.currency() => Some(cur.to_string()),
+        (Some(country), cur) => {
+            bad(
+                "fiscal.currency",
+                format!(
+                    "{cur:?} is not the currency of country {country}; use {:?} or leave it out",
+                    country.currency()
+                ),
+            );
+            None
+        }
+        (None, _) => None,
+    };
+    let tax_system = TaxSystem::from_code(&c.fiscal.tax_system);
+    if tax_system.is_none() {
+        bad(
+            "fiscal.tax_system",
+            format!(
+                "{:?} is not one of: {}",
+                c.fiscal.tax_system,
+                TaxSystem::codes()
+            ),
+        );
+    }
+    let base = c.cloud.base_url.trim_end_matches('/');
+    if !(base.starts_with("https://") || base.starts_with("http://"))
+        || base.len() < 10
+        || base.contains(char::is_whitespace)
+    {
+        bad(
+            "cloud.base_url",
+            format!("{:?} is not an http(s) URL", c.cloud.base_url),
+        );
+    }
+
+    Some(Settings {
+        listen: listen?,
+        max_body_bytes: usize::try_from(c.api.max_body_bytes).ok()?,
+        write_timeout: Duration::from_millis(c.api.write_timeout_ms),
+        journal_path: PathBuf::from(&c.journal.path),
+        batch_max: usize::try_from(c.journal.batch_max).ok()?,
+        journal_max_bytes: (c.journal.max_size_mb > 0).then(|| c.journal.max_size_mb * 1024 * 1024),
+        busy_timeout: Duration::from_millis(c.journal.busy_timeout_ms),
+        pin: c.till.pin.clone(),
+        timezone: timezone?,
+        profile: Profile {
+            country: country?,
+            currency: currency?,
+            default_tax_system: tax_system?,
+        },
+        cloud_base_url: base.to_string(),
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn index_lines(
+    text: &str,
+    prefix: &str,
+    table: &toml::de::DeTable<'_>,
+    out: &mut BTreeMap<String, usize>,
+) {
+    for (key, value) in table.iter() {
+        let path = join(prefix, key.get_ref());
+        out.entry(path.clone())
+            .or_insert_with(|| line_of(text, key.span().start));
+        if let toml::de::DeValue::Table(inner) = value.get_ref() {
+            index_lines(text, &path, inner, out);
+        }
+    }
+}
+
+fn remove_unknown(
+    table: &mut toml::Table,
+    known: &toml::Table,
+    prefix: &str,
+    lines: &BTreeMap<String, usize>,
+    problems: &mut Vec<Problem>,
+) {
+    let keys: Vec<String> = table.keys().cloned().collect();
+    for key in keys {
+        let path = join(prefix, &key);
+        match (known.get(&key), table.get_mut(&key)) {
+            (Some(toml::Value::Table(k)), Some(toml::Value::Table(t))) => {
+                remove_unknown(t, k, &path, lines, problems);
+            }
+            (Some(_), _) => {}
+            (None, _) => {
+                let expected: Vec<&str> = known.keys().map(String::as_str).collect();
+                let scope = if prefix.is_empty() {
+                    "sections are".to_string()
+                } else {
+                    format!("keys in [{prefix}] are")
+                };
+                problems.push(Problem {
+                    line: lines.get(&path).copied(),
+                    key: path,
+                    message: format!("unknown key; the {scope}: {}", expected.join(", ")),
+                });
+                table.remove(&key);
+            }
+        }
+    }
+}
+
+fn remove_path(table: &mut toml::Table, dotted: &str) -> bool {
+    let mut parts: Vec<&str> = dotted.split('.').collect();
+    let Some(last) = parts.pop() else {
+        return false;
+    };
+    let mut current = table;
+    for part in parts {
+        match current.get_mut(part) {
+            Some(toml::Value::Table(t)) => current = t,
+            _ => return false,
+        }
+    }
+    current.remove(last).is_some()
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "[till]\npin = \"1234\"\ntimezone = \"Europe/Moscow\"\n";
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let s = load_str(GOOD).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8730");
+        assert_eq!(s.profile.currency, "RUB");
+        assert_eq!(s.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_key_and_line() {
+        let text = "[api]\nlisten = \"nowhere\"\nspeed = 3\n\n[till]\npin = 12345\ntimezone = \"Mars/Olympus\"\n\n[fiscal]\ncountry = \"de\"\n[extra]\na = 1\n";
+        let problems = load_str(text).unwrap_err();
+        let got: Vec<(String, Option<usize>)> =
+            problems.iter().map(|p| (p.key.clone(), p.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("api.speed".into(), Some(3)),
+                ("extra".into(), Some(11)),
+                ("till.pin".into(), Some(6)),
+                ("api.listen".into(), Some(2)),
+                ("till.timezone".into(), Some(7)),
+                ("fiscal.country".into(), Some(10)),
+            ],
+            "{problems:#?}"
+        );
+        assert!(
+            problems[0].message.contains("unknown key"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with("line 3: api.speed: unknown key")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_line() {
+        let problems = load_str("[till]\npin = \"1234\n").unwrap_err();
+        assert_eq!(problems[0].line, Some(2));
+    }
+
+    #[test]
+    fn currency_must_match_country() {
+        let problems =
+            load_str("[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\ncurrency=\"RUB\"\n")
+                .unwrap_err();
+        assert_eq!(problems[0].key, "fiscal.currency");
+        let s = load_str(
+            "[till]\npin=\"1234\"\ntimezone=\"Asia/Tashkent\"\n[fiscal]\ncountry=\"uz\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.profile.currency, "UZS");
+    }
+
+    #[test]
+    fn demo_config_is_valid() {
+        load_str(DEMO_CONFIG).unwrap();
+        load_str(DEMO_UZ_CONFIG).unwrap();
+    }
+}

@@ -1,0 +1,161 @@
+//! Wiring: opens the journal, binds the API, serves until told to stop, and
+//! shuts down in order (stop accepting, finish in-flight requests, flush the
+//! journal writer). Also the systemd protocol: readiness and watchdog.
+
+use crate::api::{self, AppState};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::journal::{self, Journal, JournalError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long shutdown waits for in-flight requests before it stops anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot open the journal: {0}")]
+    Journal(#[from] JournalError),
+    #[error("cannot listen on {addr}: {source} (is another fiscald running? change [api] listen)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A running daemon: the API is bound and the journal open.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    pub journal: Journal,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Daemon {
+    pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
+        let options = journal::Options {
+            path: settings.journal_path.clone(),
+            batch_max: settings.batch_max,
+            max_bytes: settings.journal_max_bytes,
+            busy_timeout: settings.busy_timeout,
+            queue_capacity: 4096,
+            pin: settings.pin.clone(),
+            timezone: settings.timezone,
+            offline_base_url: settings.cloud_base_url.clone(),
+        };
+        let journal = tokio::task::spawn_blocking(move || Journal::open(options, clock))
+            .await
+            .map_err(|e| JournalError::Unavailable(e.to_string()))??;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(DaemonError::Serve)?;
+        let state = AppState {
+            journal: journal.clone(),
+            profile: settings.profile.clone(),
+            timezone: settings.timezone.name().to_string(),
+            max_body_bytes: settings.max_body_bytes,
+            write_timeout: settings.write_timeout,
+            started: Instant::now(),
+        };
+        let app = api::router(state);
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, journal = %settings.journal_path.display(), "fiscald is serving");
+        Ok(Daemon {
+            addr,
+            journal,
+            shutdown: Some(tx),
+            server,
+        })
+    }
+
+    /// Stop accepting, let in-flight requests finish, flush the journal.
+    pub async fn stop(mut self) -> Result<(), DaemonError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
+            Ok(Ok(result)) => result.map_err(DaemonError::Serve),
+            Ok(Err(join)) => Err(DaemonError::Serve(std::io::Error::other(join))),
+            Err(_) => {
+                tracing::warn!(
+                    "in-flight requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway"
+                );
+                self.server.abort();
+                Ok(())
+            }
+        };
+        let journal = self.journal.clone();
+        let _ = tokio::task::spawn_blocking(move || journal.close()).await;
+        tracing::info!("fiscald stopped; journal flushed");
+        served
+    }
+}
+
+/// Run as a service until SIGTERM or SIGINT: readiness and watchdog for systemd.
+pub async fn run_until_signal(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<(), DaemonError> {
+    let daemon = Daemon::start(settings, clock).await?;
+    // One plain line on stdout: how scripts and tests learn a port-0 address.
+    println!("fiscald listening on http://{}", daemon.addr);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = spawn_watchdog(daemon.journal.clone());
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    daemon.stop().await
+}
+
+/// Ping systemd at half the watchdog interval, but only after a round trip
+/// through the journal writer: a stuck writer means no ping, and a restart.
+fn spawn_watchdog(journal: Journal) -> Option<JoinHandle<()>> {
+    let interval = sd_notify::watchdog_enabled().filter(|d| !d.is_zero())?;
+    let period = interval / 2;
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            match journal.ping(period).await {
+                Ok(()) => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "journal writer did not answer; withholding the watchdog ping")
+                }
+            }
+        }
+    }))
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

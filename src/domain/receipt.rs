@@ -1,0 +1,292 @@
+//! The one internal receipt model every dialect parses into.
+//!
+//! A [`Draft`] is what a POS said (line and receipt totals optional); the
+//! validator turns it into a [`Receipt`] whose every total is present and checked.
+//! The serde form of these types is the journal's storage form (integers in minor
+//! units and thousandths); API replies render it through `domain::money`.
+
+use super::money::{Money, Quantity};
+use serde::{Deserialize, Serialize};
+
+/// Declares a closed set of codes, each with its wire spelling in the native
+/// API and the journal. Parsing and printing go through the same table.
+macro_rules! code_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $code:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $code)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn code(self) -> &'static str {
+                match self { $($name::$variant => $code),+ }
+            }
+
+            pub fn from_code(code: &str) -> Option<$name> {
+                match code { $($code => Some($name::$variant),)+ _ => None }
+            }
+
+            /// The accepted spellings, for error messages.
+            pub fn codes() -> String {
+                Self::ALL.iter().map(|v| v.code()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.code())
+            }
+        }
+    };
+}
+
+code_enum!(
+    /// Fiscal tag 1054: the kind of settlement.
+    ReceiptKind {
+        Sale = "sale",
+        SaleReturn = "sale_return",
+        Purchase = "purchase",
+        PurchaseReturn = "purchase_return",
+    }
+);
+
+code_enum!(
+    /// Fiscal tag 1055: the taxation system the receipt is issued under.
+    TaxSystem {
+        Common = "common",
+        Simplified = "simplified",
+        SimplifiedWithExpense = "simplified_with_expense",
+        Envd = "envd",
+        CommonAgricultural = "common_agricultural",
+        Patent = "patent",
+    }
+);
+
+code_enum!(
+    /// VAT of one line. `5/105` and friends are the calculated rates used for
+    /// prepayments.
+    Vat {
+        None = "none",
+        Vat0 = "0",
+        Vat5 = "5",
+        Vat7 = "7",
+        Vat10 = "10",
+        Vat12 = "12",
+        Vat20 = "20",
+        Vat22 = "22",
+        Vat105 = "5/105",
+        Vat107 = "7/107",
+        Vat110 = "10/110",
+        Vat120 = "20/120",
+        Vat122 = "22/122",
+    }
+);
+
+code_enum!(
+    /// Fiscal tag 1212: what is being sold.
+    PaymentSubject {
+        Commodity = "commodity",
+        Excise = "excise",
+        Job = "job",
+        Service = "service",
+        Payment = "payment",
+        AgentCommission = "agent_commission",
+        Another = "another",
+    }
+);
+
+code_enum!(
+    /// Fiscal tag 1214: how the line is settled.
+    CalculationMethod {
+        FullPrepay = "full_prepay",
+        PartialPrepay = "partial_prepay",
+        Advance = "advance",
+        FullPay = "full_pay",
+        PartialPayAndCredit = "partial_pay_and_credit",
+        CreditTransfer = "credit_transfer",
+        CreditPayment = "credit_payment",
+    }
+);
+
+code_enum!(
+    /// How the buyer paid.
+    PaymentKind {
+        Cash = "cash",
+        Electronic = "electronic",
+        Prepaid = "prepaid",
+        Credit = "credit",
+        Other = "other",
+    }
+);
+
+code_enum!(
+    /// The fiscal profile of a till: one per till.
+    Country {
+        Ru = "ru",
+        Uz = "uz",
+    }
+);
+
+impl Country {
+    /// The VAT codes a receipt may carry in this country.
+    pub fn allowed_vat(self) -> &'static [Vat] {
+        match self {
+            Country::Ru => &[
+                Vat::None,
+                Vat::Vat0,
+                Vat::Vat5,
+                Vat::Vat7,
+                Vat::Vat10,
+                Vat::Vat20,
+                Vat::Vat22,
+                Vat::Vat105,
+                Vat::Vat107,
+                Vat::Vat110,
+                Vat::Vat120,
+                Vat::Vat122,
+            ],
+            Country::Uz => &[Vat::None, Vat::Vat0, Vat::Vat12],
+        }
+    }
+
+    /// ISO 4217 code of the money a till in this country takes.
+    pub fn currency(self) -> &'static str {
+        match self {
+            Country::Ru => "RUB",
+            Country::Uz => "UZS",
+        }
+    }
+}
+
+/// Which API a receipt came in through. Stored with the receipt; nothing after
+/// parsing behaves differently because of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Native,
+    Fiscalbox,
+    Bitrix24,
+    Gateway,
+}
+
+impl Source {
+    pub fn code(self) -> &'static str {
+        match self {
+            Source::Native => "native",
+            Source::Fiscalbox => "fiscalbox",
+            Source::Bitrix24 => "bitrix24",
+            Source::Gateway => "gateway",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Source> {
+        [
+            Source::Native,
+            Source::Fiscalbox,
+            Source::Bitrix24,
+            Source::Gateway,
+        ]
+        .into_iter()
+        .find(|s| s.code() == code)
+    }
+}
+
+/// Everything about a line except its total.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub name: String,
+    pub quantity: Quantity,
+    pub price: Money,
+    pub vat: Vat,
+    pub payment_subject: PaymentSubject,
+    pub calculation_method: CalculationMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barcode: Option<String>,
+    /// Uzbek IKPU / MXIK class code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_code: Option<String>,
+    /// Marking codes (Chestny ZNAK and the like), one per marked unit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marking: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftItem {
+    pub line: Line,
+    pub total: Option<Money>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    #[serde(flatten)]
+    pub line: Line,
+    pub total: Money,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub kind: PaymentKind,
+    pub amount: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cashier {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inn: Option<String>,
+}
+
+/// Where the electronic copy of the receipt goes (fiscal tag 1008).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buyer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// A receipt as a dialect parsed it, before arithmetic and rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Draft {
+    pub kind: ReceiptKind,
+    pub tax_system: Option<TaxSystem>,
+    pub currency: Option<String>,
+    pub items: Vec<DraftItem>,
+    pub payments: Vec<Payment>,
+    pub total: Option<Money>,
+    pub cashier: Option<Cashier>,
+    pub buyer: Option<Buyer>,
+}
+
+/// A validated receipt: every total present and consistent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub kind: ReceiptKind,
+    pub tax_system: TaxSystem,
+    pub currency: String,
+    pub items: Vec<Item>,
+    pub payments: Vec<Payment>,
+    pub total: Money,
+    /// Paid minus total; only ever given back in cash.
+    pub change: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<Cashier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<Buyer>,
+}
+
+impl Receipt {
+    /// A stable fingerprint of the receipt's content: two requests that mean the
+    /// same receipt (whatever their whitespace or key order) share it. Used to
+    /// tell a caller's harmless repeat from a conflicting reuse of its key.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_vec(self).expect("a receipt always serializes");
+        format!("{:x}", Sha256::digest(canonical))
+    }
+}

@@ -1,0 +1,161 @@
+//! The journal's schema as an ordered list of forward-only migrations, tracked
+//! in `PRAGMA user_version`. A migration is never edited once released: a
+//! change is a new entry at the end. Each runs in its own transaction.
+
+use rusqlite::Connection;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: receipts, their state history, caller idempotency keys, counters.
+    r#"
+    CREATE TABLE counters (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO counters (name, value) VALUES ('receipt_number', 0);
+
+    CREATE TABLE receipts (
+        number          INTEGER PRIMARY KEY,
+        id              TEXT NOT NULL UNIQUE,
+        source          TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        offline_url     TEXT NOT NULL,
+        total_minor     INTEGER NOT NULL,
+        fingerprint     TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        caller_key      TEXT,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX receipts_by_state ON receipts (state, number);
+
+    CREATE TABLE receipt_events (
+        seq        INTEGER PRIMARY KEY,
+        receipt_id TEXT NOT NULL REFERENCES receipts (id),
+        at         TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        note       TEXT
+    ) STRICT;
+    CREATE INDEX receipt_events_by_receipt ON receipt_events (receipt_id, seq);
+
+    CREATE TABLE caller_keys (
+        source      TEXT NOT NULL,
+        caller_key  TEXT NOT NULL,
+        receipt_id  TEXT NOT NULL REFERENCES receipts (id),
+        fingerprint TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        PRIMARY KEY (source, caller_key)
+    ) STRICT, WITHOUT ROWID;
+    "#,
+];
+
+pub fn latest_version() -> u32 {
+    MIGRATIONS.len() as u32
+}
+
+/// Bring the schema up to [`latest_version`]. Refuses a file written by a newer
+/// fiscald rather than guess at a schema it does not know.
+pub fn migrate(conn: &mut Connection) -> Result<u32, MigrationError> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > latest_version() {
+        return Err(MigrationError::TooNew {
+            found: current,
+            known: latest_version(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        tx.commit()?;
+    }
+    Ok(current)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(
+        "the journal has schema version {found}, newer than this fiscald knows ({known}); \
+         it was written by a newer release: install that release again instead of downgrading"
+    )]
+    TooNew { found: u32, known: u32 },
+    #[error("journal migration failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows a journal at version `i + 1` could hold; inserted before migrating
+    /// onwards, so each later migration is tested against real data.
+    const FIXTURES: &[&str] = &[r#"
+        UPDATE counters SET value = 2 WHERE name = 'receipt_number';
+        INSERT INTO receipts VALUES (1, 'r1', 'native', 'accepted', 'k1', 'u1', 100, 'f1', '{}', NULL, 't', 't');
+        INSERT INTO receipts VALUES (2, 'r2', 'native', 'accepted', 'k2', 'u2', 200, 'f2', '{}', 'c2', 't', 't');
+        INSERT INTO receipt_events (receipt_id, at, actor, state) VALUES ('r1', 't', 'test', 'accepted');
+        INSERT INTO caller_keys VALUES ('native', 'c2', 'r2', 'f2', 't');
+    "#];
+
+    #[test]
+    fn every_migration_has_a_fixture() {
+        assert_eq!(FIXTURES.len(), MIGRATIONS.len());
+    }
+
+    #[test]
+    fn migrates_from_empty_and_from_every_earlier_version() {
+        for start in 0..=MIGRATIONS.len() {
+            let dir = tempfile::tempdir().unwrap();
+            let mut conn = Connection::open(dir.path().join("j.sqlite")).unwrap();
+            for (i, sql) in MIGRATIONS.iter().enumerate().take(start) {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", i as u32 + 1)
+                    .unwrap();
+                conn.execute_batch(FIXTURES[i]).unwrap();
+            }
+            let from = migrate(&mut conn).unwrap();
+            assert_eq!(from as usize, start);
+            let v: u32 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, latest_version());
+            let ok: String = conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(ok, "ok");
+            let fk: Vec<String> = conn
+                .prepare("PRAGMA foreign_key_check")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                fk.is_empty(),
+                "foreign keys broken after migrating from {start}: {fk:?}"
+            );
+            if start > 0 {
+                let n: i64 = conn
+                    .query_row("SELECT count(*) FROM receipts", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(n, 2, "data kept when migrating from {start}");
+            }
+            // Migrating again is a no-op.
+            assert_eq!(migrate(&mut conn).unwrap(), latest_version());
+        }
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("j.sqlite")).unwrap();
+        conn.pragma_update(None, "user_version", latest_version() + 1)
+            .unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(MigrationError::TooNew { .. })
+        ));
+    }
+}

@@ -1,0 +1,9 @@
+//! fiscald: a till-side fiscal agent. See ARCHITECTURE.md for the code map.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod domain;
+pub mod journal;
+pub mod logging;
