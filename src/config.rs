@@ -247,7 +247,13 @@ fn check_rules(
     lines: &BTreeMap<String, usize>,
     problems: &mut Vec<Problem>,
 ) -> Option<Settings> {
+    // A key whose value was already refused (wrong type) is not judged again
+    // by its default.
+    let reported: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
     let mut bad = |key: &str, message: String| {
+        if reported.iter().any(|k| k == key) {
+            return;
+        }
         problems.push(Problem {
             key: key.into(),
             line: lines.get(key).copied(),

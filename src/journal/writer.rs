@@ -78,7 +78,7 @@ pub(super) fn run(
 }
 
 enum Done {
-    Accept(Reply<Accepted>, Result<Accepted, JournalError>),
+    Accept(Reply<Accepted>, Box<Result<Accepted, JournalError>>),
     Ping(Reply<()>),
 }
 
@@ -95,11 +95,34 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Command>, options: &Options, c
     };
     let now = clock.now();
     let mut done = Vec::with_capacity(size);
-    for cmd in batch {
+    let mut pending = batch.into_iter();
+    while let Some(cmd) = pending.next() {
         match cmd {
             Command::Accept(new, reply) => {
                 let result = accept_one(&mut tx, *new, now, options);
-                done.push(Done::Accept(reply, result));
+                // SQLite rolls the whole transaction back on some errors (a
+                // full disk, an I/O error): then nothing of the batch stands,
+                // and every caller in it must hear so.
+                if let Err(e) = &result
+                    && tx.is_autocommit()
+                {
+                    tracing::error!(error = %e, batch = size, "journal: transaction rolled back; nothing of the batch was written");
+                    let err = clone_err(e);
+                    done.push(Done::Accept(reply, Box::new(result)));
+                    for d in done {
+                        match d {
+                            Done::Accept(reply, _) => {
+                                let _ = reply.send(Err(clone_err(&err)));
+                            }
+                            Done::Ping(reply) => {
+                                let _ = reply.send(Err(clone_err(&err)));
+                            }
+                        }
+                    }
+                    fail_all(pending.collect(), &err);
+                    return;
+                }
+                done.push(Done::Accept(reply, Box::new(result)));
             }
             Command::Ping(reply) => done.push(Done::Ping(reply)),
             Command::Shutdown => {}
@@ -110,7 +133,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Command>, options: &Options, c
             for d in done {
                 match d {
                     Done::Accept(reply, result) => {
-                        let _ = reply.send(result);
+                        let _ = reply.send(*result);
                     }
                     Done::Ping(reply) => {
                         let _ = reply.send(Ok(()));
@@ -154,6 +177,7 @@ fn clone_err(err: &JournalError) -> JournalError {
         JournalError::Full => JournalError::Full,
         JournalError::Busy => JournalError::Busy,
         JournalError::Closed => JournalError::Closed,
+        JournalError::Unavailable(message) => JournalError::Unavailable(message.clone()),
         other => JournalError::Unavailable(other.to_string()),
     }
 }

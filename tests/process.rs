@@ -1,0 +1,345 @@
+//! The `fiscald` binary as a process: crash safety under SIGKILL, orderly
+//! SIGTERM, the demo, and `check-config`.
+
+mod common;
+
+use common::receipt;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fiscald");
+
+fn write_config(dir: &Path) -> PathBuf {
+    let path = dir.join("fiscald.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[api]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[till]\npin = \"4321\"\ntimezone = \"Asia/Tashkent\"\n[fiscal]\ncountry = \"uz\"\n",
+            dir.join("journal.sqlite").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Start the daemon and wait for its "listening on" line.
+fn spawn(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("FISCALD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("fiscald starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("fiscald listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("fiscald reports its address");
+    (child, url)
+}
+
+fn uz_receipt(name: &str) -> Value {
+    let mut r = receipt(name, "5000.00");
+    r["items"][0]["vat"] = "12".into();
+    r
+}
+
+async fn post(client: &reqwest::Client, base: &str, body: &Value) -> Result<Value, String> {
+    let resp = client
+        .post(format!("{base}/v1/receipts"))
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status().as_u16() != 201 {
+        return Err(format!("status {}", resp.status()));
+    }
+    resp.json().await.map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_acknowledged_receipts_loses_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let config_arg = config.to_str().unwrap();
+    let (mut child, base) = spawn(&["run", "--config", config_arg]);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    // N receipts acknowledged one by one, then a burst of concurrent writers
+    // still in flight when SIGKILL lands.
+    const N: usize = 40;
+    let mut acked = Vec::new();
+    for i in 0..N {
+        let r = post(&client, &base, &uz_receipt(&format!("seq {i}")))
+            .await
+            .unwrap();
+        acked.push((
+            r["id"].as_str().unwrap().to_string(),
+            r["number"].as_u64().unwrap(),
+        ));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (client, base, stop) = (client.clone(), base.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                match post(&client, &base, &uz_receipt(&format!("w{w} {i}"))).await {
+                    Ok(r) => mine.push((
+                        r["id"].as_str().unwrap().to_string(),
+                        r["number"].as_u64().unwrap(),
+                    )),
+                    Err(_) => break,
+                }
+                i += 1;
+            }
+            mine
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    assert!(
+        acked.len() > N,
+        "the burst got some receipts in before the kill"
+    );
+
+    let (mut child, base) = spawn(&["run", "--config", config_arg]);
+    for (id, number) in &acked {
+        let resp = client
+            .get(format!("{base}/v1/receipts/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status().as_u16(),
+            200,
+            "acknowledged receipt {id} (number {number}) survived"
+        );
+        let r: Value = resp.json().await.unwrap();
+        assert_eq!(r["number"].as_u64().unwrap(), *number);
+    }
+    let health: Value = client
+        .get(format!("{base}/v1/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let last = health["journal"]["last_number"].as_u64().unwrap();
+    let max_acked = acked.iter().map(|(_, n)| *n).max().unwrap();
+    // Committed but unacknowledged receipts (the reply was cut by the kill)
+    // may exist beyond the acknowledged ones; numbers stay gap-free.
+    assert!(last >= max_acked);
+    assert_eq!(health["journal"]["receipts"].as_u64().unwrap(), last);
+    let next = post(&client, &base, &uz_receipt("after restart"))
+        .await
+        .unwrap();
+    assert_eq!(next["number"].as_u64().unwrap(), last + 1);
+    if acked.len() as u64 == last {
+        assert_eq!(next["number"].as_u64().unwrap(), acked.len() as u64 + 1);
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_right_after_n_acknowledged_finds_all_n_and_numbers_n_plus_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let config_arg = config.to_str().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let (mut child, base) = spawn(&["run", "--config", config_arg]);
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        ids.push(
+            post(&client, &base, &uz_receipt(&format!("r{i}")))
+                .await
+                .unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    let (mut child, base) = spawn(&["run", "--config", config_arg]);
+    for id in &ids {
+        let resp = client
+            .get(format!("{base}/v1/receipts/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    let next = post(&client, &base, &uz_receipt("next")).await.unwrap();
+    assert_eq!(next["number"], 26);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let config_arg = config.to_str().unwrap();
+    let (child, base) = spawn(&["run", "--config", config_arg]);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let (client, base) = (client.clone(), base.clone());
+        tasks.push(tokio::spawn(async move {
+            post(&client, &base, &uz_receipt(&format!("t{i}"))).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let mut acked = Vec::new();
+    for t in tasks {
+        if let Ok(r) = t.await.unwrap() {
+            acked.push(r["id"].as_str().unwrap().to_string());
+        }
+    }
+    // Every acknowledged receipt is in the journal file the daemon left behind.
+    let conn = rusqlite::Connection::open(dir.path().join("journal.sqlite")).unwrap();
+    for id in &acked {
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM receipts WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    // The writer checkpointed on the way out: no WAL left to replay.
+    let wal = dir.path().join("journal.sqlite-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+}
+
+#[test]
+fn check_config_accepts_every_shipped_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = Command::new(BIN)
+                .arg("check-config")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3);
+}
+
+#[test]
+fn check_config_names_an_unknown_key_and_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[api]\nlisten = \"127.0.0.1:8730\"\ncolour = \"blue\"\n\n[till]\npin = \"12a4\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 3: api.colour: unknown key"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 6: till.pin: must be exactly 4 digits"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+
+    // `run` refuses the same file, with the same words.
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("api.colour: unknown key"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_with_nothing_to_configure() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (child, base) = spawn(&[
+        "demo",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let client = reqwest::Client::new();
+    let health: Value = client
+        .get(format!("{base}/v1/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["till"]["country"], "ru");
+    let example = common::example("receipt.json");
+    let r = post(&client, &base, &example).await.unwrap();
+    assert_eq!(r["number"], 1);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let mut child = child;
+    assert!(child.wait().unwrap().success());
+    assert!(state.join("journal.sqlite").exists());
+}
