@@ -22,4 +22,4 @@ echo "== benchmark smoke run (numbers in docs/PERFORMANCE.md come from full runs
 FISCALD_BENCH_QUICK=1 cargo bench --locked --bench accept
 
 echo "== cargo test"
-cargo test --locked --all-targets
+cargo test --locked
