@@ -278,6 +278,14 @@ async fn concurrent_receipts_get_distinct_consecutive_numbers() {
     }
     numbers.sort_unstable();
     assert_eq!(numbers, (1..=64).collect::<Vec<_>>());
+    // Group commit: 64 concurrent receipts needed fewer than 64 transactions.
+    let (_, h) = t.get("/v1/health").await;
+    let writer = &h["journal"]["writer"];
+    assert!(writer["largest_batch"].as_u64().unwrap() > 1, "{writer}");
+    assert!(
+        writer["commits"].as_u64().unwrap() < writer["commands"].as_u64().unwrap(),
+        "{writer}"
+    );
 }
 
 #[tokio::test]

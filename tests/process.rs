@@ -338,6 +338,21 @@ async fn demo_runs_with_nothing_to_configure() {
     let example = common::example("receipt.json");
     let r = post(&client, &base, &example).await.unwrap();
     assert_eq!(r["number"], 1);
+    // The documented curl walk-through works against it, endpoint by endpoint.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/receipt.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .env("FISCALD_URL", &base)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"number\":2"), "{text}");
+    assert!(text.contains("\"receipts\":["), "{text}");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let mut child = child;
     assert!(child.wait().unwrap().success());

@@ -159,6 +159,7 @@ async fn health(State(app): Shared) -> Response {
             "by_state": s.by_state.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "schema_version": s.schema_version,
             "size_bytes": s.size_bytes,
+            "writer": app.journal.commit_stats(),
         }),
         Err(e) => json!({"writable": writer.is_ok(), "error": e.to_string()}),
     };

@@ -42,6 +42,14 @@ pub struct Options {
     pub offline_base_url: String,
 }
 
+/// Writer counters since start.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CommitStats {
+    pub commits: u64,
+    pub commands: u64,
+    pub largest_batch: u64,
+}
+
 /// A validated receipt on its way into the journal.
 #[derive(Clone, Debug)]
 pub struct NewReceipt {
@@ -136,6 +144,7 @@ pub struct Journal {
     tx: crossbeam_channel::Sender<writer::Command>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
     reader: Arc<read::Reader>,
+    metrics: Arc<writer::WriterMetrics>,
 }
 
 impl Journal {
@@ -151,13 +160,17 @@ impl Journal {
         }
         let conn = writer::open_writer(&options)?;
         let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
+        let metrics = Arc::new(writer::WriterMetrics::default());
         let reader = Arc::new(read::Reader::new(
             options.path.clone(),
             options.busy_timeout,
         ));
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer::run(conn, rx, options, clock))
+            .spawn({
+                let metrics = metrics.clone();
+                move || writer::run(conn, rx, options, clock, metrics)
+            })
             .map_err(|e| {
                 JournalError::Unavailable(format!("cannot start the writer thread: {e}"))
             })?;
@@ -165,6 +178,7 @@ impl Journal {
             tx,
             writer: Arc::new(Mutex::new(Some(thread))),
             reader,
+            metrics,
         })
     }
 
@@ -229,6 +243,16 @@ impl Journal {
         self.read(|r| r.stats()).await
     }
 
+    /// Commits and batch sizes so far (group commit at work).
+    pub fn commit_stats(&self) -> CommitStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        CommitStats {
+            commits: self.metrics.commits.load(Relaxed),
+            commands: self.metrics.commands.load(Relaxed),
+            largest_batch: self.metrics.largest_batch.load(Relaxed),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.reader.path()
     }
@@ -241,5 +265,160 @@ impl Journal {
         tokio::task::spawn_blocking(move || f(&reader))
             .await
             .map_err(|e| JournalError::Unavailable(format!("read task failed: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::*;
+    use chrono::TimeZone;
+
+    fn options(dir: &Path) -> Options {
+        Options {
+            path: dir.join("j.sqlite"),
+            batch_max: 64,
+            max_bytes: None,
+            busy_timeout: Duration::from_secs(5),
+            queue_capacity: 1024,
+            pin: "1234".into(),
+            timezone: chrono_tz::Europe::Moscow,
+            offline_base_url: "https://fp.example/processing-api/".into(),
+        }
+    }
+
+    fn receipt(price: i64) -> Receipt {
+        let line = Line {
+            name: "Услуга".into(),
+            quantity: Quantity(1000),
+            price: Money(price),
+            vat: Vat::Vat20,
+            payment_subject: PaymentSubject::Service,
+            calculation_method: CalculationMethod::FullPay,
+            barcode: None,
+            class_code: None,
+            package_code: None,
+            marking: vec![],
+        };
+        Receipt {
+            kind: ReceiptKind::Sale,
+            tax_system: TaxSystem::Common,
+            currency: "RUB".into(),
+            items: vec![Item {
+                line,
+                total: Money(price),
+            }],
+            payments: vec![Payment {
+                kind: PaymentKind::Cash,
+                amount: Money(price),
+            }],
+            total: Money(price),
+            change: Money::ZERO,
+            cashier: None,
+            buyer: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn numbers_keys_and_links_from_the_till_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        // 11:05:59 UTC is 14:05 in Moscow: the key uses the till's local minute.
+        let clock = Arc::new(ManualClock::new(
+            chrono::Utc
+                .with_ymd_and_hms(2026, 11, 23, 11, 5, 59)
+                .unwrap(),
+        ));
+        let journal = Journal::open(options(dir.path()), clock.clone()).unwrap();
+        let mut stored = Vec::new();
+        for price in [15000, 2500] {
+            let new = NewReceipt {
+                source: Source::Native,
+                caller_key: None,
+                receipt: receipt(price),
+            };
+            match journal.accept(new, Duration::from_secs(5)).await.unwrap() {
+                Accepted::Created(r) => stored.push(r),
+                Accepted::Replayed(_) => panic!("no caller key, no replay"),
+            }
+            clock.advance(chrono::Duration::minutes(1));
+        }
+        // printf '1/1234/150.00/23.11.2026 14:05' | sha256sum
+        assert_eq!(stored[0].number, 1);
+        assert_eq!(
+            stored[0].idempotency_key,
+            crate::domain::idempotency::idempotency_key(
+                1,
+                "1234",
+                Money(15000),
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
+                    .unwrap()
+                    .and_hms_opt(14, 5, 0)
+                    .unwrap()
+            )
+        );
+        assert_eq!(stored[0].created_at, "2026-11-23T14:05:59.000+03:00");
+        assert_eq!(
+            stored[0].offline_url,
+            format!(
+                "https://fp.example/processing-api/receipts/{}",
+                stored[0].idempotency_key
+            )
+        );
+        assert_eq!(stored[1].number, 2);
+        let loaded = journal.get(stored[1].id.clone()).await.unwrap().unwrap();
+        assert_eq!(loaded.receipt, receipt(2500));
+        assert_eq!(loaded.history.len(), 1);
+        let journal2 = journal.clone();
+        tokio::task::spawn_blocking(move || journal2.close())
+            .await
+            .unwrap();
+        assert!(matches!(
+            journal.ping(Duration::from_secs(1)).await,
+            Err(JournalError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn caller_keys_are_per_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal =
+            Journal::open(options(dir.path()), Arc::new(crate::clock::SystemClock)).unwrap();
+        let accept = |source, price| {
+            let journal = journal.clone();
+            async move {
+                journal
+                    .accept(
+                        NewReceipt {
+                            source,
+                            caller_key: Some("order-1".into()),
+                            receipt: receipt(price),
+                        },
+                        Duration::from_secs(5),
+                    )
+                    .await
+            }
+        };
+        assert!(matches!(
+            accept(Source::Native, 100).await,
+            Ok(Accepted::Created(_))
+        ));
+        assert!(matches!(
+            accept(Source::Native, 100).await,
+            Ok(Accepted::Replayed(_))
+        ));
+        // The same key from another dialect is another caller's key.
+        assert!(matches!(
+            accept(Source::Fiscalbox, 100).await,
+            Ok(Accepted::Created(_))
+        ));
+        assert!(matches!(
+            accept(Source::Native, 200).await,
+            Err(JournalError::Conflict {
+                existing_number: 1,
+                ..
+            })
+        ));
+        assert_eq!(journal.stats().await.unwrap().receipts, 2);
     }
 }

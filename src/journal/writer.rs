@@ -6,6 +6,7 @@ use crate::domain::idempotency::{idempotency_key, offline_url};
 use chrono::SecondsFormat;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::oneshot;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
@@ -42,11 +43,23 @@ pub(super) fn open_writer(options: &Options) -> Result<Connection, JournalError>
     Ok(conn)
 }
 
+/// Counters the writer keeps for health and status pages.
+#[derive(Debug, Default)]
+pub struct WriterMetrics {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Commands served by those commits (receipts, replays, pings).
+    pub commands: AtomicU64,
+    /// The largest batch committed at once.
+    pub largest_batch: AtomicU64,
+}
+
 pub(super) fn run(
     mut conn: Connection,
     rx: crossbeam_channel::Receiver<Command>,
     options: Options,
     clock: Arc<dyn Clock>,
+    metrics: Arc<WriterMetrics>,
 ) {
     let mut stopping = false;
     while !stopping {
@@ -69,7 +82,7 @@ pub(super) fn run(
             }
         }
         if !batch.is_empty() {
-            commit_batch(&mut conn, batch, &options, clock.as_ref());
+            commit_batch(&mut conn, batch, &options, clock.as_ref(), &metrics);
         }
     }
     // Fold the WAL back into the main file so a stopped daemon leaves one file.
@@ -82,7 +95,13 @@ enum Done {
     Ping(Reply<()>),
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<Command>, options: &Options, clock: &dyn Clock) {
+fn commit_batch(
+    conn: &mut Connection,
+    batch: Vec<Command>,
+    options: &Options,
+    clock: &dyn Clock,
+    metrics: &WriterMetrics,
+) {
     let size = batch.len();
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -130,6 +149,11 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Command>, options: &Options, c
     }
     match tx.commit() {
         Ok(()) => {
+            metrics.commits.fetch_add(1, Ordering::Relaxed);
+            metrics.commands.fetch_add(size as u64, Ordering::Relaxed);
+            metrics
+                .largest_batch
+                .fetch_max(size as u64, Ordering::Relaxed);
             for d in done {
                 match d {
                     Done::Accept(reply, result) => {
