@@ -34,7 +34,7 @@ pub struct Daemon {
     pub addr: SocketAddr,
     pub journal: Journal,
     shutdown: Option<oneshot::Sender<()>>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
 }
 
 impl Daemon {
@@ -70,13 +70,14 @@ impl Daemon {
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let server = tokio::spawn(api::server::serve(
+            listener,
+            app,
+            api::server::HEADER_READ_TIMEOUT,
+            async {
+                let _ = rx.await;
+            },
+        ));
         tracing::info!(%addr, journal = %settings.journal_path.display(), "fiscald is serving");
         Ok(Daemon {
             addr,
@@ -92,7 +93,7 @@ impl Daemon {
             let _ = tx.send(());
         }
         let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
-            Ok(Ok(result)) => result.map_err(DaemonError::Serve),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(join)) => Err(DaemonError::Serve(std::io::Error::other(join))),
             Err(_) => {
                 tracing::warn!(

@@ -5,6 +5,7 @@
 pub mod body;
 pub mod error;
 pub mod native;
+pub mod server;
 
 use crate::domain::{Profile, Source, Violation, validate};
 use crate::journal::{Accepted, Journal, NewReceipt};
