@@ -258,6 +258,11 @@ async fn listing_pages_with_a_cursor_and_filters_by_state() {
     );
     let (s, _) = t.get("/v1/receipts?limit=0").await;
     assert_eq!(s, 400);
+    let (s, r) = t.get("/v1/receipts?state=acepted").await;
+    assert_eq!(
+        (s, r["error"]["details"][0]["path"].as_str().unwrap()),
+        (400, "state")
+    );
 }
 
 #[tokio::test]

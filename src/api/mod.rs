@@ -7,7 +7,7 @@ pub mod error;
 pub mod native;
 pub mod server;
 
-use crate::domain::{Profile, Source, Violation, validate};
+use crate::domain::{Profile, ReceiptState, Source, Violation, validate};
 use crate::journal::{Accepted, Journal, NewReceipt};
 use axum::Router;
 use axum::body::Body;
@@ -141,7 +141,17 @@ async fn list_receipts(
             }
         },
     };
-    let page = app.journal.list(q.state, q.after, limit).await?;
+    let state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(ReceiptState::from_code(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "state",
+                "one_of",
+                format!("state {text:?} is not one of: {}", ReceiptState::codes()),
+            )
+        })?),
+    };
+    let page = app.journal.list(state, q.after, limit).await?;
     let receipts: Vec<_> = page.receipts.iter().map(native::render).collect();
     Ok(Json(json!({"receipts": receipts, "next_after": page.next_after})).into_response())
 }

@@ -123,6 +123,19 @@ code_enum!(
 );
 
 code_enum!(
+    /// Where a receipt is on its way to being fiscalized. A receipt enters as
+    /// `accepted` (journaled); the cloud sync moves it to `submitted`, then
+    /// `fiscalized` or `rejected`; an operator may `discard` a rejected one.
+    ReceiptState {
+        Accepted = "accepted",
+        Submitted = "submitted",
+        Fiscalized = "fiscalized",
+        Rejected = "rejected",
+        Discarded = "discarded",
+    }
+);
+
+code_enum!(
     /// The fiscal profile of a till: one per till.
     Country {
         Ru = "ru",

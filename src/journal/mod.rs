@@ -18,7 +18,7 @@ pub use migrations::{MIGRATIONS, MigrationError, latest_version};
 pub use read::{Page, Stats};
 
 use crate::clock::Clock;
-use crate::domain::{Receipt, Source};
+use crate::domain::{Receipt, ReceiptState, Source};
 use chrono_tz::Tz;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ pub struct StoredReceipt {
     pub id: String,
     pub number: u64,
     pub source: Source,
-    pub state: String,
+    pub state: ReceiptState,
     pub idempotency_key: String,
     pub offline_url: String,
     pub caller_key: Option<String>,
@@ -92,7 +92,7 @@ pub struct Event {
     pub at: String,
     /// Who moved it: `api:native`, `sync`, `operator`, …
     pub actor: String,
-    pub state: String,
+    pub state: ReceiptState,
     pub note: Option<String>,
 }
 
@@ -231,11 +231,11 @@ impl Journal {
 
     pub async fn list(
         &self,
-        state: Option<String>,
+        state: Option<ReceiptState>,
         after: Option<String>,
         limit: usize,
     ) -> Result<Page, JournalError> {
-        self.read(move |r| r.list(state.as_deref(), after.as_deref(), limit))
+        self.read(move |r| r.list(state, after.as_deref(), limit))
             .await
     }
 

@@ -1,7 +1,7 @@
 //! Read queries, on read-only connections that run beside the writer (WAL).
 
 use super::{Event, JournalError, StoredReceipt};
-use crate::domain::Source;
+use crate::domain::{ReceiptState, Source};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -80,7 +80,7 @@ impl Reader {
 
     pub(super) fn list(
         &self,
-        state: Option<&str>,
+        state: Option<ReceiptState>,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page, JournalError> {
@@ -101,7 +101,10 @@ impl Reader {
             let mut stmt = c.prepare_cached(&sql)?;
             let fetch = limit as i64 + 1;
             let mut receipts = stmt
-                .query_map(params![after_number, state, fetch], row_to_receipt)?
+                .query_map(
+                    params![after_number, state.map(|s| s.code()), fetch],
+                    row_to_receipt,
+                )?
                 .collect::<Result<Vec<_>, _>>()?;
             let next_after = if receipts.len() > limit {
                 receipts.truncate(limit);
@@ -162,7 +165,7 @@ pub(super) fn load(c: &Connection, id: &str) -> Result<Option<StoredReceipt>, Jo
             Ok(Event {
                 at: r.get(0)?,
                 actor: r.get(1)?,
-                state: r.get(2)?,
+                state: state_from(r, 2)?,
                 note: r.get(3)?,
             })
         })?
@@ -181,7 +184,7 @@ fn row_to_receipt(r: &Row<'_>) -> rusqlite::Result<StoredReceipt> {
         number: r.get(1)?,
         source: Source::from_code(&source)
             .ok_or_else(|| bad(format!("unknown source {source:?}")))?,
-        state: r.get(3)?,
+        state: state_from(r, 3)?,
         idempotency_key: r.get(4)?,
         offline_url: r.get(5)?,
         caller_key: r.get(6)?,
@@ -190,5 +193,16 @@ fn row_to_receipt(r: &Row<'_>) -> rusqlite::Result<StoredReceipt> {
         receipt: serde_json::from_str(&body)
             .map_err(|e| bad(format!("stored receipt body: {e}")))?,
         history: Vec::new(),
+    })
+}
+
+fn state_from(r: &Row<'_>, column: usize) -> rusqlite::Result<ReceiptState> {
+    let text: String = r.get(column)?;
+    ReceiptState::from_code(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("unknown receipt state {text:?}").into(),
+        )
     })
 }

@@ -2,6 +2,7 @@
 
 use super::{Accepted, JournalError, NewReceipt, Options, StoredReceipt, migrations, read};
 use crate::clock::Clock;
+use crate::domain::ReceiptState;
 use crate::domain::idempotency::{idempotency_key, offline_url};
 use chrono::SecondsFormat;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -16,9 +17,6 @@ pub(super) enum Command {
     Ping(Reply<()>),
     Shutdown,
 }
-
-/// The state every new receipt starts in.
-pub const STATE_ACCEPTED: &str = "accepted";
 
 pub(super) fn open_writer(options: &Options) -> Result<Connection, JournalError> {
     let mut conn = Connection::open(&options.path).map_err(|e| {
@@ -262,7 +260,7 @@ fn accept_one(
             number,
             id,
             new.source.code(),
-            STATE_ACCEPTED,
+            ReceiptState::Accepted.code(),
             key,
             url,
             new.receipt.total.minor(),
@@ -275,7 +273,7 @@ fn accept_one(
     let actor = format!("api:{}", new.source.code());
     sp.execute(
         "INSERT INTO receipt_events (receipt_id, at, actor, state, note) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, created_at, actor, STATE_ACCEPTED, "journaled"],
+        params![id, created_at, actor, ReceiptState::Accepted.code(), "journaled"],
     )?;
     if let Some(caller_key) = &new.caller_key {
         sp.execute(
@@ -288,7 +286,7 @@ fn accept_one(
         id,
         number,
         source: new.source,
-        state: STATE_ACCEPTED.into(),
+        state: ReceiptState::Accepted,
         idempotency_key: key,
         offline_url: url,
         caller_key: new.caller_key,
@@ -298,7 +296,7 @@ fn accept_one(
         history: vec![super::Event {
             at: created_at,
             actor,
-            state: STATE_ACCEPTED.into(),
+            state: ReceiptState::Accepted,
             note: Some("journaled".into()),
         }],
     }))
