@@ -93,6 +93,20 @@ enum Done {
     Ping(Reply<()>),
 }
 
+impl Done {
+    /// Tell the caller its command did not stand: the transaction was lost.
+    fn fail(self, err: &JournalError) {
+        match self {
+            Done::Accept(reply, _) => {
+                let _ = reply.send(Err(clone_err(err)));
+            }
+            Done::Ping(reply) => {
+                let _ = reply.send(Err(clone_err(err)));
+            }
+        }
+    }
+}
+
 fn commit_batch(
     conn: &mut Connection,
     batch: Vec<Command>,
@@ -126,16 +140,7 @@ fn commit_batch(
                     tracing::error!(error = %e, batch = size, "journal: transaction rolled back; nothing of the batch was written");
                     let err = clone_err(e);
                     done.push(Done::Accept(reply, Box::new(result)));
-                    for d in done {
-                        match d {
-                            Done::Accept(reply, _) => {
-                                let _ = reply.send(Err(clone_err(&err)));
-                            }
-                            Done::Ping(reply) => {
-                                let _ = reply.send(Err(clone_err(&err)));
-                            }
-                        }
-                    }
+                    done.into_iter().for_each(|d| d.fail(&err));
                     fail_all(pending.collect(), &err);
                     return;
                 }
@@ -166,16 +171,7 @@ fn commit_batch(
         Err(e) => {
             let err = JournalError::from(e);
             tracing::error!(error = %err, batch = size, "journal: commit failed; nothing of the batch was written");
-            for d in done {
-                match d {
-                    Done::Accept(reply, _) => {
-                        let _ = reply.send(Err(clone_err(&err)));
-                    }
-                    Done::Ping(reply) => {
-                        let _ = reply.send(Err(clone_err(&err)));
-                    }
-                }
-            }
+            done.into_iter().for_each(|d| d.fail(&err));
         }
     }
 }
