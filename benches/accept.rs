@@ -42,7 +42,7 @@ const RECEIPT: &str = r#"{
   ],
   "payments": [
     {"kind": "electronic", "amount": "300.00"},
-    {"kind": "cash", "amount": "200.00"}
+    {"kind": "cash", "amount": "205.54"}
   ],
   "total": "505.54"
 }"#;
@@ -110,6 +110,96 @@ struct Row {
     rate: f64,
     /// Group commits during the phase, when known.
     commits: Option<u64>,
+    /// CPU used during the phase, as % of one core: (writer, server, rest).
+    cpu: Cpu,
+}
+
+/// CPU time of this process's threads, by role, in nanoseconds.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    /// The `journal-writer` thread.
+    writer: f64,
+    /// The daemon's tokio runtime (workers and blocking pool).
+    server: f64,
+    /// Everything else: the main thread (clients, baselines) and helpers.
+    rest: f64,
+}
+
+impl Cpu {
+    /// Sum of each thread's on-CPU time from `/proc/self/task/*/schedstat`.
+    fn now() -> Cpu {
+        let mut cpu = Cpu::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return cpu;
+        };
+        for task in tasks.flatten() {
+            let dir = task.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            let ns: f64 = std::fs::read_to_string(dir.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0.0);
+            match comm.trim() {
+                "journal-writer" => cpu.writer += ns,
+                c if c.starts_with("fiscald-server") => cpu.server += ns,
+                _ => cpu.rest += ns,
+            }
+        }
+        cpu
+    }
+
+    /// Percent of one core used since `before`, over `wall`.
+    fn since(before: Cpu, wall: Duration) -> Cpu {
+        let after = Cpu::now();
+        let pct = |a: f64, b: f64| (a - b) / 1e7 / wall.as_secs_f64();
+        Cpu {
+            writer: pct(after.writer, before.writer),
+            server: pct(after.server, before.server),
+            rest: pct(after.rest, before.rest),
+        }
+    }
+}
+
+/// Start of a timed phase.
+struct Meter {
+    start: Instant,
+    clock: u64,
+    cpu: Cpu,
+}
+
+impl Meter {
+    fn start(clock: Option<&CountingClock>) -> Meter {
+        let cpu = Cpu::now();
+        Meter {
+            clock: clock.map_or(0, |c| c.reads()),
+            cpu,
+            start: Instant::now(),
+        }
+    }
+
+    /// `commits`: the clock to read the number of group commits from, or a
+    /// known count.
+    fn finish(self, name: String, samples: Vec<Duration>, commits: Commits<'_>) -> Row {
+        let wall = self.start.elapsed();
+        let cpu = Cpu::since(self.cpu, wall);
+        Row {
+            name,
+            rate: samples.len() as f64 / wall.as_secs_f64(),
+            commits: match commits {
+                Commits::Clock(c) => Some(c.reads() - self.clock),
+                Commits::Known(n) => Some(n),
+                Commits::None => None,
+            },
+            lat: Stats::of(samples),
+            cpu,
+        }
+    }
+}
+
+enum Commits<'a> {
+    Clock(&'a CountingClock),
+    Known(u64),
+    None,
 }
 
 /// Latency distribution, in microseconds.
@@ -147,13 +237,21 @@ fn main() {
     let root = bench_root();
     std::fs::create_dir_all(&root).expect("create the bench dir under target/");
 
-    println!("fiscald accept benchmark ({} run)", if plan.quick { "QUICK" } else { "full" });
+    println!(
+        "fiscald accept benchmark ({} run)",
+        if plan.quick { "QUICK" } else { "full" }
+    );
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("  cpus: {cpus}");
     let (device, fstype, mount) = filesystem_of(&root);
-    println!("  temp dir: {} on {device} ({fstype}, mounted at {mount})", root.display());
+    println!(
+        "  temp dir: {} on {device} ({fstype}, mounted at {mount})",
+        root.display()
+    );
     if fstype == "tmpfs" || fstype == "ramfs" {
-        println!("  WARNING: the temp dir is in memory; fsync is free and the baseline is meaningless");
+        println!(
+            "  WARNING: the temp dir is in memory; fsync is free and the baseline is meaningless"
+        );
     }
     println!(
         "  samples: bare {} / serial {} / c={CONCURRENCY} {} (warm-up {} / {})",
@@ -161,6 +259,21 @@ fn main() {
     );
     println!();
 
+    valid_receipt();
+    if std::env::var_os("TMP_EXP").is_some() {
+        let plan = Plan { quick: false, warmup: 300, bare: 3000, serial: 3000, concurrent: 0, concurrent_warmup: 0 };
+        for variant in ["plain", "sync_off", "no_autockpt"] {
+            let dir = tempdir(&root);
+            unsafe { std::env::set_var("TMP_VARIANT", variant) };
+            let b = bare_commits(&dir.path().join("bare.sqlite"), &plan);
+            let s1 = schema_commits(&dir.path().join("schema.sqlite"), &plan);
+            let frames = |p: &Path| { let c = Connection::open(p).unwrap(); c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)).unwrap() };
+            println!("{variant}: bare p50 {:.0} p99 {:.0} rate {:.0} cpu {:.0}% | 1b p50 {:.0} p99 {:.0} rate {:.0} cpu {:.0}% | frames bare {} 1b {}",
+              b.lat.p50, b.lat.p99, b.rate, b.cpu.rest, s1.lat.p50, s1.lat.p99, s1.rate, s1.cpu.rest,
+              frames(&dir.path().join("bare.sqlite")), frames(&dir.path().join("schema.sqlite")));
+        }
+        return;
+    }
     let mut rows = Vec::new();
 
     // 1. Baseline: one INSERT + COMMIT per row, journal pragmas, real disk.
@@ -193,6 +306,16 @@ fn main() {
         .build()
         .expect("client runtime");
 
+    if std::env::var_os("TMP_PROFILE").is_some() {
+        client.block_on(async {
+            let clock = &*clock;
+            journal_direct(&daemon, CONCURRENCY, 2000, clock).await;
+            eprintln!("PROFILE START");
+            let r = journal_direct(&daemon, CONCURRENCY, 60000, clock).await;
+            eprintln!("PROFILE END {} {:?}", r.rate, r.commits);
+        });
+        return;
+    }
     let http = client.block_on(async {
         let mut out = HttpRows::default();
         let clock = &*clock;
@@ -215,12 +338,15 @@ fn main() {
         }
         // Diagnostics: the HTTP floor (a 404 never reaches the journal) ...
         serial(addr, Kind::Raw, Target::NotFound, plan.warmup, clock).await;
-        out.diag.push(serial(addr, Kind::Raw, Target::NotFound, plan.serial, clock).await);
+        out.diag
+            .push(serial(addr, Kind::Raw, Target::NotFound, plan.serial, clock).await);
         out.diag
             .push(concurrent(addr, Kind::Raw, Target::NotFound, plan.concurrent, clock).await);
-        // ... and the journal without HTTP: 64 tasks calling Journal::accept.
+        // ... and the journal without HTTP: tasks calling Journal::accept.
         out.diag
-            .push(journal_direct(&daemon, plan.concurrent, clock).await);
+            .push(journal_direct(&daemon, 1, plan.serial, clock).await);
+        out.diag
+            .push(journal_direct(&daemon, CONCURRENCY, plan.concurrent, clock).await);
         out
     });
 
@@ -230,15 +356,15 @@ fn main() {
     drop(server);
     drop(dir);
 
-    let (serial_row, conc_row) = if primary_reqwest {
-        (http.serial_reqwest.expect("ran"), http.conc_reqwest.expect("ran"))
+    let raw = (http.serial_raw.expect("ran"), http.conc_raw.expect("ran"));
+    let req = (
+        http.serial_reqwest.expect("ran"),
+        http.conc_reqwest.expect("ran"),
+    );
+    let ((serial_row, conc_row), (other_serial, other_conc)) = if primary_reqwest {
+        (req, raw)
     } else {
-        (http.serial_raw.expect("ran"), http.conc_raw.expect("ran"))
-    };
-    let (other_serial, other_conc) = if primary_reqwest {
-        (http.serial_raw.expect("ran"), http.conc_raw.expect("ran"))
-    } else {
-        (http.serial_reqwest.expect("ran"), http.conc_reqwest.expect("ran"))
+        (raw, req)
     };
     let bare_p99 = rows[0].lat.p99;
     let bare_rate = rows[0].rate;
@@ -258,7 +384,11 @@ fn main() {
     );
     println!(
         "primary client: {}",
-        if primary_reqwest { "reqwest" } else { "raw HTTP/1.1 keep-alive" }
+        if primary_reqwest {
+            "reqwest"
+        } else {
+            "raw HTTP/1.1 keep-alive"
+        }
     );
     println!();
     let verdict = |ok: bool| if ok { "MET" } else { "NOT MET" };
@@ -283,21 +413,47 @@ struct HttpRows {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<44} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}",
-        "scenario", "n", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "ops/s", "batch"
+        "{:<44} {:>6} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5}",
+        "scenario",
+        "n",
+        "p50 µs",
+        "p99 µs",
+        "p99.9µs",
+        "max µs",
+        "ops/s",
+        "batch",
+        "wr%",
+        "srv%",
+        "rest%"
     );
-    println!("{}", "-".repeat(113));
+    println!("{}", "-".repeat(121));
     for r in rows {
         let batch = match r.commits {
             Some(c) if c > 0 => format!("{:.1}", r.lat.n as f64 / c as f64),
             _ => "-".into(),
         };
         println!(
-            "{:<44} {:>7} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>10.0} {:>9}",
-            r.name, r.lat.n, r.lat.p50, r.lat.p99, r.lat.p999, r.lat.max, r.rate, batch
+            "{:<44} {:>6} {:>7.0} {:>7.0} {:>8.0} {:>7.0} {:>7.0} {:>6} {:>5.0} {:>5.0} {:>5.0}",
+            r.name,
+            r.lat.n,
+            r.lat.p50,
+            r.lat.p99,
+            r.lat.p999,
+            r.lat.max,
+            r.rate,
+            batch,
+            r.cpu.writer,
+            r.cpu.server,
+            r.cpu.rest
         );
     }
-    println!("(batch = receipts per group commit, from the journal writer's clock reads)");
+    println!(
+        "batch = receipts per group commit (the journal writer reads the clock once per commit)"
+    );
+    println!(
+        "wr% / srv% / rest% = CPU during the phase in % of one core: journal-writer thread / \
+         daemon runtime / main thread (clients, baselines)"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -305,12 +461,16 @@ fn print_table(rows: &[Row]) {
 
 fn open_like_the_journal(path: &Path) -> Connection {
     let conn = Connection::open(path).expect("open sqlite");
+    let v = std::env::var("TMP_VARIANT").unwrap_or_default();
+    if v == "no_autockpt" { conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap(); }
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .expect("journal_mode");
     assert!(mode.eq_ignore_ascii_case("wal"), "WAL mode refused: {mode}");
-    conn.pragma_update(None, "synchronous", "FULL").expect("synchronous");
-    conn.pragma_update(None, "foreign_keys", "ON").expect("foreign_keys");
+    conn.pragma_update(None, "synchronous", if v == "sync_off" { "OFF" } else { "FULL" })
+        .expect("synchronous");
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .expect("foreign_keys");
     conn
 }
 
@@ -319,8 +479,9 @@ fn time_commits(
     conn: &mut Connection,
     warmup: usize,
     n: usize,
+    name: &str,
     mut f: impl FnMut(&rusqlite::Transaction<'_>, usize),
-) -> (Vec<Duration>, Duration) {
+) -> Row {
     let mut one = |conn: &mut Connection, i: usize| {
         let start = Instant::now();
         let tx = conn
@@ -334,27 +495,27 @@ fn time_commits(
         one(conn, i);
     }
     let mut samples = Vec::with_capacity(n);
-    let start = Instant::now();
+    let meter = Meter::start(None);
     for i in 0..n {
         samples.push(one(conn, warmup + i));
     }
-    (samples, start.elapsed())
+    meter.finish(name.into(), samples, Commits::Known(n as u64))
 }
 
 fn bare_commits(path: &Path, plan: &Plan) -> Row {
     let mut conn = open_like_the_journal(path);
     conn.execute_batch("CREATE TABLE receipts (number INTEGER PRIMARY KEY, body TEXT NOT NULL)")
         .expect("create");
-    let (samples, wall) = time_commits(&mut conn, plan.warmup, plan.bare, |tx, _| {
-        tx.execute("INSERT INTO receipts (body) VALUES (?1)", [RECEIPT])
-            .expect("insert");
-    });
-    Row {
-        name: "1  bare INSERT+COMMIT (WAL, sync=FULL)".into(),
-        rate: samples.len() as f64 / wall.as_secs_f64(),
-        lat: Stats::of(samples),
-        commits: Some(plan.bare as u64),
-    }
+    time_commits(
+        &mut conn,
+        plan.warmup,
+        plan.bare,
+        "1  bare INSERT+COMMIT (WAL, sync=FULL)",
+        |tx, _| {
+            tx.execute("INSERT INTO receipts (body) VALUES (?1)", [RECEIPT])
+                .expect("insert");
+        },
+    )
 }
 
 fn schema_commits(path: &Path, plan: &Plan) -> Row {
@@ -366,7 +527,8 @@ fn schema_commits(path: &Path, plan: &Plan) -> Row {
         }
         tx.commit().expect("commit");
     }
-    let (samples, wall) = time_commits(&mut conn, plan.warmup, plan.serial, |tx, i| {
+    let name = "1b same SQL as the journal writer, no HTTP";
+    time_commits(&mut conn, plan.warmup, plan.serial, name, |tx, i| {
         // What writer::accept_one does for a receipt without a caller key.
         tx.execute_batch("SAVEPOINT one").expect("savepoint");
         let number: i64 = tx
@@ -399,13 +561,7 @@ fn schema_commits(path: &Path, plan: &Plan) -> Row {
         )
         .expect("insert event");
         tx.execute_batch("RELEASE one").expect("release");
-    });
-    Row {
-        name: "1b same SQL as the journal writer, no HTTP".into(),
-        rate: samples.len() as f64 / wall.as_secs_f64(),
-        lat: Stats::of(samples),
-        commits: Some(plan.serial as u64),
-    }
+    })
 }
 
 fn stored_bytes(journal: &Path) -> u64 {
@@ -579,32 +735,41 @@ fn label(kind: Kind, target: Target, c: usize) -> String {
         Kind::Reqwest => "reqwest",
     };
     match target {
-        Target::Accept => format!("{} fiscald POST c={c} ({client})", if c == 1 { "2 " } else { "3 " }),
+        Target::Accept => format!(
+            "{} fiscald POST c={c} ({client})",
+            if c == 1 { "2 " } else { "3 " }
+        ),
         Target::NotFound => format!("d  HTTP floor: 404, c={c} ({client})"),
     }
 }
 
 /// `n` requests one after another on one connection.
-async fn serial(addr: SocketAddr, kind: Kind, target: Target, n: usize, clock: &CountingClock) -> Row {
+async fn serial(
+    addr: SocketAddr,
+    kind: Kind,
+    target: Target,
+    n: usize,
+    clock: &CountingClock,
+) -> Row {
     let shared = reqwest_client();
     let mut client = Client::new(addr, kind, target, &shared).await;
     // One request to open the connection before timing.
     assert_eq!(client.post().await, target.status());
-    let before = clock.reads();
     let mut samples = Vec::with_capacity(n);
-    let start = Instant::now();
+    let meter = Meter::start(Some(clock));
     for _ in 0..n {
         let t = Instant::now();
         let status = client.post().await;
         samples.push(t.elapsed());
         assert_eq!(status, target.status(), "unexpected status");
     }
-    let wall = start.elapsed();
-    Row {
-        name: label(kind, target, 1),
-        rate: n as f64 / wall.as_secs_f64(),
-        lat: Stats::of(samples),
-        commits: (target == Target::Accept).then(|| clock.reads() - before),
+    meter.finish(label(kind, target, 1), samples, commits(target, clock))
+}
+
+fn commits(target: Target, clock: &CountingClock) -> Commits<'_> {
+    match target {
+        Target::Accept => Commits::Clock(clock),
+        Target::NotFound => Commits::None,
     }
 }
 
@@ -623,48 +788,45 @@ async fn concurrent(
         clients.push(Client::new(addr, kind, target, &shared).await);
     }
     // Open every connection (and fill reqwest's pool) before timing.
-    let opened = clients.iter_mut().map(|c| async move {
+    let opened = clients.into_iter().map(|mut c| async move {
         assert_eq!(c.post().await, target.status());
+        c
     });
-    join_all(opened).await;
+    let clients = join_all(opened).await;
 
-    let before = clock.reads();
-    let start = Instant::now();
-    let tasks = clients.into_iter().enumerate().map(|(i, mut c)| async move {
-        let share = n / CONCURRENCY + usize::from(i < n % CONCURRENCY);
-        let mut samples = Vec::with_capacity(share);
-        for _ in 0..share {
-            let t = Instant::now();
-            let status = c.post().await;
-            samples.push(t.elapsed());
-            assert_eq!(status, target.status(), "unexpected status");
-        }
-        samples
-    });
+    let meter = Meter::start(Some(clock));
+    let tasks = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| async move {
+            let share = n / CONCURRENCY + usize::from(i < n % CONCURRENCY);
+            let mut samples = Vec::with_capacity(share);
+            for _ in 0..share {
+                let t = Instant::now();
+                let status = c.post().await;
+                samples.push(t.elapsed());
+                assert_eq!(status, target.status(), "unexpected status");
+            }
+            samples
+        });
     let samples: Vec<Duration> = join_all(tasks).await.into_iter().flatten().collect();
-    let wall = start.elapsed();
-    Row {
-        name: label(kind, target, CONCURRENCY),
-        rate: samples.len() as f64 / wall.as_secs_f64(),
-        lat: Stats::of(samples),
-        commits: (target == Target::Accept).then(|| clock.reads() - before),
-    }
+    meter.finish(
+        label(kind, target, CONCURRENCY),
+        samples,
+        commits(target, clock),
+    )
 }
 
 /// [`CONCURRENCY`] tasks calling `Journal::accept` directly: the journal
 /// writer's ceiling without HTTP, JSON parsing or validation.
-async fn journal_direct(daemon: &Daemon, n: usize, clock: &CountingClock) -> Row {
-    let json: serde_json::Value = serde_json::from_str(RECEIPT).expect("receipt JSON");
-    let draft = native::parse_receipt(&json).expect("the receipt parses");
-    let receipt: Receipt =
-        validate(draft, &config_profile()).expect("the receipt is valid");
-    let before = clock.reads();
-    let start = Instant::now();
-    let tasks = (0..CONCURRENCY).map(|i| {
+async fn journal_direct(daemon: &Daemon, c: usize, n: usize, clock: &CountingClock) -> Row {
+    let receipt = valid_receipt();
+    let meter = Meter::start(Some(clock));
+    let tasks = (0..c).map(|i| {
         let journal = daemon.journal.clone();
         let receipt = receipt.clone();
         async move {
-            let share = n / CONCURRENCY + usize::from(i < n % CONCURRENCY);
+            let share = n / c + usize::from(i < n % c);
             let mut samples = Vec::with_capacity(share);
             for _ in 0..share {
                 let new = NewReceipt {
@@ -675,19 +837,28 @@ async fn journal_direct(daemon: &Daemon, n: usize, clock: &CountingClock) -> Row
                 let t = Instant::now();
                 let done = journal.accept(new, Duration::from_secs(30)).await;
                 samples.push(t.elapsed());
-                assert!(matches!(done, Ok(Accepted::Created(_))), "journal accept failed");
+                assert!(
+                    matches!(done, Ok(Accepted::Created(_))),
+                    "journal accept failed"
+                );
             }
             samples
         }
     });
     let samples: Vec<Duration> = join_all(tasks).await.into_iter().flatten().collect();
-    let wall = start.elapsed();
-    Row {
-        name: format!("d  Journal::accept direct, c={CONCURRENCY}"),
-        rate: samples.len() as f64 / wall.as_secs_f64(),
-        lat: Stats::of(samples),
-        commits: Some(clock.reads() - before),
-    }
+    meter.finish(
+        format!("d  Journal::accept direct (no HTTP), c={c}"),
+        samples,
+        Commits::Clock(clock),
+    )
+}
+
+/// [`RECEIPT`] as the API would hand it to the journal.
+fn valid_receipt() -> Receipt {
+    let json: serde_json::Value = serde_json::from_str(RECEIPT).expect("receipt JSON");
+    let draft =
+        native::parse_receipt(&json).unwrap_or_else(|v| panic!("RECEIPT does not parse: {v:?}"));
+    validate(draft, &config_profile()).unwrap_or_else(|v| panic!("RECEIPT is not valid: {v:?}"))
 }
 
 fn config_profile() -> fiscald::domain::Profile {
@@ -696,34 +867,18 @@ fn config_profile() -> fiscald::domain::Profile {
         .profile
 }
 
-/// Poll futures concurrently on the current task (no spawning, so they may
-/// borrow), in order of the input.
-async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut set = tokio::task::JoinSet::new();
-    let local = tokio::task::LocalSet::new();
-    let _ = (&mut set, &local);
-    // A tiny hand-rolled join: poll every pending future on each wake-up.
-    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (i, f) in pending.iter_mut().enumerate() {
-            if out[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => out[i] = Some(v),
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    drop(pending);
-    out.into_iter().map(|v| v.expect("ready")).collect()
+/// Run the futures as tasks on the current runtime; their outputs in input order.
+async fn join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("client task"));
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot open the journal: {0}")]
+    #[error(transparent)]
     Journal(#[from] JournalError),
     #[error("cannot listen on {addr}: {source} (is another fiscald running? change [api] listen)")]
     Bind {
