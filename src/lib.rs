@@ -7,3 +7,4 @@ pub mod daemon;
 pub mod domain;
 pub mod journal;
 pub mod logging;
+pub mod sync;

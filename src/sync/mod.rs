@@ -1,0 +1,7 @@
+//! Cloud sync: fiscalizing journaled receipts at the fiscal processing.
+//!
+//! `wire` holds the processing's formats (and every ASSUMED shape);
+//! `policy` is the pure retry policy; `client` the HTTP client with auth;
+//! `worker` drains the journal's outbox.
+
+pub mod wire;

@@ -1,0 +1,337 @@
+//! The fiscal processing's wire format (BIFIT-style), in one place.
+//!
+//! Seed 001 shows the token exchange, the receipt body (with `SALE`, `COMMON`,
+//! `FULL_PAY`, `SERVICE`, `VAT_20`, `CASH`), the `Idempotency-Key` header and
+//! the offline link. Everything else here is **ASSUMED** (see
+//! `shared/spec/bifit-processing.md`): the other code values, the document
+//! reply and the error body. The client and the local simulator both use this
+//! module, so correcting an assumption against the real service is a change
+//! here only.
+
+use crate::domain::fiscal::FiscalAttributes;
+use crate::domain::{
+    CalculationMethod, Money, PaymentKind, PaymentSubject, Quantity, Receipt, ReceiptKind, TaxSystem, Vat,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Number;
+use std::collections::BTreeMap;
+
+/// `client_id` and `client_secret` of the connector login (seed 001).
+pub const CLIENT_ID: &str = "processing-connector-token";
+pub const TOKEN_PATH: &str = "/oauth/token";
+pub const REGISTER_PATH: &str = "/protected/documents/registration/receipts";
+
+pub fn document_path(id: &str) -> String {
+    format!("/protected/documents/{id}")
+}
+
+/// The token endpoint's reply (seed 001).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenReply {
+    pub access_token: String,
+    #[serde(default)]
+    pub token_type: String,
+    pub refresh_token: String,
+    /// Seconds.
+    pub expires_in: u64,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub connector_id: Option<serde_json::Value>,
+    #[serde(default)]
+    pub jti: Option<String>,
+}
+
+/// The receipt as the processing takes it. Money and quantities are JSON
+/// decimals written from their exact text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptBody {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub tax_system: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<CashierBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientBody>,
+    pub items: Vec<ItemBody>,
+    pub total: Number,
+    pub payments: BTreeMap<String, Number>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CashierBody {
+    pub name: String,
+    /// ASSUMED field name for the cashier's INN (tag 1203).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inn: Option<String>,
+}
+
+/// Where the electronic receipt goes (tag 1008): email or phone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientBody {
+    pub address: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemBody {
+    pub calculation_method: String,
+    pub payment_subject: String,
+    pub name: String,
+    pub price: Number,
+    pub quantity: Number,
+    pub vat: String,
+    pub total: Number,
+    /// ASSUMED: marking codes (tag 1162/2000) as a list of strings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marking_codes: Vec<String>,
+}
+
+/// ASSUMED document reply of `GET /protected/documents/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentReply {
+    pub id: u64,
+    /// `PROCESSING`, `FISCALIZED` or `ERROR`.
+    pub status: String,
+    #[serde(default)]
+    pub error_message: Option<String>,
+    #[serde(default)]
+    pub receipt: Option<serde_json::Value>,
+    #[serde(default)]
+    pub fiscal_attributes: Option<FiscalAttributesBody>,
+}
+
+pub const STATUS_PROCESSING: &str = "PROCESSING";
+pub const STATUS_FISCALIZED: &str = "FISCALIZED";
+pub const STATUS_ERROR: &str = "ERROR";
+
+/// ASSUMED, with FFD JSON names (see `qr-and-fiscal-tags.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FiscalAttributesBody {
+    pub fiscal_document_number: u64,
+    pub fiscal_sign: String,
+    pub fiscal_drive_number: String,
+    pub kkt_reg_id: String,
+    pub shift_number: u64,
+    pub receipt_number_in_shift: u64,
+    /// `2026-11-23T14:05:00` (local time of the till).
+    pub date_time: String,
+    #[serde(default)]
+    pub ofd_receipt_url: Option<String>,
+}
+
+/// ASSUMED error body of 400/401/409/422: `{"error": str, "message": str}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+impl ErrorBody {
+    /// The most useful words in an error reply, whatever its shape.
+    pub fn describe(body: &str) -> String {
+        match serde_json::from_str::<ErrorBody>(body) {
+            Ok(ErrorBody { message: Some(m), .. }) if !m.is_empty() => m,
+            Ok(ErrorBody { error: Some(e), .. }) if !e.is_empty() => e,
+            _ => body.chars().take(300).collect(),
+        }
+    }
+}
+
+pub fn kind_code(kind: ReceiptKind) -> &'static str {
+    match kind {
+        ReceiptKind::Sale => "SALE",
+        ReceiptKind::SaleReturn => "SALE_RETURN",
+        ReceiptKind::Purchase => "PURCHASE",
+        ReceiptKind::PurchaseReturn => "PURCHASE_RETURN",
+    }
+}
+
+pub fn tax_system_code(t: TaxSystem) -> &'static str {
+    match t {
+        TaxSystem::Common => "COMMON",
+        TaxSystem::Simplified => "SIMPLIFIED",
+        TaxSystem::SimplifiedWithExpense => "SIMPLIFIED_WITH_EXPENSE",
+        TaxSystem::Envd => "ENVD",
+        TaxSystem::CommonAgricultural => "COMMON_AGRICULTURAL",
+        TaxSystem::Patent => "PATENT",
+    }
+}
+
+pub fn calculation_method_code(m: CalculationMethod) -> &'static str {
+    match m {
+        CalculationMethod::FullPrepay => "FULL_PREPAY",
+        CalculationMethod::PartialPrepay => "PARTIAL_PREPAY",
+        CalculationMethod::Advance => "ADVANCE",
+        CalculationMethod::FullPay => "FULL_PAY",
+        CalculationMethod::PartialPayAndCredit => "PARTIAL_PAY_AND_CREDIT",
+        CalculationMethod::CreditTransfer => "CREDIT_TRANSFER",
+        CalculationMethod::CreditPayment => "CREDIT_PAYMENT",
+    }
+}
+
+pub fn payment_subject_code(s: PaymentSubject) -> &'static str {
+    match s {
+        PaymentSubject::Commodity => "COMMODITY",
+        PaymentSubject::Excise => "EXCISE",
+        PaymentSubject::Job => "JOB",
+        PaymentSubject::Service => "SERVICE",
+        PaymentSubject::Payment => "PAYMENT",
+        PaymentSubject::AgentCommission => "AGENT_COMMISSION",
+        PaymentSubject::Another => "ANOTHER",
+    }
+}
+
+pub fn vat_code(v: Vat) -> &'static str {
+    match v {
+        Vat::None => "NO_VAT",
+        Vat::Vat0 => "VAT_0",
+        Vat::Vat5 => "VAT_5",
+        Vat::Vat7 => "VAT_7",
+        Vat::Vat10 => "VAT_10",
+        Vat::Vat12 => "VAT_12",
+        Vat::Vat20 => "VAT_20",
+        Vat::Vat22 => "VAT_22",
+        Vat::Vat105 => "VAT_105",
+        Vat::Vat107 => "VAT_107",
+        Vat::Vat110 => "VAT_110",
+        Vat::Vat120 => "VAT_120",
+        Vat::Vat122 => "VAT_122",
+    }
+}
+
+pub fn payment_code(k: PaymentKind) -> &'static str {
+    match k {
+        PaymentKind::Cash => "CASH",
+        PaymentKind::Electronic => "ELECTRONIC",
+        PaymentKind::Prepaid => "PREPAID",
+        PaymentKind::Credit => "POSTPAID",
+        PaymentKind::Other => "OTHER",
+    }
+}
+
+fn money(m: Money) -> Number {
+    m.to_decimal().parse().expect("a formatted amount is a JSON number")
+}
+
+fn quantity(q: Quantity) -> Number {
+    q.to_decimal().parse().expect("a formatted quantity is a JSON number")
+}
+
+/// Map a journaled receipt to the processing's body. Deterministic: the same
+/// receipt always gives byte-identical JSON, so a retry is recognised as a repeat.
+pub fn receipt_body(r: &Receipt) -> ReceiptBody {
+    let mut payments = BTreeMap::new();
+    for p in &r.payments {
+        payments.insert(payment_code(p.kind).to_string(), money(p.amount));
+    }
+    ReceiptBody {
+        kind: kind_code(r.kind).into(),
+        tax_system: tax_system_code(r.tax_system).into(),
+        cashier: r.cashier.as_ref().map(|c| CashierBody {
+            name: c.name.clone(),
+            inn: c.inn.clone(),
+        }),
+        client: r.buyer.as_ref().and_then(|b| {
+            b.email
+                .clone()
+                .or_else(|| b.phone.clone())
+                .map(|address| ClientBody { address })
+        }),
+        items: r
+            .items
+            .iter()
+            .map(|i| ItemBody {
+                calculation_method: calculation_method_code(i.line.calculation_method).into(),
+                payment_subject: payment_subject_code(i.line.payment_subject).into(),
+                name: i.line.name.clone(),
+                price: money(i.line.price),
+                quantity: quantity(i.line.quantity),
+                vat: vat_code(i.line.vat).into(),
+                total: money(i.total),
+                marking_codes: i.line.marking.clone(),
+            })
+            .collect(),
+        total: money(r.total),
+        payments,
+    }
+}
+
+/// Read a JSON decimal as money (the simulator's side of [`receipt_body`]).
+pub fn parse_money(n: &Number) -> Option<Money> {
+    Money::parse(&n.to_string()).ok()
+}
+
+pub fn parse_quantity(n: &Number) -> Option<Quantity> {
+    Quantity::parse(&n.to_string()).ok()
+}
+
+/// The fiscal attributes of a document reply, in domain form.
+pub fn fiscal_attributes(body: &FiscalAttributesBody) -> Result<FiscalAttributes, String> {
+    let date_time = chrono::NaiveDateTime::parse_from_str(&body.date_time, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(&body.date_time, "%Y-%m-%dT%H:%M"))
+        .map_err(|e| format!("dateTime {:?}: {e}", body.date_time))?;
+    Ok(FiscalAttributes {
+        fiscal_document_number: body.fiscal_document_number,
+        fiscal_sign: body.fiscal_sign.clone(),
+        fiscal_drive_number: body.fiscal_drive_number.clone(),
+        kkt_reg_id: body.kkt_reg_id.clone(),
+        shift_number: body.shift_number,
+        receipt_number_in_shift: body.receipt_number_in_shift,
+        date_time,
+        ofd_receipt_url: body.ofd_receipt_url.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::*;
+
+    #[test]
+    fn seed_example_maps_exactly() {
+        let line = Line {
+            name: "Услуга".into(),
+            quantity: Quantity(1000),
+            price: Money(10000),
+            vat: Vat::Vat20,
+            payment_subject: PaymentSubject::Service,
+            calculation_method: CalculationMethod::FullPay,
+            barcode: None,
+            class_code: None,
+            package_code: None,
+            marking: vec![],
+        };
+        let r = Receipt {
+            kind: ReceiptKind::Sale,
+            tax_system: TaxSystem::Common,
+            currency: "RUB".into(),
+            items: vec![Item { line, total: Money(10000) }],
+            payments: vec![Payment { kind: PaymentKind::Cash, amount: Money(10000) }],
+            total: Money(10000),
+            change: Money::ZERO,
+            cashier: Some(Cashier { name: "Иванов И.И.".into(), inn: None }),
+            buyer: Some(Buyer { email: None, phone: Some("+79001234567".into()) }),
+        };
+        let json = serde_json::to_string(&receipt_body(&r)).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"SALE","taxSystem":"COMMON","cashier":{"name":"Иванов И.И."},"client":{"address":"+79001234567"},"items":[{"calculationMethod":"FULL_PAY","paymentSubject":"SERVICE","name":"Услуга","price":100.00,"quantity":1.000,"vat":"VAT_20","total":100.00}],"total":100.00,"payments":{"CASH":100.00}}"#
+        );
+        let back: ReceiptBody = serde_json::from_str(&json).unwrap();
+        assert_eq!(parse_money(&back.total), Some(Money(10000)));
+        assert_eq!(parse_quantity(&back.items[0].quantity), Some(Quantity(1000)));
+    }
+
+    #[test]
+    fn error_bodies_are_described_whatever_their_shape() {
+        assert_eq!(ErrorBody::describe(r#"{"error":"bad","message":"total mismatch"}"#), "total mismatch");
+        assert_eq!(ErrorBody::describe(r#"{"error":"invalid_grant"}"#), "invalid_grant");
+        assert_eq!(ErrorBody::describe("Bad Gateway"), "Bad Gateway");
+    }
+}
