@@ -69,6 +69,9 @@ impl From<JournalError> for ApiError {
                     "same_key_same_body",
                     format!("key {caller_key:?} was first used with a different receipt; send a new key for a new receipt"),
                 )),
+            JournalError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            JournalError::WrongState { state, .. } => ApiError::new(StatusCode::CONFLICT, "wrong_state", message.clone())
+                .with_detail(Violation::new("state", "state_allows_action", format!("the receipt is {state}"))),
             JournalError::BadCursor(_) => ApiError::bad_request("after", "known_cursor", message),
             JournalError::Full => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "journal_full", message),
             JournalError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "journal_busy", message),

@@ -70,7 +70,10 @@ mod tests {
             kkt_reg_id: "0000000001012345".into(),
             shift_number: 12,
             receipt_number_in_shift: 10,
-            date_time: NaiveDate::from_ymd_opt(2026, 11, 23).unwrap().and_hms_opt(14, 5, 0).unwrap(),
+            date_time: NaiveDate::from_ymd_opt(2026, 11, 23)
+                .unwrap()
+                .and_hms_opt(14, 5, 0)
+                .unwrap(),
             ofd_receipt_url: None,
         };
         assert_eq!(

@@ -49,6 +49,37 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, caller_key)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 2: the outbox (a general durable job queue), fiscal results on receipts,
+    // and stored cloud tokens. Receipts already journaled get their job.
+    r#"
+    CREATE TABLE jobs (
+        id              INTEGER PRIMARY KEY,
+        kind            TEXT NOT NULL,
+        receipt_id      TEXT REFERENCES receipts (id),
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        data            TEXT NOT NULL DEFAULT '{}',
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX jobs_due ON jobs (kind, state, next_attempt_at, id);
+    CREATE UNIQUE INDEX jobs_one_per_receipt ON jobs (kind, receipt_id) WHERE receipt_id IS NOT NULL;
+
+    ALTER TABLE receipts ADD COLUMN fiscal TEXT;
+    ALTER TABLE receipts ADD COLUMN fiscal_qr TEXT;
+
+    CREATE TABLE secrets (
+        name       TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        expires_at INTEGER,
+        updated_at TEXT NOT NULL
+    ) STRICT;
+
+    INSERT INTO jobs (kind, receipt_id, state, next_attempt_at, created_at, updated_at)
+        SELECT 'fiscalize', id, 'pending', 0, created_at, created_at FROM receipts WHERE state = 'accepted';
+    "#,
 ];
 
 pub fn latest_version() -> u32 {
@@ -91,13 +122,18 @@ mod tests {
 
     /// Rows a journal at version `i + 1` could hold; inserted before migrating
     /// onwards, so each later migration is tested against real data.
-    const FIXTURES: &[&str] = &[r#"
+    const FIXTURES: &[&str] = &[
+        r#"
         UPDATE counters SET value = 2 WHERE name = 'receipt_number';
         INSERT INTO receipts VALUES (1, 'r1', 'native', 'accepted', 'k1', 'u1', 100, 'f1', '{}', NULL, 't', 't');
         INSERT INTO receipts VALUES (2, 'r2', 'native', 'accepted', 'k2', 'u2', 200, 'f2', '{}', 'c2', 't', 't');
         INSERT INTO receipt_events (receipt_id, at, actor, state) VALUES ('r1', 't', 'test', 'accepted');
         INSERT INTO caller_keys VALUES ('native', 'c2', 'r2', 'f2', 't');
-    "#];
+    "#,
+        r#"
+        INSERT INTO secrets VALUES ('access_token', 'x', 0, 't');
+    "#,
+    ];
 
     #[test]
     fn every_migration_has_a_fixture() {

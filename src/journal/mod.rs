@@ -11,13 +11,16 @@
 //! receipts, numbers them, and records their state history.
 
 mod migrations;
+mod ops;
 mod read;
 mod writer;
 
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
-pub use read::{Page, Stats};
+pub use ops::{JOB_CANCELLED, JOB_DONE, JOB_FISCALIZE, JOB_PARKED, JOB_PENDING};
+pub use read::{Job, Page, Stats, SyncCounts};
 
 use crate::clock::Clock;
+use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::{Receipt, ReceiptState, Source};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -25,7 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::oneshot;
+
+/// How long background writers (sync, operator actions) wait for a commit.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the writer opens the journal and how it computes receipt identities.
 #[derive(Clone, Debug)]
@@ -82,8 +87,25 @@ pub struct StoredReceipt {
     pub created_at: String,
     pub updated_at: String,
     pub receipt: Receipt,
+    /// What the fiscal processing assigned, once fiscalized.
+    pub fiscal: Option<FiscalAttributes>,
+    /// The fiscal QR string (`t=…&s=…&fn=…&i=…&fp=…&n=…`), once fiscalized.
+    pub fiscal_qr: Option<String>,
+    /// The receipt's fiscalization job, where it has one.
+    pub sync: Option<SyncView>,
     /// Filled by single-receipt reads; empty in listings.
     pub history: Vec<Event>,
+}
+
+/// Where a receipt's fiscalization job stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SyncView {
+    pub job_state: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// Unix milliseconds; 0 means "as soon as possible".
+    pub next_attempt_at: i64,
+    pub document_id: Option<u64>,
 }
 
 /// One entry of a receipt's state history.
@@ -118,6 +140,14 @@ pub enum JournalError {
         caller_key: String,
         existing_id: String,
         existing_number: u64,
+    },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("cannot {action} a receipt that is {state}; only a {wanted} receipt can be")]
+    WrongState {
+        action: &'static str,
+        state: ReceiptState,
+        wanted: ReceiptState,
     },
     #[error("unknown cursor {0:?}: pass the `next_after` value of the previous page")]
     BadCursor(String),
@@ -188,19 +218,100 @@ impl Journal {
         new: NewReceipt,
         timeout: Duration,
     ) -> Result<Accepted, JournalError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(writer::Command::Accept(Box::new(new), reply))?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(JournalError::Closed),
-            Err(_) => Err(JournalError::Busy),
-        }
+        self.apply(timeout, move |c, ctx| ops::accept(c, ctx, new))
+            .await
     }
 
     /// Round trip through the writer: proves it is alive and committing.
     pub async fn ping(&self, timeout: Duration) -> Result<(), JournalError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(writer::Command::Ping(reply))?;
+        self.apply(timeout, |_, _| Ok(())).await
+    }
+
+    /// The processing registered the job's receipt as `document_id`.
+    pub async fn record_submitted(
+        &self,
+        job_id: i64,
+        document_id: u64,
+    ) -> Result<(), JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            ops::record_submitted(c, ctx, job_id, document_id)
+        })
+        .await
+    }
+
+    pub async fn record_fiscalized(
+        &self,
+        job_id: i64,
+        attrs: FiscalAttributes,
+        qr: String,
+    ) -> Result<(), JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            ops::record_fiscalized(c, ctx, job_id, &attrs, &qr)
+        })
+        .await
+    }
+
+    /// Run the job again at `next_attempt_at` (unix ms); `error` counts an attempt.
+    pub async fn reschedule(
+        &self,
+        job_id: i64,
+        next_attempt_at: i64,
+        error: Option<String>,
+    ) -> Result<(), JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            ops::reschedule(c, ctx, job_id, next_attempt_at, error.as_deref())
+        })
+        .await
+    }
+
+    /// A permanent failure: the receipt becomes `rejected` until an operator acts.
+    pub async fn park(&self, job_id: i64, message: String) -> Result<(), JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            ops::park(c, ctx, job_id, &message)
+        })
+        .await
+    }
+
+    pub async fn operator_retry(&self, receipt_id: String) -> Result<StoredReceipt, JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            ops::operator_retry(c, ctx, &receipt_id)
+        })
+        .await
+    }
+
+    pub async fn operator_discard(
+        &self,
+        receipt_id: String,
+        reason: String,
+    ) -> Result<StoredReceipt, JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            ops::operator_discard(c, ctx, &receipt_id, &reason)
+        })
+        .await
+    }
+
+    /// Store (or with `None`, forget) a named secret such as a cloud token.
+    pub async fn save_secret(
+        &self,
+        name: &'static str,
+        value: Option<String>,
+        expires_at: Option<i64>,
+    ) -> Result<(), JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            ops::save_secret(c, ctx, name, value.as_deref(), expires_at)
+        })
+        .await
+    }
+
+    async fn apply<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce(&rusqlite::Connection, &writer::Ctx<'_>) -> Result<T, JournalError>
+        + Send
+        + 'static,
+    ) -> Result<T, JournalError> {
+        let (op, rx) = writer::op(f);
+        self.send(writer::Command::Op(op))?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(JournalError::Closed),
@@ -241,6 +352,34 @@ impl Journal {
 
     pub async fn stats(&self) -> Result<Stats, JournalError> {
         self.read(|r| r.stats()).await
+    }
+
+    /// Pending jobs of `kind` due at `now_ms`, oldest first, skipping `busy` ones.
+    pub async fn due_jobs(
+        &self,
+        kind: &'static str,
+        now_ms: i64,
+        limit: usize,
+        busy: Vec<i64>,
+    ) -> Result<Vec<Job>, JournalError> {
+        self.read(move |r| r.due_jobs(kind, now_ms, limit, &busy))
+            .await
+    }
+
+    /// When the earliest pending job of `kind` falls due (unix ms).
+    pub async fn next_due_at(&self, kind: &'static str) -> Result<Option<i64>, JournalError> {
+        self.read(move |r| r.next_due_at(kind)).await
+    }
+
+    pub async fn sync_counts(&self) -> Result<SyncCounts, JournalError> {
+        self.read(|r| r.sync_counts()).await
+    }
+
+    pub async fn secret(
+        &self,
+        name: &'static str,
+    ) -> Result<Option<(String, Option<i64>)>, JournalError> {
+        self.read(move |r| r.secret(name)).await
     }
 
     /// Commits and batch sizes so far (group commit at work).

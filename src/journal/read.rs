@@ -1,6 +1,6 @@
 //! Read queries, on read-only connections that run beside the writer (WAL).
 
-use super::{Event, JournalError, StoredReceipt};
+use super::{Event, JournalError, StoredReceipt, SyncView};
 use crate::domain::{ReceiptState, Source};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -35,7 +35,30 @@ pub struct Stats {
     pub size_bytes: u64,
 }
 
-const COLUMNS: &str = "id, number, source, state, idempotency_key, offline_url, caller_key, created_at, updated_at, body";
+/// A receipt with its fiscalization job, if any.
+const SELECT: &str = "SELECT r.id, r.number, r.source, r.state, r.idempotency_key, r.offline_url, r.caller_key,
+            r.created_at, r.updated_at, r.body, r.fiscal, r.fiscal_qr,
+            j.state, j.attempts, j.last_error, j.next_attempt_at, json_extract(j.data, '$.document_id')
+     FROM receipts r LEFT JOIN jobs j ON j.receipt_id = r.id AND j.kind = 'fiscalize'";
+
+/// A job as the worker sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub receipt_id: String,
+    pub attempts: u32,
+    pub document_id: Option<u64>,
+    pub next_attempt_at: i64,
+}
+
+/// The outbox at a glance, for health and status.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncCounts {
+    pub pending: u64,
+    pub parked: u64,
+    /// Acceptance time of the oldest receipt still waiting.
+    pub oldest_pending: Option<String>,
+}
 
 impl Reader {
     pub(super) fn new(path: PathBuf, busy_timeout: Duration) -> Self {
@@ -95,8 +118,7 @@ impl Reader {
                     .ok_or_else(|| JournalError::BadCursor(id.to_string()))?,
             };
             let sql = format!(
-                "SELECT {COLUMNS} FROM receipts WHERE number > ?1 AND (?2 IS NULL OR state = ?2)
-                 ORDER BY number LIMIT ?3"
+                "{SELECT} WHERE r.number > ?1 AND (?2 IS NULL OR r.state = ?2) ORDER BY r.number LIMIT ?3"
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let fetch = limit as i64 + 1;
@@ -116,6 +138,75 @@ impl Reader {
                 receipts,
                 next_after,
             })
+        })
+    }
+
+    pub(super) fn due_jobs(
+        &self,
+        kind: &str,
+        now_ms: i64,
+        limit: usize,
+        busy: &[i64],
+    ) -> Result<Vec<Job>, JournalError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, receipt_id, attempts, json_extract(data, '$.document_id'), next_attempt_at FROM jobs
+                 WHERE kind = ?1 AND state = 'pending' AND next_attempt_at <= ?2 ORDER BY id LIMIT ?3",
+            )?;
+            let fetch = (limit + busy.len()) as i64;
+            let jobs = stmt
+                .query_map(params![kind, now_ms, fetch], |r| {
+                    Ok(Job {
+                        id: r.get(0)?,
+                        receipt_id: r.get(1)?,
+                        attempts: r.get(2)?,
+                        document_id: r.get(3)?,
+                        next_attempt_at: r.get(4)?,
+                    })
+                })?
+                .filter(|j| j.as_ref().map_or(true, |j| !busy.contains(&j.id)))
+                .take(limit)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(jobs)
+        })
+    }
+
+    pub(super) fn next_due_at(&self, kind: &str) -> Result<Option<i64>, JournalError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT min(next_attempt_at) FROM jobs WHERE kind = ?1 AND state = 'pending'",
+                [kind],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    pub(super) fn sync_counts(&self) -> Result<SyncCounts, JournalError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FILTER (WHERE j.state = 'pending'), count(*) FILTER (WHERE j.state = 'parked'),
+                        min(r.created_at) FILTER (WHERE j.state = 'pending')
+                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind = 'fiscalize' AND j.state IN ('pending', 'parked')",
+                [],
+                |r| {
+                    Ok(SyncCounts {
+                        pending: r.get(0)?,
+                        parked: r.get(1)?,
+                        oldest_pending: r.get(2)?,
+                    })
+                },
+            )?)
+        })
+    }
+
+    pub(super) fn secret(&self, name: &str) -> Result<Option<(String, Option<i64>)>, JournalError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT value, expires_at FROM secrets WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
         })
     }
 
@@ -149,7 +240,7 @@ impl Reader {
 
 /// One receipt with its state history; shared by the reader and the writer.
 pub(super) fn load(c: &Connection, id: &str) -> Result<Option<StoredReceipt>, JournalError> {
-    let sql = format!("SELECT {COLUMNS} FROM receipts WHERE id = ?1");
+    let sql = format!("{SELECT} WHERE r.id = ?1");
     let Some(mut receipt) = c
         .prepare_cached(&sql)?
         .query_row([id], row_to_receipt)
@@ -192,6 +283,24 @@ fn row_to_receipt(r: &Row<'_>) -> rusqlite::Result<StoredReceipt> {
         updated_at: r.get(8)?,
         receipt: serde_json::from_str(&body)
             .map_err(|e| bad(format!("stored receipt body: {e}")))?,
+        fiscal: match r.get::<_, Option<String>>(10)? {
+            Some(text) => Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| bad(format!("stored fiscal attributes: {e}")))?,
+            ),
+            None => None,
+        },
+        fiscal_qr: r.get(11)?,
+        sync: match r.get::<_, Option<String>>(12)? {
+            Some(job_state) => Some(SyncView {
+                job_state,
+                attempts: r.get(13)?,
+                last_error: r.get(14)?,
+                next_attempt_at: r.get(15)?,
+                document_id: r.get(16)?,
+            }),
+            None => None,
+        },
         history: Vec::new(),
     })
 }

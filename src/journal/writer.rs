@@ -1,20 +1,99 @@
 //! The single writer: owns the read-write connection and commits in batches.
+//!
+//! Work arrives as operations: closures over the connection, built by the
+//! typed methods of `Journal` (all SQL stays in `journal/`). The writer takes
+//! every operation waiting, runs each inside its own savepoint within one
+//! transaction, commits once, and only then hands each caller its result.
 
-use super::{Accepted, JournalError, NewReceipt, Options, StoredReceipt, migrations, read};
+use super::{JournalError, Options, migrations};
 use crate::clock::Clock;
-use crate::domain::ReceiptState;
-use crate::domain::idempotency::{idempotency_key, offline_url};
-use chrono::SecondsFormat;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, TransactionBehavior};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::oneshot;
 
-pub(super) type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
+/// What an operation sees besides the connection.
+pub(super) struct Ctx<'a> {
+    /// One instant for the whole batch.
+    pub now: DateTime<Utc>,
+    pub options: &'a Options,
+}
+
+/// An operation's result, held until the batch's commit decides its fate.
+pub(super) trait Pending: Send {
+    fn succeeded(&self) -> bool;
+    fn error(&self) -> Option<&JournalError>;
+    /// `commit` is the batch's outcome: on error the caller hears that instead.
+    fn deliver(self: Box<Self>, commit: Result<(), &JournalError>);
+}
+
+struct PendingReply<T> {
+    result: Result<T, JournalError>,
+    reply: oneshot::Sender<Result<T, JournalError>>,
+}
+
+impl<T: Send> Pending for PendingReply<T> {
+    fn succeeded(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    fn error(&self) -> Option<&JournalError> {
+        self.result.as_ref().err()
+    }
+
+    fn deliver(self: Box<Self>, commit: Result<(), &JournalError>) {
+        let outcome = match commit {
+            Ok(()) => self.result,
+            Err(e) => Err(clone_err(e)),
+        };
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// One unit of work for the writer.
+pub(super) trait Operation: Send {
+    fn run(self: Box<Self>, conn: &Connection, ctx: &Ctx<'_>) -> Box<dyn Pending>;
+    /// Not run at all (the transaction could not be had): tell the caller.
+    fn fail(self: Box<Self>, err: &JournalError);
+}
+
+pub(super) type Op = Box<dyn Operation>;
+
+struct Typed<F, T> {
+    f: F,
+    reply: oneshot::Sender<Result<T, JournalError>>,
+}
+
+impl<F, T> Operation for Typed<F, T>
+where
+    F: FnOnce(&Connection, &Ctx<'_>) -> Result<T, JournalError> + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection, ctx: &Ctx<'_>) -> Box<dyn Pending> {
+        let result = (self.f)(conn, ctx);
+        Box::new(PendingReply {
+            result,
+            reply: self.reply,
+        })
+    }
+
+    fn fail(self: Box<Self>, err: &JournalError) {
+        let _ = self.reply.send(Err(clone_err(err)));
+    }
+}
+
+/// Package a typed operation for the writer; the receiver gets its result
+/// after the commit.
+pub(super) fn op<T: Send + 'static>(
+    f: impl FnOnce(&Connection, &Ctx<'_>) -> Result<T, JournalError> + Send + 'static,
+) -> (Op, oneshot::Receiver<Result<T, JournalError>>) {
+    let (reply, rx) = oneshot::channel();
+    (Box::new(Typed { f, reply }), rx)
+}
 
 pub(super) enum Command {
-    Accept(Box<NewReceipt>, Reply<Accepted>),
-    Ping(Reply<()>),
+    Op(Op),
     Shutdown,
 }
 
@@ -62,20 +141,23 @@ pub(super) fn run(
     let mut stopping = false;
     while !stopping {
         let Ok(first) = rx.recv() else { break };
-        let mut batch = vec![first];
+        let mut batch = Vec::new();
+        let mut take = |cmd: Command, batch: &mut Vec<Op>| match cmd {
+            Command::Op(op) => batch.push(op),
+            Command::Shutdown => stopping = true,
+        };
+        take(first, &mut batch);
         while batch.len() < options.batch_max {
             match rx.try_recv() {
-                Ok(cmd) => batch.push(cmd),
+                Ok(cmd) => take(cmd, &mut batch),
                 Err(_) => break,
             }
         }
         // A shutdown still serves everything queued before it.
-        if let Some(pos) = batch.iter().position(|c| matches!(c, Command::Shutdown)) {
-            stopping = true;
-            batch.truncate(pos);
+        if stopping {
             while let Ok(cmd) = rx.try_recv() {
-                if !matches!(cmd, Command::Shutdown) {
-                    batch.push(cmd);
+                if let Command::Op(op) = cmd {
+                    batch.push(op);
                 }
             }
         }
@@ -88,109 +170,93 @@ pub(super) fn run(
     tracing::debug!("journal writer stopped");
 }
 
-enum Done {
-    Accept(Reply<Accepted>, Box<Result<Accepted, JournalError>>),
-    Ping(Reply<()>),
-}
-
-impl Done {
-    /// Tell the caller its command did not stand: the transaction was lost.
-    fn fail(self, err: &JournalError) {
-        match self {
-            Done::Accept(reply, _) => {
-                let _ = reply.send(Err(clone_err(err)));
-            }
-            Done::Ping(reply) => {
-                let _ = reply.send(Err(clone_err(err)));
-            }
-        }
-    }
-}
-
 fn commit_batch(
     conn: &mut Connection,
-    batch: Vec<Command>,
+    batch: Vec<Op>,
     options: &Options,
     clock: &dyn Clock,
     metrics: &WriterMetrics,
 ) {
     let size = batch.len();
+    let ctx = Ctx {
+        now: clock.now(),
+        options,
+    };
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             let err = JournalError::from(e);
             tracing::error!(error = %err, "journal: cannot begin a transaction");
-            fail_all(batch, &err);
+            for op in batch {
+                op.fail(&err);
+            }
             return;
         }
     };
-    let now = clock.now();
-    let mut done = Vec::with_capacity(size);
-    let mut pending = batch.into_iter();
-    while let Some(cmd) = pending.next() {
-        match cmd {
-            Command::Accept(new, reply) => {
-                let result = accept_one(&mut tx, *new, now, options);
-                // SQLite rolls the whole transaction back on some errors (a
-                // full disk, an I/O error): then nothing of the batch stands,
-                // and every caller in it must hear so.
-                if let Err(e) = &result
-                    && tx.is_autocommit()
-                {
-                    tracing::error!(error = %e, batch = size, "journal: transaction rolled back; nothing of the batch was written");
-                    let err = clone_err(e);
-                    done.push(Done::Accept(reply, Box::new(result)));
-                    done.into_iter().for_each(|d| d.fail(&err));
-                    fail_all(pending.collect(), &err);
-                    return;
-                }
-                done.push(Done::Accept(reply, Box::new(result)));
-            }
-            Command::Ping(reply) => done.push(Done::Ping(reply)),
-            Command::Shutdown => {}
+    let mut done: Vec<Box<dyn Pending>> = Vec::with_capacity(size);
+    let mut lost: Option<JournalError> = None;
+    for op in batch {
+        if let Some(err) = &lost {
+            // The transaction is gone: the rest of the batch is not run.
+            op.fail(err);
+            continue;
         }
+        let sp = match tx.savepoint() {
+            Ok(sp) => sp,
+            Err(e) => {
+                let err = JournalError::from(e);
+                op.fail(&err);
+                lost = Some(err);
+                continue;
+            }
+        };
+        let pending = op.run(&sp, &ctx);
+        // A failed operation's savepoint is rolled back when dropped.
+        let kept = if pending.succeeded() {
+            sp.commit()
+        } else {
+            drop(sp);
+            Ok(())
+        };
+        if let Err(e) = kept {
+            lost = Some(JournalError::from(e));
+        }
+        // SQLite rolls the whole transaction back on some errors (a full
+        // disk, an I/O error): then nothing of the batch stands, and every
+        // caller in it must hear so.
+        if lost.is_none() && tx.is_autocommit() {
+            lost = Some(match pending.error() {
+                Some(JournalError::Full) => JournalError::Full,
+                _ => JournalError::Unavailable("SQLite rolled the transaction back".into()),
+            });
+        }
+        done.push(pending);
     }
-    match tx.commit() {
+    let outcome = match lost {
+        Some(err) => {
+            drop(tx);
+            Err(err)
+        }
+        None => tx.commit().map_err(JournalError::from),
+    };
+    match &outcome {
         Ok(()) => {
             metrics.commits.fetch_add(1, Ordering::Relaxed);
             metrics.commands.fetch_add(size as u64, Ordering::Relaxed);
             metrics
                 .largest_batch
                 .fetch_max(size as u64, Ordering::Relaxed);
-            for d in done {
-                match d {
-                    Done::Accept(reply, result) => {
-                        let _ = reply.send(*result);
-                    }
-                    Done::Ping(reply) => {
-                        let _ = reply.send(Ok(()));
-                    }
-                }
-            }
         }
-        Err(e) => {
-            let err = JournalError::from(e);
-            tracing::error!(error = %err, batch = size, "journal: commit failed; nothing of the batch was written");
-            done.into_iter().for_each(|d| d.fail(&err));
+        Err(err) => {
+            tracing::error!(error = %err, batch = size, "journal: batch not committed; nothing of it was written");
         }
+    }
+    for pending in done {
+        pending.deliver(outcome.as_ref().map(|_| ()));
     }
 }
 
-fn fail_all(batch: Vec<Command>, err: &JournalError) {
-    for cmd in batch {
-        match cmd {
-            Command::Accept(_, reply) => {
-                let _ = reply.send(Err(clone_err(err)));
-            }
-            Command::Ping(reply) => {
-                let _ = reply.send(Err(clone_err(err)));
-            }
-            Command::Shutdown => {}
-        }
-    }
-}
-
-fn clone_err(err: &JournalError) -> JournalError {
+pub(super) fn clone_err(err: &JournalError) -> JournalError {
     match err {
         JournalError::Full => JournalError::Full,
         JournalError::Busy => JournalError::Busy,
@@ -198,102 +264,4 @@ fn clone_err(err: &JournalError) -> JournalError {
         JournalError::Unavailable(message) => JournalError::Unavailable(message.clone()),
         other => JournalError::Unavailable(other.to_string()),
     }
-}
-
-/// Number and store one receipt inside the batch's transaction, within a
-/// savepoint: on any error this request leaves no trace and the batch goes on.
-fn accept_one(
-    tx: &mut rusqlite::Transaction<'_>,
-    new: NewReceipt,
-    now: chrono::DateTime<chrono::Utc>,
-    options: &Options,
-) -> Result<Accepted, JournalError> {
-    let sp = tx.savepoint()?;
-    let fingerprint = new.receipt.fingerprint();
-    if let Some(key) = &new.caller_key {
-        let seen: Option<(String, String)> = sp
-            .query_row(
-                "SELECT receipt_id, fingerprint FROM caller_keys WHERE source = ?1 AND caller_key = ?2",
-                params![new.source.code(), key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if let Some((receipt_id, seen_fingerprint)) = seen {
-            let existing = read::load(&sp, &receipt_id)?.ok_or_else(|| {
-                JournalError::Unavailable(format!("caller key names missing receipt {receipt_id}"))
-            })?;
-            return if seen_fingerprint == fingerprint {
-                Ok(Accepted::Replayed(existing))
-            } else {
-                Err(JournalError::Conflict {
-                    source_name: new.source.code(),
-                    caller_key: key.clone(),
-                    existing_id: existing.id,
-                    existing_number: existing.number,
-                })
-            };
-        }
-    }
-
-    let number: u64 = sp.query_row(
-        "UPDATE counters SET value = value + 1 WHERE name = 'receipt_number' RETURNING value",
-        [],
-        |r| r.get(0),
-    )?;
-    let local = now.with_timezone(&options.timezone);
-    let created_at = local.to_rfc3339_opts(SecondsFormat::Millis, false);
-    let key = idempotency_key(number, &options.pin, new.receipt.total, local.naive_local());
-    let url = offline_url(&options.offline_base_url, &key);
-    let id = uuid::Uuid::now_v7().to_string();
-    let body = serde_json::to_string(&new.receipt)
-        .map_err(|e| JournalError::Unavailable(format!("cannot encode receipt: {e}")))?;
-
-    sp.execute(
-        "INSERT INTO receipts (number, id, source, state, idempotency_key, offline_url, total_minor,
-                               fingerprint, body, caller_key, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-        params![
-            number,
-            id,
-            new.source.code(),
-            ReceiptState::Accepted.code(),
-            key,
-            url,
-            new.receipt.total.minor(),
-            fingerprint,
-            body,
-            new.caller_key,
-            created_at,
-        ],
-    )?;
-    let actor = format!("api:{}", new.source.code());
-    sp.execute(
-        "INSERT INTO receipt_events (receipt_id, at, actor, state, note) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, created_at, actor, ReceiptState::Accepted.code(), "journaled"],
-    )?;
-    if let Some(caller_key) = &new.caller_key {
-        sp.execute(
-            "INSERT INTO caller_keys (source, caller_key, receipt_id, fingerprint, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![new.source.code(), caller_key, id, fingerprint, created_at],
-        )?;
-    }
-    sp.commit()?;
-    Ok(Accepted::Created(StoredReceipt {
-        id,
-        number,
-        source: new.source,
-        state: ReceiptState::Accepted,
-        idempotency_key: key,
-        offline_url: url,
-        caller_key: new.caller_key,
-        created_at: created_at.clone(),
-        updated_at: created_at.clone(),
-        receipt: new.receipt,
-        history: vec![super::Event {
-            at: created_at,
-            actor,
-            state: ReceiptState::Accepted,
-            note: Some("journaled".into()),
-        }],
-    }))
 }

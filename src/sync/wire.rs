@@ -10,7 +10,8 @@
 
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::{
-    CalculationMethod, Money, PaymentKind, PaymentSubject, Quantity, Receipt, ReceiptKind, TaxSystem, Vat,
+    CalculationMethod, Money, PaymentKind, PaymentSubject, Quantity, Receipt, ReceiptKind,
+    TaxSystem, Vat,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Number;
@@ -136,7 +137,9 @@ impl ErrorBody {
     /// The most useful words in an error reply, whatever its shape.
     pub fn describe(body: &str) -> String {
         match serde_json::from_str::<ErrorBody>(body) {
-            Ok(ErrorBody { message: Some(m), .. }) if !m.is_empty() => m,
+            Ok(ErrorBody {
+                message: Some(m), ..
+            }) if !m.is_empty() => m,
             Ok(ErrorBody { error: Some(e), .. }) if !e.is_empty() => e,
             _ => body.chars().take(300).collect(),
         }
@@ -216,11 +219,15 @@ pub fn payment_code(k: PaymentKind) -> &'static str {
 }
 
 fn money(m: Money) -> Number {
-    m.to_decimal().parse().expect("a formatted amount is a JSON number")
+    m.to_decimal()
+        .parse()
+        .expect("a formatted amount is a JSON number")
 }
 
 fn quantity(q: Quantity) -> Number {
-    q.to_decimal().parse().expect("a formatted quantity is a JSON number")
+    q.to_decimal()
+        .parse()
+        .expect("a formatted quantity is a JSON number")
 }
 
 /// Map a journaled receipt to the processing's body. Deterministic: the same
@@ -311,12 +318,24 @@ mod tests {
             kind: ReceiptKind::Sale,
             tax_system: TaxSystem::Common,
             currency: "RUB".into(),
-            items: vec![Item { line, total: Money(10000) }],
-            payments: vec![Payment { kind: PaymentKind::Cash, amount: Money(10000) }],
+            items: vec![Item {
+                line,
+                total: Money(10000),
+            }],
+            payments: vec![Payment {
+                kind: PaymentKind::Cash,
+                amount: Money(10000),
+            }],
             total: Money(10000),
             change: Money::ZERO,
-            cashier: Some(Cashier { name: "Иванов И.И.".into(), inn: None }),
-            buyer: Some(Buyer { email: None, phone: Some("+79001234567".into()) }),
+            cashier: Some(Cashier {
+                name: "Иванов И.И.".into(),
+                inn: None,
+            }),
+            buyer: Some(Buyer {
+                email: None,
+                phone: Some("+79001234567".into()),
+            }),
         };
         let json = serde_json::to_string(&receipt_body(&r)).unwrap();
         assert_eq!(
@@ -325,13 +344,22 @@ mod tests {
         );
         let back: ReceiptBody = serde_json::from_str(&json).unwrap();
         assert_eq!(parse_money(&back.total), Some(Money(10000)));
-        assert_eq!(parse_quantity(&back.items[0].quantity), Some(Quantity(1000)));
+        assert_eq!(
+            parse_quantity(&back.items[0].quantity),
+            Some(Quantity(1000))
+        );
     }
 
     #[test]
     fn error_bodies_are_described_whatever_their_shape() {
-        assert_eq!(ErrorBody::describe(r#"{"error":"bad","message":"total mismatch"}"#), "total mismatch");
-        assert_eq!(ErrorBody::describe(r#"{"error":"invalid_grant"}"#), "invalid_grant");
+        assert_eq!(
+            ErrorBody::describe(r#"{"error":"bad","message":"total mismatch"}"#),
+            "total mismatch"
+        );
+        assert_eq!(
+            ErrorBody::describe(r#"{"error":"invalid_grant"}"#),
+            "invalid_grant"
+        );
         assert_eq!(ErrorBody::describe("Bad Gateway"), "Bad Gateway");
     }
 }

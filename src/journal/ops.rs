@@ -1,0 +1,357 @@
+//! The writer's operations: every change to the journal is one of these, run
+//! by the writer thread inside the batch's transaction. The outbox (`jobs`) is
+//! a general durable queue: a job has a kind, an optional receipt, a state
+//! (`pending` until `next_attempt_at`, then `done`, `parked` for an operator,
+//! or `cancelled`), attempts, the last error, and kind-specific JSON data.
+
+use super::writer::Ctx;
+use super::{Accepted, JournalError, NewReceipt, StoredReceipt, read};
+use crate::domain::ReceiptState;
+use crate::domain::fiscal::FiscalAttributes;
+use crate::domain::idempotency::{idempotency_key, offline_url};
+use chrono::SecondsFormat;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Fiscalize a receipt at the cloud processing.
+pub const JOB_FISCALIZE: &str = "fiscalize";
+
+pub const JOB_PENDING: &str = "pending";
+pub const JOB_DONE: &str = "done";
+pub const JOB_PARKED: &str = "parked";
+pub const JOB_CANCELLED: &str = "cancelled";
+
+fn stamp(ctx: &Ctx<'_>) -> String {
+    ctx.now
+        .with_timezone(&ctx.options.timezone)
+        .to_rfc3339_opts(SecondsFormat::Millis, false)
+}
+
+fn event(
+    c: &Connection,
+    receipt_id: &str,
+    at: &str,
+    actor: &str,
+    state: ReceiptState,
+    note: &str,
+) -> Result<(), JournalError> {
+    c.execute(
+        "INSERT INTO receipt_events (receipt_id, at, actor, state, note) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![receipt_id, at, actor, state.code(), note],
+    )?;
+    Ok(())
+}
+
+fn set_state(
+    c: &Connection,
+    receipt_id: &str,
+    at: &str,
+    state: ReceiptState,
+) -> Result<(), JournalError> {
+    c.execute(
+        "UPDATE receipts SET state = ?2, updated_at = ?3 WHERE id = ?1",
+        params![receipt_id, state.code(), at],
+    )?;
+    Ok(())
+}
+
+/// Number and store one receipt, with its first event, its caller key and its
+/// fiscalization job.
+pub(super) fn accept(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    new: NewReceipt,
+) -> Result<Accepted, JournalError> {
+    let options = ctx.options;
+    let fingerprint = new.receipt.fingerprint();
+    if let Some(key) = &new.caller_key {
+        let seen: Option<(String, String)> = c
+            .query_row(
+                "SELECT receipt_id, fingerprint FROM caller_keys WHERE source = ?1 AND caller_key = ?2",
+                params![new.source.code(), key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((receipt_id, seen_fingerprint)) = seen {
+            let existing = read::load(c, &receipt_id)?.ok_or_else(|| {
+                JournalError::Unavailable(format!("caller key names missing receipt {receipt_id}"))
+            })?;
+            return if seen_fingerprint == fingerprint {
+                Ok(Accepted::Replayed(existing))
+            } else {
+                Err(JournalError::Conflict {
+                    source_name: new.source.code(),
+                    caller_key: key.clone(),
+                    existing_id: existing.id,
+                    existing_number: existing.number,
+                })
+            };
+        }
+    }
+
+    let number: u64 = c.query_row(
+        "UPDATE counters SET value = value + 1 WHERE name = 'receipt_number' RETURNING value",
+        [],
+        |r| r.get(0),
+    )?;
+    let local = ctx.now.with_timezone(&options.timezone);
+    let created_at = stamp(ctx);
+    let key = idempotency_key(number, &options.pin, new.receipt.total, local.naive_local());
+    let url = offline_url(&options.offline_base_url, &key);
+    let id = uuid::Uuid::now_v7().to_string();
+    let body = serde_json::to_string(&new.receipt)
+        .map_err(|e| JournalError::Unavailable(format!("cannot encode receipt: {e}")))?;
+
+    c.execute(
+        "INSERT INTO receipts (number, id, source, state, idempotency_key, offline_url, total_minor,
+                               fingerprint, body, caller_key, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+        params![
+            number,
+            id,
+            new.source.code(),
+            ReceiptState::Accepted.code(),
+            key,
+            url,
+            new.receipt.total.minor(),
+            fingerprint,
+            body,
+            new.caller_key,
+            created_at,
+        ],
+    )?;
+    let actor = format!("api:{}", new.source.code());
+    event(
+        c,
+        &id,
+        &created_at,
+        &actor,
+        ReceiptState::Accepted,
+        "journaled",
+    )?;
+    if let Some(caller_key) = &new.caller_key {
+        c.execute(
+            "INSERT INTO caller_keys (source, caller_key, receipt_id, fingerprint, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![new.source.code(), caller_key, id, fingerprint, created_at],
+        )?;
+    }
+    c.execute(
+        "INSERT INTO jobs (kind, receipt_id, state, next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+        params![JOB_FISCALIZE, id, JOB_PENDING, created_at],
+    )?;
+    let stored =
+        read::load(c, &id)?.ok_or_else(|| JournalError::Unavailable("receipt vanished".into()))?;
+    Ok(Accepted::Created(stored))
+}
+
+/// The processing took the receipt as document `document_id`.
+pub(super) fn record_submitted(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    job_id: i64,
+    document_id: u64,
+) -> Result<(), JournalError> {
+    let at = stamp(ctx);
+    let receipt_id = job_receipt(c, job_id)?;
+    c.execute(
+        "UPDATE jobs SET data = json_set(data, '$.document_id', ?2), last_error = NULL, updated_at = ?3 WHERE id = ?1",
+        params![job_id, document_id, at],
+    )?;
+    let state = receipt_state(c, &receipt_id)?;
+    if state == ReceiptState::Accepted {
+        set_state(c, &receipt_id, &at, ReceiptState::Submitted)?;
+        event(
+            c,
+            &receipt_id,
+            &at,
+            "sync",
+            ReceiptState::Submitted,
+            &format!("registered as document {document_id}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The processing fiscalized the receipt: store its attributes and QR string.
+pub(super) fn record_fiscalized(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    job_id: i64,
+    attrs: &FiscalAttributes,
+    qr: &str,
+) -> Result<(), JournalError> {
+    let at = stamp(ctx);
+    let receipt_id = job_receipt(c, job_id)?;
+    let fiscal =
+        serde_json::to_string(attrs).map_err(|e| JournalError::Unavailable(e.to_string()))?;
+    c.execute(
+        "UPDATE receipts SET state = ?2, fiscal = ?3, fiscal_qr = ?4, updated_at = ?5 WHERE id = ?1",
+        params![receipt_id, ReceiptState::Fiscalized.code(), fiscal, qr, at],
+    )?;
+    c.execute(
+        "UPDATE jobs SET state = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1",
+        params![job_id, JOB_DONE, at],
+    )?;
+    let note = format!(
+        "FD {} FP {} FN {}",
+        attrs.fiscal_document_number, attrs.fiscal_sign, attrs.fiscal_drive_number
+    );
+    event(c, &receipt_id, &at, "sync", ReceiptState::Fiscalized, &note)?;
+    Ok(())
+}
+
+/// Try the job again at `next_attempt_at` (unix ms). `error` counts as a
+/// failed attempt; `None` is a plain wait (a document still processing).
+pub(super) fn reschedule(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    job_id: i64,
+    next_attempt_at: i64,
+    error: Option<&str>,
+) -> Result<(), JournalError> {
+    let at = stamp(ctx);
+    match error {
+        Some(error) => c.execute(
+            "UPDATE jobs SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, updated_at = ?4
+             WHERE id = ?1 AND state = 'pending'",
+            params![job_id, error, next_attempt_at, at],
+        )?,
+        None => c.execute(
+            "UPDATE jobs SET next_attempt_at = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'pending'",
+            params![job_id, next_attempt_at, at],
+        )?,
+    };
+    Ok(())
+}
+
+/// A permanent failure an operator must see: the receipt becomes `rejected`
+/// and its job waits for `retry` or `discard`.
+pub(super) fn park(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    job_id: i64,
+    message: &str,
+) -> Result<(), JournalError> {
+    let at = stamp(ctx);
+    let receipt_id = job_receipt(c, job_id)?;
+    c.execute(
+        "UPDATE jobs SET state = ?2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+        params![job_id, JOB_PARKED, message, at],
+    )?;
+    set_state(c, &receipt_id, &at, ReceiptState::Rejected)?;
+    event(c, &receipt_id, &at, "sync", ReceiptState::Rejected, message)?;
+    Ok(())
+}
+
+/// Operator: send a rejected receipt again (from scratch: a new registration
+/// with the same idempotency key).
+pub(super) fn operator_retry(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    receipt_id: &str,
+) -> Result<StoredReceipt, JournalError> {
+    let at = stamp(ctx);
+    require_state(c, receipt_id, ReceiptState::Rejected, "retry")?;
+    c.execute(
+        "UPDATE jobs SET state = ?3, next_attempt_at = 0, data = '{}', updated_at = ?4
+         WHERE receipt_id = ?1 AND kind = ?2",
+        params![receipt_id, JOB_FISCALIZE, JOB_PENDING, at],
+    )?;
+    set_state(c, receipt_id, &at, ReceiptState::Accepted)?;
+    event(
+        c,
+        receipt_id,
+        &at,
+        "operator",
+        ReceiptState::Accepted,
+        "retry requested",
+    )?;
+    loaded(c, receipt_id)
+}
+
+/// Operator: give up on a rejected receipt, with the reason kept in its history.
+pub(super) fn operator_discard(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    receipt_id: &str,
+    reason: &str,
+) -> Result<StoredReceipt, JournalError> {
+    let at = stamp(ctx);
+    require_state(c, receipt_id, ReceiptState::Rejected, "discard")?;
+    c.execute(
+        "UPDATE jobs SET state = ?3, updated_at = ?4 WHERE receipt_id = ?1 AND kind = ?2",
+        params![receipt_id, JOB_FISCALIZE, JOB_CANCELLED, at],
+    )?;
+    set_state(c, receipt_id, &at, ReceiptState::Discarded)?;
+    event(
+        c,
+        receipt_id,
+        &at,
+        "operator",
+        ReceiptState::Discarded,
+        reason,
+    )?;
+    loaded(c, receipt_id)
+}
+
+pub(super) fn save_secret(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    name: &str,
+    value: Option<&str>,
+    expires_at: Option<i64>,
+) -> Result<(), JournalError> {
+    match value {
+        Some(value) => c.execute(
+            "INSERT INTO secrets (name, value, expires_at, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at,
+                                             updated_at = excluded.updated_at",
+            params![name, value, expires_at, stamp(ctx)],
+        )?,
+        None => c.execute("DELETE FROM secrets WHERE name = ?1", [name])?,
+    };
+    Ok(())
+}
+
+fn job_receipt(c: &Connection, job_id: i64) -> Result<String, JournalError> {
+    c.query_row("SELECT receipt_id FROM jobs WHERE id = ?1", [job_id], |r| {
+        r.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| JournalError::NotFound(format!("job {job_id}")))
+}
+
+fn receipt_state(c: &Connection, receipt_id: &str) -> Result<ReceiptState, JournalError> {
+    let text: Option<String> = c
+        .query_row(
+            "SELECT state FROM receipts WHERE id = ?1",
+            [receipt_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let text = text.ok_or_else(|| JournalError::NotFound(format!("receipt {receipt_id:?}")))?;
+    ReceiptState::from_code(&text)
+        .ok_or_else(|| JournalError::Unavailable(format!("unknown state {text:?}")))
+}
+
+fn require_state(
+    c: &Connection,
+    receipt_id: &str,
+    wanted: ReceiptState,
+    action: &'static str,
+) -> Result<(), JournalError> {
+    let state = receipt_state(c, receipt_id)?;
+    if state != wanted {
+        return Err(JournalError::WrongState {
+            action,
+            state,
+            wanted,
+        });
+    }
+    Ok(())
+}
+
+fn loaded(c: &Connection, receipt_id: &str) -> Result<StoredReceipt, JournalError> {
+    read::load(c, receipt_id)?
+        .ok_or_else(|| JournalError::NotFound(format!("receipt {receipt_id:?}")))
+}
