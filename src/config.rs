@@ -117,16 +117,82 @@ impl Default for FiscalConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CloudConfig {
+    /// Send receipts to the processing. Off: they wait in the outbox.
+    pub enabled: bool,
     /// Base URL of the fiscal processing; offline receipt links start with it.
     pub base_url: String,
+    /// The connector token, inline. Prefer `token_file`.
+    pub token: String,
+    /// A file holding the connector token; must not be readable by others.
+    pub token_file: String,
+    /// Receipts in flight to the processing at once.
+    pub concurrency: u64,
+    pub connect_timeout_ms: u64,
+    /// Limit for one whole request (connect, send, reply).
+    pub request_timeout_ms: u64,
+    /// First retry delay; doubles per failure (with jitter) up to `retry_cap_ms`.
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+    /// Longest `Retry-After` honoured.
+    pub retry_after_max_ms: u64,
+    /// How often a document still `PROCESSING` is asked for again.
+    pub poll_interval_ms: u64,
+    /// While offline, how often to check whether the processing is back.
+    pub probe_interval_ms: u64,
 }
 
 impl Default for CloudConfig {
     fn default() -> Self {
         CloudConfig {
+            enabled: false,
             base_url: DEFAULT_CLOUD_BASE_URL.into(),
+            token: String::new(),
+            token_file: String::new(),
+            concurrency: 4,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 15_000,
+            retry_base_ms: 1_000,
+            retry_cap_ms: 300_000,
+            retry_after_max_ms: 3_600_000,
+            poll_interval_ms: 1_000,
+            probe_interval_ms: 5_000,
         }
     }
+}
+
+/// A value that must never reach a log, a reply or a status page.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The validated `[cloud]` section.
+#[derive(Clone, Debug)]
+pub struct CloudSettings {
+    pub enabled: bool,
+    pub base_url: String,
+    pub token: Option<Secret>,
+    pub concurrency: usize,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry: crate::sync::policy::RetryPolicy,
+    pub poll_interval: Duration,
+    pub probe_interval: Duration,
 }
 
 /// One thing wrong with a config file.
@@ -162,7 +228,7 @@ pub struct Settings {
     pub pin: String,
     pub timezone: Tz,
     pub profile: Profile,
-    pub cloud_base_url: String,
+    pub cloud: CloudSettings,
 }
 
 /// Read and validate a config file.
@@ -369,6 +435,77 @@ fn check_rules(
         );
     }
 
+    let token = match (c.cloud.token.is_empty(), c.cloud.token_file.is_empty()) {
+        (true, true) => {
+            if c.cloud.enabled {
+                bad(
+                    "cloud.token",
+                    "the processing needs a connector token: set cloud.token_file (or cloud.token)"
+                        .into(),
+                );
+            }
+            None
+        }
+        (false, false) => {
+            bad(
+                "cloud.token_file",
+                "set cloud.token or cloud.token_file, not both".into(),
+            );
+            None
+        }
+        (false, true) => Some(Secret::new(c.cloud.token.trim())),
+        (true, false) => match read_token_file(Path::new(&c.cloud.token_file)) {
+            Ok(t) => Some(t),
+            Err(message) => {
+                bad("cloud.token_file", message);
+                None
+            }
+        },
+    };
+    for (key, value, range) in [
+        ("cloud.concurrency", c.cloud.concurrency, 1..=256),
+        (
+            "cloud.connect_timeout_ms",
+            c.cloud.connect_timeout_ms,
+            100..=120_000,
+        ),
+        (
+            "cloud.request_timeout_ms",
+            c.cloud.request_timeout_ms,
+            100..=600_000,
+        ),
+        ("cloud.retry_base_ms", c.cloud.retry_base_ms, 10..=600_000),
+        ("cloud.retry_cap_ms", c.cloud.retry_cap_ms, 10..=86_400_000),
+        (
+            "cloud.retry_after_max_ms",
+            c.cloud.retry_after_max_ms,
+            0..=86_400_000,
+        ),
+        (
+            "cloud.poll_interval_ms",
+            c.cloud.poll_interval_ms,
+            10..=600_000,
+        ),
+        (
+            "cloud.probe_interval_ms",
+            c.cloud.probe_interval_ms,
+            10..=600_000,
+        ),
+    ] {
+        if !range.contains(&value) {
+            bad(
+                key,
+                format!("must be between {} and {}", range.start(), range.end()),
+            );
+        }
+    }
+    if c.cloud.retry_cap_ms < c.cloud.retry_base_ms {
+        bad(
+            "cloud.retry_cap_ms",
+            "must not be less than cloud.retry_base_ms".into(),
+        );
+    }
+
     Some(Settings {
         listen: listen?,
         max_body_bytes: usize::try_from(c.api.max_body_bytes).ok()?,
@@ -384,8 +521,44 @@ fn check_rules(
             currency: currency?,
             default_tax_system: tax_system?,
         },
-        cloud_base_url: base.to_string(),
+        cloud: CloudSettings {
+            enabled: c.cloud.enabled,
+            base_url: base.to_string(),
+            token,
+            concurrency: usize::try_from(c.cloud.concurrency).ok()?,
+            connect_timeout: Duration::from_millis(c.cloud.connect_timeout_ms),
+            request_timeout: Duration::from_millis(c.cloud.request_timeout_ms),
+            retry: crate::sync::policy::RetryPolicy {
+                base: Duration::from_millis(c.cloud.retry_base_ms),
+                cap: Duration::from_millis(c.cloud.retry_cap_ms),
+                max_retry_after: Duration::from_millis(c.cloud.retry_after_max_ms),
+            },
+            poll_interval: Duration::from_millis(c.cloud.poll_interval_ms),
+            probe_interval: Duration::from_millis(c.cloud.probe_interval_ms),
+        },
     })
+}
+
+/// Read the connector token from a file that only its owner (and group) may read.
+fn read_token_file(path: &Path) -> Result<Secret, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o007 != 0 {
+        return Err(format!(
+            "{} is readable by every user (mode {:o}); it holds the connector token: chmod 0640 (or 0600) it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(Secret::new(token))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -529,6 +702,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.profile.currency, "UZS");
+    }
+
+    #[test]
+    fn token_file_must_not_be_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cr3t-connector\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "[till]\npin=\"1234\"\n[cloud]\nenabled = true\ntoken_file = \"{}\"\n",
+            file.display()
+        );
+        let problems = load_str(&text).unwrap_err();
+        assert_eq!(problems[0].key, "cloud.token_file");
+        assert!(problems[0].message.contains("chmod"), "{}", problems[0]);
+        assert!(!problems[0].message.contains("s3cr3t"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = load_str(&text).unwrap();
+        assert_eq!(s.cloud.token.as_ref().unwrap().expose(), "s3cr3t-connector");
+        assert!(!format!("{s:?}").contains("s3cr3t"));
+        let enabled_without =
+            load_str("[till]\npin=\"1234\"\n[cloud]\nenabled = true\n").unwrap_err();
+        assert_eq!(enabled_without[0].key, "cloud.token");
     }
 
     #[test]

@@ -6,6 +6,8 @@ use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::journal::{self, Journal, JournalError};
+use crate::sync::client::CloudClient;
+use crate::sync::worker::{Worker, WorkerConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +27,8 @@ pub enum DaemonError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cloud sync: {0}")]
+    Cloud(String),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -35,6 +39,7 @@ pub struct Daemon {
     pub journal: Journal,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
+    worker: Option<Worker>,
 }
 
 impl Daemon {
@@ -47,9 +52,10 @@ impl Daemon {
             queue_capacity: 4096,
             pin: settings.pin.clone(),
             timezone: settings.timezone,
-            offline_base_url: settings.cloud_base_url.clone(),
+            offline_base_url: settings.cloud.base_url.clone(),
         };
-        let journal = tokio::task::spawn_blocking(move || Journal::open(options, clock))
+        let journal_clock = clock.clone();
+        let journal = tokio::task::spawn_blocking(move || Journal::open(options, journal_clock))
             .await
             .map_err(|e| JournalError::Unavailable(e.to_string()))??;
         let listener =
@@ -60,6 +66,28 @@ impl Daemon {
                     source,
                 })?;
         let addr = listener.local_addr().map_err(DaemonError::Serve)?;
+        let sync_wake = Arc::new(tokio::sync::Notify::new());
+        let worker = if settings.cloud.enabled {
+            let client = CloudClient::new(&settings.cloud, journal.clone(), clock.clone())
+                .map_err(DaemonError::Cloud)?;
+            Some(Worker::spawn(
+                journal.clone(),
+                Arc::new(client),
+                clock.clone(),
+                WorkerConfig {
+                    concurrency: settings.cloud.concurrency,
+                    retry: settings.cloud.retry,
+                    poll_interval: settings.cloud.poll_interval,
+                    probe_interval: settings.cloud.probe_interval,
+                },
+                sync_wake.clone(),
+            ))
+        } else {
+            tracing::warn!(
+                "cloud sync is off ([cloud] enabled = false): receipts wait in the outbox"
+            );
+            None
+        };
         let state = AppState {
             journal: journal.clone(),
             profile: settings.profile.clone(),
@@ -67,6 +95,8 @@ impl Daemon {
             max_body_bytes: settings.max_body_bytes,
             write_timeout: settings.write_timeout,
             started: Instant::now(),
+            sync_wake,
+            sync_status: worker.as_ref().map(|w| w.status.clone()),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
@@ -84,6 +114,7 @@ impl Daemon {
             journal,
             shutdown: Some(tx),
             server,
+            worker,
         })
     }
 
@@ -103,6 +134,9 @@ impl Daemon {
                 Ok(())
             }
         };
+        if let Some(worker) = self.worker.take() {
+            worker.stop(SHUTDOWN_GRACE).await;
+        }
         let journal = self.journal.clone();
         let _ = tokio::task::spawn_blocking(move || journal.close()).await;
         tracing::info!("fiscald stopped; journal flushed");

@@ -35,6 +35,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub write_timeout: Duration,
     pub started: Instant,
+    /// Wakes the cloud sync when a receipt is queued or re-queued.
+    pub sync_wake: Arc<tokio::sync::Notify>,
+    /// The cloud sync's state, when it runs.
+    pub sync_status: Option<Arc<std::sync::Mutex<crate::sync::worker::SyncStatus>>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -42,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/receipts", post(create_receipt).get(list_receipts))
         .route("/v1/receipts/{id}", get(get_receipt))
+        .route("/v1/receipts/{id}/retry", post(retry_receipt))
+        .route("/v1/receipts/{id}/discard", post(discard_receipt))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::new(state))
@@ -65,6 +71,7 @@ async fn create_receipt(
     };
     match app.journal.accept(new, app.write_timeout).await? {
         Accepted::Created(stored) => {
+            app.sync_wake.notify_one();
             tracing::info!(
                 id = %stored.id,
                 number = stored.number,
@@ -115,6 +122,51 @@ async fn get_receipt(State(app): Shared, Path(id): Path<String>) -> Result<Respo
         Some(r) => Ok(Json(native::render(&r)).into_response()),
         None => Err(ApiError::not_found(&format!("receipt {id:?}"))),
     }
+}
+
+/// Operator: send a rejected receipt to the processing again.
+async fn retry_receipt(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let stored = app.journal.operator_retry(id).await?;
+    app.sync_wake.notify_one();
+    tracing::info!(id = %stored.id, number = stored.number, "operator: retry of a rejected receipt");
+    Ok(Json(native::render(&stored)).into_response())
+}
+
+/// Longest discard reason kept.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Operator: give up on a rejected receipt, saying why.
+async fn discard_receipt(
+    State(app): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let json = body::read_json(&headers, body, app.max_body_bytes).await?;
+    let reason = match json.get("reason") {
+        Some(serde_json::Value::String(r))
+            if !r.trim().is_empty() && r.chars().count() <= MAX_REASON_CHARS =>
+        {
+            r.trim().to_string()
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "a discard needs a reason",
+            )
+            .with_detail(Violation::new(
+                "/reason",
+                "required",
+                format!(
+                    "give the reason as a non-empty string of at most {MAX_REASON_CHARS} characters"
+                ),
+            )));
+        }
+    };
+    let stored = app.journal.operator_discard(id, reason).await?;
+    tracing::warn!(id = %stored.id, number = stored.number, "operator: rejected receipt discarded");
+    Ok(Json(native::render(&stored)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -174,6 +226,16 @@ async fn health(State(app): Shared) -> Response {
         }),
         Err(e) => json!({"writable": writer.is_ok(), "error": e.to_string()}),
     };
+    let sync = match (&app.sync_status, app.journal.sync_counts().await) {
+        (status, Ok(counts)) => json!({
+            "enabled": status.is_some(),
+            "state": status.as_ref().map(|s| s.lock().expect("status lock").clone()),
+            "pending": counts.pending,
+            "rejected": counts.parked,
+            "oldest_pending": counts.oldest_pending,
+        }),
+        (_, Err(e)) => json!({"error": e.to_string()}),
+    };
     let body = json!({
         "status": if ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -184,6 +246,7 @@ async fn health(State(app): Shared) -> Response {
             "timezone": app.timezone,
         },
         "journal": journal,
+        "sync": sync,
     });
     let status = if ok {
         StatusCode::OK

@@ -427,6 +427,37 @@ pub fn render(r: &StoredReceipt) -> Value {
             serde_json::to_value(b).expect("buyer serializes"),
         );
     }
+    if let Some(f) = &r.fiscal {
+        obj.insert(
+            "fiscal".into(),
+            json!({
+                "fiscal_document_number": f.fiscal_document_number,
+                "fiscal_sign": f.fiscal_sign,
+                "fiscal_drive_number": f.fiscal_drive_number,
+                "kkt_reg_id": f.kkt_reg_id,
+                "shift_number": f.shift_number,
+                "receipt_number_in_shift": f.receipt_number_in_shift,
+                "date_time": f.date_time.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "ofd_receipt_url": f.ofd_receipt_url,
+                "qr": r.fiscal_qr,
+            }),
+        );
+    }
+    if let Some(sync) = &r.sync {
+        let next = (sync.job_state == crate::journal::JOB_PENDING).then(|| {
+            chrono::DateTime::from_timestamp_millis(sync.next_attempt_at)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        });
+        obj.insert(
+            "sync".into(),
+            json!({
+                "attempts": sync.attempts,
+                "last_error": sync.last_error,
+                "next_attempt_at": next.flatten(),
+                "document_id": sync.document_id,
+            }),
+        );
+    }
     if !r.history.is_empty() {
         obj.insert(
             "history".into(),

@@ -4,4 +4,7 @@
 //! `policy` is the pure retry policy; `client` the HTTP client with auth;
 //! `worker` drains the journal's outbox.
 
+pub mod client;
+pub mod policy;
 pub mod wire;
+pub mod worker;

@@ -20,6 +20,8 @@ pub fn settings(dir: &std::path::Path) -> Settings {
     let mut s = config::load_str(config::DEMO_CONFIG).expect("demo config");
     s.journal_path = dir.join("journal.sqlite");
     s.listen = "127.0.0.1:0".parse().unwrap();
+    // Tests that sync turn it on with a simulator to talk to.
+    s.cloud.enabled = false;
     s
 }
 
