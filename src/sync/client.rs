@@ -18,13 +18,19 @@ use tokio::sync::Mutex;
 
 const ACCESS_TOKEN: &str = "cloud.access_token";
 const REFRESH_TOKEN: &str = "cloud.refresh_token";
-/// Refresh this long before the access token expires.
+/// Refresh this long before the access token expires (or a fifth of its
+/// lifetime, for short-lived tokens).
 const REFRESH_MARGIN: ChronoDuration = ChronoDuration::seconds(60);
+
+fn refresh_margin(lifetime: ChronoDuration) -> ChronoDuration {
+    REFRESH_MARGIN.min(lifetime / 5)
+}
 
 struct Tokens {
     access: Secret,
     refresh: Option<Secret>,
-    expires_at: DateTime<Utc>,
+    /// When to refresh: a margin before the token expires.
+    refresh_at: DateTime<Utc>,
 }
 
 /// Counters for status pages.
@@ -85,7 +91,7 @@ impl CloudClient {
             *self.tokens.lock().await = Some(Tokens {
                 access: Secret::new(access),
                 refresh: refresh.map(|(r, _)| Secret::new(r)),
-                expires_at,
+                refresh_at: expires_at - REFRESH_MARGIN,
             });
             tracing::info!("cloud: restored the stored access token");
         }
@@ -181,7 +187,7 @@ impl CloudClient {
         let mut tokens = self.tokens.lock().await;
         let now = self.clock.now();
         if let Some(t) = tokens.as_ref()
-            && t.expires_at - REFRESH_MARGIN > now
+            && t.refresh_at > now
         {
             return Ok(t.access.clone());
         }
@@ -218,11 +224,12 @@ impl CloudClient {
                 reply
             }
         };
-        let expires_at = now + ChronoDuration::seconds(reply.expires_in.min(86_400 * 365) as i64);
+        let lifetime = ChronoDuration::seconds(reply.expires_in.min(86_400 * 365) as i64);
+        let expires_at = now + lifetime;
         let fresh = Tokens {
             access: Secret::new(reply.access_token),
             refresh: Some(Secret::new(reply.refresh_token)),
-            expires_at,
+            refresh_at: expires_at - refresh_margin(lifetime),
         };
         // Kept across restarts; a failure to store them only costs a login.
         let _ = self
@@ -253,7 +260,7 @@ impl CloudClient {
         if let Some(t) = tokens.as_mut()
             && &t.access == refused
         {
-            t.expires_at = DateTime::<Utc>::MIN_UTC;
+            t.refresh_at = DateTime::<Utc>::MIN_UTC;
         }
     }
 
