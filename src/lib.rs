@@ -7,4 +7,5 @@ pub mod daemon;
 pub mod domain;
 pub mod journal;
 pub mod logging;
+pub mod sim;
 pub mod sync;

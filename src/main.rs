@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use fiscald::clock::SystemClock;
 use fiscald::config::{self, DEFAULT_CONFIG_PATH, Settings};
+use fiscald::sim::cloud::{Knobs, SimCloud, SimConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,53 @@ enum Command {
         /// Fiscal profile of the demo till.
         #[arg(long, value_enum, default_value_t = DemoCountry::Ru)]
         country: DemoCountry,
+        /// Address of the built-in processing simulator.
+        #[arg(long, default_value = "127.0.0.1:8731")]
+        sim_listen: SocketAddr,
+    },
+    /// Run a simulator of an outside system.
+    Sim {
+        #[command(subcommand)]
+        what: SimCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// The cloud fiscal processing (BIFIT-style), with fault knobs.
+    Cloud {
+        #[arg(long, default_value = "127.0.0.1:8731")]
+        listen: SocketAddr,
+        /// The connector token it accepts at login.
+        #[arg(long, default_value = "demo-connector-token")]
+        token: String,
+        /// Added to every request.
+        #[arg(long)]
+        latency_ms: Option<u64>,
+        /// 0..1: share of requests answered 500/503.
+        #[arg(long)]
+        failure_rate: Option<f64>,
+        /// 0..1: share of requests held past the client's time limit.
+        #[arg(long)]
+        timeout_rate: Option<f64>,
+        /// 0..1: share of registrations committed whose reply is then lost.
+        #[arg(long)]
+        reset_after_commit_rate: Option<f64>,
+        /// Requests per second before 429 with Retry-After (0 = no limit).
+        #[arg(long)]
+        rate_limit_per_s: Option<u32>,
+        /// Access token lifetime, seconds.
+        #[arg(long)]
+        token_lifetime_s: Option<u64>,
+        /// How long a document stays PROCESSING.
+        #[arg(long)]
+        processing_delay_ms: Option<u64>,
+        /// Reject receipts with an item name containing this text.
+        #[arg(long)]
+        reject_marker: Option<String>,
+        /// Seed of the fault generator.
+        #[arg(long)]
+        seed: Option<u64>,
     },
 }
 
@@ -56,7 +104,9 @@ fn main() -> ExitCode {
             state_dir,
             listen,
             country,
-        } => report(demo(state_dir, listen, country)),
+            sim_listen,
+        } => report(demo(state_dir, listen, country, sim_listen)),
+        Command::Sim { what } => report(sim(what)),
     }
 }
 
@@ -102,7 +152,12 @@ fn run(config: &std::path::Path) -> Result<()> {
     serve(settings)
 }
 
-fn demo(state_dir: PathBuf, listen: Option<SocketAddr>, country: DemoCountry) -> Result<()> {
+fn demo(
+    state_dir: PathBuf,
+    listen: Option<SocketAddr>,
+    country: DemoCountry,
+    sim_listen: SocketAddr,
+) -> Result<()> {
     let text = match country {
         DemoCountry::Ru => config::DEMO_CONFIG,
         DemoCountry::Uz => config::DEMO_UZ_CONFIG,
@@ -118,13 +173,81 @@ fn demo(state_dir: PathBuf, listen: Option<SocketAddr>, country: DemoCountry) ->
         settings.listen = listen;
     }
     fiscald::logging::init();
-    eprintln!(
-        "fiscald demo: {} till, journal {}\n  try: curl -s http://{}/v1/health",
-        settings.profile.country,
-        settings.journal_path.display(),
-        settings.listen
-    );
-    serve(settings)
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(sim_listen)
+            .await
+            .with_context(|| format!("cannot start the processing simulator on {sim_listen} (use --sim-listen)"))?;
+        let sim = SimCloud::start(
+            listener,
+            SimConfig {
+                connector_token: settings
+                    .cloud
+                    .token
+                    .as_ref()
+                    .map(|t| t.expose().to_string())
+                    .unwrap_or_default(),
+                timezone: settings.timezone,
+                ..SimConfig::default()
+            },
+        )
+        .await;
+        settings.cloud.base_url = sim.base_url();
+        eprintln!(
+            "fiscald demo: {} till, journal {}, processing simulator {}\n  try: curl -s http://{}/v1/health",
+            settings.profile.country,
+            settings.journal_path.display(),
+            sim.base_url(),
+            settings.listen
+        );
+        let served = fiscald::daemon::run_until_signal(&settings, Arc::new(SystemClock)).await;
+        sim.stop().await;
+        served.map_err(anyhow::Error::from)
+    })
+}
+
+fn sim(what: SimCommand) -> Result<()> {
+    fiscald::logging::init();
+    match what {
+        SimCommand::Cloud {
+            listen,
+            token,
+            latency_ms,
+            failure_rate,
+            timeout_rate,
+            reset_after_commit_rate,
+            rate_limit_per_s,
+            token_lifetime_s,
+            processing_delay_ms,
+            reject_marker,
+            seed,
+        } => {
+            let config = SimConfig {
+                connector_token: token,
+                knobs: Knobs {
+                    latency_ms,
+                    failure_rate,
+                    timeout_rate,
+                    reset_after_commit_rate,
+                    rate_limit_per_s,
+                    token_lifetime_s,
+                    processing_delay_ms,
+                    reject_marker,
+                    seed,
+                    ..Knobs::default()
+                },
+                ..SimConfig::default()
+            };
+            runtime()?.block_on(fiscald::sim::cloud::run_cli(listen, config))?;
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn serve(settings: Settings) -> Result<()> {

@@ -323,6 +323,8 @@ async fn demo_runs_with_nothing_to_configure() {
         state.to_str().unwrap(),
         "--listen",
         "127.0.0.1:0",
+        "--sim-listen",
+        "127.0.0.1:0",
     ]);
     let client = reqwest::Client::new();
     let health: Value = client
@@ -338,6 +340,48 @@ async fn demo_runs_with_nothing_to_configure() {
     let example = common::example("receipt.json");
     let r = post(&client, &base, &example).await.unwrap();
     assert_eq!(r["number"], 1);
+    // The demo fiscalizes through its built-in processing simulator, whose
+    // offline page the receipt's QR link opens.
+    let id = r["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let fiscalized = loop {
+        let r: Value = client
+            .get(format!("{base}/v1/receipts/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["state"] == "fiscalized" {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "demo receipt not fiscalized: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        fiscalized["fiscal"]["qr"]
+            .as_str()
+            .unwrap()
+            .starts_with("t=")
+    );
+    let page = client
+        .get(r["offline_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(
+        page.text().await.unwrap().contains(
+            &fiscalized["fiscal"]["fiscal_sign"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        )
+    );
     // The documented curl walk-through works against it, endpoint by endpoint.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/receipt.sh");
     let out = Command::new("bash")
