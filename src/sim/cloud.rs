@@ -19,7 +19,7 @@ pub mod server;
 
 pub use faults::{Admission, FaultCounters, Faults, Knobs, KnobsError};
 pub use model::{CloudCounters, CloudError, CloudModel, Registration};
-pub use server::{SimCloud, SimStats, run_cli};
+pub use server::{SimCloud, SimError, SimStats, run_cli};
 
 use chrono_tz::Tz;
 
@@ -28,8 +28,9 @@ use chrono_tz::Tz;
 pub const API_PREFIX: &str = "/processing-api";
 
 /// What the simulated processing is: its connector, its fiscal drive and its
-/// clock zone, plus the fault knobs it starts with.
-#[derive(Clone, Debug)]
+/// clock zone, plus the fault knobs it starts with. `Debug` leaves the
+/// connector token out.
+#[derive(Clone)]
 pub struct SimConfig {
     /// The connector token issued to the till (the `token` of a login).
     pub connector_token: String,
@@ -84,5 +85,42 @@ impl Default for SimConfig {
             seed: 1,
             knobs: Knobs::default(),
         }
+    }
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("connector_token", &"<redacted>")
+            .field("connector_id", &self.connector_id)
+            .field("token_lifetime_s", &self.token_lifetime_s)
+            .field("refresh_lifetime_s", &self.refresh_lifetime_s)
+            .field("fiscal_drive_number", &self.fiscal_drive_number)
+            .field("kkt_reg_id", &self.kkt_reg_id)
+            .field("shift_number", &self.shift_number)
+            .field("first_document_id", &self.first_document_id)
+            .field(
+                "first_fiscal_document_number",
+                &self.first_fiscal_document_number,
+            )
+            .field("timezone", &self.timezone)
+            .field("processing_delay_ms", &self.processing_delay_ms)
+            .field("reject_marker", &self.reject_marker)
+            .field("ofd_receipt_url", &self.ofd_receipt_url)
+            .field("seed", &self.seed)
+            .field("knobs", &self.knobs)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_leaves_the_connector_token_out() {
+        let shown = format!("{:?}", SimConfig::default());
+        assert!(!shown.contains("demo-connector-token"), "{shown}");
+        assert!(shown.contains("9999078900004312"));
     }
 }
