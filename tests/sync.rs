@@ -193,7 +193,7 @@ async fn every_fault_at_once_still_fiscalizes_each_receipt_exactly_once() {
             timeout_rate: Some(0.05),
             hang_ms: Some(1_500),
             reset_after_commit_rate: Some(0.15),
-            rate_limit_per_s: Some(300),
+            rate_limit_per_s: Some(60),
             token_lifetime_s: Some(1),
             seed: Some(7),
             ..Knobs::default()
@@ -475,5 +475,42 @@ async fn no_secret_reaches_a_log_line_or_a_reply() {
             "a secret is in an API reply"
         );
     }
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_survive_a_restart() {
+    let addr = free_addr();
+    let sim = start_sim(addr, SimConfig::default()).await;
+    let t = daemon_for(addr, 2, 5_000).await;
+    let (_, r) = t.post(&receipt("до перезапуска", "1.00"), None).await;
+    wait_state(&t, r["id"].as_str().unwrap(), "fiscalized").await;
+    assert_eq!(sim.stats().cloud.logins, 1);
+
+    let path = t.dir.path().to_path_buf();
+    let TestDaemon { daemon, dir, .. } = t;
+    daemon.stop().await.unwrap();
+    let mut settings = common::settings(&path);
+    settings.cloud.enabled = true;
+    settings.cloud.base_url = sim.base_url();
+    settings.cloud.poll_interval = Duration::from_millis(50);
+    let daemon =
+        fiscald::daemon::Daemon::start(&settings, std::sync::Arc::new(fiscald::clock::SystemClock))
+            .await
+            .unwrap();
+    let t = TestDaemon {
+        base: format!("http://{}", daemon.addr),
+        daemon,
+        dir,
+        client: reqwest::Client::new(),
+    };
+    let (_, r) = t.post(&receipt("после перезапуска", "2.00"), None).await;
+    wait_state(&t, r["id"].as_str().unwrap(), "fiscalized").await;
+    let stats = sim.stats();
+    assert_eq!(
+        stats.cloud.logins, 1,
+        "the stored token was used, no second login: {stats:?}"
+    );
+    assert_eq!(stats.cloud.documents, 2);
     sim.stop().await;
 }
