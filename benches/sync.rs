@@ -7,6 +7,7 @@
 //! - the baseline: the outbox worker with concurrency 1 — one request at a
 //!   time, which is how the peers' pollers talk to their cloud;
 //! - fiscald at its default concurrency (4) and at 32.
+//!
 //! Every scenario starts from a fresh journal holding N accepted receipts and
 //! a fresh simulator, and ends when the outbox is empty. The simulator's
 //! counters prove each receipt became exactly one document.
