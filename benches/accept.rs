@@ -1,26 +1,27 @@
 //! Acceptance benchmark: what does fiscald add on top of one durable SQLite commit?
 //!
-//! `cargo bench --bench accept` (about 1–2 minutes); `FISCALD_BENCH_QUICK=1`
-//! for a smoke run of a few seconds. `FISCALD_BENCH_CLIENT=reqwest` makes the
-//! reqwest client the primary one (default: a raw HTTP/1.1 keep-alive client
-//! on tokio `TcpStream`, whose own cost is lower; both are measured anyway).
-//! See docs/PERFORMANCE.md for what the numbers mean.
+//! `cargo bench --bench accept` (well under a minute on 2 cores once built);
+//! `FISCALD_BENCH_QUICK=1` for a smoke run of a few seconds.
+//! `FISCALD_BENCH_CLIENT=reqwest` makes reqwest the client the ratios use
+//! (default: a raw HTTP/1.1 keep-alive client on tokio `TcpStream`, which
+//! costs less CPU; both are measured in every run). See docs/PERFORMANCE.md.
 //!
 //! Everything runs in this one process: the daemon on its own multi-threaded
 //! tokio runtime, the clients on a current-thread runtime on the main thread,
-//! the journal in a temp dir under `target/` (a real disk, not tmpfs).
+//! every SQLite file in a temp dir under `target/` (a real disk, not tmpfs).
+//! Cloud sync is switched off: this measures accepting receipts, not sending
+//! them on.
 
 use fiscald::api::native;
-use fiscald::clock::{Clock, SystemClock};
+use fiscald::clock::SystemClock;
 use fiscald::config;
 use fiscald::daemon::Daemon;
 use fiscald::domain::{Receipt, Source, validate};
-use fiscald::journal::{Accepted, MIGRATIONS, NewReceipt};
-use rusqlite::{Connection, TransactionBehavior, params};
+use fiscald::journal::{Accepted, Journal, NewReceipt};
+use rusqlite::{Connection, TransactionBehavior};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -51,9 +52,11 @@ const CONCURRENCY: usize = 64;
 
 struct Plan {
     quick: bool,
+    /// Untimed requests/commits before each serial phase.
     warmup: usize,
-    bare: usize,
+    /// Timed commits or requests in each serial (c=1) phase.
     serial: usize,
+    /// Timed requests in each c=64 phase, and untimed ones before it.
     concurrent: usize,
     concurrent_warmup: usize,
 }
@@ -65,7 +68,6 @@ impl Plan {
             Plan {
                 quick,
                 warmup: 50,
-                bare: 200,
                 serial: 200,
                 concurrent: 2_000,
                 concurrent_warmup: 256,
@@ -74,7 +76,6 @@ impl Plan {
             Plan {
                 quick,
                 warmup: 300,
-                bare: 3_000,
                 serial: 3_000,
                 concurrent: 20_000,
                 concurrent_warmup: 2_000,
@@ -83,123 +84,203 @@ impl Plan {
     }
 }
 
-/// The wall clock, counting its reads. The journal writer reads the clock
-/// exactly once per committed batch (`writer::commit_batch`), so the count is
-/// the number of group commits.
+fn main() {
+    let plan = Plan::from_env();
+    let primary_reqwest = std::env::var("FISCALD_BENCH_CLIENT").is_ok_and(|v| v == "reqwest");
+    let root = bench_root();
+    std::fs::create_dir_all(&root).expect("create the bench dir under target/");
+    valid_receipt();
+
+    println!(
+        "fiscald accept benchmark ({} run)",
+        if plan.quick { "QUICK" } else { "full" }
+    );
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // What the rest of the machine is doing: other work skews fsync and latency.
+    let idle_check = MachineCpu::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let busy_before = MachineCpu::now().others_since(&idle_check);
+    println!(
+        "  cpus: {cpus}; CPU used by other processes in the second before the run: {:.0}%",
+        busy_before.0
+    );
+    if busy_before.0 > 25.0 {
+        println!("  WARNING: the machine is busy; other work skews latency and fsync times");
+    }
+    let run_start = MachineCpu::now();
+    let (device, fstype, mount) = filesystem_of(&root);
+    println!(
+        "  temp dir: {} on {device} ({fstype}, mounted at {mount})",
+        root.display()
+    );
+    if fstype == "tmpfs" || fstype == "ramfs" {
+        println!(
+            "  WARNING: the temp dir is in memory: fsync is free, the baseline is meaningless"
+        );
+    }
+    println!(
+        "  samples: {} per c=1 phase, {} per c={CONCURRENCY} phase (warm-up {} / {})",
+        plan.serial, plan.concurrent, plan.warmup, plan.concurrent_warmup
+    );
+    println!();
+
+    // 1. Baseline: one INSERT + COMMIT per row, the journal's pragmas, real disk.
+    let dir = tempdir(&root);
+    let bare = bare_commits(&dir.path().join("bare.sqlite"), &plan, "FULL");
+    // The same without fsync: how much of a commit is the disk.
+    let bare_nosync = bare_commits(&dir.path().join("nosync.sqlite"), &plan, "OFF");
+    drop(dir);
+
+    // 2 and 3: the daemon in-process, on the demo config.
+    let dir = tempdir(&root);
+    let mut settings = config::load_str(config::DEMO_CONFIG).expect("the demo config is valid");
+    settings.journal_path = dir.path().join("journal.sqlite");
+    settings.listen = "127.0.0.1:0".parse().expect("address");
+    settings.cloud.enabled = false;
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("fiscald-server")
+        .build()
+        .expect("server runtime");
+    let daemon = server
+        .block_on(Daemon::start(&settings, Arc::new(SystemClock)))
+        .expect("the daemon starts");
+    let addr = daemon.addr;
+    let journal = daemon.journal.clone();
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+
+    let m = client.block_on(async {
+        let j = &journal;
+        let mut m = Measured::default();
+        // Warm up both clients and the daemon (connections, caches, WAL).
+        serial(addr, Kind::Raw, Target::Accept, plan.warmup, j).await;
+        serial(addr, Kind::Reqwest, Target::Accept, plan.warmup, j).await;
+
+        // 2. Concurrency 1.
+        m.serial_raw = Some(serial(addr, Kind::Raw, Target::Accept, plan.serial, j).await);
+        m.serial_reqwest = Some(serial(addr, Kind::Reqwest, Target::Accept, plan.serial, j).await);
+        // 3. Concurrency 64.
+        concurrent(addr, Kind::Raw, Target::Accept, plan.concurrent_warmup, j).await;
+        m.conc_raw = Some(concurrent(addr, Kind::Raw, Target::Accept, plan.concurrent, j).await);
+        concurrent(
+            addr,
+            Kind::Reqwest,
+            Target::Accept,
+            plan.concurrent_warmup,
+            j,
+        )
+        .await;
+        m.conc_reqwest =
+            Some(concurrent(addr, Kind::Reqwest, Target::Accept, plan.concurrent, j).await);
+
+        // Diagnostics: the HTTP floor (a 404 never reaches the journal) ...
+        serial(addr, Kind::Raw, Target::NotFound, plan.warmup, j).await;
+        m.diag
+            .push(serial(addr, Kind::Raw, Target::NotFound, plan.serial, j).await);
+        m.diag
+            .push(concurrent(addr, Kind::Raw, Target::NotFound, plan.concurrent, j).await);
+        // ... and the journal without HTTP: tasks calling Journal::accept.
+        m.diag.push(journal_direct(j, 1, plan.serial).await);
+        // ... and the handler's own work without I/O.
+        m.diag.push(handler_cpu(j, plan.serial).await);
+        m.diag
+            .push(journal_direct(j, CONCURRENCY, plan.concurrent).await);
+        m
+    });
+
+    let totals = journal.commit_stats();
+    server.block_on(daemon.stop()).expect("the daemon stops");
+    drop(server);
+    drop(dir);
+
+    let raw = (m.serial_raw.expect("ran"), m.conc_raw.expect("ran"));
+    let req = (m.serial_reqwest.expect("ran"), m.conc_reqwest.expect("ran"));
+    let ((serial_row, conc_row), (other_serial, other_conc)) = if primary_reqwest {
+        (req, raw)
+    } else {
+        (raw, req)
+    };
+    let p99_ratio = serial_row.lat.p99 / bare.lat.p99;
+    let tput_ratio = conc_row.rate / bare.rate;
+    let conc_batch = conc_row.batch();
+    let mut rows = vec![
+        bare,
+        serial_row,
+        conc_row,
+        bare_nosync,
+        other_serial,
+        other_conc,
+    ];
+    rows.extend(m.diag);
+
+    print_table(&rows);
+    println!();
+    println!(
+        "journal writer over the whole run: {} commits for {} commands, largest batch {}",
+        totals.commits, totals.commands, totals.largest_batch
+    );
+    let (others, steal) = MachineCpu::now().others_since(&run_start);
+    println!(
+        "other processes used {others:.0}% of the machine's CPU during the run (steal {steal:.0}%)"
+    );
+    println!(
+        "ratios use the {} client",
+        if primary_reqwest {
+            "reqwest"
+        } else {
+            "raw HTTP/1.1 keep-alive"
+        }
+    );
+    println!();
+    let verdict = |ok: bool| if ok { "MET" } else { "NOT MET" };
+    println!(
+        "RATIO p99(fiscald c=1) / p99(bare commit)         = {p99_ratio:.2}  (target <= 2: {})",
+        verdict(p99_ratio <= 2.0)
+    );
+    println!(
+        "RATIO throughput(c={CONCURRENCY}) / bare commit rate    = {tput_ratio:.2}  (target >= 10: {}; {} receipts per commit)",
+        verdict(tput_ratio >= 10.0),
+        conc_batch.map_or("?".into(), |b| format!("{b:.1}"))
+    );
+}
+
 #[derive(Default)]
-struct CountingClock(AtomicU64);
-
-impl Clock for CountingClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        SystemClock.now()
-    }
+struct Measured {
+    serial_raw: Option<Row>,
+    serial_reqwest: Option<Row>,
+    conc_raw: Option<Row>,
+    conc_reqwest: Option<Row>,
+    diag: Vec<Row>,
 }
 
-impl CountingClock {
-    fn reads(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+// ---------------------------------------------------------------------------
+// Measuring.
 
-/// One measured scenario.
+/// One measured phase.
 struct Row {
     name: String,
     lat: Stats,
     /// Operations per second over the whole timed phase.
     rate: f64,
-    /// Group commits during the phase, when known.
-    commits: Option<u64>,
-    /// CPU used during the phase, as % of one core: (writer, server, rest).
-    cpu: Cpu,
+    /// Commits and the operations they carried, when the phase commits.
+    commits: Option<(u64, u64)>,
+    /// CPU during the phase, in % of one core.
+    cpu: Usage,
+    /// Bytes the committing thread wrote per commit (WAL frames, checkpoints).
+    written_per_commit: Option<f64>,
 }
 
-/// CPU time of this process's threads, by role, in nanoseconds.
-#[derive(Clone, Copy, Default)]
-struct Cpu {
-    /// The `journal-writer` thread.
-    writer: f64,
-    /// The daemon's tokio runtime (workers and blocking pool).
-    server: f64,
-    /// Everything else: the main thread (clients, baselines) and helpers.
-    rest: f64,
-}
-
-impl Cpu {
-    /// Sum of each thread's on-CPU time from `/proc/self/task/*/schedstat`.
-    fn now() -> Cpu {
-        let mut cpu = Cpu::default();
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return cpu;
-        };
-        for task in tasks.flatten() {
-            let dir = task.path();
-            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-            let ns: f64 = std::fs::read_to_string(dir.join("schedstat"))
-                .ok()
-                .and_then(|s| s.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0.0);
-            match comm.trim() {
-                "journal-writer" => cpu.writer += ns,
-                c if c.starts_with("fiscald-server") => cpu.server += ns,
-                _ => cpu.rest += ns,
-            }
-        }
-        cpu
-    }
-
-    /// Percent of one core used since `before`, over `wall`.
-    fn since(before: Cpu, wall: Duration) -> Cpu {
-        let after = Cpu::now();
-        let pct = |a: f64, b: f64| (a - b) / 1e7 / wall.as_secs_f64();
-        Cpu {
-            writer: pct(after.writer, before.writer),
-            server: pct(after.server, before.server),
-            rest: pct(after.rest, before.rest),
+impl Row {
+    /// Operations per commit.
+    fn batch(&self) -> Option<f64> {
+        match self.commits {
+            Some((commits, ops)) if commits > 0 => Some(ops as f64 / commits as f64),
+            _ => None,
         }
     }
-}
-
-/// Start of a timed phase.
-struct Meter {
-    start: Instant,
-    clock: u64,
-    cpu: Cpu,
-}
-
-impl Meter {
-    fn start(clock: Option<&CountingClock>) -> Meter {
-        let cpu = Cpu::now();
-        Meter {
-            clock: clock.map_or(0, |c| c.reads()),
-            cpu,
-            start: Instant::now(),
-        }
-    }
-
-    /// `commits`: the clock to read the number of group commits from, or a
-    /// known count.
-    fn finish(self, name: String, samples: Vec<Duration>, commits: Commits<'_>) -> Row {
-        let wall = self.start.elapsed();
-        let cpu = Cpu::since(self.cpu, wall);
-        Row {
-            name,
-            rate: samples.len() as f64 / wall.as_secs_f64(),
-            commits: match commits {
-                Commits::Clock(c) => Some(c.reads() - self.clock),
-                Commits::Known(n) => Some(n),
-                Commits::None => None,
-            },
-            lat: Stats::of(samples),
-            cpu,
-        }
-    }
-}
-
-enum Commits<'a> {
-    Clock(&'a CountingClock),
-    Known(u64),
-    None,
 }
 
 /// Latency distribution, in microseconds.
@@ -231,189 +312,138 @@ impl Stats {
     }
 }
 
-fn main() {
-    let plan = Plan::from_env();
-    let primary_reqwest = std::env::var("FISCALD_BENCH_CLIENT").is_ok_and(|v| v == "reqwest");
-    let root = bench_root();
-    std::fs::create_dir_all(&root).expect("create the bench dir under target/");
-
-    println!(
-        "fiscald accept benchmark ({} run)",
-        if plan.quick { "QUICK" } else { "full" }
-    );
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("  cpus: {cpus}");
-    let (device, fstype, mount) = filesystem_of(&root);
-    println!(
-        "  temp dir: {} on {device} ({fstype}, mounted at {mount})",
-        root.display()
-    );
-    if fstype == "tmpfs" || fstype == "ramfs" {
-        println!(
-            "  WARNING: the temp dir is in memory; fsync is free and the baseline is meaningless"
-        );
-    }
-    println!(
-        "  samples: bare {} / serial {} / c={CONCURRENCY} {} (warm-up {} / {})",
-        plan.bare, plan.serial, plan.concurrent, plan.warmup, plan.concurrent_warmup
-    );
-    println!();
-
-    valid_receipt();
-    if std::env::var_os("TMP_EXP").is_some() {
-        let plan = Plan { quick: false, warmup: 300, bare: 3000, serial: 3000, concurrent: 0, concurrent_warmup: 0 };
-        for variant in ["plain", "sync_off", "no_autockpt"] {
-            let dir = tempdir(&root);
-            unsafe { std::env::set_var("TMP_VARIANT", variant) };
-            let b = bare_commits(&dir.path().join("bare.sqlite"), &plan);
-            let s1 = schema_commits(&dir.path().join("schema.sqlite"), &plan);
-            let frames = |p: &Path| { let c = Connection::open(p).unwrap(); c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)).unwrap() };
-            println!("{variant}: bare p50 {:.0} p99 {:.0} rate {:.0} cpu {:.0}% | 1b p50 {:.0} p99 {:.0} rate {:.0} cpu {:.0}% | frames bare {} 1b {}",
-              b.lat.p50, b.lat.p99, b.rate, b.cpu.rest, s1.lat.p50, s1.lat.p99, s1.rate, s1.cpu.rest,
-              frames(&dir.path().join("bare.sqlite")), frames(&dir.path().join("schema.sqlite")));
-        }
-        return;
-    }
-    let mut rows = Vec::new();
-
-    // 1. Baseline: one INSERT + COMMIT per row, journal pragmas, real disk.
-    let dir = tempdir(&root);
-    let bare = bare_commits(&dir.path().join("bare.sqlite"), &plan);
-    rows.push(bare);
-    // 1b. The same, but fiscald's schema and the statements the writer runs
-    // for one receipt: separates SQLite work from everything around it.
-    let schema = schema_commits(&dir.path().join("schema.sqlite"), &plan);
-    rows.push(schema);
-    drop(dir);
-
-    // 2 and 3: the daemon in-process.
-    let dir = tempdir(&root);
-    let mut settings = config::load_str(config::DEMO_CONFIG).expect("the demo config is valid");
-    settings.journal_path = dir.path().join("journal.sqlite");
-    settings.listen = "127.0.0.1:0".parse().expect("address");
-    let clock = Arc::new(CountingClock::default());
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("fiscald-server")
-        .build()
-        .expect("server runtime");
-    let daemon = server
-        .block_on(Daemon::start(&settings, clock.clone()))
-        .expect("the daemon starts");
-    let addr = daemon.addr;
-    let client = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("client runtime");
-
-    if std::env::var_os("TMP_PROFILE").is_some() {
-        client.block_on(async {
-            let clock = &*clock;
-            journal_direct(&daemon, CONCURRENCY, 2000, clock).await;
-            eprintln!("PROFILE START");
-            let r = journal_direct(&daemon, CONCURRENCY, 60000, clock).await;
-            eprintln!("PROFILE END {} {:?}", r.rate, r.commits);
-        });
-        return;
-    }
-    let http = client.block_on(async {
-        let mut out = HttpRows::default();
-        let clock = &*clock;
-        // Warm up both clients and the daemon (connection, page cache, WAL).
-        serial(addr, Kind::Raw, Target::Accept, plan.warmup, clock).await;
-        serial(addr, Kind::Reqwest, Target::Accept, plan.warmup, clock).await;
-
-        // 2. Concurrency 1.
-        out.serial_raw = Some(serial(addr, Kind::Raw, Target::Accept, plan.serial, clock).await);
-        out.serial_reqwest =
-            Some(serial(addr, Kind::Reqwest, Target::Accept, plan.serial, clock).await);
-        // 3. Concurrency 64.
-        for kind in [Kind::Raw, Kind::Reqwest] {
-            concurrent(addr, kind, Target::Accept, plan.concurrent_warmup, clock).await;
-            let row = concurrent(addr, kind, Target::Accept, plan.concurrent, clock).await;
-            match kind {
-                Kind::Raw => out.conc_raw = Some(row),
-                Kind::Reqwest => out.conc_reqwest = Some(row),
-            }
-        }
-        // Diagnostics: the HTTP floor (a 404 never reaches the journal) ...
-        serial(addr, Kind::Raw, Target::NotFound, plan.warmup, clock).await;
-        out.diag
-            .push(serial(addr, Kind::Raw, Target::NotFound, plan.serial, clock).await);
-        out.diag
-            .push(concurrent(addr, Kind::Raw, Target::NotFound, plan.concurrent, clock).await);
-        // ... and the journal without HTTP: tasks calling Journal::accept.
-        out.diag
-            .push(journal_direct(&daemon, 1, plan.serial, clock).await);
-        out.diag
-            .push(journal_direct(&daemon, CONCURRENCY, plan.concurrent, clock).await);
-        out
-    });
-
-    // Bytes fiscald stores per receipt, for comparison with the baseline row.
-    let stored = stored_bytes(&settings.journal_path);
-    server.block_on(daemon.stop()).expect("the daemon stops");
-    drop(server);
-    drop(dir);
-
-    let raw = (http.serial_raw.expect("ran"), http.conc_raw.expect("ran"));
-    let req = (
-        http.serial_reqwest.expect("ran"),
-        http.conc_reqwest.expect("ran"),
-    );
-    let ((serial_row, conc_row), (other_serial, other_conc)) = if primary_reqwest {
-        (req, raw)
-    } else {
-        (raw, req)
-    };
-    let bare_p99 = rows[0].lat.p99;
-    let bare_rate = rows[0].rate;
-    let p99_ratio = serial_row.lat.p99 / bare_p99;
-    let tput_ratio = conc_row.rate / bare_rate;
-    rows.push(serial_row);
-    rows.push(conc_row);
-    rows.push(other_serial);
-    rows.push(other_conc);
-    rows.extend(http.diag);
-
-    print_table(&rows);
-    println!();
-    println!(
-        "row sizes: baseline body {} B; fiscald stores {stored} B per receipt (receipt row + event row)",
-        RECEIPT.len()
-    );
-    println!(
-        "primary client: {}",
-        if primary_reqwest {
-            "reqwest"
-        } else {
-            "raw HTTP/1.1 keep-alive"
-        }
-    );
-    println!();
-    let verdict = |ok: bool| if ok { "MET" } else { "NOT MET" };
-    println!(
-        "RATIO p99(fiscald c=1) / p99(bare commit)       = {p99_ratio:.2}  (target <= 2: {})",
-        verdict(p99_ratio <= 2.0)
-    );
-    println!(
-        "RATIO throughput(c={CONCURRENCY}) / bare commit rate  = {tput_ratio:.2}  (target >= 10: {})",
-        verdict(tput_ratio >= 10.0)
-    );
+/// Per-role totals over this process's threads: on-CPU time (ns) from
+/// `/proc/self/task/*/schedstat`, or bytes written from `.../io` (`wchar`).
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    /// The `journal-writer` thread.
+    writer: f64,
+    /// The daemon's tokio runtime (workers and blocking pool).
+    server: f64,
+    /// Everything else: the main thread (clients, baselines) and helpers.
+    rest: f64,
 }
 
-#[derive(Default)]
-struct HttpRows {
-    serial_raw: Option<Row>,
-    serial_reqwest: Option<Row>,
-    conc_raw: Option<Row>,
-    conc_reqwest: Option<Row>,
-    diag: Vec<Row>,
+impl Usage {
+    fn sample() -> (Usage, Usage) {
+        let mut cpu = Usage::default();
+        let mut written = Usage::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return (cpu, written);
+        };
+        for task in tasks.flatten() {
+            let dir = task.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            let ns: f64 = std::fs::read_to_string(dir.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0.0);
+            let wchar: f64 = std::fs::read_to_string(dir.join("io"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("wchar:"))
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .unwrap_or(0.0);
+            let (c, w) = match comm.trim() {
+                "journal-writer" => (&mut cpu.writer, &mut written.writer),
+                name if name.starts_with("fiscald-server") => {
+                    (&mut cpu.server, &mut written.server)
+                }
+                _ => (&mut cpu.rest, &mut written.rest),
+            };
+            *c += ns;
+            *w += wchar;
+        }
+        (cpu, written)
+    }
+
+    fn minus(self, before: Usage) -> Usage {
+        Usage {
+            writer: self.writer - before.writer,
+            server: self.server - before.server,
+            rest: self.rest - before.rest,
+        }
+    }
+}
+
+/// Who committed during a phase.
+enum Committer<'a> {
+    /// The journal writer: commits and commands from its counters.
+    Journal(&'a Journal),
+    /// The main thread, once per operation (the bare baseline).
+    Main,
+    /// Nobody (requests that never reach the journal).
+    Nobody,
+}
+
+/// Start of a timed phase.
+struct Meter<'a> {
+    committer: Committer<'a>,
+    stats: Option<(u64, u64)>,
+    cpu: Usage,
+    written: Usage,
+    start: Instant,
+}
+
+impl<'a> Meter<'a> {
+    fn start(committer: Committer<'a>) -> Meter<'a> {
+        let stats = match &committer {
+            Committer::Journal(j) => {
+                let s = j.commit_stats();
+                Some((s.commits, s.commands))
+            }
+            _ => None,
+        };
+        let (cpu, written) = Usage::sample();
+        Meter {
+            committer,
+            stats,
+            cpu,
+            written,
+            start: Instant::now(),
+        }
+    }
+
+    fn finish(self, name: String, samples: Vec<Duration>) -> Row {
+        let wall = self.start.elapsed();
+        let (cpu, written) = Usage::sample();
+        let cpu = cpu.minus(self.cpu);
+        let written = written.minus(self.written);
+        let pct = |ns: f64| ns / 1e7 / wall.as_secs_f64();
+        let (commits, bytes) = match (&self.committer, self.stats) {
+            (Committer::Journal(j), Some((commits, commands))) => {
+                let s = j.commit_stats();
+                (
+                    Some((s.commits - commits, s.commands - commands)),
+                    written.writer,
+                )
+            }
+            (Committer::Main, _) => (
+                Some((samples.len() as u64, samples.len() as u64)),
+                written.rest,
+            ),
+            _ => (None, 0.0),
+        };
+        Row {
+            name,
+            rate: samples.len() as f64 / wall.as_secs_f64(),
+            written_per_commit: commits.filter(|c| c.0 > 0).map(|(c, _)| bytes / c as f64),
+            commits,
+            lat: Stats::of(samples),
+            cpu: Usage {
+                writer: pct(cpu.writer),
+                server: pct(cpu.server),
+                rest: pct(cpu.rest),
+            },
+        }
+    }
 }
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<44} {:>6} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5}",
+        "{:<42} {:>6} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6} {:>7} {:>5} {:>5} {:>5}",
         "scenario",
         "n",
         "p50 µs",
@@ -422,18 +452,19 @@ fn print_table(rows: &[Row]) {
         "max µs",
         "ops/s",
         "batch",
+        "KB/cmt",
         "wr%",
         "srv%",
-        "rest%"
+        "main%"
     );
-    println!("{}", "-".repeat(121));
+    println!("{}", "-".repeat(127));
     for r in rows {
-        let batch = match r.commits {
-            Some(c) if c > 0 => format!("{:.1}", r.lat.n as f64 / c as f64),
-            _ => "-".into(),
-        };
+        let batch = r.batch().map_or("-".into(), |b| format!("{b:.1}"));
+        let kb = r
+            .written_per_commit
+            .map_or("-".into(), |b| format!("{:.1}", b / 1024.0));
         println!(
-            "{:<44} {:>6} {:>7.0} {:>7.0} {:>8.0} {:>7.0} {:>7.0} {:>6} {:>5.0} {:>5.0} {:>5.0}",
+            "{:<42} {:>6} {:>7.0} {:>7.0} {:>8.0} {:>7.0} {:>7.0} {:>6} {:>7} {:>5.0} {:>5.0} {:>5.0}",
             r.name,
             r.lat.n,
             r.lat.p50,
@@ -442,143 +473,53 @@ fn print_table(rows: &[Row]) {
             r.lat.max,
             r.rate,
             batch,
+            kb,
             r.cpu.writer,
             r.cpu.server,
             r.cpu.rest
         );
     }
+    println!("batch   = operations per commit (group commit), from the journal writer's counters");
+    println!("KB/cmt  = bytes the committing thread wrote per commit (WAL frames + checkpoints)");
     println!(
-        "batch = receipts per group commit (the journal writer reads the clock once per commit)"
-    );
-    println!(
-        "wr% / srv% / rest% = CPU during the phase in % of one core: journal-writer thread / \
-         daemon runtime / main thread (clients, baselines)"
+        "wr% srv% main% = CPU in % of one core: journal-writer thread / daemon runtime / main thread"
     );
 }
 
 // ---------------------------------------------------------------------------
-// Baselines: SQLite alone.
+// The baseline: SQLite alone.
 
-fn open_like_the_journal(path: &Path) -> Connection {
-    let conn = Connection::open(path).expect("open sqlite");
-    let v = std::env::var("TMP_VARIANT").unwrap_or_default();
-    if v == "no_autockpt" { conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap(); }
+fn bare_commits(path: &Path, plan: &Plan, synchronous: &str) -> Row {
+    let mut conn = Connection::open(path).expect("open sqlite");
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .expect("journal_mode");
     assert!(mode.eq_ignore_ascii_case("wal"), "WAL mode refused: {mode}");
-    conn.pragma_update(None, "synchronous", if v == "sync_off" { "OFF" } else { "FULL" })
+    conn.pragma_update(None, "synchronous", synchronous)
         .expect("synchronous");
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .expect("foreign_keys");
-    conn
-}
-
-/// Time `n` transactions of `f`, after `warmup` untimed ones.
-fn time_commits(
-    conn: &mut Connection,
-    warmup: usize,
-    n: usize,
-    name: &str,
-    mut f: impl FnMut(&rusqlite::Transaction<'_>, usize),
-) -> Row {
-    let mut one = |conn: &mut Connection, i: usize| {
+    conn.execute_batch("CREATE TABLE receipts (number INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .expect("create");
+    let one = |conn: &mut Connection| {
         let start = Instant::now();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .expect("begin");
-        f(&tx, i);
+        tx.execute("INSERT INTO receipts (body) VALUES (?1)", [RECEIPT])
+            .expect("insert");
         tx.commit().expect("commit");
         start.elapsed()
     };
-    for i in 0..warmup {
-        one(conn, i);
+    for _ in 0..plan.warmup {
+        one(&mut conn);
     }
-    let mut samples = Vec::with_capacity(n);
-    let meter = Meter::start(None);
-    for i in 0..n {
-        samples.push(one(conn, warmup + i));
-    }
-    meter.finish(name.into(), samples, Commits::Known(n as u64))
-}
-
-fn bare_commits(path: &Path, plan: &Plan) -> Row {
-    let mut conn = open_like_the_journal(path);
-    conn.execute_batch("CREATE TABLE receipts (number INTEGER PRIMARY KEY, body TEXT NOT NULL)")
-        .expect("create");
-    time_commits(
-        &mut conn,
-        plan.warmup,
-        plan.bare,
-        "1  bare INSERT+COMMIT (WAL, sync=FULL)",
-        |tx, _| {
-            tx.execute("INSERT INTO receipts (body) VALUES (?1)", [RECEIPT])
-                .expect("insert");
-        },
-    )
-}
-
-fn schema_commits(path: &Path, plan: &Plan) -> Row {
-    let mut conn = open_like_the_journal(path);
-    {
-        let tx = conn.transaction().expect("begin");
-        for sql in MIGRATIONS {
-            tx.execute_batch(sql).expect("migrate");
-        }
-        tx.commit().expect("commit");
-    }
-    let name = "1b same SQL as the journal writer, no HTTP";
-    time_commits(&mut conn, plan.warmup, plan.serial, name, |tx, i| {
-        // What writer::accept_one does for a receipt without a caller key.
-        tx.execute_batch("SAVEPOINT one").expect("savepoint");
-        let number: i64 = tx
-            .query_row(
-                "UPDATE counters SET value = value + 1 WHERE name = 'receipt_number' RETURNING value",
-                [],
-                |r| r.get(0),
-            )
-            .expect("counter");
-        let id = format!("0197a000-0000-7000-8000-{i:012}");
-        let at = "2025-06-01T12:00:00.000+03:00";
-        tx.execute(
-            "INSERT INTO receipts (number, id, source, state, idempotency_key, offline_url, total_minor,
-                                   fingerprint, body, caller_key, created_at, updated_at)
-             VALUES (?1, ?2, 'native', 'accepted', ?3, ?4, 50554, ?5, ?6, NULL, ?7, ?7)",
-            params![
-                number,
-                id,
-                format!("{number:08}1234{i:020}"),
-                format!("http://127.0.0.1:8731/processing-api/receipt/{number:08}1234{i:020}"),
-                "f".repeat(64),
-                RECEIPT,
-                at
-            ],
-        )
-        .expect("insert receipt");
-        tx.execute(
-            "INSERT INTO receipt_events (receipt_id, at, actor, state, note) VALUES (?1, ?2, 'api:native', 'accepted', 'journaled')",
-            params![id, at],
-        )
-        .expect("insert event");
-        tx.execute_batch("RELEASE one").expect("release");
-    })
-}
-
-fn stored_bytes(journal: &Path) -> u64 {
-    let conn = Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open the journal read-only");
-    conn.query_row(
-        "SELECT
-           (SELECT avg(length(id) + length(source) + length(state) + length(idempotency_key)
-                      + length(offline_url) + length(fingerprint) + length(body)
-                      + length(created_at) + length(updated_at) + 8 + 8) FROM receipts)
-         + (SELECT avg(length(receipt_id) + length(at) + length(actor) + length(state)
-                      + coalesce(length(note), 0) + 8) FROM receipt_events)",
-        [],
-        |r| r.get::<_, f64>(0),
-    )
-    .map(|b| b as u64)
-    .unwrap_or(0)
+    let meter = Meter::start(Committer::Main);
+    let samples = (0..plan.serial).map(|_| one(&mut conn)).collect();
+    let name = if synchronous == "FULL" {
+        "1  bare INSERT+COMMIT (WAL, sync=FULL)".to_string()
+    } else {
+        format!("d  bare INSERT+COMMIT, sync={synchronous} (no fsync)")
+    };
+    meter.finish(name, samples)
 }
 
 // ---------------------------------------------------------------------------
@@ -744,32 +685,26 @@ fn label(kind: Kind, target: Target, c: usize) -> String {
 }
 
 /// `n` requests one after another on one connection.
-async fn serial(
-    addr: SocketAddr,
-    kind: Kind,
-    target: Target,
-    n: usize,
-    clock: &CountingClock,
-) -> Row {
+async fn serial(addr: SocketAddr, kind: Kind, target: Target, n: usize, journal: &Journal) -> Row {
     let shared = reqwest_client();
     let mut client = Client::new(addr, kind, target, &shared).await;
     // One request to open the connection before timing.
     assert_eq!(client.post().await, target.status());
     let mut samples = Vec::with_capacity(n);
-    let meter = Meter::start(Some(clock));
+    let meter = Meter::start(committer(target, journal));
     for _ in 0..n {
         let t = Instant::now();
         let status = client.post().await;
         samples.push(t.elapsed());
         assert_eq!(status, target.status(), "unexpected status");
     }
-    meter.finish(label(kind, target, 1), samples, commits(target, clock))
+    meter.finish(label(kind, target, 1), samples)
 }
 
-fn commits(target: Target, clock: &CountingClock) -> Commits<'_> {
+fn committer(target: Target, journal: &Journal) -> Committer<'_> {
     match target {
-        Target::Accept => Commits::Clock(clock),
-        Target::NotFound => Commits::None,
+        Target::Accept => Committer::Journal(journal),
+        Target::NotFound => Committer::Nobody,
     }
 }
 
@@ -780,7 +715,7 @@ async fn concurrent(
     kind: Kind,
     target: Target,
     n: usize,
-    clock: &CountingClock,
+    journal: &Journal,
 ) -> Row {
     let shared = reqwest_client();
     let mut clients = Vec::with_capacity(CONCURRENCY);
@@ -794,7 +729,7 @@ async fn concurrent(
     });
     let clients = join_all(opened).await;
 
-    let meter = Meter::start(Some(clock));
+    let meter = Meter::start(committer(target, journal));
     let tasks = clients
         .into_iter()
         .enumerate()
@@ -810,20 +745,16 @@ async fn concurrent(
             samples
         });
     let samples: Vec<Duration> = join_all(tasks).await.into_iter().flatten().collect();
-    meter.finish(
-        label(kind, target, CONCURRENCY),
-        samples,
-        commits(target, clock),
-    )
+    meter.finish(label(kind, target, CONCURRENCY), samples)
 }
 
-/// [`CONCURRENCY`] tasks calling `Journal::accept` directly: the journal
-/// writer's ceiling without HTTP, JSON parsing or validation.
-async fn journal_direct(daemon: &Daemon, c: usize, n: usize, clock: &CountingClock) -> Row {
+/// `c` tasks calling `Journal::accept` directly, `n` receipts in all: the
+/// journal and its writer thread without HTTP, JSON parsing or validation.
+async fn journal_direct(journal: &Journal, c: usize, n: usize) -> Row {
     let receipt = valid_receipt();
-    let meter = Meter::start(Some(clock));
+    let meter = Meter::start(Committer::Journal(journal));
     let tasks = (0..c).map(|i| {
-        let journal = daemon.journal.clone();
+        let journal = journal.clone();
         let receipt = receipt.clone();
         async move {
             let share = n / c + usize::from(i < n % c);
@@ -849,22 +780,49 @@ async fn journal_direct(daemon: &Daemon, c: usize, n: usize, clock: &CountingClo
     meter.finish(
         format!("d  Journal::accept direct (no HTTP), c={c}"),
         samples,
-        Commits::Clock(clock),
     )
 }
 
-/// [`RECEIPT`] as the API would hand it to the journal.
+/// What `POST /v1/receipts` computes besides I/O, timed on this thread:
+/// parse the body, check it, and render and encode the reply.
+async fn handler_cpu(journal: &Journal, n: usize) -> Row {
+    let new = NewReceipt {
+        source: Source::Native,
+        caller_key: None,
+        receipt: valid_receipt(),
+    };
+    let Ok(Accepted::Created(stored)) = journal.accept(new, Duration::from_secs(30)).await else {
+        panic!("journal accept failed");
+    };
+    let profile = config::load_str(config::DEMO_CONFIG)
+        .expect("the demo config is valid")
+        .profile;
+    let mut one = || {
+        let start = Instant::now();
+        let json: serde_json::Value = serde_json::from_slice(RECEIPT.as_bytes()).expect("JSON");
+        let draft = native::parse_receipt(&json).expect("parses");
+        let receipt = validate(draft, &profile).expect("valid");
+        let reply = serde_json::to_vec(&native::render(&stored)).expect("encodes");
+        std::hint::black_box((receipt, reply));
+        start.elapsed()
+    };
+    for _ in 0..n / 10 {
+        one();
+    }
+    let meter = Meter::start(Committer::Nobody);
+    let samples = (0..n).map(|_| one()).collect();
+    meter.finish("d  handler CPU: parse+validate+render".into(), samples)
+}
+
+/// [`RECEIPT`] as the API hands it to the journal.
 fn valid_receipt() -> Receipt {
     let json: serde_json::Value = serde_json::from_str(RECEIPT).expect("receipt JSON");
     let draft =
         native::parse_receipt(&json).unwrap_or_else(|v| panic!("RECEIPT does not parse: {v:?}"));
-    validate(draft, &config_profile()).unwrap_or_else(|v| panic!("RECEIPT is not valid: {v:?}"))
-}
-
-fn config_profile() -> fiscald::domain::Profile {
-    config::load_str(config::DEMO_CONFIG)
+    let profile = config::load_str(config::DEMO_CONFIG)
         .expect("the demo config is valid")
-        .profile
+        .profile;
+    validate(draft, &profile).unwrap_or_else(|v| panic!("RECEIPT is not valid: {v:?}"))
 }
 
 /// Run the futures as tasks on the current runtime; their outputs in input order.
@@ -913,4 +871,58 @@ fn filesystem_of(path: &Path) -> (String, String, String) {
         }
     }
     best.unwrap_or_else(|| ("?".into(), "?".into(), "?".into()))
+}
+
+/// Machine-wide and own CPU ticks, to tell how much other processes ran.
+struct MachineCpu {
+    /// Non-idle ticks of all CPUs, from the `cpu` line of `/proc/stat`.
+    busy: u64,
+    /// All ticks of all CPUs.
+    total: u64,
+    /// Ticks the hypervisor gave to someone else.
+    steal: u64,
+    /// This process's user + system ticks, from `/proc/self/stat`.
+    own: u64,
+}
+
+impl MachineCpu {
+    fn now() -> MachineCpu {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        let field = |i: usize| f.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal
+        let own = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                let after = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+                Some(after.get(11)?.parse::<u64>().ok()? + after.get(12)?.parse::<u64>().ok()?)
+            })
+            .unwrap_or(0);
+        MachineCpu {
+            busy: field(0) + field(1) + field(2) + field(5) + field(6) + field(7),
+            total: f.iter().sum(),
+            steal: field(7),
+            own,
+        }
+    }
+
+    /// (% of all CPUs used by other processes, % stolen) since `before`.
+    fn others_since(&self, before: &MachineCpu) -> (f64, f64) {
+        let total = self.total.saturating_sub(before.total).max(1) as f64;
+        let busy = self.busy.saturating_sub(before.busy) as f64;
+        let own = self.own.saturating_sub(before.own) as f64;
+        let steal = self.steal.saturating_sub(before.steal) as f64;
+        (
+            (100.0 * (busy - own - steal) / total).max(0.0),
+            100.0 * steal / total,
+        )
+    }
 }
