@@ -797,7 +797,7 @@ async fn handler_cpu(journal: &Journal, n: usize) -> Row {
     let profile = config::load_str(config::DEMO_CONFIG)
         .expect("the demo config is valid")
         .profile;
-    let mut one = || {
+    let one = || {
         let start = Instant::now();
         let json: serde_json::Value = serde_json::from_slice(RECEIPT.as_bytes()).expect("JSON");
         let draft = native::parse_receipt(&json).expect("parses");
