@@ -298,8 +298,15 @@ impl Receipt {
     /// same receipt (whatever their whitespace or key order) share it. Used to
     /// tell a caller's harmless repeat from a conflicting reuse of its key.
     pub fn fingerprint(&self) -> String {
+        self.encoded().1
+    }
+
+    /// The canonical JSON of the receipt and its fingerprint (the SHA-256 of
+    /// that JSON), computed together so the text is serialized once.
+    pub fn encoded(&self) -> (String, String) {
         use sha2::{Digest, Sha256};
-        let canonical = serde_json::to_vec(self).expect("a receipt always serializes");
-        format!("{:x}", Sha256::digest(canonical))
+        let canonical = serde_json::to_string(self).expect("a receipt always serializes");
+        let fingerprint = format!("{:x}", Sha256::digest(canonical.as_bytes()));
+        (canonical, fingerprint)
     }
 }

@@ -19,7 +19,7 @@ pub const MIGRATIONS: &[&str] = &[
         id              TEXT NOT NULL UNIQUE,
         source          TEXT NOT NULL,
         state           TEXT NOT NULL,
-        idempotency_key TEXT NOT NULL UNIQUE,
+        idempotency_key TEXT NOT NULL,
         offline_url     TEXT NOT NULL,
         total_minor     INTEGER NOT NULL,
         fingerprint     TEXT NOT NULL,

@@ -218,7 +218,10 @@ impl Journal {
         new: NewReceipt,
         timeout: Duration,
     ) -> Result<Accepted, JournalError> {
-        self.apply(timeout, move |c, ctx| ops::accept(c, ctx, new))
+        // Serialize and hash on the caller's thread: the writer's time is the
+        // one resource every receipt shares.
+        let encoded = new.receipt.encoded();
+        self.apply(timeout, move |c, ctx| ops::accept(c, ctx, new, encoded))
             .await
     }
 

@@ -5,7 +5,7 @@
 //! or `cancelled`), attempts, the last error, and kind-specific JSON data.
 
 use super::writer::Ctx;
-use super::{Accepted, JournalError, NewReceipt, StoredReceipt, read};
+use super::{Accepted, Event, JournalError, NewReceipt, StoredReceipt, SyncView, read};
 use crate::domain::ReceiptState;
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::idempotency::{idempotency_key, offline_url};
@@ -19,6 +19,12 @@ pub const JOB_PENDING: &str = "pending";
 pub const JOB_DONE: &str = "done";
 pub const JOB_PARKED: &str = "parked";
 pub const JOB_CANCELLED: &str = "cancelled";
+
+/// Run a statement through the connection's statement cache: the writer runs
+/// the same few statements for every receipt.
+fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, JournalError> {
+    Ok(c.prepare_cached(sql)?.execute(params)?)
+}
 
 fn stamp(ctx: &Ctx<'_>) -> String {
     ctx.now
@@ -34,7 +40,8 @@ fn event(
     state: ReceiptState,
     note: &str,
 ) -> Result<(), JournalError> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO receipt_events (receipt_id, at, actor, state, note) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![receipt_id, at, actor, state.code(), note],
     )?;
@@ -47,7 +54,8 @@ fn set_state(
     at: &str,
     state: ReceiptState,
 ) -> Result<(), JournalError> {
-    c.execute(
+    exec(
+        c,
         "UPDATE receipts SET state = ?2, updated_at = ?3 WHERE id = ?1",
         params![receipt_id, state.code(), at],
     )?;
@@ -60,9 +68,9 @@ pub(super) fn accept(
     c: &Connection,
     ctx: &Ctx<'_>,
     new: NewReceipt,
+    (body, fingerprint): (String, String),
 ) -> Result<Accepted, JournalError> {
     let options = ctx.options;
-    let fingerprint = new.receipt.fingerprint();
     if let Some(key) = &new.caller_key {
         let seen: Option<(String, String)> = c
             .query_row(
@@ -88,20 +96,19 @@ pub(super) fn accept(
         }
     }
 
-    let number: u64 = c.query_row(
-        "UPDATE counters SET value = value + 1 WHERE name = 'receipt_number' RETURNING value",
-        [],
-        |r| r.get(0),
-    )?;
+    let number: u64 = c
+        .prepare_cached(
+            "UPDATE counters SET value = value + 1 WHERE name = 'receipt_number' RETURNING value",
+        )?
+        .query_row([], |r| r.get(0))?;
     let local = ctx.now.with_timezone(&options.timezone);
     let created_at = stamp(ctx);
     let key = idempotency_key(number, &options.pin, new.receipt.total, local.naive_local());
     let url = offline_url(&options.offline_base_url, &key);
     let id = uuid::Uuid::now_v7().to_string();
-    let body = serde_json::to_string(&new.receipt)
-        .map_err(|e| JournalError::Unavailable(format!("cannot encode receipt: {e}")))?;
 
-    c.execute(
+    exec(
+        c,
         "INSERT INTO receipts (number, id, source, state, idempotency_key, offline_url, total_minor,
                                fingerprint, body, caller_key, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
@@ -129,19 +136,45 @@ pub(super) fn accept(
         "journaled",
     )?;
     if let Some(caller_key) = &new.caller_key {
-        c.execute(
+        exec(
+            c,
             "INSERT INTO caller_keys (source, caller_key, receipt_id, fingerprint, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![new.source.code(), caller_key, id, fingerprint, created_at],
         )?;
     }
-    c.execute(
+    exec(
+        c,
         "INSERT INTO jobs (kind, receipt_id, state, next_attempt_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, 0, ?4, ?4)",
         params![JOB_FISCALIZE, id, JOB_PENDING, created_at],
     )?;
-    let stored =
-        read::load(c, &id)?.ok_or_else(|| JournalError::Unavailable("receipt vanished".into()))?;
-    Ok(Accepted::Created(stored))
+    Ok(Accepted::Created(StoredReceipt {
+        id,
+        number,
+        source: new.source,
+        state: ReceiptState::Accepted,
+        idempotency_key: key,
+        offline_url: url,
+        caller_key: new.caller_key,
+        created_at: created_at.clone(),
+        updated_at: created_at.clone(),
+        receipt: new.receipt,
+        fiscal: None,
+        fiscal_qr: None,
+        sync: Some(SyncView {
+            job_state: JOB_PENDING.into(),
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: 0,
+            document_id: None,
+        }),
+        history: vec![Event {
+            at: created_at,
+            actor,
+            state: ReceiptState::Accepted,
+            note: Some("journaled".into()),
+        }],
+    }))
 }
 
 /// The processing took the receipt as document `document_id`.
@@ -153,7 +186,8 @@ pub(super) fn record_submitted(
 ) -> Result<(), JournalError> {
     let at = stamp(ctx);
     let receipt_id = job_receipt(c, job_id)?;
-    c.execute(
+    exec(
+        c,
         "UPDATE jobs SET data = json_set(data, '$.document_id', ?2), last_error = NULL, updated_at = ?3 WHERE id = ?1",
         params![job_id, document_id, at],
     )?;
@@ -184,11 +218,13 @@ pub(super) fn record_fiscalized(
     let receipt_id = job_receipt(c, job_id)?;
     let fiscal =
         serde_json::to_string(attrs).map_err(|e| JournalError::Unavailable(e.to_string()))?;
-    c.execute(
+    exec(
+        c,
         "UPDATE receipts SET state = ?2, fiscal = ?3, fiscal_qr = ?4, updated_at = ?5 WHERE id = ?1",
         params![receipt_id, ReceiptState::Fiscalized.code(), fiscal, qr, at],
     )?;
-    c.execute(
+    exec(
+        c,
         "UPDATE jobs SET state = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1",
         params![job_id, JOB_DONE, at],
     )?;
@@ -211,12 +247,14 @@ pub(super) fn reschedule(
 ) -> Result<(), JournalError> {
     let at = stamp(ctx);
     match error {
-        Some(error) => c.execute(
+        Some(error) => exec(
+        c,
             "UPDATE jobs SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, updated_at = ?4
              WHERE id = ?1 AND state = 'pending'",
             params![job_id, error, next_attempt_at, at],
         )?,
-        None => c.execute(
+        None => exec(
+        c,
             "UPDATE jobs SET next_attempt_at = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'pending'",
             params![job_id, next_attempt_at, at],
         )?,
@@ -234,7 +272,8 @@ pub(super) fn park(
 ) -> Result<(), JournalError> {
     let at = stamp(ctx);
     let receipt_id = job_receipt(c, job_id)?;
-    c.execute(
+    exec(
+        c,
         "UPDATE jobs SET state = ?2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE id = ?1",
         params![job_id, JOB_PARKED, message, at],
     )?;
@@ -252,7 +291,8 @@ pub(super) fn operator_retry(
 ) -> Result<StoredReceipt, JournalError> {
     let at = stamp(ctx);
     require_state(c, receipt_id, ReceiptState::Rejected, "retry")?;
-    c.execute(
+    exec(
+        c,
         "UPDATE jobs SET state = ?3, next_attempt_at = 0, data = '{}', updated_at = ?4
          WHERE receipt_id = ?1 AND kind = ?2",
         params![receipt_id, JOB_FISCALIZE, JOB_PENDING, at],
@@ -278,7 +318,8 @@ pub(super) fn operator_discard(
 ) -> Result<StoredReceipt, JournalError> {
     let at = stamp(ctx);
     require_state(c, receipt_id, ReceiptState::Rejected, "discard")?;
-    c.execute(
+    exec(
+        c,
         "UPDATE jobs SET state = ?3, updated_at = ?4 WHERE receipt_id = ?1 AND kind = ?2",
         params![receipt_id, JOB_FISCALIZE, JOB_CANCELLED, at],
     )?;
@@ -302,7 +343,8 @@ pub(super) fn save_secret(
     expires_at: Option<i64>,
 ) -> Result<(), JournalError> {
     match value {
-        Some(value) => c.execute(
+        Some(value) => exec(
+        c,
             "INSERT INTO secrets (name, value, expires_at, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at,
                                              updated_at = excluded.updated_at",

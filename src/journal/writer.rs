@@ -111,6 +111,9 @@ pub(super) fn open_writer(options: &Options) -> Result<Connection, JournalError>
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Checkpoints run on their own thread (see `checkpointer`), not inside a
+    // receipt's commit.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     if let Some(max) = options.max_bytes {
         let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
@@ -138,6 +141,7 @@ pub(super) fn run(
     clock: Arc<dyn Clock>,
     metrics: Arc<WriterMetrics>,
 ) {
+    let checkpoints = checkpointer(options.path.clone(), options.busy_timeout);
     let mut stopping = false;
     while !stopping {
         let Ok(first) = rx.recv() else { break };
@@ -163,11 +167,44 @@ pub(super) fn run(
         }
         if !batch.is_empty() {
             commit_batch(&mut conn, batch, &options, clock.as_ref(), &metrics);
+            let _ = checkpoints.try_send(());
         }
     }
+    drop(checkpoints);
     // Fold the WAL back into the main file so a stopped daemon leaves one file.
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     tracing::debug!("journal writer stopped");
+}
+
+/// Copy committed WAL frames back into the database file from a thread of
+/// its own, so that no receipt's commit waits for a checkpoint. PASSIVE never
+/// blocks the writer; once every frame is copied, the writer starts the WAL
+/// over. Woken after commits, at most every 50 ms.
+fn checkpointer(
+    path: std::path::PathBuf,
+    busy_timeout: std::time::Duration,
+) -> crossbeam_channel::Sender<()> {
+    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+    let spawned = std::thread::Builder::new().name("journal-checkpoint".into()).spawn(move || {
+        let conn = match Connection::open(&path).and_then(|c| c.busy_timeout(busy_timeout).map(|()| c)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "journal: cannot open the checkpoint connection; the WAL will grow until restart");
+                return;
+            }
+        };
+        while rx.recv().is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            while rx.try_recv().is_ok() {}
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "journal: checkpoint failed; will try again");
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "journal: cannot start the checkpoint thread");
+    }
+    tx
 }
 
 fn commit_batch(
