@@ -203,16 +203,16 @@ async fn process(shared: &Shared, job: Job) {
     let receipt = match shared.journal.get(job.receipt_id.clone()).await {
         Ok(Some(r)) => r,
         Ok(None) => {
-            let _ = shared
+            if let Err(e) = shared
                 .journal
                 .park(job.id, format!("receipt {} is missing", job.receipt_id))
-                .await;
+                .await
+            {
+                journal_trouble(&e, "cannot record the outcome").await;
+            }
             return;
         }
-        Err(e) => {
-            tracing::error!(error = %e, "cloud sync cannot read receipt {}", job.receipt_id);
-            return;
-        }
+        Err(e) => return journal_trouble(&e, "cannot read the receipt").await,
     };
     let document_id = match job.document_id {
         Some(id) => id,
@@ -226,8 +226,8 @@ async fn process(shared: &Shared, job: Job) {
                 Ok(id) => {
                     reached(shared);
                     if let Err(e) = shared.journal.record_submitted(job.id, id).await {
-                        tracing::error!(error = %e, number = receipt.number, "cannot record the document id; will register again (idempotent)");
-                        return;
+                        // Registering again later is a repeat the processing recognises.
+                        return journal_trouble(&e, "cannot record the document id").await;
                     }
                     id
                 }
@@ -260,7 +260,7 @@ async fn process(shared: &Shared, job: Job) {
                                     );
                                 }
                                 Err(e) => {
-                                    tracing::error!(error = %e, number = receipt.number, "cannot record fiscalization; will ask again")
+                                    journal_trouble(&e, "cannot record the fiscalization").await
                                 }
                             }
                         }
@@ -272,7 +272,9 @@ async fn process(shared: &Shared, job: Job) {
                 wire::STATUS_PROCESSING => {
                     let next = shared.clock.now().timestamp_millis()
                         + shared.config.poll_interval.as_millis() as i64;
-                    let _ = shared.journal.reschedule(job.id, next, None).await;
+                    if let Err(e) = shared.journal.reschedule(job.id, next, None).await {
+                        journal_trouble(&e, "cannot record the outcome").await;
+                    }
                 }
                 wire::STATUS_ERROR => {
                     let message = format!(
@@ -324,14 +326,18 @@ async fn failed(shared: &Shared, job: &Job, number: u64, failure: Failure) {
         Decision::Retry { after } => {
             tracing::warn!(number, attempts, retry_in_ms = after.as_millis() as u64, error = %failure.describe(), "receipt not fiscalized yet; will retry");
             let next = now.timestamp_millis() + after.as_millis() as i64;
-            let _ = shared.journal.reschedule(job.id, next, Some(failure.describe())).await;
+            if let Err(e) = shared.journal.reschedule(job.id, next, Some(failure.describe())).await {
+        journal_trouble(&e, "cannot record the outcome").await;
+    }
         }
         // The client already got a fresh token once; refused again.
         Decision::Reauthenticate => {
             let after = shared.config.retry.backoff(attempts, rand::random::<f64>());
             tracing::warn!(number, "the processing refuses our credentials; check the connector token");
             let next = now.timestamp_millis() + after.as_millis() as i64;
-            let _ = shared.journal.reschedule(job.id, next, Some(failure.describe())).await;
+            if let Err(e) = shared.journal.reschedule(job.id, next, Some(failure.describe())).await {
+        journal_trouble(&e, "cannot record the outcome").await;
+    }
         }
         Decision::Reject(message) => reject(shared, job, number, format!("rejected by the processing: {message}")).await,
         Decision::Conflict(message) => {
@@ -349,5 +355,17 @@ async fn failed(shared: &Shared, job: &Job, number: u64, failure: Failure) {
 async fn reject(shared: &Shared, job: &Job, number: u64, message: String) {
     tracing::error!(number, error = %message, "receipt rejected; an operator must retry or discard it");
     shared.status.lock().expect("status lock").rejected += 1;
-    let _ = shared.journal.park(job.id, message).await;
+    if let Err(e) = shared.journal.park(job.id, message).await {
+        journal_trouble(&e, "cannot record the outcome").await;
+    }
+}
+
+/// How long a job that could not record its outcome holds its slot before
+/// the worker tries it again: a failing journal (a full disk) must not turn
+/// the worker into a busy loop against the processing.
+const JOURNAL_TROUBLE_PAUSE: Duration = Duration::from_secs(1);
+
+async fn journal_trouble(e: &crate::journal::JournalError, what: &str) {
+    tracing::error!(error = %e, "cloud sync: {what}; the job stays queued");
+    tokio::time::sleep(JOURNAL_TROUBLE_PAUSE).await;
 }
