@@ -7,3 +7,4 @@
 //!   rate limiting), served over HTTP on a port of the caller's choosing.
 
 pub mod cloud;
+pub mod devices;

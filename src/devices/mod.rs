@@ -1,0 +1,4 @@
+//! Device drivers: the fiscal register (Shtrih-M), the ESC/POS receipt printer
+//! and the cash drawer, over the serial shell in [`port`].
+
+pub mod port;

@@ -1,0 +1,3 @@
+//! Device emulators on pseudo-terminals.
+
+pub mod pty;
