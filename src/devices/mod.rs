@@ -1,4 +1,6 @@
 //! Device drivers: the fiscal register (Shtrih-M), the ESC/POS receipt printer
 //! and the cash drawer, over the serial shell in [`port`].
 
+pub mod escpos;
 pub mod port;
+pub mod shtrih;

@@ -1,3 +1,5 @@
 //! Device emulators on pseudo-terminals.
 
+pub mod printer;
 pub mod pty;
+pub mod register;

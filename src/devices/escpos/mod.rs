@@ -1,0 +1,1 @@
+//! ESC/POS receipt printer: command encoding, receipt layout, real-time status, driver.

@@ -1,0 +1,1 @@
+//! Shtrih-M fiscal register: pure protocol core and host-side driver.

@@ -1,0 +1,1 @@
+//! Shtrih-M register emulator: pure device model and its pty runner.
