@@ -80,14 +80,8 @@ async fn scenario(n: u64, concurrency: usize) -> Outcome {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let journal = Journal::open(
         Options {
-            path: dir.path().join("journal.sqlite"),
-            batch_max: settings.batch_max,
-            max_bytes: None,
-            busy_timeout: settings.busy_timeout,
             queue_capacity: 65_536,
-            pin: settings.pin.clone(),
-            timezone: settings.timezone,
-            offline_base_url: settings.cloud.base_url.clone(),
+            ..Options::from_settings(&settings, dir.path().join("journal.sqlite"))
         },
         clock.clone(),
     )

@@ -5,6 +5,7 @@
 //! broken rules — each with its dotted key and line, and only a file with none
 //! becomes [`Settings`], the typed form the rest of the daemon reads.
 
+use crate::devices::port::LineSettings;
 use crate::domain::{Country, Profile, TaxSystem};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,10 @@ pub struct Config {
     pub till: TillConfig,
     pub fiscal: FiscalConfig,
     pub cloud: CloudConfig,
+    pub devices: DevicesConfig,
+    pub register: RegisterConfig,
+    pub printer: PrinterConfig,
+    pub drawer: DrawerConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -102,6 +107,10 @@ pub struct FiscalConfig {
     pub currency: String,
     /// Tax system used when a receipt does not name one.
     pub tax_system: String,
+    /// Who fiscalizes: `cloud` (the processing, via the sync worker; the
+    /// printer prints the offline link at once) or `register` (the fiscal
+    /// register fiscalizes and prints at once).
+    pub backend: String,
 }
 
 impl Default for FiscalConfig {
@@ -110,6 +119,129 @@ impl Default for FiscalConfig {
             country: "ru".into(),
             currency: String::new(),
             tax_system: "common".into(),
+            backend: "cloud".into(),
+        }
+    }
+}
+
+/// Settings shared by every serial device.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevicesConfig {
+    /// How often an idle, connected device is asked for its status.
+    pub status_interval_ms: u64,
+    /// First delay before reopening a device that is absent or hung up;
+    /// doubles up to `reconnect_cap_ms`.
+    pub reconnect_base_ms: u64,
+    pub reconnect_cap_ms: u64,
+}
+
+impl Default for DevicesConfig {
+    fn default() -> Self {
+        DevicesConfig {
+            status_interval_ms: 5_000,
+            reconnect_base_ms: 500,
+            reconnect_cap_ms: 30_000,
+        }
+    }
+}
+
+/// The fiscal register (Shtrih-M protocol).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegisterConfig {
+    /// Device path, preferably a udev symlink (`/dev/fiscald/register`).
+    /// Empty: no register.
+    pub path: String,
+    pub baud: u64,
+    /// Operator password for receipts (Shtrih-M default 1).
+    pub password: u64,
+    /// System administrator password for reports and shifts (default 30).
+    pub admin_password: u64,
+    /// How long to wait for the register's answer to one command.
+    pub reply_timeout_ms: u64,
+    /// Open the shift by itself when a receipt arrives and the shift is closed.
+    pub auto_open_shift: bool,
+}
+
+impl Default for RegisterConfig {
+    fn default() -> Self {
+        RegisterConfig {
+            path: String::new(),
+            baud: 115_200,
+            password: 1,
+            admin_password: 30,
+            reply_timeout_ms: 3_000,
+            auto_open_shift: true,
+        }
+    }
+}
+
+/// The ESC/POS receipt printer.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrinterConfig {
+    /// Device path, preferably a udev symlink (`/dev/fiscald/printer`).
+    /// Empty: no printer.
+    pub path: String,
+    pub baud: u64,
+    /// `ESC t n` code table for Cyrillic: 17 is CP866 on Epson-compatible
+    /// printers; others use 7, 10, 11, 12, 37, 59 (see docs).
+    pub code_table: u64,
+    /// Encoding of that code table: `cp866` or `cp1251`.
+    pub encoding: String,
+    /// Characters per line (48 for 80 mm paper with font A, 32 for 58 mm).
+    pub width: u64,
+    /// `partial`, `full` or `none` (no cutter).
+    pub cut: String,
+    /// Lines printed at the top of every receipt (shop name, address, INN).
+    pub header: Vec<String>,
+    /// Lines printed at the bottom.
+    pub footer: Vec<String>,
+    /// Limit for sending one receipt to the printer.
+    pub write_timeout_ms: u64,
+    /// Limit for one real-time status answer.
+    pub status_timeout_ms: u64,
+}
+
+impl Default for PrinterConfig {
+    fn default() -> Self {
+        PrinterConfig {
+            path: String::new(),
+            baud: 115_200,
+            code_table: 17,
+            encoding: "cp866".into(),
+            width: 48,
+            cut: "partial".into(),
+            header: Vec::new(),
+            footer: Vec::new(),
+            write_timeout_ms: 30_000,
+            status_timeout_ms: 500,
+        }
+    }
+}
+
+/// The cash drawer.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrawerConfig {
+    /// `printer` (its kick connector, ESC p), `register`, or `none`.
+    pub via: String,
+    /// Printer kick connector pin: 2 (drawer 1) or 5 (drawer 2).
+    pub pin: u64,
+    /// Pulse length.
+    pub pulse_ms: u64,
+    /// Open the drawer when a receipt has a cash payment.
+    pub open_on_cash: bool,
+}
+
+impl Default for DrawerConfig {
+    fn default() -> Self {
+        DrawerConfig {
+            via: "none".into(),
+            pin: 2,
+            pulse_ms: 100,
+            open_on_cash: true,
         }
     }
 }
@@ -195,6 +327,85 @@ pub struct CloudSettings {
     pub probe_interval: Duration,
 }
 
+/// Who fiscalizes receipts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cloud,
+    Register,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrawerVia {
+    None,
+    Printer,
+    Register,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CutMode {
+    None,
+    Partial,
+    Full,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextEncoding {
+    Cp866,
+    Cp1251,
+}
+
+#[derive(Clone, Debug)]
+pub struct RegisterSettings {
+    pub path: PathBuf,
+    pub line: LineSettings,
+    pub password: u32,
+    pub admin_password: u32,
+    pub reply_timeout: Duration,
+    pub auto_open_shift: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct PrinterSettings {
+    pub path: PathBuf,
+    pub line: LineSettings,
+    pub code_table: u8,
+    pub encoding: TextEncoding,
+    pub width: usize,
+    pub cut: CutMode,
+    pub header: Vec<String>,
+    pub footer: Vec<String>,
+    pub write_timeout: Duration,
+    pub status_timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct DrawerSettings {
+    pub via: DrawerVia,
+    /// 2 or 5.
+    pub pin: u8,
+    pub pulse: Duration,
+    pub open_on_cash: bool,
+}
+
+/// The validated device sections.
+#[derive(Clone, Debug)]
+pub struct DeviceSettings {
+    pub backend: Backend,
+    pub register: Option<RegisterSettings>,
+    pub printer: Option<PrinterSettings>,
+    pub drawer: DrawerSettings,
+    pub status_interval: Duration,
+    pub reconnect_base: Duration,
+    pub reconnect_cap: Duration,
+}
+
+/// Baud rates a serial device may be configured with.
+pub const BAUD_RATES: &[u64] = &[2400, 4800, 9600, 19200, 38400, 57600, 115200];
+
 /// One thing wrong with a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -229,6 +440,7 @@ pub struct Settings {
     pub timezone: Tz,
     pub profile: Profile,
     pub cloud: CloudSettings,
+    pub devices: DeviceSettings,
 }
 
 /// Read and validate a config file.
@@ -506,6 +718,8 @@ fn check_rules(
         );
     }
 
+    let devices = check_devices(c, country, &mut bad);
+
     Some(Settings {
         listen: listen?,
         max_body_bytes: usize::try_from(c.api.max_body_bytes).ok()?,
@@ -536,6 +750,213 @@ fn check_rules(
             poll_interval: Duration::from_millis(c.cloud.poll_interval_ms),
             probe_interval: Duration::from_millis(c.cloud.probe_interval_ms),
         },
+        devices: devices?,
+    })
+}
+
+fn check_devices(
+    c: &Config,
+    country: Option<Country>,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<DeviceSettings> {
+    let mut ok = true;
+    let mut fail = |key: &str, message: String| {
+        ok = false;
+        bad(key, message);
+    };
+    let backend = match c.fiscal.backend.as_str() {
+        "cloud" => Some(Backend::Cloud),
+        "register" => Some(Backend::Register),
+        other => {
+            fail(
+                "fiscal.backend",
+                format!("{other:?} is not one of: cloud, register"),
+            );
+            None
+        }
+    };
+    if backend == Some(Backend::Register) {
+        if c.register.path.trim().is_empty() {
+            fail(
+                "fiscal.backend",
+                "backend \"register\" needs a fiscal register: set register.path".into(),
+            );
+        }
+        if country.is_some_and(|c| c != Country::Ru) {
+            fail(
+                "fiscal.backend",
+                "the Shtrih-M register fiscalizes Russian receipts only; use backend \"cloud\""
+                    .into(),
+            );
+        }
+    }
+    for (key, baud) in [
+        ("register.baud", c.register.baud),
+        ("printer.baud", c.printer.baud),
+    ] {
+        if !BAUD_RATES.contains(&baud) {
+            fail(key, format!("{baud} is not one of {BAUD_RATES:?}"));
+        }
+    }
+    for (key, value, range) in [
+        (
+            "devices.status_interval_ms",
+            c.devices.status_interval_ms,
+            100..=3_600_000,
+        ),
+        (
+            "devices.reconnect_base_ms",
+            c.devices.reconnect_base_ms,
+            10..=600_000,
+        ),
+        (
+            "devices.reconnect_cap_ms",
+            c.devices.reconnect_cap_ms,
+            10..=3_600_000,
+        ),
+        ("register.password", c.register.password, 0..=99_999_999),
+        (
+            "register.admin_password",
+            c.register.admin_password,
+            0..=99_999_999,
+        ),
+        (
+            "register.reply_timeout_ms",
+            c.register.reply_timeout_ms,
+            100..=120_000,
+        ),
+        ("printer.code_table", c.printer.code_table, 0..=255),
+        ("printer.width", c.printer.width, 24..=80),
+        (
+            "printer.write_timeout_ms",
+            c.printer.write_timeout_ms,
+            100..=600_000,
+        ),
+        (
+            "printer.status_timeout_ms",
+            c.printer.status_timeout_ms,
+            50..=60_000,
+        ),
+        ("drawer.pulse_ms", c.drawer.pulse_ms, 2..=510),
+    ] {
+        if !range.contains(&value) {
+            fail(
+                key,
+                format!("must be between {} and {}", range.start(), range.end()),
+            );
+        }
+    }
+    if c.devices.reconnect_cap_ms < c.devices.reconnect_base_ms {
+        fail(
+            "devices.reconnect_cap_ms",
+            "must not be less than devices.reconnect_base_ms".into(),
+        );
+    }
+    let encoding = match c.printer.encoding.as_str() {
+        "cp866" => Some(TextEncoding::Cp866),
+        "cp1251" => Some(TextEncoding::Cp1251),
+        other => {
+            fail(
+                "printer.encoding",
+                format!("{other:?} is not one of: cp866, cp1251"),
+            );
+            None
+        }
+    };
+    let cut = match c.printer.cut.as_str() {
+        "none" => Some(CutMode::None),
+        "partial" => Some(CutMode::Partial),
+        "full" => Some(CutMode::Full),
+        other => {
+            fail(
+                "printer.cut",
+                format!("{other:?} is not one of: partial, full, none"),
+            );
+            None
+        }
+    };
+    let via = match c.drawer.via.as_str() {
+        "none" => Some(DrawerVia::None),
+        "printer" => Some(DrawerVia::Printer),
+        "register" => Some(DrawerVia::Register),
+        other => {
+            fail(
+                "drawer.via",
+                format!("{other:?} is not one of: printer, register, none"),
+            );
+            None
+        }
+    };
+    match via {
+        Some(DrawerVia::Printer) if c.printer.path.trim().is_empty() => fail(
+            "drawer.via",
+            "the drawer hangs on the printer, but no printer.path is set".into(),
+        ),
+        Some(DrawerVia::Register) if c.register.path.trim().is_empty() => fail(
+            "drawer.via",
+            "the drawer hangs on the register, but no register.path is set".into(),
+        ),
+        _ => {}
+    }
+    if !matches!(c.drawer.pin, 2 | 5) {
+        fail(
+            "drawer.pin",
+            "must be 2 (drawer 1) or 5 (drawer 2), the kick connector's pins".into(),
+        );
+    }
+    for (i, line) in c.printer.header.iter().chain(&c.printer.footer).enumerate() {
+        if line.chars().count() > c.printer.width as usize || line.contains(['\n', '\r']) {
+            let (key, n) = if i < c.printer.header.len() {
+                ("printer.header", i)
+            } else {
+                ("printer.footer", i - c.printer.header.len())
+            };
+            fail(
+                key,
+                format!(
+                    "line {} must be one line of at most printer.width ({}) characters",
+                    n + 1,
+                    c.printer.width
+                ),
+            );
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let register = (!c.register.path.trim().is_empty()).then(|| RegisterSettings {
+        path: PathBuf::from(c.register.path.trim()),
+        line: LineSettings::n81(c.register.baud as u32),
+        password: c.register.password as u32,
+        admin_password: c.register.admin_password as u32,
+        reply_timeout: Duration::from_millis(c.register.reply_timeout_ms),
+        auto_open_shift: c.register.auto_open_shift,
+    });
+    let printer = (!c.printer.path.trim().is_empty()).then(|| PrinterSettings {
+        path: PathBuf::from(c.printer.path.trim()),
+        line: LineSettings::n81(c.printer.baud as u32),
+        code_table: c.printer.code_table as u8,
+        encoding: encoding.expect("checked"),
+        width: c.printer.width as usize,
+        cut: cut.expect("checked"),
+        header: c.printer.header.clone(),
+        footer: c.printer.footer.clone(),
+        write_timeout: Duration::from_millis(c.printer.write_timeout_ms),
+        status_timeout: Duration::from_millis(c.printer.status_timeout_ms),
+    });
+    Some(DeviceSettings {
+        backend: backend?,
+        register,
+        printer,
+        drawer: DrawerSettings {
+            via: via?,
+            pin: c.drawer.pin as u8,
+            pulse: Duration::from_millis(c.drawer.pulse_ms),
+            open_on_cash: c.drawer.open_on_cash,
+        },
+        status_interval: Duration::from_millis(c.devices.status_interval_ms),
+        reconnect_base: Duration::from_millis(c.devices.reconnect_base_ms),
+        reconnect_cap: Duration::from_millis(c.devices.reconnect_cap_ms),
     })
 }
 

@@ -44,16 +44,7 @@ pub struct Daemon {
 
 impl Daemon {
     pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
-        let options = journal::Options {
-            path: settings.journal_path.clone(),
-            batch_max: settings.batch_max,
-            max_bytes: settings.journal_max_bytes,
-            busy_timeout: settings.busy_timeout,
-            queue_capacity: 4096,
-            pin: settings.pin.clone(),
-            timezone: settings.timezone,
-            offline_base_url: settings.cloud.base_url.clone(),
-        };
+        let options = journal::Options::from_settings(settings, settings.journal_path.clone());
         let journal_clock = clock.clone();
         let journal = tokio::task::spawn_blocking(move || Journal::open(options, journal_clock))
             .await

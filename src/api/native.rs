@@ -451,10 +451,22 @@ pub fn render(r: &StoredReceipt) -> Value {
         obj.insert(
             "sync".into(),
             json!({
+                "by": if sync.kind == crate::journal::JOB_REGISTER { "register" } else { "cloud" },
                 "attempts": sync.attempts,
                 "last_error": sync.last_error,
                 "next_attempt_at": next.flatten(),
                 "document_id": sync.document_id,
+            }),
+        );
+    }
+    if let Some(p) = &r.print {
+        obj.insert(
+            "print".into(),
+            json!({
+                "state": p.job_state,
+                "attempts": p.attempts,
+                "copies": p.copies,
+                "last_error": p.last_error,
             }),
         );
     }

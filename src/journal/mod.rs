@@ -16,7 +16,9 @@ mod read;
 mod writer;
 
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
-pub use ops::{JOB_CANCELLED, JOB_DONE, JOB_FISCALIZE, JOB_PARKED, JOB_PENDING};
+pub use ops::{
+    JOB_CANCELLED, JOB_DONE, JOB_FISCALIZE, JOB_PARKED, JOB_PENDING, JOB_PRINT, JOB_REGISTER,
+};
 pub use read::{Job, Page, Stats, SyncCounts};
 
 use crate::clock::Clock;
@@ -45,6 +47,41 @@ pub struct Options {
     pub pin: String,
     pub timezone: Tz,
     pub offline_base_url: String,
+    /// The job that fiscalizes a new receipt: [`JOB_FISCALIZE`] (the cloud)
+    /// or [`JOB_REGISTER`] (the fiscal register).
+    pub fiscal_job: &'static str,
+    /// Queue a [`JOB_PRINT`] job for every new receipt (a printer is
+    /// configured and the cloud fiscalizes: it prints with the offline link).
+    pub print_on_accept: bool,
+    /// Queue a [`JOB_PRINT`] job when the register has fiscalized a receipt
+    /// (the customer copy with the fiscal QR).
+    pub print_after_register: bool,
+}
+
+impl Options {
+    /// The journal as the daemon opens it under `settings`, at `path`: the
+    /// fiscal backend and the printer decide which jobs a new receipt gets.
+    pub fn from_settings(settings: &crate::config::Settings, path: PathBuf) -> Options {
+        use crate::config::Backend;
+        let backend = settings.devices.backend;
+        let printer = settings.devices.printer.is_some();
+        Options {
+            path,
+            batch_max: settings.batch_max,
+            max_bytes: settings.journal_max_bytes,
+            busy_timeout: settings.busy_timeout,
+            queue_capacity: 4096,
+            pin: settings.pin.clone(),
+            timezone: settings.timezone,
+            offline_base_url: settings.cloud.base_url.clone(),
+            fiscal_job: match backend {
+                Backend::Cloud => JOB_FISCALIZE,
+                Backend::Register => JOB_REGISTER,
+            },
+            print_on_accept: printer && backend == Backend::Cloud,
+            print_after_register: printer && backend == Backend::Register,
+        }
+    }
 }
 
 /// Writer counters since start.
@@ -93,6 +130,8 @@ pub struct StoredReceipt {
     pub fiscal_qr: Option<String>,
     /// The receipt's fiscalization job, where it has one.
     pub sync: Option<SyncView>,
+    /// The receipt's print job, where it has one.
+    pub print: Option<PrintView>,
     /// Filled by single-receipt reads; empty in listings.
     pub history: Vec<Event>,
 }
@@ -100,12 +139,25 @@ pub struct StoredReceipt {
 /// Where a receipt's fiscalization job stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SyncView {
+    /// `fiscalize` (the cloud) or `register` (the fiscal register).
+    pub kind: String,
     pub job_state: String,
     pub attempts: u32,
     pub last_error: Option<String>,
     /// Unix milliseconds; 0 means "as soon as possible".
     pub next_attempt_at: i64,
     pub document_id: Option<u64>,
+}
+
+/// Where a receipt's print job stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PrintView {
+    pub job_state: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// Times the receipt went (wholly or partly) to the printer; more than one
+    /// means copies marked as such.
+    pub copies: u32,
 }
 
 /// One entry of a receipt's state history.
@@ -242,14 +294,40 @@ impl Journal {
         .await
     }
 
+    /// The job's receipt was fiscalized (by the processing, or by the register
+    /// when `actor` is `register`): store its attributes and QR string.
     pub async fn record_fiscalized(
         &self,
         job_id: i64,
         attrs: FiscalAttributes,
         qr: String,
+        actor: &'static str,
     ) -> Result<(), JournalError> {
         self.apply(WRITE_TIMEOUT, move |c, ctx| {
-            ops::record_fiscalized(c, ctx, job_id, &attrs, &qr)
+            ops::record_fiscalized(c, ctx, job_id, &attrs, &qr, actor)
+        })
+        .await
+    }
+
+    /// Merge `patch` (a JSON object) into the job's data: a device job's
+    /// progress marker, written *before* the device is told to act.
+    pub async fn mark_job(&self, job_id: i64, patch: serde_json::Value) -> Result<(), JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            ops::mark_job(c, ctx, job_id, &patch)
+        })
+        .await
+    }
+
+    /// A job without a receipt state change is done (a receipt printed);
+    /// `note` goes into the receipt's history under `actor`.
+    pub async fn complete_job(
+        &self,
+        job_id: i64,
+        actor: &'static str,
+        note: String,
+    ) -> Result<(), JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            ops::complete_job(c, ctx, job_id, actor, &note)
         })
         .await
     }
@@ -427,6 +505,9 @@ mod tests {
             pin: "1234".into(),
             timezone: chrono_tz::Europe::Moscow,
             offline_base_url: "https://fp.example/processing-api/".into(),
+            fiscal_job: JOB_FISCALIZE,
+            print_on_accept: false,
+            print_after_register: false,
         }
     }
 

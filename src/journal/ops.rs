@@ -5,7 +5,7 @@
 //! or `cancelled`), attempts, the last error, and kind-specific JSON data.
 
 use super::writer::Ctx;
-use super::{Accepted, Event, JournalError, NewReceipt, StoredReceipt, SyncView, read};
+use super::{Accepted, Event, JournalError, NewReceipt, PrintView, StoredReceipt, SyncView, read};
 use crate::domain::ReceiptState;
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::idempotency::{idempotency_key, offline_url};
@@ -14,6 +14,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 /// Fiscalize a receipt at the cloud processing.
 pub const JOB_FISCALIZE: &str = "fiscalize";
+/// Fiscalize (register and print) a receipt on the fiscal register.
+pub const JOB_REGISTER: &str = "register";
+/// Print a receipt on the ESC/POS printer.
+pub const JOB_PRINT: &str = "print";
+/// The job kinds that fiscalize a receipt; a receipt has exactly one.
+const FISCAL_JOBS: &str = "('fiscalize', 'register')";
 
 pub const JOB_PENDING: &str = "pending";
 pub const JOB_DONE: &str = "done";
@@ -142,12 +148,18 @@ pub(super) fn accept(
             params![new.source.code(), caller_key, id, fingerprint, created_at],
         )?;
     }
-    exec(
-        c,
-        "INSERT INTO jobs (kind, receipt_id, state, next_attempt_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 0, ?4, ?4)",
-        params![JOB_FISCALIZE, id, JOB_PENDING, created_at],
-    )?;
+    insert_job(c, options.fiscal_job, &id, &created_at)?;
+    let print = if options.print_on_accept {
+        insert_job(c, JOB_PRINT, &id, &created_at)?;
+        Some(PrintView {
+            job_state: JOB_PENDING.into(),
+            attempts: 0,
+            last_error: None,
+            copies: 0,
+        })
+    } else {
+        None
+    };
     Ok(Accepted::Created(StoredReceipt {
         id,
         number,
@@ -161,7 +173,9 @@ pub(super) fn accept(
         receipt: new.receipt,
         fiscal: None,
         fiscal_qr: None,
+        print,
         sync: Some(SyncView {
+            kind: options.fiscal_job.into(),
             job_state: JOB_PENDING.into(),
             attempts: 0,
             last_error: None,
@@ -213,6 +227,7 @@ pub(super) fn record_fiscalized(
     job_id: i64,
     attrs: &FiscalAttributes,
     qr: &str,
+    actor: &str,
 ) -> Result<(), JournalError> {
     let at = stamp(ctx);
     let receipt_id = job_receipt(c, job_id)?;
@@ -232,7 +247,58 @@ pub(super) fn record_fiscalized(
         "FD {} FP {} FN {}",
         attrs.fiscal_document_number, attrs.fiscal_sign, attrs.fiscal_drive_number
     );
-    event(c, &receipt_id, &at, "sync", ReceiptState::Fiscalized, &note)?;
+    event(c, &receipt_id, &at, actor, ReceiptState::Fiscalized, &note)?;
+    if actor == "register" && ctx.options.print_after_register {
+        insert_job(c, JOB_PRINT, &receipt_id, &at)?;
+    }
+    Ok(())
+}
+
+/// Merge a JSON object into a job's data.
+pub(super) fn mark_job(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    job_id: i64,
+    patch: &serde_json::Value,
+) -> Result<(), JournalError> {
+    let n = exec(
+        c,
+        "UPDATE jobs SET data = json_patch(data, ?2), updated_at = ?3 WHERE id = ?1",
+        params![job_id, patch.to_string(), stamp(ctx)],
+    )?;
+    if n == 0 {
+        return Err(JournalError::NotFound(format!("job {job_id}")));
+    }
+    Ok(())
+}
+
+/// A job is done without changing its receipt's state; the history says what happened.
+pub(super) fn complete_job(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    job_id: i64,
+    actor: &str,
+    note: &str,
+) -> Result<(), JournalError> {
+    let at = stamp(ctx);
+    let receipt_id = job_receipt(c, job_id)?;
+    exec(
+        c,
+        "UPDATE jobs SET state = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1",
+        params![job_id, JOB_DONE, at],
+    )?;
+    let state = receipt_state(c, &receipt_id)?;
+    event(c, &receipt_id, &at, actor, state, note)?;
+    Ok(())
+}
+
+fn insert_job(c: &Connection, kind: &str, receipt_id: &str, at: &str) -> Result<(), JournalError> {
+    exec(
+        c,
+        "INSERT INTO jobs (kind, receipt_id, state, next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+        params![kind, receipt_id, JOB_PENDING, at],
+    )?;
     Ok(())
 }
 
@@ -278,7 +344,9 @@ pub(super) fn park(
         params![job_id, JOB_PARKED, message, at],
     )?;
     set_state(c, &receipt_id, &at, ReceiptState::Rejected)?;
-    event(c, &receipt_id, &at, "sync", ReceiptState::Rejected, message)?;
+    let kind: String = c.query_row("SELECT kind FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
+    let actor = if kind == JOB_REGISTER { "register" } else { "sync" };
+    event(c, &receipt_id, &at, actor, ReceiptState::Rejected, message)?;
     Ok(())
 }
 
@@ -293,9 +361,11 @@ pub(super) fn operator_retry(
     require_state(c, receipt_id, ReceiptState::Rejected, "retry")?;
     exec(
         c,
-        "UPDATE jobs SET state = ?3, next_attempt_at = 0, data = '{}', updated_at = ?4
-         WHERE receipt_id = ?1 AND kind = ?2",
-        params![receipt_id, JOB_FISCALIZE, JOB_PENDING, at],
+        &format!(
+            "UPDATE jobs SET state = ?2, next_attempt_at = 0, data = '{{}}', updated_at = ?3
+             WHERE receipt_id = ?1 AND kind IN {FISCAL_JOBS}"
+        ),
+        params![receipt_id, JOB_PENDING, at],
     )?;
     set_state(c, receipt_id, &at, ReceiptState::Accepted)?;
     event(
@@ -320,8 +390,10 @@ pub(super) fn operator_discard(
     require_state(c, receipt_id, ReceiptState::Rejected, "discard")?;
     exec(
         c,
-        "UPDATE jobs SET state = ?3, updated_at = ?4 WHERE receipt_id = ?1 AND kind = ?2",
-        params![receipt_id, JOB_FISCALIZE, JOB_CANCELLED, at],
+        &format!(
+            "UPDATE jobs SET state = ?2, updated_at = ?3 WHERE receipt_id = ?1 AND kind IN {FISCAL_JOBS}"
+        ),
+        params![receipt_id, JOB_CANCELLED, at],
     )?;
     set_state(c, receipt_id, &at, ReceiptState::Discarded)?;
     event(

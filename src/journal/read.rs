@@ -1,6 +1,6 @@
 //! Read queries, on read-only connections that run beside the writer (WAL).
 
-use super::{Event, JournalError, StoredReceipt, SyncView};
+use super::{Event, JournalError, PrintView, StoredReceipt, SyncView};
 use crate::domain::{ReceiptState, Source};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -38,8 +38,11 @@ pub struct Stats {
 /// A receipt with its fiscalization job, if any.
 const SELECT: &str = "SELECT r.id, r.number, r.source, r.state, r.idempotency_key, r.offline_url, r.caller_key,
             r.created_at, r.updated_at, r.body, r.fiscal, r.fiscal_qr,
-            j.state, j.attempts, j.last_error, j.next_attempt_at, json_extract(j.data, '$.document_id')
-     FROM receipts r LEFT JOIN jobs j ON j.receipt_id = r.id AND j.kind = 'fiscalize'";
+            j.state, j.attempts, j.last_error, j.next_attempt_at, json_extract(j.data, '$.document_id'), j.kind,
+            p.state, p.attempts, p.last_error, coalesce(json_extract(p.data, '$.copies'), 0)
+     FROM receipts r
+     LEFT JOIN jobs j ON j.receipt_id = r.id AND j.kind IN ('fiscalize', 'register')
+     LEFT JOIN jobs p ON p.receipt_id = r.id AND p.kind = 'print'";
 
 /// A job as the worker sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +52,8 @@ pub struct Job {
     pub attempts: u32,
     pub document_id: Option<u64>,
     pub next_attempt_at: i64,
+    /// Kind-specific JSON (a device job's progress marker).
+    pub data: String,
 }
 
 /// The outbox at a glance, for health and status.
@@ -150,7 +155,7 @@ impl Reader {
     ) -> Result<Vec<Job>, JournalError> {
         self.with(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT id, receipt_id, attempts, json_extract(data, '$.document_id'), next_attempt_at FROM jobs
+                "SELECT id, receipt_id, attempts, json_extract(data, '$.document_id'), next_attempt_at, data FROM jobs
                  WHERE kind = ?1 AND state = 'pending' AND next_attempt_at <= ?2 ORDER BY id LIMIT ?3",
             )?;
             let fetch = (limit + busy.len()) as i64;
@@ -162,6 +167,7 @@ impl Reader {
                         attempts: r.get(2)?,
                         document_id: r.get(3)?,
                         next_attempt_at: r.get(4)?,
+                        data: r.get(5)?,
                     })
                 })?
                 .filter(|j| j.as_ref().map_or(true, |j| !busy.contains(&j.id)))
@@ -186,7 +192,7 @@ impl Reader {
             Ok(c.query_row(
                 "SELECT count(*) FILTER (WHERE j.state = 'pending'), count(*) FILTER (WHERE j.state = 'parked'),
                         min(r.created_at) FILTER (WHERE j.state = 'pending')
-                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind = 'fiscalize' AND j.state IN ('pending', 'parked')",
+                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind IN ('fiscalize', 'register') AND j.state IN ('pending', 'parked')",
                 [],
                 |r| {
                     Ok(SyncCounts {
@@ -293,11 +299,21 @@ fn row_to_receipt(r: &Row<'_>) -> rusqlite::Result<StoredReceipt> {
         fiscal_qr: r.get(11)?,
         sync: match r.get::<_, Option<String>>(12)? {
             Some(job_state) => Some(SyncView {
+                kind: r.get(17)?,
                 job_state,
                 attempts: r.get(13)?,
                 last_error: r.get(14)?,
                 next_attempt_at: r.get(15)?,
                 document_id: r.get(16)?,
+            }),
+            None => None,
+        },
+        print: match r.get::<_, Option<String>>(18)? {
+            Some(job_state) => Some(PrintView {
+                job_state,
+                attempts: r.get(19)?,
+                last_error: r.get(20)?,
+                copies: r.get(21)?,
             }),
             None => None,
         },
