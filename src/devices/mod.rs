@@ -3,4 +3,5 @@
 
 pub mod escpos;
 pub mod port;
+pub mod runtime;
 pub mod shtrih;
