@@ -5,6 +5,8 @@
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::devices::jobs::DeviceWorker;
+use crate::devices::manager::Devices;
 use crate::journal::{self, Journal, JournalError};
 use crate::sync::client::CloudClient;
 use crate::sync::worker::{Worker, WorkerConfig};
@@ -40,6 +42,8 @@ pub struct Daemon {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
     worker: Option<Worker>,
+    devices: Option<Arc<Devices>>,
+    device_worker: Option<DeviceWorker>,
 }
 
 impl Daemon {
@@ -79,6 +83,17 @@ impl Daemon {
             );
             None
         };
+        let device_wake = Arc::new(tokio::sync::Notify::new());
+        let devices = (settings.devices.register.is_some() || settings.devices.printer.is_some())
+            .then(|| Arc::new(Devices::start(&settings.devices)));
+        let device_worker = devices.as_ref().map(|d| {
+            DeviceWorker::spawn(
+                journal.clone(),
+                d.clone(),
+                clock.clone(),
+                device_wake.clone(),
+            )
+        });
         let state = AppState {
             journal: journal.clone(),
             profile: settings.profile.clone(),
@@ -88,6 +103,9 @@ impl Daemon {
             started: Instant::now(),
             sync_wake,
             sync_status: worker.as_ref().map(|w| w.status.clone()),
+            device_wake,
+            devices: devices.clone(),
+            backend: settings.devices.backend,
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
@@ -106,6 +124,8 @@ impl Daemon {
             shutdown: Some(tx),
             server,
             worker,
+            devices,
+            device_worker,
         })
     }
 
@@ -127,6 +147,14 @@ impl Daemon {
         };
         if let Some(worker) = self.worker.take() {
             worker.stop(SHUTDOWN_GRACE).await;
+        }
+        if let Some(worker) = self.device_worker.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, worker.stop()).await.is_err() {
+                tracing::warn!("the device job in hand did not finish within {SHUTDOWN_GRACE:?}");
+            }
+        }
+        if let Some(devices) = self.devices.take() {
+            let _ = tokio::task::spawn_blocking(move || devices.stop()).await;
         }
         let journal = self.journal.clone();
         let _ = tokio::task::spawn_blocking(move || journal.close()).await;

@@ -3,6 +3,7 @@
 //! to a device or writes SQL: handlers hand validated receipts to the journal.
 
 pub mod body;
+pub mod devices;
 pub mod error;
 pub mod native;
 pub mod server;
@@ -39,6 +40,12 @@ pub struct AppState {
     pub sync_wake: Arc<tokio::sync::Notify>,
     /// The cloud sync's state, when it runs.
     pub sync_status: Option<Arc<std::sync::Mutex<crate::sync::worker::SyncStatus>>>,
+    /// Wakes the device worker when a receipt is queued or re-queued.
+    pub device_wake: Arc<tokio::sync::Notify>,
+    /// The till's devices (none configured: all `None` inside).
+    pub devices: Option<Arc<crate::devices::manager::Devices>>,
+    /// `cloud` or `register`.
+    pub backend: crate::config::Backend,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -48,6 +55,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/receipts/{id}", get(get_receipt))
         .route("/v1/receipts/{id}/retry", post(retry_receipt))
         .route("/v1/receipts/{id}/discard", post(discard_receipt))
+        .route("/v1/devices", get(devices::list))
+        .route("/v1/drawer/open", post(devices::open_drawer))
+        .route("/v1/shifts/open", post(devices::open_shift))
+        .route("/v1/shifts/close", post(devices::close_shift))
+        .route("/v1/reports/x", post(devices::x_report))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::new(state))
@@ -72,6 +84,7 @@ async fn create_receipt(
     match app.journal.accept(new, app.write_timeout).await? {
         Accepted::Created(stored) => {
             app.sync_wake.notify_one();
+            app.device_wake.notify_one();
             tracing::info!(
                 id = %stored.id,
                 number = stored.number,
@@ -128,6 +141,7 @@ async fn get_receipt(State(app): Shared, Path(id): Path<String>) -> Result<Respo
 async fn retry_receipt(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
     let stored = app.journal.operator_retry(id).await?;
     app.sync_wake.notify_one();
+    app.device_wake.notify_one();
     tracing::info!(id = %stored.id, number = stored.number, "operator: retry of a rejected receipt");
     Ok(Json(native::render(&stored)).into_response())
 }

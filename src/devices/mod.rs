@@ -2,6 +2,8 @@
 //! and the cash drawer, over the serial shell in [`port`].
 
 pub mod escpos;
+pub mod jobs;
+pub mod manager;
 pub mod port;
 pub mod runtime;
 pub mod shtrih;

@@ -452,6 +452,14 @@ impl Journal {
         self.read(move |r| r.next_due_at(kind)).await
     }
 
+    /// Pending and parked jobs of each kind (for `GET /v1/devices`).
+    pub async fn job_counts(
+        &self,
+        kinds: &'static [&'static str],
+    ) -> Result<serde_json::Value, JournalError> {
+        self.read(move |r| r.job_counts(kinds)).await
+    }
+
     pub async fn sync_counts(&self) -> Result<SyncCounts, JournalError> {
         self.read(|r| r.sync_counts()).await
     }

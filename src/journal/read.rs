@@ -187,6 +187,27 @@ impl Reader {
         })
     }
 
+    /// Per kind: pending and parked jobs, and the oldest pending job's last error.
+    pub(super) fn job_counts(&self, kinds: &[&str]) -> Result<serde_json::Value, JournalError> {
+        self.with(|c| {
+            let mut out = serde_json::Map::new();
+            let mut stmt = c.prepare_cached(
+                "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'parked'),
+                        (SELECT last_error FROM jobs WHERE kind = ?1 AND state = 'pending' ORDER BY id LIMIT 1)
+                 FROM jobs WHERE kind = ?1 AND state IN ('pending', 'parked')",
+            )?;
+            for kind in kinds {
+                let (pending, parked, last_error): (u64, u64, Option<String>) =
+                    stmt.query_row([kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                out.insert(
+                    kind.to_string(),
+                    serde_json::json!({"pending": pending, "parked": parked, "oldest_pending_error": last_error}),
+                );
+            }
+            Ok(serde_json::Value::Object(out))
+        })
+    }
+
     pub(super) fn sync_counts(&self) -> Result<SyncCounts, JournalError> {
         self.with(|c| {
             Ok(c.query_row(

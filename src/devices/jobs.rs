@@ -1,0 +1,492 @@
+//! The device worker: runs the journal's device jobs — `register` (fiscalize
+//! a receipt on the fiscal register) and `print` (print it on the ESC/POS
+//! printer) — one at a time, oldest first, whenever their device is ready.
+//!
+//! Exactly once on the register: before a receipt is sent, the job's marker
+//! records the register's last fiscal document number (`fd_before`) and is
+//! committed. Whatever happens next — a crash, a power cut, a pulled cable,
+//! a lost reply — the next attempt first reads the register: a check still
+//! open is cancelled (it was never registered); a receipt document after
+//! `fd_before` with this receipt's sum and operation *is* this receipt (its
+//! fiscal attributes are read back, nothing is sent again); otherwise it is
+//! sent afresh. The register is the only source of truth for "registered".
+//!
+//! At most once on paper, but never silently lost: a print job's marker
+//! counts the copies sent to the printer; a job interrupted after sending
+//! (the printer vanished, paper ran out mid-receipt) prints again marked as a
+//! copy.
+
+use super::escpos::layout::{LayoutOptions, ReceiptPrint, receipt as layout_receipt};
+use super::escpos::DrawerPin;
+use super::manager::{CALL_LIMIT, Devices};
+use super::runtime::{DeviceError, DeviceState};
+use super::shtrih::ClosedReceipt;
+use crate::clock::Clock;
+use crate::config::{CutMode, DrawerVia, TextEncoding};
+use crate::domain::PaymentKind;
+use crate::domain::fiscal::operation_type;
+use crate::journal::{JOB_PRINT, JOB_REGISTER, Job, Journal, StoredReceipt};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Delay after a transient device failure (a timeout, a hang-up): the
+/// device's own state change usually wakes the worker sooner.
+const RETRY_DELAY: Duration = Duration::from_secs(2);
+/// Longest sleep with nothing due (the worker also wakes on every accept and
+/// every device state change).
+const IDLE_WAIT: Duration = Duration::from_secs(300);
+
+/// The register job's durable progress marker (the job's `data`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterMarker {
+    /// The register's last fiscal document number just before this receipt
+    /// was sent to it; present once sending may have begun.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_before: Option<u32>,
+}
+
+/// The print job's durable progress marker.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrintMarker {
+    /// Times the receipt was sent (wholly or partly) to the printer.
+    #[serde(default)]
+    pub copies: u32,
+}
+
+/// What the register holds for a receipt whose marker says it may have been sent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reconciled {
+    /// The register has it: these are its attributes.
+    Registered(Box<ClosedReceipt>),
+    /// It is not on the register; send it (again).
+    NotRegistered {
+        /// The register's last fiscal document number now.
+        last_fd: u32,
+        /// An interrupted check was cancelled first.
+        cancelled_open_check: bool,
+    },
+}
+
+/// Does a receipt document read back from the register stand for this receipt?
+/// Pure: the sum and the operation type must both match. Only documents
+/// after the marker's `fd_before` are ever asked, so an earlier identical
+/// sale cannot be mistaken for this one.
+pub fn is_this_receipt(doc: &ClosedReceipt, receipt: &StoredReceipt) -> bool {
+    doc.total == receipt.receipt.total && doc.operation == operation_type(receipt.receipt.kind)
+}
+
+pub struct DeviceWorker {
+    stop: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DeviceWorker {
+    pub fn spawn(
+        journal: Journal,
+        devices: Arc<Devices>,
+        clock: Arc<dyn Clock>,
+        wake: Arc<Notify>,
+    ) -> DeviceWorker {
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(run(journal, devices, clock, wake, stop.clone()));
+        DeviceWorker { stop, task }
+    }
+
+    /// Stop after the job in hand (its device call is bounded).
+    pub async fn stop(self) {
+        self.stop.notify_one();
+        let _ = self.task.await;
+    }
+}
+
+fn ready(state: DeviceState) -> bool {
+    matches!(state, DeviceState::Ready | DeviceState::Busy)
+}
+
+async fn run(
+    journal: Journal,
+    devices: Arc<Devices>,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    stop: Arc<Notify>,
+) {
+    loop {
+        let mut worked = false;
+        for (kind, device_ready) in [
+            (
+                JOB_REGISTER,
+                devices.register.as_ref().map(|d| ready(d.status().state)),
+            ),
+            (
+                JOB_PRINT,
+                devices.printer.as_ref().map(|d| ready(d.status().state)),
+            ),
+        ] {
+            if device_ready != Some(true) {
+                continue; // waits for the device's state change
+            }
+            let now = clock.now().timestamp_millis();
+            let jobs = match journal.due_jobs(kind, now, 1, Vec::new()).await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::error!(error = %e, "device worker: cannot read the journal");
+                    tokio::time::sleep(RETRY_DELAY).await;
+                    continue;
+                }
+            };
+            if let Some(job) = jobs.into_iter().next() {
+                worked = true;
+                let result = if kind == JOB_REGISTER {
+                    register_job(&journal, &devices, &clock, job).await
+                } else {
+                    print_job(&journal, &devices, &clock, job).await
+                };
+                if let Err(e) = result {
+                    // The outcome could not be recorded: the journal is in
+                    // trouble. The marker makes the retry safe; pause first.
+                    tracing::error!(error = %e, "device worker: cannot record a job's outcome");
+                    tokio::time::sleep(RETRY_DELAY).await;
+                }
+            }
+        }
+        if worked {
+            continue;
+        }
+        let next = [JOB_REGISTER, JOB_PRINT];
+        let mut wait = IDLE_WAIT;
+        let now = clock.now().timestamp_millis();
+        for kind in next {
+            if let Ok(Some(at)) = journal.next_due_at(kind).await {
+                wait = wait.min(Duration::from_millis((at - now).max(0) as u64 + 1));
+            }
+        }
+        tokio::select! {
+            _ = stop.notified() => return,
+            _ = wake.notified() => {}
+            _ = devices.changed.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn reschedule(
+    journal: &Journal,
+    clock: &Arc<dyn Clock>,
+    job: &Job,
+    delay: Duration,
+    error: &DeviceError,
+) -> Result<(), crate::journal::JournalError> {
+    let at = clock.now().timestamp_millis() + delay.as_millis() as i64;
+    journal
+        .reschedule(job.id, at, Some(error.to_string()))
+        .await
+}
+
+async fn load(journal: &Journal, job: &Job) -> Result<StoredReceipt, crate::journal::JournalError> {
+    journal
+        .get(job.receipt_id.clone())
+        .await?
+        .ok_or_else(|| crate::journal::JournalError::NotFound(job.receipt_id.clone()))
+}
+
+/// Fiscalize one receipt on the register, exactly once.
+async fn register_job(
+    journal: &Journal,
+    devices: &Devices,
+    clock: &Arc<dyn Clock>,
+    job: Job,
+) -> Result<(), crate::journal::JournalError> {
+    let stored = load(journal, &job).await?;
+    let marker: RegisterMarker = serde_json::from_str(&job.data).unwrap_or_default();
+    let register = devices.register.as_ref().expect("checked by the caller");
+    let auto_open_shift = devices
+        .settings
+        .register
+        .as_ref()
+        .is_some_and(|r| r.auto_open_shift);
+
+    // 1. Read the register and reconcile with the marker.
+    let check = {
+        let stored = stored.clone();
+        let marker = marker.clone();
+        register
+            .call(CALL_LIMIT, move |d| {
+                let reg = &mut d.register;
+                let mut status = reg.status()?;
+                let mut cancelled = false;
+                if status.document_open {
+                    // Ours, interrupted before it closed (or a stray one): a
+                    // check that never closed registered nothing.
+                    reg.cancel_check()?;
+                    cancelled = true;
+                    status = reg.status()?;
+                }
+                if let Some(fd_before) = marker.fd_before {
+                    for fd in fd_before.saturating_add(1)..=status.last_fd {
+                        if let Some(doc) = reg.find_receipt(fd)?
+                            && is_this_receipt(&doc, &stored)
+                        {
+                            return Ok((Reconciled::Registered(Box::new(doc)), status));
+                        }
+                    }
+                }
+                match status.shift {
+                    super::shtrih::ShiftState::Open => {}
+                    super::shtrih::ShiftState::Closed if auto_open_shift => {
+                        reg.open_shift()?;
+                        status = reg.status()?;
+                    }
+                    super::shtrih::ShiftState::Closed => {
+                        return Err(DeviceError::NotReady(
+                            "the shift is closed: open it with POST /v1/shifts/open".into(),
+                        ));
+                    }
+                    super::shtrih::ShiftState::Expired => {
+                        return Err(DeviceError::NotReady(
+                            "the shift is over 24 hours old: close it (Z report) with POST /v1/shifts/close"
+                                .into(),
+                        ));
+                    }
+                }
+                Ok((
+                    Reconciled::NotRegistered {
+                        last_fd: status.last_fd,
+                        cancelled_open_check: cancelled,
+                    },
+                    status,
+                ))
+            })
+            .await
+    };
+    let (reconciled, status) = match check {
+        Ok(x) => x,
+        Err(e) => return device_failed(journal, clock, &job, e, "register").await,
+    };
+
+    let (closed, status) = match reconciled {
+        Reconciled::Registered(doc) => {
+            tracing::warn!(receipt = %stored.id, fd = doc.fd, "register: receipt found already registered after an interruption; not sent again");
+            (*doc, status)
+        }
+        Reconciled::NotRegistered {
+            last_fd,
+            cancelled_open_check,
+        } => {
+            if cancelled_open_check {
+                tracing::warn!(receipt = %stored.id, "register: cancelled an interrupted open check");
+            }
+            // 2. The marker, committed before a byte of the receipt is sent.
+            journal
+                .mark_job(job.id, serde_json::json!({ "fd_before": last_fd }))
+                .await?;
+            // 3. Send it. The register must still be where the marker says.
+            let receipt = stored.receipt.clone();
+            let sent = register
+                .call(CALL_LIMIT, move |d| {
+                    let reg = &mut d.register;
+                    let now = reg.status()?;
+                    if now.last_fd != last_fd || now.document_open {
+                        return Err(DeviceError::Link(
+                            "the register's state changed since it was read; reconciling".into(),
+                        ));
+                    }
+                    match reg.register_receipt(&receipt) {
+                        Ok(closed) => Ok((closed, reg.status()?)),
+                        Err(e) => {
+                            let e = DeviceError::from(e);
+                            if matches!(e, DeviceError::Rejected(_)) {
+                                // Leave the register clean for the next receipt.
+                                if reg.status().is_ok_and(|s| s.document_open) {
+                                    let _ = reg.cancel_check();
+                                }
+                            }
+                            Err(e)
+                        }
+                    }
+                })
+                .await;
+            match sent {
+                Ok(x) => x,
+                Err(e) => return device_failed(journal, clock, &job, e, "register").await,
+            }
+        }
+    };
+
+    let attrs = closed.fiscal_attributes(&status);
+    let qr = attrs.qr(stored.receipt.total, stored.receipt.kind);
+    journal
+        .record_fiscalized(job.id, attrs, qr, "register")
+        .await?;
+    tracing::info!(receipt = %stored.id, number = stored.number, fd = closed.fd, "register: receipt fiscalized");
+
+    // The drawer, when it hangs on the register and no printer job follows
+    // (with a printer, the drawer opens after the customer copy).
+    if devices.settings.drawer.via == DrawerVia::Register
+        && devices.settings.drawer.open_on_cash
+        && has_cash(&stored)
+        && let Err(e) = register
+            .call(CALL_LIMIT, |d| Ok(d.register.open_drawer(0)?))
+            .await
+    {
+        tracing::warn!(error = %e, "register: could not open the cash drawer");
+    }
+    Ok(())
+}
+
+async fn device_failed(
+    journal: &Journal,
+    clock: &Arc<dyn Clock>,
+    job: &Job,
+    e: DeviceError,
+    device: &'static str,
+) -> Result<(), crate::journal::JournalError> {
+    match &e {
+        DeviceError::Rejected(message) if device == "register" => {
+            tracing::error!(job = job.id, error = %message, "register refused the receipt; an operator must retry or discard it");
+            journal
+                .park(job.id, format!("the register refused the receipt: {message}"))
+                .await
+        }
+        DeviceError::NotReady(_) | DeviceError::Unavailable(_) => {
+            // Waits for the device's state to change; no timer needed.
+            tracing::info!(job = job.id, device, reason = %e, "device job waits for the device");
+            reschedule(journal, clock, job, Duration::ZERO, &e).await
+        }
+        _ => {
+            tracing::warn!(job = job.id, device, error = %e, "device job failed; retrying");
+            reschedule(journal, clock, job, RETRY_DELAY, &e).await
+        }
+    }
+}
+
+fn has_cash(stored: &StoredReceipt) -> bool {
+    stored
+        .receipt
+        .payments
+        .iter()
+        .any(|p| p.kind == PaymentKind::Cash && p.amount.minor() > 0)
+}
+
+/// Local date and time of a receipt as printed: `DD.MM.YYYY HH:MM`.
+fn local_time(stored: &StoredReceipt) -> String {
+    chrono::DateTime::parse_from_rfc3339(&stored.created_at)
+        .map(|t| t.format("%d.%m.%Y %H:%M").to_string())
+        .unwrap_or_else(|_| stored.created_at.clone())
+}
+
+/// Print one receipt: the fiscal QR when fiscalized, the offline link otherwise.
+async fn print_job(
+    journal: &Journal,
+    devices: &Devices,
+    clock: &Arc<dyn Clock>,
+    job: Job,
+) -> Result<(), crate::journal::JournalError> {
+    let stored = load(journal, &job).await?;
+    let marker: PrintMarker = serde_json::from_str(&job.data).unwrap_or_default();
+    let printer = devices.printer.as_ref().expect("checked by the caller");
+    let settings = devices
+        .settings
+        .printer
+        .clone()
+        .expect("a printer device has settings");
+    let copy = marker.copies > 0;
+
+    // 1. Is it ready? Nothing is sent to a printer without paper.
+    if let Err(e) = printer
+        .call(CALL_LIMIT, |p| {
+            let s = p.printer.status()?;
+            match s.problem() {
+                Some(problem) => Err(DeviceError::NotReady(problem.to_string())),
+                None => Ok(()),
+            }
+        })
+        .await
+    {
+        return device_failed(journal, clock, &job, e, "printer").await;
+    }
+
+    // 2. The marker: from here on a retry prints a copy.
+    journal
+        .mark_job(
+            job.id,
+            serde_json::json!({ "copies": marker.copies + 1 }),
+        )
+        .await?;
+
+    let (qr, caption) = match &stored.fiscal_qr {
+        Some(qr) => (qr.clone(), "Fiscal receipt / Фискальный чек"),
+        None => (
+            stored.offline_url.clone(),
+            "Check the receipt / Проверить чек",
+        ),
+    };
+    let doc = layout_receipt(
+        &ReceiptPrint {
+            header: &settings.header,
+            number: stored.number,
+            receipt: &stored.receipt,
+            local_time: local_time(&stored),
+            fiscal: stored.fiscal.as_ref(),
+            qr: &qr,
+            qr_caption: caption,
+            copy,
+            footer: &settings.footer,
+        },
+        &LayoutOptions {
+            width: settings.width,
+            code_table: settings.code_table,
+            encoding: match settings.encoding {
+                TextEncoding::Cp866 => super::escpos::TextEncoding::Cp866,
+                TextEncoding::Cp1251 => super::escpos::TextEncoding::Cp1251,
+            },
+            cut: match settings.cut {
+                CutMode::None => super::escpos::CutMode::None,
+                CutMode::Partial => super::escpos::CutMode::Partial,
+                CutMode::Full => super::escpos::CutMode::Full,
+            },
+            ..LayoutOptions::default()
+        },
+    );
+    let drawer = devices.settings.drawer.clone();
+    let kick = !copy && drawer.via == DrawerVia::Printer && drawer.open_on_cash && has_cash(&stored);
+    let printed = printer
+        .call(CALL_LIMIT, move |p| {
+            p.printer.print(&doc)?;
+            if kick {
+                let pin = if drawer.pin == 5 { DrawerPin::Pin5 } else { DrawerPin::Pin2 };
+                p.printer.kick_drawer(pin, drawer.pulse)?;
+            }
+            Ok(())
+        })
+        .await;
+    match printed {
+        Ok(()) => {
+            let note = if copy {
+                format!("printed again, marked as a copy (copy {})", marker.copies + 1)
+            } else {
+                "printed".to_string()
+            };
+            journal.complete_job(job.id, "printer", note).await?;
+            tracing::info!(receipt = %stored.id, number = stored.number, copy, "printer: receipt printed");
+            Ok(())
+        }
+        Err(e) => device_failed(journal, clock, &job, e, "printer").await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_trip_through_job_data() {
+        let m: RegisterMarker = serde_json::from_str("{}").unwrap();
+        assert_eq!(m.fd_before, None);
+        let m: RegisterMarker = serde_json::from_str(r#"{"fd_before": 41}"#).unwrap();
+        assert_eq!(m.fd_before, Some(41));
+        let p: PrintMarker = serde_json::from_str(r#"{"copies": 2, "document_id": 1}"#).unwrap();
+        assert_eq!(p.copies, 2);
+    }
+}

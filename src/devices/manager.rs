@@ -1,0 +1,355 @@
+//! The till's devices as the daemon uses them: the register and printer
+//! drivers adapted to the [`runtime`](super::runtime), the drawer routed to
+//! whichever device it hangs on, and the operator's actions (shift, reports,
+//! drawer) with their errors in the device's words.
+
+use super::escpos::{self, DrawerPin, EscPosError, Printer, PrinterOptions};
+use super::port::SerialPort;
+use super::runtime::{Device, DeviceError, DeviceStatus, Driver, Health, Timing};
+use super::shtrih::{Register, RegisterOptions, RegisterStatus, ShiftState, ShtrihError};
+use crate::config::{DeviceSettings, DrawerVia, PrinterSettings, RegisterSettings};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest wait for one device request (the drivers' own I/O timeouts are
+/// shorter; this only guards against a request stuck behind others).
+pub const CALL_LIMIT: Duration = Duration::from_secs(120);
+
+impl From<ShtrihError> for DeviceError {
+    fn from(e: ShtrihError) -> Self {
+        let text = e.to_string();
+        if e.is_hangup() {
+            DeviceError::Hangup(text)
+        } else if e.is_link() {
+            DeviceError::Link(text)
+        } else if e.is_paper_out() {
+            DeviceError::NotReady("paper out".into())
+        } else {
+            DeviceError::Rejected(text)
+        }
+    }
+}
+
+impl From<EscPosError> for DeviceError {
+    fn from(e: EscPosError) -> Self {
+        match e {
+            EscPosError::NotReady(status) => DeviceError::NotReady(
+                status
+                    .problem()
+                    .unwrap_or("the printer is not ready")
+                    .to_string(),
+            ),
+            e if e.is_hangup() => DeviceError::Hangup(e.to_string()),
+            e => DeviceError::Link(e.to_string()),
+        }
+    }
+}
+
+/// The fiscal register under the runtime.
+pub struct RegisterDriver {
+    pub register: Register,
+    pub settings: RegisterSettings,
+}
+
+impl Driver for RegisterDriver {
+    type Settings = RegisterSettings;
+
+    fn connect(settings: &RegisterSettings) -> Result<Self, DeviceError> {
+        let port = SerialPort::open(&settings.path, &settings.line)
+            .map_err(|e| DeviceError::Unavailable(e.to_string()))?;
+        let mut register = Register::new(
+            Box::new(port),
+            RegisterOptions {
+                password: settings.password,
+                admin_password: settings.admin_password,
+                reply_timeout: settings.reply_timeout,
+                ..RegisterOptions::default()
+            },
+        );
+        // A device that does not identify itself is not (yet) our register.
+        register
+            .device_type()
+            .map_err(|e| DeviceError::Unavailable(format!("no register answers: {e}")))?;
+        Ok(RegisterDriver {
+            register,
+            settings: settings.clone(),
+        })
+    }
+
+    fn check(&mut self) -> Result<Health, DeviceError> {
+        let status = self.register.status()?;
+        Ok(register_health(&status))
+    }
+}
+
+fn register_health(s: &RegisterStatus) -> Health {
+    let problem = if s.paper_out {
+        Some("paper out".to_string())
+    } else if s.cover_open {
+        Some("cover open".to_string())
+    } else if s.shift == ShiftState::Expired {
+        Some("the shift is over 24 hours old: close it (Z report) with POST /v1/shifts/close".into())
+    } else {
+        None
+    };
+    Health {
+        problem,
+        details: register_details(s),
+    }
+}
+
+pub fn register_details(s: &RegisterStatus) -> Value {
+    json!({
+        "mode": s.mode,
+        "submode": s.submode,
+        "shift": match s.shift {
+            ShiftState::Closed => "closed",
+            ShiftState::Open => "open",
+            ShiftState::Expired => "expired",
+        },
+        "shift_number": s.shift_number,
+        "document_open": s.document_open,
+        "paper_out": s.paper_out,
+        "cover_open": s.cover_open,
+        "drawer_open": s.drawer_open,
+        "last_fiscal_document": s.last_fd,
+        "fiscal_drive_number": s.fn_number,
+        "serial": s.serial,
+    })
+}
+
+/// The ESC/POS printer under the runtime.
+pub struct PrinterDriver {
+    pub printer: Printer,
+    pub settings: PrinterSettings,
+}
+
+impl Driver for PrinterDriver {
+    type Settings = PrinterSettings;
+
+    fn connect(settings: &PrinterSettings) -> Result<Self, DeviceError> {
+        let port = SerialPort::open(&settings.path, &settings.line)
+            .map_err(|e| DeviceError::Unavailable(e.to_string()))?;
+        let mut printer = Printer::new(
+            Box::new(port),
+            PrinterOptions {
+                status_timeout: settings.status_timeout,
+                write_timeout: settings.write_timeout,
+                ..PrinterOptions::default()
+            },
+        );
+        printer
+            .status()
+            .map_err(|e| DeviceError::Unavailable(format!("no printer answers: {e}")))?;
+        Ok(PrinterDriver {
+            printer,
+            settings: settings.clone(),
+        })
+    }
+
+    fn check(&mut self) -> Result<Health, DeviceError> {
+        let s = self.printer.status()?;
+        Ok(Health {
+            problem: s.problem().map(str::to_string),
+            details: printer_details(&s),
+        })
+    }
+}
+
+pub fn printer_details(s: &escpos::PrinterStatus) -> Value {
+    json!({
+        "online": s.online,
+        "paper": match s.paper {
+            escpos::Paper::Ok => "ok",
+            escpos::Paper::NearEnd => "near_end",
+            escpos::Paper::Out => "out",
+        },
+        "cover_open": s.cover_open,
+        "drawer_pin_high": s.drawer_pin_high,
+        "error": s.error,
+    })
+}
+
+/// The till's devices.
+pub struct Devices {
+    pub settings: DeviceSettings,
+    pub register: Option<Device<RegisterDriver>>,
+    pub printer: Option<Device<PrinterDriver>>,
+    /// Notified (one permit, for the device worker) whenever a device's state changes.
+    pub changed: Arc<tokio::sync::Notify>,
+}
+
+/// An operator's device action went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("no {0} is configured on this till")]
+    NotConfigured(&'static str),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+}
+
+impl Devices {
+    /// Start a thread for each configured device.
+    pub fn start(settings: &DeviceSettings) -> Devices {
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let timing = Timing {
+            status_interval: settings.status_interval,
+            reconnect_base: settings.reconnect_base,
+            reconnect_cap: settings.reconnect_cap,
+        };
+        let notify = {
+            let changed = changed.clone();
+            Arc::new(move || changed.notify_one()) as Arc<dyn Fn() + Send + Sync>
+        };
+        let register = settings.register.as_ref().map(|r| {
+            Device::spawn(
+                "register",
+                r.path.display().to_string(),
+                r.clone(),
+                timing,
+                notify.clone(),
+            )
+        });
+        let printer = settings.printer.as_ref().map(|p| {
+            Device::spawn(
+                "printer",
+                p.path.display().to_string(),
+                p.clone(),
+                timing,
+                notify.clone(),
+            )
+        });
+        Devices {
+            settings: settings.clone(),
+            register,
+            printer,
+            changed,
+        }
+    }
+
+    pub fn stop(&self) {
+        if let Some(r) = &self.register {
+            r.stop();
+        }
+        if let Some(p) = &self.printer {
+            p.stop();
+        }
+    }
+
+    pub fn statuses(&self) -> Vec<DeviceStatus> {
+        self.register
+            .iter()
+            .map(|d| d.status())
+            .chain(self.printer.iter().map(|d| d.status()))
+            .collect()
+    }
+
+    /// Where the drawer hangs and whether it reports open (where the hardware says).
+    pub fn drawer_view(&self) -> Value {
+        let d = &self.settings.drawer;
+        let open = match d.via {
+            DrawerVia::Printer => self.printer.as_ref().and_then(|p| {
+                p.status().details.get("drawer_pin_high").and_then(Value::as_bool)
+            }),
+            DrawerVia::Register => self.register.as_ref().and_then(|r| {
+                r.status().details.get("drawer_open").and_then(Value::as_bool)
+            }),
+            DrawerVia::None => None,
+        };
+        json!({
+            "via": d.via,
+            "pin": (d.via == DrawerVia::Printer).then_some(d.pin),
+            "pulse_ms": d.pulse.as_millis() as u64,
+            "open_on_cash": d.open_on_cash,
+            // The kick connector's sensor level; whether high means open
+            // depends on the drawer (docs/DEVICES.md).
+            "sensor": open,
+        })
+    }
+
+    pub fn register(&self) -> Result<&Device<RegisterDriver>, ActionError> {
+        self.register
+            .as_ref()
+            .ok_or(ActionError::NotConfigured("fiscal register"))
+    }
+
+    pub fn printer(&self) -> Result<&Device<PrinterDriver>, ActionError> {
+        self.printer
+            .as_ref()
+            .ok_or(ActionError::NotConfigured("receipt printer"))
+    }
+
+    /// Open the cash drawer wherever it hangs.
+    pub async fn open_drawer(&self) -> Result<(), ActionError> {
+        let d = self.settings.drawer.clone();
+        match d.via {
+            DrawerVia::None => Err(ActionError::NotConfigured("cash drawer")),
+            DrawerVia::Printer => {
+                let pin = if d.pin == 5 { DrawerPin::Pin5 } else { DrawerPin::Pin2 };
+                self.printer()?
+                    .call(CALL_LIMIT, move |p| {
+                        Ok(p.printer.kick_drawer(pin, d.pulse)?)
+                    })
+                    .await?;
+                Ok(())
+            }
+            DrawerVia::Register => {
+                self.register()?
+                    .call(CALL_LIMIT, |r| Ok(r.register.open_drawer(0)?))
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Open the register's shift; returns the register's status after.
+    pub async fn open_shift(&self) -> Result<Value, ActionError> {
+        Ok(self
+            .register()?
+            .call(CALL_LIMIT, |r| {
+                let s = r.register.status()?;
+                if s.shift != ShiftState::Closed {
+                    return Err(DeviceError::Rejected(format!(
+                        "the shift {} is already open",
+                        s.shift_number
+                    )));
+                }
+                r.register.open_shift()?;
+                Ok(register_details(&r.register.status()?))
+            })
+            .await?)
+    }
+
+    /// Close the shift with a Z report.
+    pub async fn close_shift(&self) -> Result<Value, ActionError> {
+        Ok(self
+            .register()?
+            .call(CALL_LIMIT, |r| {
+                let s = r.register.status()?;
+                if s.shift == ShiftState::Closed {
+                    return Err(DeviceError::Rejected("the shift is already closed".into()));
+                }
+                if s.document_open {
+                    return Err(DeviceError::Rejected(
+                        "a receipt is open on the register; it is completed or cancelled first"
+                            .into(),
+                    ));
+                }
+                r.register.z_report()?;
+                Ok(register_details(&r.register.status()?))
+            })
+            .await?)
+    }
+
+    /// Print an X report (shift totals, shift stays open).
+    pub async fn x_report(&self) -> Result<Value, ActionError> {
+        Ok(self
+            .register()?
+            .call(CALL_LIMIT, |r| {
+                r.register.x_report()?;
+                Ok(register_details(&r.register.status()?))
+            })
+            .await?)
+    }
+}
