@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use fiscald::clock::SystemClock;
 use fiscald::config::{self, DEFAULT_CONFIG_PATH, Settings};
 use fiscald::sim::cloud::{Knobs, SimCloud, SimConfig};
+use fiscald::sim::devices::control::{SimDevices, SimDevicesOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,12 @@ enum Command {
         /// Address of the built-in processing simulator.
         #[arg(long, default_value = "127.0.0.1:8731")]
         sim_listen: SocketAddr,
+        /// Who fiscalizes: the cloud simulator, or the emulated fiscal register.
+        #[arg(long, value_enum, default_value_t = DemoBackend::Cloud)]
+        backend: DemoBackend,
+        /// Address of the device emulators' control interface.
+        #[arg(long, default_value = "127.0.0.1:8732")]
+        devices_control: SocketAddr,
     },
     /// Run a simulator of an outside system.
     Sim {
@@ -87,6 +94,28 @@ enum SimCommand {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// The till's devices: a Shtrih-M fiscal register and an ESC/POS printer
+    /// with a cash drawer, on pseudo-terminals at DIR/register and DIR/printer.
+    Devices {
+        /// Where the stable device paths are created.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address of the control interface (faults, unplug, output).
+        #[arg(long, default_value = "127.0.0.1:8732")]
+        control: SocketAddr,
+        /// Pace the printer like a UART at this baud (0: no pacing).
+        #[arg(long, default_value_t = 115_200)]
+        pace_baud: u32,
+        /// Seed for the register's fiscal signs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DemoBackend {
+    Cloud,
+    Register,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -105,7 +134,16 @@ fn main() -> ExitCode {
             listen,
             country,
             sim_listen,
-        } => report(demo(state_dir, listen, country, sim_listen)),
+            backend,
+            devices_control,
+        } => report(demo(
+            state_dir,
+            listen,
+            country,
+            sim_listen,
+            backend,
+            devices_control,
+        )),
         Command::Sim { what } => report(sim(what)),
     }
 }
@@ -157,6 +195,8 @@ fn demo(
     listen: Option<SocketAddr>,
     country: DemoCountry,
     sim_listen: SocketAddr,
+    backend: DemoBackend,
+    devices_control: SocketAddr,
 ) -> Result<()> {
     let text = match country {
         DemoCountry::Ru => config::DEMO_CONFIG,
@@ -172,8 +212,41 @@ fn demo(
     if let Some(listen) = listen {
         settings.listen = listen;
     }
+    // The emulated devices live under the state directory.
+    let devices_dir = std::fs::canonicalize(&state_dir)
+        .unwrap_or(state_dir.clone())
+        .join("devices");
+    let register_path = devices_dir.join("register");
+    let printer_path = devices_dir.join("printer");
+    if let Some(p) = settings.devices.printer.as_mut() {
+        p.path = printer_path.clone();
+    }
+    match backend {
+        DemoBackend::Register => {
+            if matches!(country, DemoCountry::Uz) {
+                bail!("the Shtrih-M register fiscalizes Russian receipts only: use --backend cloud with --country uz");
+            }
+            settings.devices.backend = config::Backend::Register;
+            if let Some(r) = settings.devices.register.as_mut() {
+                r.path = register_path.clone();
+            }
+        }
+        // The cloud fiscalizes: no register on this till.
+        DemoBackend::Cloud => settings.devices.register = None,
+    }
     fiscald::logging::init();
     runtime()?.block_on(async move {
+        let devices = Arc::new(
+            SimDevices::start(&devices_dir, SimDevicesOptions { printer_pace_baud: Some(115_200), seed: 1 })
+                .with_context(|| format!("cannot start the device emulators in {}", devices_dir.display()))?,
+        );
+        let control = tokio::net::TcpListener::bind(devices_control)
+            .await
+            .with_context(|| format!("cannot start the device control interface on {devices_control} (use --devices-control)"))?;
+        let (control_stop, control_stopped) = tokio::sync::oneshot::channel::<()>();
+        let control_task = tokio::spawn(fiscald::sim::devices::control::serve(control, devices.clone(), async {
+            let _ = control_stopped.await;
+        }));
         let listener = tokio::net::TcpListener::bind(sim_listen)
             .await
             .with_context(|| format!("cannot start the processing simulator on {sim_listen} (use --sim-listen)"))?;
@@ -193,14 +266,23 @@ fn demo(
         .await;
         settings.cloud.base_url = sim.base_url();
         eprintln!(
-            "fiscald demo: {} till, journal {}, processing simulator {}\n  try: curl -s http://{}/v1/health",
+            "fiscald demo: {} till, fiscalized by the {}, journal {}\n  processing simulator {}\n  emulated devices: {} (register), {} (printer); control http://{}/sim/devices\n  try: curl -s http://{}/v1/health",
             settings.profile.country,
+            match backend { DemoBackend::Cloud => "cloud", DemoBackend::Register => "register" },
             settings.journal_path.display(),
             sim.base_url(),
+            register_path.display(),
+            printer_path.display(),
+            devices_control,
             settings.listen
         );
         let served = fiscald::daemon::run_until_signal(&settings, Arc::new(SystemClock)).await;
         sim.stop().await;
+        let _ = control_stop.send(());
+        let _ = control_task.await;
+        if let Ok(devices) = Arc::try_unwrap(devices) {
+            devices.stop();
+        }
         served.map_err(anyhow::Error::from)
     })
 }
@@ -240,6 +322,40 @@ fn sim(what: SimCommand) -> Result<()> {
             runtime()?.block_on(fiscald::sim::cloud::run_cli(listen, config))?;
             Ok(())
         }
+        SimCommand::Devices {
+            dir,
+            control,
+            pace_baud,
+            seed,
+        } => runtime()?.block_on(async move {
+            let devices = Arc::new(
+                SimDevices::start(
+                    &dir,
+                    SimDevicesOptions {
+                        printer_pace_baud: (pace_baud > 0).then_some(pace_baud),
+                        seed,
+                    },
+                )
+                .with_context(|| format!("cannot start the device emulators in {}", dir.display()))?,
+            );
+            let listener = tokio::net::TcpListener::bind(control)
+                .await
+                .with_context(|| format!("cannot listen on {control}"))?;
+            let addr = listener.local_addr()?;
+            println!(
+                "fiscald sim devices: register {}, printer {}; control http://{addr}/sim/devices",
+                devices.register_path().display(),
+                devices.printer_path().display()
+            );
+            fiscald::sim::devices::control::serve(listener, devices.clone(), async {
+                fiscald::daemon::wait_for_signal().await;
+            })
+            .await?;
+            if let Ok(devices) = Arc::try_unwrap(devices) {
+                devices.stop();
+            }
+            Ok(())
+        }),
     }
 }
 

@@ -325,6 +325,8 @@ async fn demo_runs_with_nothing_to_configure() {
         "127.0.0.1:0",
         "--sim-listen",
         "127.0.0.1:0",
+        "--devices-control",
+        "127.0.0.1:0",
     ]);
     let client = reqwest::Client::new();
     let health: Value = client
@@ -368,6 +370,27 @@ async fn demo_runs_with_nothing_to_configure() {
             .unwrap()
             .starts_with("t=")
     );
+    // The demo's emulated printer printed it (with the offline link: the
+    // cloud fiscalizes after the receipt is handed over).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r: Value = client
+            .get(format!("{base}/v1/receipts/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["print"]["state"] == "done" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "demo receipt not printed: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let page = client
         .get(r["offline_url"].as_str().unwrap())
         .send()
