@@ -7,6 +7,7 @@ need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v sha256sum >/dev/null || need_apt+=(coreutils)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -22,4 +23,12 @@ if command -v rustup >/dev/null; then
   for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
   done
+fi
+
+# Independent implementations the device emulators are tested against
+# (tests/interop_*.rs): pyshtrih and python-escpos, pinned.
+if ! python3 -c "import pyshtrih, escpos, serial" 2>/dev/null; then
+  echo "setup: installing the interop test peers (tests/interop/requirements.txt)"
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r tests/interop/requirements.txt
 fi

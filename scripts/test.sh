@@ -21,6 +21,7 @@ done
 echo "== benchmark smoke run (numbers in docs/PERFORMANCE.md come from full runs)"
 FISCALD_BENCH_QUICK=1 cargo bench --locked --bench accept
 FISCALD_BENCH_QUICK=1 cargo bench --locked --bench sync
+FISCALD_BENCH_QUICK=1 cargo bench --locked --bench print
 
 echo "== cargo test"
 cargo test --locked
