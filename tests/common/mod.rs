@@ -22,6 +22,10 @@ pub fn settings(dir: &std::path::Path) -> Settings {
     s.listen = "127.0.0.1:0".parse().unwrap();
     // Tests that sync turn it on with a simulator to talk to.
     s.cloud.enabled = false;
+    // Tests that use devices start emulators and point the paths at them.
+    s.devices.register = None;
+    s.devices.printer = None;
+    s.devices.drawer.via = config::DrawerVia::None;
     s
 }
 
