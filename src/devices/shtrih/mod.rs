@@ -21,3 +21,6 @@ pub use driver::{ClosedReceipt, Register, RegisterOptions, RegisterStatus, Shift
 pub use error::{ShtrihError, error_message};
 pub use frame::{ACK, ENQ, Frame, FrameParser, NAK, STX, lrc};
 pub use plan::{PlanError, plan_receipt};
+
+#[cfg(test)]
+mod pty_tests;

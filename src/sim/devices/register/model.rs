@@ -605,7 +605,7 @@ mod tests {
         assert_eq!(decode_change(&r.payload).unwrap(), 20000);
         assert_eq!((m.mode(now()), m.last_fd()), (2, 2));
         assert_eq!(m.cash_in_drawer(), 30000);
-        let rc = &m.receipts()[0];
+        let rc = m.receipts()[0].clone();
         assert_eq!((rc.fd, rc.total, rc.change, rc.operation), (2, 30000, 20000, 1));
         assert_eq!(rc.fiscal_sign, RegisterModel::new(ModelConfig::from_seed(7)).fiscal_sign(2));
         assert_ne!(rc.fiscal_sign, RegisterModel::new(ModelConfig::from_seed(8)).fiscal_sign(2));
