@@ -48,8 +48,18 @@ fn run_client(path: &std::path::Path) -> (std::process::ExitStatus, String, Stri
     };
     let mut out = String::new();
     let mut err = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (status, out, err)
 }
 
@@ -77,7 +87,10 @@ fn pyshtrih_registers_a_receipt_on_the_emulator() {
     // What pyshtrih saw.
     assert_eq!(got["class"], "ShtrihM01F", "{got}");
     assert!(got["name"].as_str().unwrap().contains("М-01Ф"));
-    assert_eq!(got["short_before"]["mode"], 4, "shift closed at first: {got}");
+    assert_eq!(
+        got["short_before"]["mode"], 4,
+        "shift closed at first: {got}"
+    );
     assert_eq!(got["full_before"]["mode"], 4);
     assert_eq!(got["fd_before"], 0);
     assert_eq!(got["after_open_shift"]["mode"], 2);
@@ -96,9 +109,15 @@ fn pyshtrih_registers_a_receipt_on_the_emulator() {
     let snap = emu.snapshot();
     assert_eq!(snap.receipts.len(), 1, "exactly one receipt: {snap:?}");
     let r = &snap.receipts[0];
-    assert_eq!((r.total, r.change, r.payments), (30000, 20000, [50000, 0, 0, 0]));
+    assert_eq!(
+        (r.total, r.change, r.payments),
+        (30000, 20000, [50000, 0, 0, 0])
+    );
     assert_eq!(r.fd, 2);
-    assert_eq!(u64::from(r.fiscal_sign), got["doc_fiscal_sign"].as_u64().unwrap());
+    assert_eq!(
+        u64::from(r.fiscal_sign),
+        got["doc_fiscal_sign"].as_u64().unwrap()
+    );
     assert_eq!(r.lines.len(), 1);
     assert_eq!(r.lines[0].name, "Хлеб ржаной «Бородинский»");
     assert_eq!((r.lines[0].quantity, r.lines[0].price), (2000, 15000));

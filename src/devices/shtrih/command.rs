@@ -106,9 +106,17 @@ pub enum Command {
     ShortStatus,
     FullStatus,
     Beep,
-    PrintLine { journal: bool, receipt: bool, text: String },
-    Cut { partial: bool },
-    OpenDrawer { drawer: u8 },
+    PrintLine {
+        journal: bool,
+        receipt: bool,
+        text: String,
+    },
+    Cut {
+        partial: bool,
+    },
+    OpenDrawer {
+        drawer: u8,
+    },
     XReport,
     ZReport,
     CashIn(u64),
@@ -755,8 +763,11 @@ pub fn put_dt5(out: &mut Vec<u8>, t: NaiveDateTime) {
 }
 
 pub fn get_dt5(b: &[u8]) -> Option<NaiveDateTime> {
-    NaiveDate::from_ymd_opt(2000 + i32::from(b[0]), u32::from(b[1]), u32::from(b[2]))?
-        .and_hms_opt(u32::from(b[3]), u32::from(b[4]), 0)
+    NaiveDate::from_ymd_opt(2000 + i32::from(b[0]), u32::from(b[1]), u32::from(b[2]))?.and_hms_opt(
+        u32::from(b[3]),
+        u32::from(b[4]),
+        0,
+    )
 }
 
 /// cp1251; a character cp1251 lacks becomes `?` (never an HTML escape).
@@ -922,7 +933,10 @@ mod tests {
             };
             assert_eq!(pw, expected, "{c:?}");
         }
-        assert_eq!(Command::DeviceType.encode(1, 30).encode(), [2, 1, 0xFC, 0xFD]);
+        assert_eq!(
+            Command::DeviceType.encode(1, 30).encode(),
+            [2, 1, 0xFC, 0xFD]
+        );
         assert_eq!(
             Command::FnStatus.encode(1, 30).encode(),
             [2, 6, 0xFF, 1, 0x1E, 0, 0, 0, 0xE6]
@@ -936,11 +950,15 @@ mod tests {
             Err(DecodeError::Short(0x80))
         );
         assert_eq!(
-            Command::decode(&Frame::new(0x99, vec![1, 0, 0, 0])).unwrap_err().code(),
+            Command::decode(&Frame::new(0x99, vec![1, 0, 0, 0]))
+                .unwrap_err()
+                .code(),
             0x37
         );
         assert_eq!(
-            Command::decode(&Frame::new(0x8D, vec![1, 0, 0, 0, 9])).unwrap_err().code(),
+            Command::decode(&Frame::new(0x8D, vec![1, 0, 0, 0, 9]))
+                .unwrap_err()
+                .code(),
             0x33
         );
     }

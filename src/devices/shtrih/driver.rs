@@ -265,9 +265,7 @@ impl Register {
         }
     }
 
-    fn decode<T>(
-        r: Result<T, command::ReplyError>,
-    ) -> Result<T, ShtrihError> {
+    fn decode<T>(r: Result<T, command::ReplyError>) -> Result<T, ShtrihError> {
         r.map_err(|e| ShtrihError::Protocol(e.to_string()))
     }
 
@@ -300,7 +298,9 @@ impl Register {
                 _ => ShiftState::Closed,
             },
             document_open: mode == 8,
-            check_type: (mode == 8).then(|| CheckType::from_u8(full.mode >> 4)).flatten(),
+            check_type: (mode == 8)
+                .then(|| CheckType::from_u8(full.mode >> 4))
+                .flatten(),
             paper_out: matches!(full.submode, 1 | 2) || full.flags & flags::RECEIPT_ROLL == 0,
             cover_open: full.flags & flags::COVER_OPEN != 0,
             drawer_open: full.flags & flags::DRAWER_OPEN != 0,
@@ -342,7 +342,9 @@ impl Register {
             }
         }
         let closed = self.last_receipt()?.ok_or_else(|| {
-            ShtrihError::Protocol("the check closed but the last FN document is not a receipt".into())
+            ShtrihError::Protocol(
+                "the check closed but the last FN document is not a receipt".into(),
+            )
         })?;
         if closed.total != r.total {
             return Err(ShtrihError::Protocol(format!(

@@ -4,16 +4,19 @@
 /// The English meaning of a device error code. On FN models (every register
 /// fiscald drives) codes 0x01–0x20 are fiscal-drive (FN) errors.
 pub fn error_message(code: u8) -> &'static str {
-    ERRORS
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map_or("unknown error code (see the Shtrih-M protocol manual)", |(_, m)| m)
+    ERRORS.iter().find(|(c, _)| *c == code).map_or(
+        "unknown error code (see the Shtrih-M protocol manual)",
+        |(_, m)| m,
+    )
 }
 
 /// `(code, meaning)`: the protocol note §7 and pyshtrih's FN table.
 pub const ERRORS: &[(u8, &str)] = &[
     (0x00, "no error"),
-    (0x01, "FN: unknown command, bad format or unknown parameters"),
+    (
+        0x01,
+        "FN: unknown command, bad format or unknown parameters",
+    ),
     (0x02, "FN: wrong fiscal drive state for this command"),
     (0x03, "FN: fiscal drive failure"),
     (0x04, "FN: crypto coprocessor failure"),
@@ -27,7 +30,10 @@ pub const ERRORS: &[(u8, &str)] = &[
     (0x12, "FN: crypto coprocessor resource exhausted"),
     (0x14, "FN: storage resource exhausted"),
     (0x15, "FN: message-waiting resource exhausted"),
-    (0x16, "FN: shift has lasted more than 24 hours; close it (Z report)"),
+    (
+        0x16,
+        "FN: shift has lasted more than 24 hours; close it (Z report)",
+    ),
     (0x17, "FN: wrong time difference between two operations"),
     (0x20, "FN: the OFD message cannot be accepted"),
     (0x33, "bad command parameters"),
@@ -43,7 +49,10 @@ pub const ERRORS: &[(u8, &str)] = &[
     (0x4A, "a check is open; close or cancel it first"),
     (0x4B, "check buffer is full"),
     (0x4D, "non-cash payments exceed the receipt total"),
-    (0x4E, "shift has lasted more than 24 hours; close it (Z report)"),
+    (
+        0x4E,
+        "shift has lasted more than 24 hours; close it (Z report)",
+    ),
     (0x4F, "wrong password"),
     (0x50, "still printing the previous command"),
     (0x55, "no check is open"),

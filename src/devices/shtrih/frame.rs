@@ -176,7 +176,10 @@ mod tests {
             Frame::new(0xFF01, vec![0x1E, 0, 0, 0]).encode(),
             [0x02, 0x06, 0xFF, 0x01, 0x1E, 0x00, 0x00, 0x00, 0xE6]
         );
-        assert_eq!(Frame::new(0x88, vec![0x55]).encode(), [0x02, 0x02, 0x88, 0x55, 0xDF]);
+        assert_eq!(
+            Frame::new(0x88, vec![0x55]).encode(),
+            [0x02, 0x02, 0x88, 0x55, 0xDF]
+        );
     }
 
     #[test]
@@ -208,7 +211,10 @@ mod tests {
         p.push_all(&f[..3]);
         assert!(p.in_frame());
         p.reset();
-        assert_eq!(p.push_all(&f), vec![Parsed::Frame(Frame::new(0x11, vec![1, 0, 0, 0]))]);
+        assert_eq!(
+            p.push_all(&f),
+            vec![Parsed::Frame(Frame::new(0x11, vec![1, 0, 0, 0]))]
+        );
     }
 
     proptest! {

@@ -355,7 +355,10 @@ mod tests {
         for _ in 1..10 {
             assert_eq!(l.on_bytes(&[NAK]).write, cmd().encode());
         }
-        assert_eq!(l.on_bytes(&[NAK]).then, Then::Failed(LinkFailure::TooManyNaks(10)));
+        assert_eq!(
+            l.on_bytes(&[NAK]).then,
+            Then::Failed(LinkFailure::TooManyNaks(10))
+        );
     }
 
     #[test]
@@ -386,7 +389,10 @@ mod tests {
         let (mut l, _) = HostLink::start(&cmd(), limits());
         l.on_bytes(&[NAK]);
         assert_eq!(l.on_bytes(&[ACK]).then, Then::Wait(Duration::from_secs(3)));
-        assert_eq!(l.on_bytes(&[0x02, 0x05]).then, Then::Wait(Duration::from_millis(100)));
+        assert_eq!(
+            l.on_bytes(&[0x02, 0x05]).then,
+            Then::Wait(Duration::from_millis(100))
+        );
         // Silence mid-frame: ask with ENQ, get the reply again.
         let s = l.on_timeout();
         assert_eq!(s.write, vec![ENQ]);

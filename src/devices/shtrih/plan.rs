@@ -9,27 +9,43 @@ use crate::domain::receipt::{PaymentKind, Receipt, ReceiptKind, Vat};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("item {item} ({name:?}): VAT {vat} has no tax group on the register (rule: assumed::tax_group)")]
+    #[error(
+        "item {item} ({name:?}): VAT {vat} has no tax group on the register (rule: assumed::tax_group)"
+    )]
     NoTaxGroup { item: usize, name: String, vat: Vat },
-    #[error("payment {payment}: kind {kind} has no payment slot on the register (rule: assumed::payment_slot)")]
+    #[error(
+        "payment {payment}: kind {kind} has no payment slot on the register (rule: assumed::payment_slot)"
+    )]
     NoPaymentSlot { payment: usize, kind: PaymentKind },
-    #[error("item {item} ({name:?}): {what} is out of the register's range (rule: 0 < value <= 9999999999)")]
+    #[error(
+        "item {item} ({name:?}): {what} is out of the register's range (rule: 0 < value <= 9999999999)"
+    )]
     OutOfRange {
         item: usize,
         name: String,
         what: &'static str,
     },
-    #[error("item {item} ({name:?}): the register books {register} (qty x price / 1000) but the receipt says {receipt} (rule: line sum)")]
+    #[error(
+        "item {item} ({name:?}): the register books {register} (qty x price / 1000) but the receipt says {receipt} (rule: line sum)"
+    )]
     LineSum {
         item: usize,
         name: String,
         register: i64,
         receipt: i64,
     },
-    #[error("the register's total {register} differs from the receipt total {receipt} (rule: receipt total)")]
+    #[error(
+        "the register's total {register} differs from the receipt total {receipt} (rule: receipt total)"
+    )]
     Total { register: i64, receipt: i64 },
-    #[error("payments {paid} are less than the total {total}, or non-cash payments {non_cash} exceed it (rule: payments)")]
-    Payments { paid: i64, total: i64, non_cash: i64 },
+    #[error(
+        "payments {paid} are less than the total {total}, or non-cash payments {non_cash} exceed it (rule: payments)"
+    )]
+    Payments {
+        paid: i64,
+        total: i64,
+        non_cash: i64,
+    },
     #[error("a receipt needs at least one item (rule: items)")]
     Empty,
 }
@@ -132,7 +148,9 @@ pub fn plan_receipt(r: &Receipt) -> Result<Vec<Command>, PlanError> {
 mod tests {
     use super::*;
     use crate::domain::money::{Money, Quantity, line_total};
-    use crate::domain::receipt::{CalculationMethod, Item, Line, Payment, PaymentSubject, TaxSystem};
+    use crate::domain::receipt::{
+        CalculationMethod, Item, Line, Payment, PaymentSubject, TaxSystem,
+    };
     use proptest::prelude::*;
 
     fn item(name: &str, qty: i64, price: i64, vat: Vat) -> Item {
@@ -181,8 +199,14 @@ mod tests {
         let long = "Молоко ультрапастеризованное 3,2% 1 литр, пакет";
         let r = receipt(
             ReceiptKind::SaleReturn,
-            vec![item(long, 2000, 15000, Vat::Vat20), item("Хлеб", 1500, 4999, Vat::None)],
-            vec![pay(PaymentKind::Electronic, 10000), pay(PaymentKind::Cash, 40000)],
+            vec![
+                item(long, 2000, 15000, Vat::Vat20),
+                item("Хлеб", 1500, 4999, Vat::None),
+            ],
+            vec![
+                pay(PaymentKind::Electronic, 10000),
+                pay(PaymentKind::Cash, 40000),
+            ],
         );
         let plan = plan_receipt(&r).unwrap();
         assert_eq!(plan.len(), 4);
@@ -190,13 +214,20 @@ mod tests {
         let Command::Item(CheckType::ReturnSale, op) = &plan[1] else {
             panic!("{:?}", plan[1])
         };
-        assert_eq!((op.quantity, op.price, op.taxes), (2000, 15000, [1, 0, 0, 0]));
+        assert_eq!(
+            (op.quantity, op.price, op.taxes),
+            (2000, 15000, [1, 0, 0, 0])
+        );
         assert_eq!(op.text.chars().count(), TEXT_FIELD_BYTES);
         assert!(long.starts_with(&op.text));
         assert_eq!(plan[1].code(), 0x82);
-        let Command::Item(_, op2) = &plan[2] else { panic!() };
+        let Command::Item(_, op2) = &plan[2] else {
+            panic!()
+        };
         assert_eq!(op2.taxes, [4, 0, 0, 0]);
-        let Command::CloseCheck(c) = &plan[3] else { panic!() };
+        let Command::CloseCheck(c) = &plan[3] else {
+            panic!()
+        };
         assert_eq!(c.payments, [40000, 10000, 0, 0]);
     }
 
@@ -204,7 +235,10 @@ mod tests {
     fn receipts_the_register_cannot_represent_are_refused_by_name() {
         let r = receipt(
             ReceiptKind::Sale,
-            vec![item("Хлеб", 1000, 100, Vat::Vat20), item("Вино", 1000, 100, Vat::Vat122)],
+            vec![
+                item("Хлеб", 1000, 100, Vat::Vat20),
+                item("Вино", 1000, 100, Vat::Vat122),
+            ],
             vec![pay(PaymentKind::Cash, 200)],
         );
         let e = plan_receipt(&r).unwrap_err();
@@ -223,7 +257,10 @@ mod tests {
             vec![item("Хлеб", 1000, 100, Vat::Vat20)],
             vec![pay(PaymentKind::Other, 100)],
         );
-        assert!(matches!(plan_receipt(&r), Err(PlanError::NoPaymentSlot { payment: 0, .. })));
+        assert!(matches!(
+            plan_receipt(&r),
+            Err(PlanError::NoPaymentSlot { payment: 0, .. })
+        ));
 
         let mut r = receipt(
             ReceiptKind::Sale,
@@ -233,7 +270,10 @@ mod tests {
         assert!(matches!(plan_receipt(&r), Err(PlanError::Payments { .. })));
         r.items[0].total = Money(99);
         r.total = Money(99);
-        assert!(matches!(plan_receipt(&r), Err(PlanError::LineSum { register: 100, .. })));
+        assert!(matches!(
+            plan_receipt(&r),
+            Err(PlanError::LineSum { register: 100, .. })
+        ));
         r.items.clear();
         assert_eq!(plan_receipt(&r), Err(PlanError::Empty));
     }

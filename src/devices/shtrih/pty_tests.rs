@@ -99,7 +99,10 @@ fn a_receipt_is_registered_and_its_fd_and_fiscal_sign_read_back() {
     let dt = b.reg.device_type().unwrap();
     assert!(dt.name.contains("М-01Ф"), "{}", dt.name);
     let st = b.reg.status().unwrap();
-    assert_eq!((st.shift, st.last_fd, st.document_open), (ShiftState::Closed, 0, false));
+    assert_eq!(
+        (st.shift, st.last_fd, st.document_open),
+        (ShiftState::Closed, 0, false)
+    );
     assert_eq!(st.fn_number.len(), 16);
 
     b.reg.open_shift().unwrap();
@@ -119,7 +122,10 @@ fn a_receipt_is_registered_and_its_fd_and_fiscal_sign_read_back() {
     assert_eq!(on_device.lines[1].tax_group, 2);
 
     let st = b.reg.status().unwrap();
-    assert_eq!((st.shift, st.last_fd, st.shift_number), (ShiftState::Open, 2, 1));
+    assert_eq!(
+        (st.shift, st.last_fd, st.shift_number),
+        (ShiftState::Open, 2, 1)
+    );
     let attrs = closed.fiscal_attributes(&st);
     assert_eq!(attrs.fiscal_document_number, 2);
     assert_eq!(attrs.fiscal_sign, on_device.fiscal_sign.to_string());
@@ -141,9 +147,16 @@ fn a_receipt_is_registered_and_its_fd_and_fiscal_sign_read_back() {
     assert_eq!(e.device_code(), Some(0x46), "{e}");
     b.reg.z_report().unwrap();
     let snap = b.emu.snapshot();
-    assert_eq!((snap.cash_in_drawer, snap.x_reports, snap.z_reports), (25500, 1, 1), "250.00 net cash from the receipt, +10.00, -5.00");
+    assert_eq!(
+        (snap.cash_in_drawer, snap.x_reports, snap.z_reports),
+        (25500, 1, 1),
+        "250.00 net cash from the receipt, +10.00, -5.00"
+    );
     assert_eq!(b.reg.status().unwrap().shift, ShiftState::Closed);
-    assert!(b.reg.last_receipt().unwrap().is_none(), "last FD is the shift close");
+    assert!(
+        b.reg.last_receipt().unwrap().is_none(),
+        "last FD is the shift close"
+    );
     assert!(b.reg.round_trips() > 10);
 }
 
@@ -201,7 +214,11 @@ fn a_reply_lost_to_an_unplug_is_reconciled_by_asking_the_register() {
 
     let st = b.reg.status().unwrap();
     assert!(!st.document_open, "the check was closed on the device");
-    let last = b.reg.last_receipt().unwrap().expect("the receipt is in the FN");
+    let last = b
+        .reg
+        .last_receipt()
+        .unwrap()
+        .expect("the receipt is in the FN");
     assert_eq!(last.total, Money(35000));
     let snap = b.emu.snapshot();
     assert_eq!(snap.receipts.len(), 1, "registered exactly once");
@@ -231,7 +248,11 @@ fn an_unplug_before_closing_leaves_an_open_check_to_cancel() {
     let st = b.reg.status().unwrap();
     assert!(st.document_open);
     assert_eq!(st.check_type, Some(CheckType::Sale));
-    assert_eq!(b.reg.last_receipt().unwrap(), None, "last FD is the shift open");
+    assert_eq!(
+        b.reg.last_receipt().unwrap(),
+        None,
+        "last FD is the shift open"
+    );
     b.reg.cancel_check().unwrap();
     let snap = b.emu.snapshot();
     assert_eq!((snap.receipts.len(), snap.cancelled), (0, 1));
@@ -267,7 +288,11 @@ fn a_silent_device_is_a_link_error_in_bounded_time() {
     let err = b.reg.status().unwrap_err();
     assert!(err.is_link(), "{err:?}");
     // 3 ENQs × 0.5 s, three times (retries = 2).
-    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -275,7 +300,11 @@ fn device_errors_come_back_with_their_meaning() {
     let mut b = bench();
     let err = b.reg.register_receipt(&receipt()).unwrap_err();
     match err {
-        ShtrihError::Device { command, code, message } => {
+        ShtrihError::Device {
+            command,
+            code,
+            message,
+        } => {
             assert_eq!((command, code), (0x8D, 0x3D));
             assert!(message.contains("shift is not open"));
         }
@@ -316,7 +345,10 @@ fn a_retransmitted_frame_executes_once() {
     port.write_all(&[ACK], t).unwrap();
     // Once acknowledged, the same frame is a new command: the shift is open.
     port.write_all(&frame, t).unwrap();
-    assert_eq!(read_reply(&mut port).error, super::assumed::SHIFT_ALREADY_OPEN);
+    assert_eq!(
+        read_reply(&mut port).error,
+        super::assumed::SHIFT_ALREADY_OPEN
+    );
     let snap = b.emu.snapshot();
     assert_eq!((snap.shift_number, snap.last_fd, snap.repeats), (1, 1, 1));
 }

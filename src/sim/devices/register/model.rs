@@ -592,7 +592,10 @@ mod tests {
         assert_eq!(run(&mut m, sale(1000, 100)).error, 0x3D);
         assert_eq!(run(&mut m, Command::OpenShift).error, 0);
         assert_eq!((m.mode(now()), m.last_fd(), m.shift_number()), (2, 1, 1));
-        assert_eq!(run(&mut m, Command::OpenShift).error, assumed::SHIFT_ALREADY_OPEN);
+        assert_eq!(
+            run(&mut m, Command::OpenShift).error,
+            assumed::SHIFT_ALREADY_OPEN
+        );
         // 80 opens a sale check by itself.
         assert_eq!(run(&mut m, sale(2000, 15000)).error, 0);
         assert_eq!(m.mode(now()), 0x08);
@@ -606,12 +609,24 @@ mod tests {
         assert_eq!((m.mode(now()), m.last_fd()), (2, 2));
         assert_eq!(m.cash_in_drawer(), 30000);
         let rc = m.receipts()[0].clone();
-        assert_eq!((rc.fd, rc.total, rc.change, rc.operation), (2, 30000, 20000, 1));
-        assert_eq!(rc.fiscal_sign, RegisterModel::new(ModelConfig::from_seed(7)).fiscal_sign(2));
-        assert_ne!(rc.fiscal_sign, RegisterModel::new(ModelConfig::from_seed(8)).fiscal_sign(2));
+        assert_eq!(
+            (rc.fd, rc.total, rc.change, rc.operation),
+            (2, 30000, 20000, 1)
+        );
+        assert_eq!(
+            rc.fiscal_sign,
+            RegisterModel::new(ModelConfig::from_seed(7)).fiscal_sign(2)
+        );
+        assert_ne!(
+            rc.fiscal_sign,
+            RegisterModel::new(ModelConfig::from_seed(8)).fiscal_sign(2)
+        );
 
         // A return check, then a cancelled one.
-        assert_eq!(run(&mut m, Command::OpenCheck(CheckType::ReturnSale)).error, 0);
+        assert_eq!(
+            run(&mut m, Command::OpenCheck(CheckType::ReturnSale)).error,
+            0
+        );
         assert_eq!(m.mode(now()), 0x28);
         assert_eq!(run(&mut m, sale(1000, 100)).error, 0x49);
         assert_eq!(run(&mut m, Command::CancelCheck).error, 0);
@@ -623,7 +638,10 @@ mod tests {
         assert_eq!(fns.last_fd, 2);
         let doc = FnDocument::decode(&run(&mut m, Command::FindDocument(2)).payload).unwrap();
         let data = doc.receipt().unwrap().unwrap();
-        assert_eq!((data.fd, data.sum, data.fiscal_sign), (2, 30000, rc.fiscal_sign));
+        assert_eq!(
+            (data.fd, data.sum, data.fiscal_sign),
+            (2, 30000, rc.fiscal_sign)
+        );
         assert_eq!(run(&mut m, Command::FindDocument(99)).error, 0x08);
 
         assert_eq!(run(&mut m, Command::ZReport).error, 0);
@@ -654,7 +672,8 @@ mod tests {
         assert_eq!(r.error, 0x4F);
         let r = Reply::from_frame(&m.execute(&Frame::new(0x99, vec![1, 0, 0, 0]), now())).unwrap();
         assert_eq!(r.error, 0x37);
-        let r = Reply::from_frame(&m.execute(&Frame::new(0x80, vec![1, 0, 0, 0, 1]), now())).unwrap();
+        let r =
+            Reply::from_frame(&m.execute(&Frame::new(0x80, vec![1, 0, 0, 0, 1]), now())).unwrap();
         assert_eq!(r.error, 0x33);
         let dt = DeviceType::decode(&run(&mut m, Command::DeviceType).payload).unwrap();
         assert!(dt.name.contains("М-01Ф"));

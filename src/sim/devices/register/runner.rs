@@ -242,9 +242,9 @@ impl Worker {
             let msg = if self.pty.is_some() {
                 self.ctl.try_recv().ok()
             } else {
-                let wait = self
-                    .replug_at
-                    .map_or(POLL, |t| t.saturating_duration_since(Instant::now()).min(POLL));
+                let wait = self.replug_at.map_or(POLL, |t| {
+                    t.saturating_duration_since(Instant::now()).min(POLL)
+                });
                 self.ctl.recv_timeout(wait).ok()
             };
             match msg {
