@@ -1,0 +1,681 @@
+//! The emulated register's memory and rules: modes, the shift, the fiscal
+//! drive's documents, the open check, counters. Pure: a request body in, a
+//! reply body out, with the time passed in. It reuses the driver's command
+//! and reply layouts, so the two cannot drift apart silently.
+
+use crate::devices::shtrih::assumed;
+use crate::devices::shtrih::command::{
+    CheckType, Command, DeviceType, FnDocument, FnReceiptData, FnStatus, FullStatus, ItemOp,
+    MAX_U40, Reply, ShiftParams, ShortStatus, fd_type, flags, put_dt5,
+};
+use crate::devices::shtrih::frame::Frame;
+use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
+
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    pub seed: u64,
+    pub model_name: String,
+    pub serial: u32,
+    pub fn_number: String,
+}
+
+impl ModelConfig {
+    /// A register whose serial and FN number follow from `seed`.
+    pub fn from_seed(seed: u64) -> ModelConfig {
+        let h = mix(seed);
+        ModelConfig {
+            seed,
+            model_name: assumed::EMULATED_MODEL_NAME.to_string(),
+            serial: 10_000_000 + (h % 89_999_999) as u32,
+            fn_number: format!("99990789{:08}", (h >> 32) % 100_000_000),
+        }
+    }
+}
+
+/// A line of a registered receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelLine {
+    pub name: String,
+    pub quantity: u64,
+    pub price: u64,
+    pub sum: u64,
+    pub tax_group: u8,
+}
+
+/// A receipt the fiscal drive holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredReceipt {
+    pub fd: u32,
+    pub fiscal_sign: u32,
+    pub date_time: NaiveDateTime,
+    pub check_type: CheckType,
+    /// FF0A operation (1 income, 2 return of income, 3 expense, 4 return of expense).
+    pub operation: u8,
+    pub total: u64,
+    pub payments: [u64; 4],
+    pub change: u64,
+    pub lines: Vec<ModelLine>,
+    pub shift: u16,
+    pub number_in_shift: u16,
+}
+
+#[derive(Clone, Debug)]
+struct FnDoc {
+    fd: u32,
+    doc_type: u8,
+    date_time: NaiveDateTime,
+    fiscal_sign: u32,
+    operation: u8,
+    sum: u64,
+    shift: u16,
+}
+
+#[derive(Clone, Debug)]
+struct OpenCheck {
+    check_type: CheckType,
+    lines: Vec<ModelLine>,
+    total: u64,
+}
+
+/// The emulated register.
+#[derive(Clone, Debug)]
+pub struct RegisterModel {
+    config: ModelConfig,
+    /// Current shift if open, else the last closed one.
+    shift_number: u16,
+    shift_opened_at: Option<NaiveDateTime>,
+    receipts_in_shift: u16,
+    document_number: u16,
+    documents: Vec<FnDoc>,
+    check: Option<OpenCheck>,
+    receipts: Vec<RegisteredReceipt>,
+    /// Per payment slot, since the last Z report.
+    pub shift_payments: [u64; 4],
+    cash_in_drawer: u64,
+    cancelled: u32,
+    z_reports: u32,
+    x_reports: u32,
+    paper_out: bool,
+    drawer_open: bool,
+    executed: u64,
+}
+
+impl RegisterModel {
+    pub fn new(config: ModelConfig) -> RegisterModel {
+        RegisterModel {
+            config,
+            shift_number: 0,
+            shift_opened_at: None,
+            receipts_in_shift: 0,
+            document_number: 0,
+            documents: Vec::new(),
+            check: None,
+            receipts: Vec::new(),
+            shift_payments: [0; 4],
+            cash_in_drawer: 0,
+            cancelled: 0,
+            z_reports: 0,
+            x_reports: 0,
+            paper_out: false,
+            drawer_open: false,
+            executed: 0,
+        }
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn set_paper_out(&mut self, out: bool) {
+        self.paper_out = out;
+    }
+
+    pub fn shift_open(&self) -> bool {
+        self.shift_opened_at.is_some()
+    }
+
+    pub fn shift_number(&self) -> u16 {
+        self.shift_number
+    }
+
+    /// The last FN document number (0 before the first).
+    pub fn last_fd(&self) -> u32 {
+        self.documents.last().map_or(0, |d| d.fd)
+    }
+
+    pub fn receipts(&self) -> &[RegisteredReceipt] {
+        &self.receipts
+    }
+
+    pub fn cancelled(&self) -> u32 {
+        self.cancelled
+    }
+
+    pub fn z_reports(&self) -> u32 {
+        self.z_reports
+    }
+
+    pub fn x_reports(&self) -> u32 {
+        self.x_reports
+    }
+
+    pub fn cash_in_drawer(&self) -> u64 {
+        self.cash_in_drawer
+    }
+
+    /// Commands executed successfully (every ERR = 0 reply).
+    pub fn executed(&self) -> u64 {
+        self.executed
+    }
+
+    /// Mode byte: 8 (+ check type in the high nibble) with a check open, 2/3
+    /// with a shift open (3 after 24 h), 4 with it closed.
+    pub fn mode(&self, now: NaiveDateTime) -> u8 {
+        if let Some(c) = &self.check {
+            return 0x08 | ((c.check_type as u8) << 4);
+        }
+        match self.shift_opened_at {
+            Some(at) if now - at > TimeDelta::hours(24) => 3,
+            Some(_) => 2,
+            None => 4,
+        }
+    }
+
+    pub fn submode(&self) -> u8 {
+        u8::from(self.paper_out)
+    }
+
+    fn flags(&self) -> u16 {
+        let mut f = flags::JOURNAL_ROLL;
+        if !self.paper_out {
+            f |= flags::RECEIPT_ROLL;
+        }
+        if self.drawer_open {
+            f |= flags::DRAWER_OPEN;
+        }
+        f
+    }
+
+    fn fiscal_sign(&self, fd: u32) -> u32 {
+        (mix(self.config.seed ^ (u64::from(fd) << 20) ^ 0x5eed) >> 16) as u32
+    }
+
+    fn add_document(
+        &mut self,
+        doc_type: u8,
+        now: NaiveDateTime,
+        operation: u8,
+        sum: u64,
+    ) -> (u32, u32) {
+        let fd = self.last_fd() + 1;
+        let fiscal_sign = self.fiscal_sign(fd);
+        self.documents.push(FnDoc {
+            fd,
+            doc_type,
+            date_time: now,
+            fiscal_sign,
+            operation,
+            sum,
+            shift: self.shift_number,
+        });
+        self.document_number = self.document_number.wrapping_add(1);
+        (fd, fiscal_sign)
+    }
+
+    /// Executes one request body and returns the reply body.
+    pub fn execute(&mut self, request: &Frame, now: NaiveDateTime) -> Frame {
+        let code = request.command;
+        let reply = match Command::decode(request) {
+            Err(e) => Reply::error(code, e.code()),
+            Ok((password, cmd)) => {
+                if cmd != Command::DeviceType && !(1..=30).contains(&password) {
+                    Reply::error(code, 0x4F)
+                } else {
+                    match self.run(&cmd, password as u8, now) {
+                        Ok(payload) => {
+                            self.executed += 1;
+                            Reply::ok(code, payload)
+                        }
+                        Err(err) => Reply::error(code, err),
+                    }
+                }
+            }
+        };
+        reply.to_frame()
+    }
+
+    fn needs_paper(&self, cmd: &Command) -> Result<(), u8> {
+        let prints = cmd.prints()
+            || matches!(
+                cmd,
+                Command::Item(..) | Command::CloseCheck(_) | Command::OpenShift
+            );
+        if prints && self.paper_out {
+            Err(0x6B)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn shift_ok_for_sale(&self, now: NaiveDateTime) -> Result<(), u8> {
+        match self.mode(now) & 0x0F {
+            2 | 8 => Ok(()),
+            3 => Err(0x4E),
+            _ => Err(assumed::SHIFT_NOT_OPEN),
+        }
+    }
+
+    fn run(&mut self, cmd: &Command, op: u8, now: NaiveDateTime) -> Result<Vec<u8>, u8> {
+        self.needs_paper(cmd)?;
+        let mode = self.mode(now);
+        match cmd {
+            Command::ShortStatus => Ok(ShortStatus {
+                operator: op,
+                flags: self.flags(),
+                mode,
+                submode: self.submode(),
+                operations_in_check: self.check.as_ref().map_or(0, |c| c.lines.len() as u16),
+            }
+            .encode()),
+            Command::FullStatus => Ok(FullStatus {
+                operator: op,
+                firmware: *b"C2",
+                firmware_build: 32_104,
+                firmware_date: NaiveDate::from_ymd_opt(2021, 3, 4).expect("valid date"),
+                document_number: self.document_number,
+                flags: self.flags(),
+                mode,
+                submode: self.submode(),
+                date_time: now,
+                serial: self.config.serial,
+                last_closed_shift: if self.shift_open() {
+                    self.shift_number.saturating_sub(1)
+                } else {
+                    self.shift_number
+                },
+                inn: [0x07, 0x70, 0x12, 0x34, 0x56, 0x78],
+            }
+            .encode()),
+            Command::Beep | Command::Cut { .. } | Command::PrintLine { .. } => Ok(vec![op]),
+            Command::ContinuePrint => Ok(vec![op]),
+            Command::OpenDrawer { drawer } => {
+                if *drawer > 1 {
+                    return Err(0x33);
+                }
+                Ok(vec![op])
+            }
+            Command::DeviceType => Ok(DeviceType {
+                device_type: 0,
+                subtype: 0,
+                protocol: 1,
+                subprotocol: 0,
+                model: assumed::EMULATED_MODEL_NUMBER,
+                language: 0,
+                name: self.config.model_name.clone(),
+            }
+            .encode()),
+            Command::OpenShift => {
+                if self.check.is_some() {
+                    return Err(0x4A);
+                }
+                if self.shift_open() {
+                    return Err(assumed::SHIFT_ALREADY_OPEN);
+                }
+                self.shift_number += 1;
+                self.shift_opened_at = Some(now);
+                self.receipts_in_shift = 0;
+                self.shift_payments = [0; 4];
+                self.add_document(fd_type::SHIFT_OPEN, now, 0, 0);
+                Ok(vec![op])
+            }
+            Command::XReport | Command::ZReport => {
+                if self.check.is_some() {
+                    return Err(0x4A);
+                }
+                if !self.shift_open() {
+                    return Err(assumed::SHIFT_NOT_OPEN);
+                }
+                if *cmd == Command::XReport {
+                    self.x_reports += 1;
+                } else {
+                    self.add_document(fd_type::SHIFT_CLOSE, now, 0, 0);
+                    self.shift_opened_at = None;
+                    self.z_reports += 1;
+                }
+                Ok(vec![op])
+            }
+            Command::CashIn(sum) | Command::CashOut(sum) => {
+                if self.check.is_some() {
+                    return Err(0x4A);
+                }
+                self.shift_ok_for_sale(now)?;
+                if *sum == 0 || *sum > MAX_U40 {
+                    return Err(0x33);
+                }
+                if matches!(cmd, Command::CashOut(_)) {
+                    if *sum > self.cash_in_drawer {
+                        return Err(0x46);
+                    }
+                    self.cash_in_drawer -= sum;
+                } else {
+                    self.cash_in_drawer += sum;
+                }
+                self.document_number = self.document_number.wrapping_add(1);
+                let mut p = vec![op];
+                p.extend_from_slice(&self.document_number.to_le_bytes());
+                Ok(p)
+            }
+            Command::OpenCheck(t) => {
+                if self.check.is_some() {
+                    return Err(0x4A);
+                }
+                self.shift_ok_for_sale(now)?;
+                self.check = Some(OpenCheck {
+                    check_type: *t,
+                    lines: Vec::new(),
+                    total: 0,
+                });
+                Ok(vec![op])
+            }
+            Command::Item(t, item) => {
+                self.shift_ok_for_sale(now)?;
+                validate_item(item)?;
+                let check = self.check.get_or_insert(OpenCheck {
+                    check_type: *t,
+                    lines: Vec::new(),
+                    total: 0,
+                });
+                if check.check_type != *t {
+                    return Err(0x49);
+                }
+                let sum = item.sum();
+                let total = check.total + sum;
+                if total > MAX_U40 {
+                    return Err(0x48);
+                }
+                if check.lines.len() >= 200 {
+                    return Err(0x4B);
+                }
+                check.total = total;
+                check.lines.push(ModelLine {
+                    name: item.text.clone(),
+                    quantity: item.quantity,
+                    price: item.price,
+                    sum,
+                    tax_group: item.taxes[0],
+                });
+                Ok(vec![op])
+            }
+            Command::CloseCheck(c) => {
+                let Some(check) = &self.check else {
+                    return Err(0x55);
+                };
+                if c.payments.iter().any(|&p| p > MAX_U40) {
+                    return Err(0x33);
+                }
+                let total = check.total;
+                if total == 0 {
+                    return Err(0x8E);
+                }
+                let non_cash: u64 = c.payments[1..].iter().sum();
+                let paid: u64 = c.payments.iter().sum();
+                if non_cash > total {
+                    return Err(0x4D);
+                }
+                if paid < total {
+                    return Err(0x45);
+                }
+                let change = paid - total;
+                let check = self.check.take().expect("checked above");
+                let outgoing = matches!(
+                    check.check_type,
+                    CheckType::ReturnSale | CheckType::Purchase
+                );
+                let cash_net = c.payments[0] - change;
+                if outgoing {
+                    if cash_net > self.cash_in_drawer {
+                        self.check = Some(check);
+                        return Err(0x46);
+                    }
+                    self.cash_in_drawer -= cash_net;
+                } else {
+                    self.cash_in_drawer += cash_net;
+                }
+                for (acc, p) in self.shift_payments.iter_mut().zip(c.payments) {
+                    *acc += p;
+                }
+                self.shift_payments[0] -= change;
+                let operation = check.check_type.operation();
+                let (fd, fiscal_sign) = self.add_document(fd_type::RECEIPT, now, operation, total);
+                self.receipts_in_shift += 1;
+                self.receipts.push(RegisteredReceipt {
+                    fd,
+                    fiscal_sign,
+                    date_time: now,
+                    check_type: check.check_type,
+                    operation,
+                    total,
+                    payments: c.payments,
+                    change,
+                    lines: check.lines,
+                    shift: self.shift_number,
+                    number_in_shift: self.receipts_in_shift,
+                });
+                let mut p = vec![op];
+                crate::devices::shtrih::command::put_u40(&mut p, change);
+                Ok(p)
+            }
+            Command::CancelCheck => {
+                if self.check.take().is_none() {
+                    return Err(0x55);
+                }
+                self.cancelled += 1;
+                Ok(vec![op])
+            }
+            Command::FnStatus => Ok(FnStatus {
+                phase: 0x03,
+                open_document: if self.check.is_some() { 0x04 } else { 0 },
+                document_data: false,
+                shift_open: self.shift_open(),
+                warnings: 0,
+                date_time: now,
+                fn_number: self.config.fn_number.clone(),
+                last_fd: self.last_fd(),
+            }
+            .encode()),
+            Command::FindDocument(fd) => {
+                let doc = self.documents.iter().find(|d| d.fd == *fd).ok_or(0x08u8)?;
+                let data = if doc.doc_type == fd_type::RECEIPT {
+                    FnReceiptData {
+                        date_time: doc.date_time,
+                        fd: doc.fd,
+                        fiscal_sign: doc.fiscal_sign,
+                        operation: doc.operation,
+                        sum: doc.sum,
+                    }
+                    .encode()
+                } else {
+                    let mut d = Vec::new();
+                    put_dt5(&mut d, doc.date_time);
+                    d.extend_from_slice(&doc.fd.to_le_bytes());
+                    d.extend_from_slice(&doc.fiscal_sign.to_le_bytes());
+                    d.extend_from_slice(&doc.shift.to_le_bytes());
+                    d
+                };
+                Ok(FnDocument {
+                    doc_type: doc.doc_type,
+                    ofd_acknowledged: false,
+                    data,
+                }
+                .encode())
+            }
+            Command::ShiftParams => Ok(ShiftParams {
+                open: self.shift_open(),
+                shift_number: self.shift_number,
+                receipt_number: self.receipts_in_shift,
+            }
+            .encode()),
+        }
+    }
+}
+
+fn validate_item(item: &ItemOp) -> Result<(), u8> {
+    if item.quantity == 0 || item.quantity > MAX_U40 {
+        return Err(0x62);
+    }
+    if item.price > MAX_U40 {
+        return Err(0x61);
+    }
+    if item.department > 16 {
+        return Err(0x63);
+    }
+    if item.taxes.iter().any(|&t| t > 4) {
+        return Err(0x33);
+    }
+    Ok(())
+}
+
+/// splitmix64: a fixed, seedable mix for serials and fiscal signs.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::shtrih::command::{CloseCheck, decode_change};
+
+    fn now() -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 11, 23)
+            .unwrap()
+            .and_hms_opt(14, 5, 0)
+            .unwrap()
+    }
+
+    fn run(m: &mut RegisterModel, c: Command) -> Reply {
+        run_at(m, c, now())
+    }
+
+    fn run_at(m: &mut RegisterModel, c: Command, t: NaiveDateTime) -> Reply {
+        Reply::from_frame(&m.execute(&c.encode(1, 30), t)).unwrap()
+    }
+
+    fn sale(qty: u64, price: u64) -> Command {
+        Command::Item(
+            CheckType::Sale,
+            ItemOp {
+                quantity: qty,
+                price,
+                department: 1,
+                taxes: [1, 0, 0, 0],
+                text: "Хлеб".into(),
+            },
+        )
+    }
+
+    fn close(cash: u64, card: u64) -> Command {
+        Command::CloseCheck(CloseCheck {
+            payments: [cash, card, 0, 0],
+            discount: 0,
+            taxes: [0; 4],
+            text: String::new(),
+        })
+    }
+
+    #[test]
+    fn modes_follow_the_note_and_fds_run_in_sequence() {
+        let mut m = RegisterModel::new(ModelConfig::from_seed(7));
+        assert_eq!(m.mode(now()), 4);
+        assert_eq!(run(&mut m, sale(1000, 100)).error, 0x3D);
+        assert_eq!(run(&mut m, Command::OpenShift).error, 0);
+        assert_eq!((m.mode(now()), m.last_fd(), m.shift_number()), (2, 1, 1));
+        assert_eq!(
+            run(&mut m, Command::OpenShift).error,
+            assumed::SHIFT_ALREADY_OPEN
+        );
+        // 80 opens a sale check by itself.
+        assert_eq!(run(&mut m, sale(2000, 15000)).error, 0);
+        assert_eq!(m.mode(now()), 0x08);
+        assert_eq!(run(&mut m, Command::OpenCheck(CheckType::Sale)).error, 0x4A);
+        assert_eq!(run(&mut m, Command::ZReport).error, 0x4A);
+        assert_eq!(run(&mut m, close(20000, 0)).error, 0x45);
+        assert_eq!(run(&mut m, close(0, 40000)).error, 0x4D);
+        let r = run(&mut m, close(50000, 0));
+        assert_eq!(r.error, 0);
+        assert_eq!(decode_change(&r.payload).unwrap(), 20000);
+        assert_eq!((m.mode(now()), m.last_fd()), (2, 2));
+        assert_eq!(m.cash_in_drawer(), 30000);
+        let rc = m.receipts()[0].clone();
+        assert_eq!(
+            (rc.fd, rc.total, rc.change, rc.operation),
+            (2, 30000, 20000, 1)
+        );
+        assert_eq!(
+            rc.fiscal_sign,
+            RegisterModel::new(ModelConfig::from_seed(7)).fiscal_sign(2)
+        );
+        assert_ne!(
+            rc.fiscal_sign,
+            RegisterModel::new(ModelConfig::from_seed(8)).fiscal_sign(2)
+        );
+
+        // A return check, then a cancelled one.
+        assert_eq!(
+            run(&mut m, Command::OpenCheck(CheckType::ReturnSale)).error,
+            0
+        );
+        assert_eq!(m.mode(now()), 0x28);
+        assert_eq!(run(&mut m, sale(1000, 100)).error, 0x49);
+        assert_eq!(run(&mut m, Command::CancelCheck).error, 0);
+        assert_eq!(run(&mut m, Command::CancelCheck).error, 0x55);
+        assert_eq!((m.cancelled(), m.last_fd()), (1, 2));
+
+        // The FN answers for the receipt.
+        let fns = FnStatus::decode(&run(&mut m, Command::FnStatus).payload).unwrap();
+        assert_eq!(fns.last_fd, 2);
+        let doc = FnDocument::decode(&run(&mut m, Command::FindDocument(2)).payload).unwrap();
+        let data = doc.receipt().unwrap().unwrap();
+        assert_eq!(
+            (data.fd, data.sum, data.fiscal_sign),
+            (2, 30000, rc.fiscal_sign)
+        );
+        assert_eq!(run(&mut m, Command::FindDocument(99)).error, 0x08);
+
+        assert_eq!(run(&mut m, Command::ZReport).error, 0);
+        assert_eq!((m.mode(now()), m.last_fd(), m.z_reports()), (4, 3, 1));
+        assert_eq!(run(&mut m, Command::ZReport).error, 0x3D);
+    }
+
+    #[test]
+    fn paper_out_refuses_printing_and_a_long_shift_expires() {
+        let mut m = RegisterModel::new(ModelConfig::from_seed(1));
+        run(&mut m, Command::OpenShift);
+        m.set_paper_out(true);
+        let s = ShortStatus::decode(&run(&mut m, Command::ShortStatus).payload).unwrap();
+        assert_eq!(s.submode, 1);
+        assert_eq!(s.flags & flags::RECEIPT_ROLL, 0);
+        assert_eq!(run(&mut m, Command::OpenCheck(CheckType::Sale)).error, 0x6B);
+        m.set_paper_out(false);
+        let later = now() + TimeDelta::hours(25);
+        assert_eq!(m.mode(later), 3);
+        assert_eq!(run_at(&mut m, sale(1000, 1), later).error, 0x4E);
+        assert_eq!(run_at(&mut m, Command::ZReport, later).error, 0);
+    }
+
+    #[test]
+    fn bad_requests_get_error_codes() {
+        let mut m = RegisterModel::new(ModelConfig::from_seed(1));
+        let r = Reply::from_frame(&m.execute(&Command::ShortStatus.encode(77, 77), now())).unwrap();
+        assert_eq!(r.error, 0x4F);
+        let r = Reply::from_frame(&m.execute(&Frame::new(0x99, vec![1, 0, 0, 0]), now())).unwrap();
+        assert_eq!(r.error, 0x37);
+        let r =
+            Reply::from_frame(&m.execute(&Frame::new(0x80, vec![1, 0, 0, 0, 1]), now())).unwrap();
+        assert_eq!(r.error, 0x33);
+        let dt = DeviceType::decode(&run(&mut m, Command::DeviceType).payload).unwrap();
+        assert!(dt.name.contains("М-01Ф"));
+    }
+}
