@@ -1,7 +1,7 @@
 //! Receipt layout: a [`Receipt`] (and what the till knows about it) turned into
 //! ESC/POS bytes. Pure; the VAT arithmetic is [`vat_breakdown`].
 
-use super::command::{Align, Commands, CutMode, QrEc, TextEncoding, code_tables};
+use super::command::{Align, Commands, CutMode, LF, QrEc, TextEncoding, code_tables};
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::money::Money;
 use crate::domain::receipt::{Item, PaymentKind, Receipt, ReceiptKind, Vat};
@@ -279,7 +279,7 @@ pub fn receipt(doc: &ReceiptPrint, opts: &LayoutOptions) -> Vec<u8> {
 
     c.align(Align::Center);
     if !doc.qr.is_empty() {
-        c.qr(doc.qr, opts.qr_module_size, QrEc::M).raw(&[b'\n']);
+        c.qr(doc.qr, opts.qr_module_size, QrEc::M).raw(&[LF]);
     }
     for l in wrap(doc.qr_caption, w) {
         if !l.is_empty() {

@@ -77,6 +77,8 @@ pub struct PrinterOutput {
     pub current: Document,
     /// Every byte received, real-time requests and dropped data included.
     pub raw: Vec<u8>,
+    /// Every byte sent back (status replies and any garbage before them).
+    pub sent: Vec<u8>,
     pub events: Vec<Event>,
     /// Print data received while the printer could not print.
     pub dropped_bytes: u64,
@@ -227,6 +229,7 @@ impl PrinterModel {
         }
         buf.drain(..pos);
         self.pending = buf;
+        self.out.sent.extend_from_slice(&replies);
         replies
     }
 
