@@ -1,0 +1,452 @@
+//! Receipt layout: a [`Receipt`] (and what the till knows about it) turned into
+//! ESC/POS bytes. Pure; the VAT arithmetic is [`vat_breakdown`].
+
+use super::command::{Align, Commands, CutMode, LF, QrEc, TextEncoding, code_tables};
+use crate::domain::fiscal::FiscalAttributes;
+use crate::domain::money::Money;
+use crate::domain::receipt::{Item, PaymentKind, Receipt, ReceiptKind, Vat};
+
+/// Vendor- and paper-dependent choices, each with a default for an
+/// Epson-compatible 80 mm printer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayoutOptions {
+    /// Characters per line in font A: 48 on 80 mm paper, 32 on 58 mm.
+    pub width: usize,
+    /// `ESC t n` for `encoding`: 17 = CP866 on Epson (see [`code_tables`]).
+    pub code_table: u8,
+    pub encoding: TextEncoding,
+    pub cut: CutMode,
+    /// QR module size in dots (1–16).
+    pub qr_module_size: u8,
+}
+
+impl Default for LayoutOptions {
+    fn default() -> LayoutOptions {
+        LayoutOptions {
+            width: 48,
+            code_table: code_tables::CP866,
+            encoding: TextEncoding::Cp866,
+            // Feed to the cutter, then cut: no guess of the head-to-cutter distance.
+            cut: CutMode::FeedPartial(0),
+            qr_module_size: 4,
+        }
+    }
+}
+
+/// Everything one printed receipt shows.
+#[derive(Clone, Debug)]
+pub struct ReceiptPrint<'a> {
+    /// Shop name, address, INN… each line centered.
+    pub header: &'a [String],
+    /// The till's receipt number.
+    pub number: u64,
+    pub receipt: &'a Receipt,
+    /// Till-local acceptance time as it should be printed.
+    pub local_time: String,
+    pub fiscal: Option<&'a FiscalAttributes>,
+    /// The fiscal QR string when fiscalized, else the offline link.
+    pub qr: &'a str,
+    pub qr_caption: &'a str,
+    /// A reprint: marked КОПИЯ at the top and the bottom.
+    pub copy: bool,
+    pub footer: &'a [String],
+}
+
+/// One VAT rate's share of a receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VatLine {
+    pub vat: Vat,
+    /// Sum of the line totals at this rate (VAT included).
+    pub base: Money,
+    /// The VAT in `base`; zero for 0 % and "no VAT".
+    pub amount: Money,
+}
+
+/// The VAT percentage a code charges; `None` for "no VAT". The calculated
+/// rates (20/120…) charge the same fraction of a VAT-inclusive amount as
+/// their plain rates do.
+pub fn vat_percent(vat: Vat) -> Option<i64> {
+    match vat {
+        Vat::None => None,
+        Vat::Vat0 => Some(0),
+        Vat::Vat5 | Vat::Vat105 => Some(5),
+        Vat::Vat7 | Vat::Vat107 => Some(7),
+        Vat::Vat10 | Vat::Vat110 => Some(10),
+        Vat::Vat12 => Some(12),
+        Vat::Vat20 | Vat::Vat120 => Some(20),
+        Vat::Vat22 | Vat::Vat122 => Some(22),
+    }
+}
+
+/// The VAT included in `gross` at `percent`: gross × p / (100 + p), rounded
+/// half away from zero to the kopeck.
+pub fn vat_included(gross: Money, percent: i64) -> Money {
+    let num = i128::from(gross.0) * i128::from(percent);
+    let den = i128::from(100 + percent);
+    let rounded = if num >= 0 {
+        (num + den / 2) / den
+    } else {
+        (num - den / 2) / den
+    };
+    Money(rounded as i64)
+}
+
+/// VAT per rate, in the order of [`Vat::ALL`]. The VAT is computed once on the
+/// sum of the line totals at each rate (as the receipt's per-rate VAT sums,
+/// FFD tags 1102–1107, are), not summed from per-line roundings.
+pub fn vat_breakdown(items: &[Item]) -> Vec<VatLine> {
+    Vat::ALL
+        .iter()
+        .filter_map(|&vat| {
+            let mut lines = items.iter().filter(|i| i.line.vat == vat).peekable();
+            lines.peek()?;
+            let base = Money(lines.map(|i| i.total.0).sum());
+            let amount = vat_percent(vat).map_or(Money::ZERO, |p| vat_included(base, p));
+            Some(VatLine { vat, base, amount })
+        })
+        .collect()
+}
+
+/// How a VAT code is printed.
+pub fn vat_label(vat: Vat) -> String {
+    match vat {
+        Vat::None => "БЕЗ НДС".to_owned(),
+        Vat::Vat105 | Vat::Vat107 | Vat::Vat110 | Vat::Vat120 | Vat::Vat122 => {
+            format!("НДС {}", vat.code())
+        }
+        _ => format!("НДС {}%", vat.code()),
+    }
+}
+
+/// The document title: the kind of settlement (fiscal tag 1054).
+pub fn kind_title(kind: ReceiptKind) -> &'static str {
+    match kind {
+        ReceiptKind::Sale => "ПРИХОД",
+        ReceiptKind::SaleReturn => "ВОЗВРАТ ПРИХОДА",
+        ReceiptKind::Purchase => "РАСХОД",
+        ReceiptKind::PurchaseReturn => "ВОЗВРАТ РАСХОДА",
+    }
+}
+
+pub fn payment_label(kind: PaymentKind) -> &'static str {
+    match kind {
+        PaymentKind::Cash => "НАЛИЧНЫМИ",
+        PaymentKind::Electronic => "БЕЗНАЛИЧНЫМИ",
+        PaymentKind::Prepaid => "ПРЕДОПЛАТА (АВАНС)",
+        PaymentKind::Credit => "ПОСТОПЛАТА (КРЕДИТ)",
+        PaymentKind::Other => "ИНАЯ ФОРМА ОПЛАТЫ",
+    }
+}
+
+/// Splits `text` into lines of at most `width` characters, at spaces where
+/// possible; a word longer than a line is broken.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    let mut cur_len = 0;
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        if cur_len > 0 && cur_len + 1 + word.len() <= width {
+            cur.push(' ');
+            cur.extend(word.iter());
+            cur_len += 1 + word.len();
+            continue;
+        }
+        if cur_len > 0 {
+            lines.push(std::mem::take(&mut cur));
+        }
+        while word.len() > width {
+            lines.push(word.drain(..width).collect());
+        }
+        cur_len = word.len();
+        cur = word.into_iter().collect();
+    }
+    if cur_len > 0 || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+/// `left` and `right` on one line of `width`, the right flush right; when
+/// both do not fit, `left` (wrapped) first and `right` on a line of its own.
+pub fn two_columns(left: &str, right: &str, width: usize) -> Vec<String> {
+    let (l, r) = (left.chars().count(), right.chars().count());
+    if l + 1 + r <= width {
+        return vec![format!("{left}{}{right}", " ".repeat(width - l - r))];
+    }
+    let mut lines = wrap(left, width);
+    lines.push(format!("{right:>width$}"));
+    lines
+}
+
+/// The receipt as ESC/POS bytes, from `ESC @` to the cut.
+pub fn receipt(doc: &ReceiptPrint, opts: &LayoutOptions) -> Vec<u8> {
+    let w = opts.width;
+    let r = doc.receipt;
+    let mut c = Commands::new(opts.encoding);
+    let rule = "-".repeat(w);
+    c.init().code_table(opts.code_table);
+
+    if doc.copy {
+        copy_mark(&mut c);
+    }
+    c.align(Align::Center);
+    for line in doc.header {
+        for l in wrap(line, w) {
+            c.line(&l);
+        }
+    }
+    c.bold(true)
+        .line("КАССОВЫЙ ЧЕК")
+        .line(kind_title(r.kind))
+        .bold(false);
+    c.align(Align::Left);
+    for l in two_columns(&format!("ЧЕК № {}", doc.number), &doc.local_time, w) {
+        c.line(&l);
+    }
+    c.line(&rule);
+
+    for (i, item) in r.items.iter().enumerate() {
+        for l in wrap(&format!("{}. {}", i + 1, item.line.name), w) {
+            c.line(&l);
+        }
+        let calc = format!(
+            "{} x {} = {}",
+            item.line.quantity.to_decimal(),
+            item.line.price.to_decimal(),
+            item.total.to_decimal()
+        );
+        for l in two_columns(&vat_label(item.line.vat), &calc, w) {
+            c.line(&l);
+        }
+    }
+    c.line(&rule);
+
+    for v in vat_breakdown(&r.items) {
+        let right = match v.vat {
+            Vat::None => v.base.to_decimal(),
+            _ => v.amount.to_decimal(),
+        };
+        let left = match v.vat {
+            Vat::None => "СУММА БЕЗ НДС".to_owned(),
+            _ => format!("СУММА {}", vat_label(v.vat)),
+        };
+        for l in two_columns(&left, &right, w) {
+            c.line(&l);
+        }
+    }
+
+    // Double width halves the characters a line holds.
+    c.bold(true).size(2, 2);
+    for l in two_columns("ИТОГ", &format!("={}", r.total.to_decimal()), w / 2) {
+        c.line(&l);
+    }
+    c.size(1, 1).bold(false);
+    for p in &r.payments {
+        for l in two_columns(payment_label(p.kind), &p.amount.to_decimal(), w) {
+            c.line(&l);
+        }
+    }
+    if r.change != Money::ZERO {
+        for l in two_columns("СДАЧА", &r.change.to_decimal(), w) {
+            c.line(&l);
+        }
+    }
+    if let Some(cashier) = &r.cashier {
+        for l in two_columns("КАССИР", &cashier.name, w) {
+            c.line(&l);
+        }
+    }
+
+    if let Some(f) = doc.fiscal {
+        c.line(&rule);
+        let rows = [
+            ("РН ККТ", f.kkt_reg_id.clone()),
+            ("ФН", f.fiscal_drive_number.clone()),
+            ("ФД", f.fiscal_document_number.to_string()),
+            ("ФП", f.fiscal_sign.clone()),
+            ("СМЕНА", f.shift_number.to_string()),
+            ("ЧЕК В СМЕНЕ", f.receipt_number_in_shift.to_string()),
+            ("ДАТА", f.date_time.format("%d.%m.%Y %H:%M").to_string()),
+        ];
+        for (label, value) in rows {
+            for l in two_columns(label, &value, w) {
+                c.line(&l);
+            }
+        }
+    }
+
+    c.align(Align::Center);
+    if !doc.qr.is_empty() {
+        c.qr(doc.qr, opts.qr_module_size, QrEc::M).raw(&[LF]);
+    }
+    for l in wrap(doc.qr_caption, w) {
+        if !l.is_empty() {
+            c.line(&l);
+        }
+    }
+    for line in doc.footer {
+        for l in wrap(line, w) {
+            c.line(&l);
+        }
+    }
+    c.align(Align::Left);
+    if doc.copy {
+        copy_mark(&mut c);
+    }
+    c.cut(opts.cut);
+    c.into_bytes()
+}
+
+fn copy_mark(c: &mut Commands) {
+    c.align(Align::Center)
+        .bold(true)
+        .size(2, 2)
+        .line("КОПИЯ")
+        .size(1, 1)
+        .bold(false)
+        .align(Align::Left);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::money::Quantity;
+    use crate::domain::receipt::{CalculationMethod, Line, Payment, PaymentSubject, TaxSystem};
+
+    pub(crate) fn item(name: &str, qty: i64, price: i64, vat: Vat) -> Item {
+        Item {
+            line: Line {
+                name: name.into(),
+                quantity: Quantity(qty),
+                price: Money(price),
+                vat,
+                payment_subject: PaymentSubject::Commodity,
+                calculation_method: CalculationMethod::FullPay,
+                barcode: None,
+                class_code: None,
+                package_code: None,
+                marking: vec![],
+            },
+            total: crate::domain::money::line_total(Money(price), Quantity(qty)).unwrap(),
+        }
+    }
+
+    #[test]
+    fn vat_is_the_included_fraction_rounded_half_away() {
+        assert_eq!(vat_included(Money(12000), 20), Money(2000));
+        // 100.00 × 20/120 = 16.666… → 16.67
+        assert_eq!(vat_included(Money(10000), 20), Money(1667));
+        // 0.11 × 10/110 = 0.01
+        assert_eq!(vat_included(Money(11), 10), Money(1));
+        // 0.21 × 10/110 = 0.0190… → 0.02; 0.05 × 5/105 = 0.00238 → 0.00
+        assert_eq!(vat_included(Money(21), 10), Money(2));
+        assert_eq!(vat_included(Money(5), 5), Money(0));
+        assert_eq!(vat_included(Money(-10000), 20), Money(-1667));
+        assert_eq!(vat_included(Money(10000), 0), Money(0));
+    }
+
+    #[test]
+    fn breakdown_sums_line_totals_per_rate_then_rounds_once() {
+        let items = [
+            item("a", 1000, 3333, Vat::Vat20),
+            item("b", 1000, 3333, Vat::Vat20),
+            item("c", 2000, 4550, Vat::Vat10),
+            item("d", 1000, 999, Vat::None),
+            item("e", 1000, 100, Vat::Vat120),
+        ];
+        let got = vat_breakdown(&items);
+        assert_eq!(
+            got,
+            [
+                VatLine {
+                    vat: Vat::None,
+                    base: Money(999),
+                    amount: Money(0)
+                },
+                VatLine {
+                    vat: Vat::Vat10,
+                    base: Money(9100),
+                    amount: Money(827)
+                },
+                // 66.66 × 20/120 = 11.11; per-line rounding would give 5.56 × 2 = 11.12.
+                VatLine {
+                    vat: Vat::Vat20,
+                    base: Money(6666),
+                    amount: Money(1111)
+                },
+                VatLine {
+                    vat: Vat::Vat120,
+                    base: Money(100),
+                    amount: Money(17)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn wrapping_and_columns() {
+        assert_eq!(wrap("Молоко 3,2% 1 л", 8), ["Молоко", "3,2% 1 л"]);
+        assert_eq!(wrap("абвгдежзий", 4), ["абвг", "дежз", "ий"]);
+        assert_eq!(wrap("", 4), [""]);
+        assert_eq!(two_columns("ИТОГ", "=5.00", 12), ["ИТОГ   =5.00"]);
+        assert_eq!(
+            two_columns("ДЛИННОЕ", "1.00", 10),
+            ["ДЛИННОЕ", "      1.00"]
+        );
+    }
+
+    fn sample() -> Receipt {
+        Receipt {
+            kind: ReceiptKind::Sale,
+            tax_system: TaxSystem::Common,
+            currency: "RUB".into(),
+            items: vec![
+                item("Хлеб ржаной", 2000, 4550, Vat::Vat10),
+                item("Сыр, весовой", 350, 89900, Vat::Vat22),
+            ],
+            payments: vec![Payment {
+                kind: PaymentKind::Cash,
+                amount: Money(50000),
+            }],
+            total: Money(40565),
+            change: Money(9435),
+            cashier: None,
+            buyer: None,
+        }
+    }
+
+    #[test]
+    fn receipt_starts_with_init_and_table_and_ends_with_the_cut() {
+        let r = sample();
+        let header = vec!["ООО Ромашка".to_owned()];
+        let doc = ReceiptPrint {
+            header: &header,
+            number: 7,
+            receipt: &r,
+            local_time: "01.02.2026 10:00".into(),
+            fiscal: None,
+            qr: "https://example.test/r/abc",
+            qr_caption: "Чек не фискализирован",
+            copy: true,
+            footer: &[],
+        };
+        let bytes = receipt(&doc, &LayoutOptions::default());
+        assert!(bytes.starts_with(&[0x1B, 0x40, 0x1B, 0x74, 17]));
+        assert!(bytes.ends_with(&[0x1D, 0x56, 66, 0]));
+        let text = TextEncoding::Cp866.decode(&bytes);
+        assert_eq!(text.matches("КОПИЯ").count(), 2);
+        for want in [
+            "Хлеб ржаной",
+            "2.000 x 45.50 = 91.00",
+            "=405.65",
+            "СДАЧА",
+            "94.35",
+            "НАЛИЧНЫМИ",
+        ] {
+            assert!(text.contains(want), "{want} missing in {text}");
+        }
+        assert!(!text.contains("ФН"), "no fiscal block when not fiscalized");
+    }
+}
