@@ -225,7 +225,7 @@ async fn register_job(
                 }
                 if let Some(fd_before) = marker.fd_before {
                     for fd in fd_before.saturating_add(1)..=status.last_fd {
-                        if let Some(doc) = reg.find_receipt(fd)?
+                        if let Some(doc) = find_receipt(reg, fd)?
                             && is_this_receipt(&doc, &stored)
                         {
                             return Ok((Reconciled::Registered(Box::new(doc)), status));
@@ -358,6 +358,30 @@ async fn device_failed(
             tracing::warn!(job = job.id, device, error = %e, "device job failed; retrying");
             reschedule(journal, clock, job, RETRY_DELAY, &e).await
         }
+    }
+}
+
+/// The receipt document with fiscal document number `fd`, if that document
+/// is a receipt.
+fn find_receipt(
+    reg: &mut super::shtrih::Register,
+    fd: u32,
+) -> Result<Option<ClosedReceipt>, DeviceError> {
+    let Some(doc) = reg.find_document(fd)? else {
+        return Ok(None);
+    };
+    match doc.receipt() {
+        None => Ok(None),
+        Some(Err(e)) => Err(DeviceError::Link(format!(
+            "fiscal document {fd} cannot be read: {e}"
+        ))),
+        Some(Ok(data)) => Ok(Some(ClosedReceipt {
+            fd: data.fd,
+            fiscal_sign: data.fiscal_sign,
+            date_time: data.date_time,
+            operation: data.operation,
+            total: crate::domain::Money(data.sum as i64),
+        })),
     }
 }
 

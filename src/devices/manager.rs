@@ -23,7 +23,7 @@ impl From<ShtrihError> for DeviceError {
             DeviceError::Hangup(text)
         } else if e.is_link() {
             DeviceError::Link(text)
-        } else if e.is_paper_out() {
+        } else if e.device_code() == Some(0x6B) {
             DeviceError::NotReady("paper out".into())
         } else {
             DeviceError::Rejected(text)
@@ -136,6 +136,7 @@ impl Driver for PrinterDriver {
             PrinterOptions {
                 status_timeout: settings.status_timeout,
                 write_timeout: settings.write_timeout,
+                line_baud: settings.line.baud,
                 ..PrinterOptions::default()
             },
         );

@@ -144,16 +144,55 @@ impl SimDevices {
     pub fn view(&self) -> serde_json::Value {
         let r = self.register.snapshot();
         let p = self.printer.output();
+        let receipts: Vec<_> = r
+            .receipts
+            .iter()
+            .map(|x| {
+                json!({
+                    "fd": x.fd,
+                    "fiscal_sign": x.fiscal_sign,
+                    "date_time": x.date_time.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                    "operation": x.operation,
+                    "total": x.total,
+                    "payments": x.payments,
+                    "change": x.change,
+                    "lines": x.lines.len(),
+                    "shift": x.shift,
+                    "number_in_shift": x.number_in_shift,
+                })
+            })
+            .collect();
+        let documents: Vec<_> = p
+            .documents
+            .iter()
+            .map(|d| json!({"text": d.text(), "qr": d.qr, "cut": d.cut.map(|partial| if partial { "partial" } else { "full" })}))
+            .collect();
         json!({
             "register": {
                 "path": self.register_path(),
                 "plugged": self.register.plugged(),
-                "state": serde_json::to_value(&r).unwrap_or_default(),
+                "state": {
+                    "mode": r.mode,
+                    "shift_open": r.shift_open,
+                    "shift_number": r.shift_number,
+                    "last_fd": r.last_fd,
+                    "fn_number": r.fn_number,
+                    "serial": r.serial,
+                    "receipts": receipts,
+                    "cancelled": r.cancelled,
+                    "z_reports": r.z_reports,
+                    "x_reports": r.x_reports,
+                    "cash_in_drawer": r.cash_in_drawer,
+                },
             },
             "printer": {
                 "path": self.printer_path(),
                 "drawer_open": self.printer.drawer_open(),
-                "output": serde_json::to_value(&p).unwrap_or_default(),
+                "documents": documents,
+                "current": p.current.text(),
+                "events": p.events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
+                "dropped_bytes": p.dropped_bytes,
+                "status_requests": p.status_requests,
             },
         })
     }
