@@ -75,7 +75,10 @@ impl Pty {
         while sent < data.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || !self.wait(PollFlags::POLLOUT, left)? {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "pty write timed out"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "pty write timed out",
+                ));
             }
             match self.master.write(&data[sent..]) {
                 Ok(n) => sent += n,
@@ -90,7 +93,10 @@ impl Pty {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         let mut fds = [PollFd::new(self.master.as_fd(), flags)];
         loop {
-            match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+            ) {
                 Ok(0) => return Ok(false),
                 Ok(_) => return Ok(true),
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -116,7 +122,8 @@ mod tests {
         // A second opener is refused: the port is exclusive.
         assert!(SerialPort::open(&link, &LineSettings::n81(115200)).is_err());
 
-        port.write_all(b"\x05\x0a\x0d", Duration::from_secs(1)).unwrap();
+        port.write_all(b"\x05\x0a\x0d", Duration::from_secs(1))
+            .unwrap();
         let mut buf = [0u8; 16];
         let n = pty.read(&mut buf, Duration::from_secs(1)).unwrap();
         assert_eq!(&buf[..n], b"\x05\x0a\x0d", "raw mode: no translation");
