@@ -63,5 +63,9 @@ pub const EMULATED_MODEL_NUMBER: u8 = 19;
 pub const SHIFT_ALREADY_OPEN: u8 = 0x02;
 pub const SHIFT_NOT_OPEN: u8 = 0x3D;
 
+/// ASSUMED ([?] in the note): the reply to 0xE0 (open shift) carries the
+/// operator number after ERR, like other commands; pyshtrih reads ERR only.
+pub const OPEN_SHIFT_REPLY_HAS_OPERATOR: bool = true;
+
 /// ASSUMED: every line is booked to department (section) 1.
 pub const DEPARTMENT: u8 = 1;

@@ -352,3 +352,29 @@ fn a_retransmitted_frame_executes_once() {
     let snap = b.emu.snapshot();
     assert_eq!((snap.shift_number, snap.last_fd, snap.repeats), (1, 1, 1));
 }
+
+#[test]
+fn baud_pacing_slows_replies_and_the_model_name_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyShtrih");
+    let emu = RegisterEmulator::start(
+        &link,
+        RegisterEmulatorOptions {
+            seed: 5,
+            baud: Some(2400),
+            model_name: Some("ШТРИХ-ЛАЙТ-01Ф".into()),
+        },
+    )
+    .unwrap();
+    let mut reg = Register::new(open(&link), opts());
+    assert_eq!(reg.device_type().unwrap().name, "ШТРИХ-ЛАЙТ-01Ф");
+    let started = Instant::now();
+    reg.short_status().unwrap();
+    // NAK, then ACK + a 19-byte frame: 21 bytes at 240 bytes/s ≈ 87 ms.
+    assert!(
+        started.elapsed() >= Duration::from_millis(80),
+        "{:?}",
+        started.elapsed()
+    );
+    emu.stop();
+}

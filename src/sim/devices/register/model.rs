@@ -326,7 +326,11 @@ impl RegisterModel {
                 self.receipts_in_shift = 0;
                 self.shift_payments = [0; 4];
                 self.add_document(fd_type::SHIFT_OPEN, now, 0, 0);
-                Ok(vec![op])
+                Ok(if assumed::OPEN_SHIFT_REPLY_HAS_OPERATOR {
+                    vec![op]
+                } else {
+                    vec![]
+                })
             }
             Command::XReport | Command::ZReport => {
                 if self.check.is_some() {

@@ -287,9 +287,10 @@ impl Worker {
     }
 
     fn unplug(&mut self) {
+        // Flag first: whoever sees the hang-up must already see "unplugged".
+        lock(&self.shared).plugged = false;
         self.pty = None;
         self.link = DeviceLink::new();
-        lock(&self.shared).plugged = false;
     }
 
     fn replug(&mut self) -> io::Result<()> {
@@ -383,10 +384,7 @@ impl Worker {
     }
 
     fn send(&mut self, bytes: &[u8]) {
-        let (delay, _) = {
-            let s = lock(&self.shared);
-            (s.faults.byte_delay, ())
-        };
+        let delay = lock(&self.shared).faults.byte_delay;
         let Some(pty) = self.pty.as_mut() else {
             return;
         };
