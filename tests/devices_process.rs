@@ -12,8 +12,29 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fiscald");
 
+/// A child process killed when the test ends, passed or failed: an orphaned
+/// daemon would hold the test harness's output pipe open forever.
+struct Proc(Child);
+
+impl Proc {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Start a fiscald process and wait for the stdout line starting with `prefix`.
-fn spawn(args: &[&str], prefix: &str) -> (Child, String) {
+fn spawn(args: &[&str], prefix: &str) -> (Proc, String) {
     let mut child = Command::new(BIN)
         .args(args)
         .env("FISCALD_LOG", "warn")
@@ -31,14 +52,16 @@ fn spawn(args: &[&str], prefix: &str) -> (Child, String) {
             }
         }
     });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("fiscald reports its address");
+    let mut child = Proc(child);
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
+        let _ = child.0.kill();
+        panic!("fiscald {args:?} did not report its address");
+    };
     (child, line)
 }
 
 struct Bench {
-    child: Child,
+    _child: Proc,
     control: String,
     dir: PathBuf,
 }
@@ -66,7 +89,7 @@ impl Bench {
             .trim_end_matches("/sim/devices")
             .to_string();
         Bench {
-            child,
+            _child: child,
             control,
             dir: devices,
         }
@@ -89,13 +112,6 @@ impl Bench {
             .await
             .unwrap();
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
-    }
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -139,7 +155,7 @@ fn receipt(i: usize) -> Value {
     json!({
         "type": "sale",
         "items": (0..6).map(|k| json!({"name": format!("Товар {i}-{k}"), "quantity": 1, "price": if k == 0 { price.clone() } else { "1.00".into() }, "vat": "20"})).collect::<Vec<_>>(),
-        "payments": [{"kind": "card", "amount": format!("{}.00", 105 + i)}]
+        "payments": [{"kind": "electronic", "amount": format!("{}.00", 105 + i)}]
     })
 }
 
@@ -174,7 +190,8 @@ async fn sigkill_mid_receipt_registers_none_twice_and_misses_none() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status().as_u16(), 201);
+        let status = resp.status().as_u16();
+        assert_eq!(status, 201, "{}", resp.text().await.unwrap());
     }
     // Kill it while it works through them: after the first is on the register.
     let deadline = Instant::now() + Duration::from_secs(30);
