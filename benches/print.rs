@@ -26,7 +26,12 @@ const BAUD: u32 = 115_200;
 const LINES: usize = 20;
 
 fn sample() -> Receipt {
-    let names = ["Хлеб ржаной", "Молоко 3,2% 1 л", "Сыр, весовой", "Пакет-майка"];
+    let names = [
+        "Хлеб ржаной",
+        "Молоко 3,2% 1 л",
+        "Сыр, весовой",
+        "Пакет-майка",
+    ];
     let items: Vec<Item> = (0..LINES)
         .map(|i| {
             let price = Money(4_550 + 1_000 * i as i64);
@@ -133,7 +138,9 @@ fn main() {
     let out = emu.output();
     assert_eq!(out.documents.len(), n + 1, "one cut document per print");
     assert!(
-        out.documents.iter().all(|d| d.raw == doc && d.qr == [qr.as_str()]),
+        out.documents
+            .iter()
+            .all(|d| d.raw == doc && d.qr == [qr.as_str()]),
         "every receipt arrived whole"
     );
     assert_eq!(out.dropped_bytes, 0);
