@@ -19,7 +19,9 @@ use fiscald::domain::{
     CalculationMethod, Item, Line, Money, Payment, PaymentKind, PaymentSubject, Quantity, Receipt,
     ReceiptKind, TaxSystem, Vat,
 };
+use fiscald::devices::shtrih::{Register, RegisterOptions};
 use fiscald::sim::devices::printer::{PrinterEmulator, PrinterEmulatorOptions};
+use fiscald::sim::devices::register::{RegisterEmulator, RegisterEmulatorOptions};
 use std::time::{Duration, Instant};
 
 const BAUD: u32 = 115_200;
@@ -41,7 +43,8 @@ fn sample() -> Receipt {
                     name: format!("{} №{}", names[i % names.len()], i + 1),
                     quantity: qty,
                     price,
-                    vat: if i % 2 == 0 { Vat::Vat10 } else { Vat::Vat22 },
+                    // Rates the register's factory tax table has (see shtrih::assumed).
+                    vat: if i % 2 == 0 { Vat::Vat10 } else { Vat::Vat20 },
                     payment_subject: PaymentSubject::Commodity,
                     calculation_method: CalculationMethod::FullPay,
                     barcode: None,
@@ -173,5 +176,58 @@ fn main() {
     println!(
         "  ratio measured/floor    {:>10.3}    (target <= 1.5)",
         mean.as_secs_f64() / floor.as_secs_f64()
+    );
+
+    register_round_trips(&r, n, dir.path());
+}
+
+/// The same receipt registered on the register emulator (paced at the same
+/// baud): round trips per receipt for the driver alone, and with the reads
+/// the daemon's exactly-once job adds (status before, status to confirm the
+/// marker still holds, status after).
+fn register_round_trips(r: &Receipt, n: usize, dir: &std::path::Path) {
+    let dev = dir.join("register");
+    let emu = RegisterEmulator::start(
+        &dev,
+        RegisterEmulatorOptions {
+            baud: Some(BAUD),
+            ..Default::default()
+        },
+    )
+    .expect("start the register emulator");
+    let port = SerialPort::open(&dev, &LineSettings::n81(BAUD)).expect("open the pty");
+    let mut reg = Register::new(Box::new(port), RegisterOptions::default());
+    reg.open_shift().expect("open shift");
+
+    let before = reg.round_trips();
+    let t = Instant::now();
+    for _ in 0..n {
+        reg.register_receipt(r).expect("register");
+    }
+    let driver_time = t.elapsed() / n as u32;
+    let driver = (reg.round_trips() - before) as f64 / n as f64;
+
+    let before = reg.round_trips();
+    let t = Instant::now();
+    for _ in 0..n {
+        reg.status().expect("status");
+        reg.status().expect("status");
+        reg.register_receipt(r).expect("register");
+        reg.status().expect("status");
+    }
+    let job_time = t.elapsed() / n as u32;
+    let job = (reg.round_trips() - before) as f64 / n as f64;
+    let snapshot = emu.snapshot();
+    assert_eq!(snapshot.receipts.len(), 2 * n, "every receipt registered once");
+    emu.stop();
+
+    println!("register ({LINES} sale lines, emulator paced at {BAUD} baud):");
+    println!(
+        "  round trips per receipt {driver:>10.1}    ({:.1} ms; open check, {LINES} sales, close, FD + fiscal sign read back)",
+        driver_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "  with the job's reads    {job:>10.1}    ({:.1} ms; + status before, recheck, after)",
+        job_time.as_secs_f64() * 1e3
     );
 }
