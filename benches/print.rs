@@ -13,13 +13,13 @@ use fiscald::devices::escpos::{
     LayoutOptions, Printer, PrinterOptions, ReceiptPrint, receipt, wire_time,
 };
 use fiscald::devices::port::{LineSettings, SerialPort};
+use fiscald::devices::shtrih::{Register, RegisterOptions};
 use fiscald::domain::fiscal::FiscalAttributes;
 use fiscald::domain::money::line_total;
 use fiscald::domain::{
     CalculationMethod, Item, Line, Money, Payment, PaymentKind, PaymentSubject, Quantity, Receipt,
     ReceiptKind, TaxSystem, Vat,
 };
-use fiscald::devices::shtrih::{Register, RegisterOptions};
 use fiscald::sim::devices::printer::{PrinterEmulator, PrinterEmulatorOptions};
 use fiscald::sim::devices::register::{RegisterEmulator, RegisterEmulatorOptions};
 use std::time::{Duration, Instant};
@@ -218,7 +218,11 @@ fn register_round_trips(r: &Receipt, n: usize, dir: &std::path::Path) {
     let job_time = t.elapsed() / n as u32;
     let job = (reg.round_trips() - before) as f64 / n as f64;
     let snapshot = emu.snapshot();
-    assert_eq!(snapshot.receipts.len(), 2 * n, "every receipt registered once");
+    assert_eq!(
+        snapshot.receipts.len(),
+        2 * n,
+        "every receipt registered once"
+    );
     emu.stop();
 
     println!("register ({LINES} sale lines, emulator paced at {BAUD} baud):");

@@ -149,7 +149,10 @@ impl Daemon {
             worker.stop(SHUTDOWN_GRACE).await;
         }
         if let Some(worker) = self.device_worker.take() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, worker.stop()).await.is_err() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, worker.stop())
+                .await
+                .is_err()
+            {
                 tracing::warn!("the device job in hand did not finish within {SHUTDOWN_GRACE:?}");
             }
         }

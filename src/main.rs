@@ -224,7 +224,9 @@ fn demo(
     match backend {
         DemoBackend::Register => {
             if matches!(country, DemoCountry::Uz) {
-                bail!("the Shtrih-M register fiscalizes Russian receipts only: use --backend cloud with --country uz");
+                bail!(
+                    "the Shtrih-M register fiscalizes Russian receipts only: use --backend cloud with --country uz"
+                );
             }
             settings.devices.backend = config::Backend::Register;
             if let Some(r) = settings.devices.register.as_mut() {
@@ -336,7 +338,9 @@ fn sim(what: SimCommand) -> Result<()> {
                         seed,
                     },
                 )
-                .with_context(|| format!("cannot start the device emulators in {}", dir.display()))?,
+                .with_context(|| {
+                    format!("cannot start the device emulators in {}", dir.display())
+                })?,
             );
             let listener = tokio::net::TcpListener::bind(control)
                 .await

@@ -203,7 +203,10 @@ async fn sigkill_mid_receipt_registers_none_twice_and_misses_none() {
         if n >= 1 && mode & 0x0f == 8 {
             break;
         }
-        assert!(Instant::now() < deadline, "never caught a receipt mid-way: {v}");
+        assert!(
+            Instant::now() < deadline,
+            "never caught a receipt mid-way: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     kill(Pid::from_raw(daemon.id() as i32), Signal::SIGKILL).unwrap();

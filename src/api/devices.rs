@@ -24,9 +24,11 @@ impl From<ActionError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "device_not_configured", message)
             }
             ActionError::Device(d) => match d {
-                DeviceError::Unavailable(_) | DeviceError::Hangup(_) => {
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "device_unavailable", message)
-                }
+                DeviceError::Unavailable(_) | DeviceError::Hangup(_) => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "device_unavailable",
+                    message,
+                ),
                 DeviceError::NotReady(_) => {
                     ApiError::new(StatusCode::CONFLICT, "device_not_ready", message)
                 }
@@ -42,9 +44,9 @@ impl From<ActionError> for ApiError {
 }
 
 fn devices(app: &super::AppState) -> Result<&Arc<Devices>, ApiError> {
-    app.devices.as_ref().ok_or_else(|| {
-        ActionError::NotConfigured("device").into()
-    })
+    app.devices
+        .as_ref()
+        .ok_or_else(|| ActionError::NotConfigured("device").into())
 }
 
 pub(super) async fn list(State(app): Shared) -> Result<Response, ApiError> {

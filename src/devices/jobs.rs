@@ -16,8 +16,8 @@
 //! (the printer vanished, paper ran out mid-receipt) prints again marked as a
 //! copy.
 
-use super::escpos::layout::{LayoutOptions, ReceiptPrint, receipt as layout_receipt};
 use super::escpos::DrawerPin;
+use super::escpos::layout::{LayoutOptions, ReceiptPrint, receipt as layout_receipt};
 use super::manager::{CALL_LIMIT, Devices};
 use super::runtime::{DeviceError, DeviceState};
 use super::shtrih::ClosedReceipt;
@@ -346,7 +346,10 @@ async fn device_failed(
         DeviceError::Rejected(message) if device == "register" => {
             tracing::error!(job = job.id, error = %message, "register refused the receipt; an operator must retry or discard it");
             journal
-                .park(job.id, format!("the register refused the receipt: {message}"))
+                .park(
+                    job.id,
+                    format!("the register refused the receipt: {message}"),
+                )
                 .await
         }
         DeviceError::NotReady(_) | DeviceError::Unavailable(_) => {
@@ -433,10 +436,7 @@ async fn print_job(
 
     // 2. The marker: from here on a retry prints a copy.
     journal
-        .mark_job(
-            job.id,
-            serde_json::json!({ "copies": marker.copies + 1 }),
-        )
+        .mark_job(job.id, serde_json::json!({ "copies": marker.copies + 1 }))
         .await?;
 
     let (qr, caption) = match &stored.fiscal_qr {
@@ -474,12 +474,17 @@ async fn print_job(
         },
     );
     let drawer = devices.settings.drawer.clone();
-    let kick = !copy && drawer.via == DrawerVia::Printer && drawer.open_on_cash && has_cash(&stored);
+    let kick =
+        !copy && drawer.via == DrawerVia::Printer && drawer.open_on_cash && has_cash(&stored);
     let printed = printer
         .call(CALL_LIMIT, move |p| {
             p.printer.print(&doc)?;
             if kick {
-                let pin = if drawer.pin == 5 { DrawerPin::Pin5 } else { DrawerPin::Pin2 };
+                let pin = if drawer.pin == 5 {
+                    DrawerPin::Pin5
+                } else {
+                    DrawerPin::Pin2
+                };
                 p.printer.kick_drawer(pin, drawer.pulse)?;
             }
             Ok(())
@@ -488,7 +493,10 @@ async fn print_job(
     match printed {
         Ok(()) => {
             let note = if copy {
-                format!("printed again, marked as a copy (copy {})", marker.copies + 1)
+                format!(
+                    "printed again, marked as a copy (copy {})",
+                    marker.copies + 1
+                )
             } else {
                 "printed".to_string()
             };

@@ -89,7 +89,9 @@ fn register_health(s: &RegisterStatus) -> Health {
     } else if s.cover_open {
         Some("cover open".to_string())
     } else if s.shift == ShiftState::Expired {
-        Some("the shift is over 24 hours old: close it (Z report) with POST /v1/shifts/close".into())
+        Some(
+            "the shift is over 24 hours old: close it (Z report) with POST /v1/shifts/close".into(),
+        )
     } else {
         None
     };
@@ -251,10 +253,16 @@ impl Devices {
         let d = &self.settings.drawer;
         let open = match d.via {
             DrawerVia::Printer => self.printer.as_ref().and_then(|p| {
-                p.status().details.get("drawer_pin_high").and_then(Value::as_bool)
+                p.status()
+                    .details
+                    .get("drawer_pin_high")
+                    .and_then(Value::as_bool)
             }),
             DrawerVia::Register => self.register.as_ref().and_then(|r| {
-                r.status().details.get("drawer_open").and_then(Value::as_bool)
+                r.status()
+                    .details
+                    .get("drawer_open")
+                    .and_then(Value::as_bool)
             }),
             DrawerVia::None => None,
         };
@@ -287,7 +295,11 @@ impl Devices {
         match d.via {
             DrawerVia::None => Err(ActionError::NotConfigured("cash drawer")),
             DrawerVia::Printer => {
-                let pin = if d.pin == 5 { DrawerPin::Pin5 } else { DrawerPin::Pin2 };
+                let pin = if d.pin == 5 {
+                    DrawerPin::Pin5
+                } else {
+                    DrawerPin::Pin2
+                };
                 self.printer()?
                     .call(CALL_LIMIT, move |p| {
                         Ok(p.printer.kick_drawer(pin, d.pulse)?)

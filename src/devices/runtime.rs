@@ -263,7 +263,9 @@ impl<D: Driver> Runner<D> {
             match self.rx.recv_timeout(self.timing.status_interval) {
                 Ok(Msg::Run(job)) => {
                     let before = self.status.lock().expect("device status").clone();
-                    self.set(DeviceState::Busy, before.reason.clone(), |s| s.requests += 1);
+                    self.set(DeviceState::Busy, before.reason.clone(), |s| {
+                        s.requests += 1
+                    });
                     let driver = self.driver.as_mut().expect("connected");
                     match job(driver) {
                         None => {
@@ -391,7 +393,8 @@ mod tests {
         }
         fn check(&mut self) -> Result<Health, DeviceError> {
             self.0.checks.fetch_add(1, Ordering::SeqCst);
-            if !self.0.present.load(Ordering::SeqCst) || self.0.hang_next.swap(false, Ordering::SeqCst)
+            if !self.0.present.load(Ordering::SeqCst)
+                || self.0.hang_next.swap(false, Ordering::SeqCst)
             {
                 return Err(DeviceError::Hangup("gone".into()));
             }
@@ -444,11 +447,17 @@ mod tests {
             .call(Duration::from_secs(1), |_| Ok(()))
             .await
             .unwrap_err();
-        assert!(matches!(err, DeviceError::Unavailable(ref m) if m.contains("printer is absent")), "{err:?}");
+        assert!(
+            matches!(err, DeviceError::Unavailable(ref m) if m.contains("printer is absent")),
+            "{err:?}"
+        );
         // Back-off is capped: a few attempts, not a spin.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let attempts = w.connects.load(Ordering::SeqCst);
-        assert!((3..=12).contains(&attempts), "{attempts} connect attempts in 200 ms");
+        assert!(
+            (3..=12).contains(&attempts),
+            "{attempts} connect attempts in 200 ms"
+        );
 
         w.present.store(true, Ordering::SeqCst);
         wait_for(&d, DeviceState::Ready).await;
@@ -494,6 +503,9 @@ mod tests {
         let start = w.checks.load(Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(550)).await;
         let polls = w.checks.load(Ordering::SeqCst) - start;
-        assert!((4..=6).contains(&polls), "{polls} polls in 550 ms at 100 ms");
+        assert!(
+            (4..=6).contains(&polls),
+            "{polls} polls in 550 ms at 100 ms"
+        );
     }
 }

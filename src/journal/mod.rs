@@ -311,7 +311,11 @@ impl Journal {
 
     /// Merge `patch` (a JSON object) into the job's data: a device job's
     /// progress marker, written *before* the device is told to act.
-    pub async fn mark_job(&self, job_id: i64, patch: serde_json::Value) -> Result<(), JournalError> {
+    pub async fn mark_job(
+        &self,
+        job_id: i64,
+        patch: serde_json::Value,
+    ) -> Result<(), JournalError> {
         self.apply(WRITE_TIMEOUT, move |c, ctx| {
             ops::mark_job(c, ctx, job_id, &patch)
         })

@@ -344,8 +344,14 @@ pub(super) fn park(
         params![job_id, JOB_PARKED, message, at],
     )?;
     set_state(c, &receipt_id, &at, ReceiptState::Rejected)?;
-    let kind: String = c.query_row("SELECT kind FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
-    let actor = if kind == JOB_REGISTER { "register" } else { "sync" };
+    let kind: String = c.query_row("SELECT kind FROM jobs WHERE id = ?1", [job_id], |r| {
+        r.get(0)
+    })?;
+    let actor = if kind == JOB_REGISTER {
+        "register"
+    } else {
+        "sync"
+    };
     event(c, &receipt_id, &at, actor, ReceiptState::Rejected, message)?;
     Ok(())
 }

@@ -250,7 +250,11 @@ async fn process(shared: &Shared, job: Job) {
                     match attrs {
                         Ok(attrs) => {
                             let qr = attrs.qr(receipt.receipt.total, receipt.receipt.kind);
-                            match shared.journal.record_fiscalized(job.id, attrs, qr, "sync").await {
+                            match shared
+                                .journal
+                                .record_fiscalized(job.id, attrs, qr, "sync")
+                                .await
+                            {
                                 Ok(()) => {
                                     shared.status.lock().expect("status lock").fiscalized += 1;
                                     tracing::debug!(

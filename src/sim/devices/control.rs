@@ -220,10 +220,7 @@ async fn view(State(sim): Sim) -> Response {
     Json(sim.view()).into_response()
 }
 
-async fn register_faults(
-    State(sim): Sim,
-    Json(patch): Json<RegisterFaultsPatch>,
-) -> Response {
+async fn register_faults(State(sim): Sim, Json(patch): Json<RegisterFaultsPatch>) -> Response {
     sim.patch_register(&patch);
     Json(sim.view()).into_response()
 }
