@@ -44,7 +44,7 @@ fn sample() -> Receipt {
                     quantity: qty,
                     price,
                     // Rates the register's factory tax table has (see shtrih::assumed).
-                    vat: if i % 2 == 0 { Vat::Vat10 } else { Vat::Vat20 },
+                    vat: if i % 2 == 0 { Vat::Vat10 } else { Vat::Vat22 },
                     payment_subject: PaymentSubject::Commodity,
                     calculation_method: CalculationMethod::FullPay,
                     barcode: None,

@@ -239,7 +239,7 @@ fn demo(
     fiscald::logging::init();
     runtime()?.block_on(async move {
         let devices = Arc::new(
-            SimDevices::start(&devices_dir, SimDevicesOptions { printer_pace_baud: Some(115_200), seed: 1 })
+            SimDevices::start(&devices_dir, SimDevicesOptions { printer_pace_baud: Some(115_200), seed: 1, timezone: Some(settings.timezone) })
                 .with_context(|| format!("cannot start the device emulators in {}", devices_dir.display()))?,
         );
         let control = tokio::net::TcpListener::bind(devices_control)
@@ -336,6 +336,7 @@ fn sim(what: SimCommand) -> Result<()> {
                     SimDevicesOptions {
                         printer_pace_baud: (pace_baud > 0).then_some(pace_baud),
                         seed,
+                        timezone: None,
                     },
                 )
                 .with_context(|| {

@@ -37,6 +37,7 @@ fn bench(dir: &std::path::Path) -> SimDevices {
         SimDevicesOptions {
             printer_pace_baud: None,
             seed: 7,
+            timezone: None,
         },
     )
     .expect("emulators start")
@@ -76,6 +77,13 @@ async fn receipt_when(d: &TestDaemon, id: &str, what: &str, ok: impl Fn(&Value) 
         ok(&r).then_some(r)
     })
     .await
+}
+
+/// One line at the general VAT rate (22 %, tax group 1 on the register), paid in cash.
+fn receipt(name: &str, price: &str) -> Value {
+    let mut r = common::receipt(name, price);
+    r["items"][0]["vat"] = "22".into();
+    r
 }
 
 fn two_items() -> Value {
@@ -147,7 +155,7 @@ async fn with_the_cloud_backend_the_printer_prints_the_offline_link_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let sim = bench(dir.path());
     let d = TestDaemon::start_with(|s| wire(s, &sim, Backend::Cloud)).await;
-    let (_, r) = d.post(&common::receipt("Кофе", "150.00"), None).await;
+    let (_, r) = d.post(&receipt("Кофе", "150.00"), None).await;
     let id = r["id"].as_str().unwrap().to_string();
     receipt_when(&d, &id, "printed", |r| r["print"]["state"] == "done").await;
     let out = sim.printer.output();
@@ -169,7 +177,7 @@ async fn unplug_case(command: u16, after_execute: bool) -> (usize, u32) {
     let sim = bench(dir.path());
     let d = TestDaemon::start_with(|s| wire(s, &sim, Backend::Register)).await;
     // Warm up (shift opened, devices ready) with one receipt.
-    let (_, first) = d.post(&common::receipt("Чай", "50.00"), None).await;
+    let (_, first) = d.post(&receipt("Чай", "50.00"), None).await;
     receipt_when(&d, first["id"].as_str().unwrap(), "first fiscalized", |r| {
         r["state"] == "fiscalized"
     })
@@ -247,7 +255,7 @@ async fn paper_out_holds_the_print_job_until_paper_is_back() {
         },
     )
     .await;
-    let (_, r) = d.post(&common::receipt("Сок", "99.00"), None).await;
+    let (_, r) = d.post(&receipt("Сок", "99.00"), None).await;
     let id = r["id"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(800)).await;
     let (_, waiting) = d.get(&format!("/v1/receipts/{id}")).await;
@@ -291,9 +299,7 @@ async fn nak_storms_and_garbage_bytes_are_survived() {
     });
     let mut ids = Vec::new();
     for i in 0..3 {
-        let (status, r) = d
-            .post(&common::receipt(&format!("Товар {i}"), "10.00"), None)
-            .await;
+        let (status, r) = d.post(&receipt(&format!("Товар {i}"), "10.00"), None).await;
         assert_eq!(status, 201);
         ids.push(r["id"].as_str().unwrap().to_string());
     }

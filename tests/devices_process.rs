@@ -154,7 +154,7 @@ fn receipt(i: usize) -> Value {
     let price = format!("{}.00", 100 + i);
     json!({
         "type": "sale",
-        "items": (0..6).map(|k| json!({"name": format!("Товар {i}-{k}"), "quantity": 1, "price": if k == 0 { price.clone() } else { "1.00".into() }, "vat": "20"})).collect::<Vec<_>>(),
+        "items": (0..6).map(|k| json!({"name": format!("Товар {i}-{k}"), "quantity": 1, "price": if k == 0 { price.clone() } else { "1.00".into() }, "vat": "22"})).collect::<Vec<_>>(),
         "payments": [{"kind": "electronic", "amount": format!("{}.00", 105 + i)}]
     })
 }

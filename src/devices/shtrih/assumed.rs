@@ -4,13 +4,15 @@
 
 use crate::domain::receipt::{PaymentKind, Vat};
 
-/// ASSUMED: the register's tax table (table 6) holds the factory programming
-/// 1 = VAT 20 %, 2 = VAT 10 %, 3 = VAT 0 %, 4 = no VAT. Command 0x80 can name
-/// only groups 1–4, so any other rate (5 %, 7 %, 22 %, the calculated rates)
-/// cannot be registered until the table is reprogrammed and this map follows.
+/// ASSUMED: the register's tax table (table 6) is programmed as service
+/// engineers set it for 2026, when the general VAT rate became 22 %:
+/// 1 = VAT 22 %, 2 = VAT 10 %, 3 = VAT 0 %, 4 = no VAT (the factory table had
+/// 20 % in group 1). Command 0x80 can name only groups 1–4, so any other rate
+/// (20 % of receipts before 2026, 5 %, 7 %, the calculated rates) is refused
+/// until the table is reprogrammed and this map follows.
 pub fn tax_group(vat: Vat) -> Option<u8> {
     match vat {
-        Vat::Vat20 => Some(1),
+        Vat::Vat22 => Some(1),
         Vat::Vat10 => Some(2),
         Vat::Vat0 => Some(3),
         Vat::None => Some(4),

@@ -200,7 +200,7 @@ mod tests {
         let r = receipt(
             ReceiptKind::SaleReturn,
             vec![
-                item(long, 2000, 15000, Vat::Vat20),
+                item(long, 2000, 15000, Vat::Vat22),
                 item("Хлеб", 1500, 4999, Vat::None),
             ],
             vec![
@@ -236,7 +236,7 @@ mod tests {
         let r = receipt(
             ReceiptKind::Sale,
             vec![
-                item("Хлеб", 1000, 100, Vat::Vat20),
+                item("Хлеб", 1000, 100, Vat::Vat22),
                 item("Вино", 1000, 100, Vat::Vat122),
             ],
             vec![pay(PaymentKind::Cash, 200)],
@@ -254,7 +254,7 @@ mod tests {
 
         let r = receipt(
             ReceiptKind::Sale,
-            vec![item("Хлеб", 1000, 100, Vat::Vat20)],
+            vec![item("Хлеб", 1000, 100, Vat::Vat22)],
             vec![pay(PaymentKind::Other, 100)],
         );
         assert!(matches!(
@@ -264,7 +264,7 @@ mod tests {
 
         let mut r = receipt(
             ReceiptKind::Sale,
-            vec![item("Хлеб", 1000, 100, Vat::Vat20)],
+            vec![item("Хлеб", 1000, 100, Vat::Vat22)],
             vec![pay(PaymentKind::Electronic, 150)],
         );
         assert!(matches!(plan_receipt(&r), Err(PlanError::Payments { .. })));

@@ -67,7 +67,7 @@ fn item(name: &str, qty: i64, price: i64, vat: Vat) -> Item {
 /// 2 × 150.00 + 0.5 × 99.99 (= 50.00, rounded) = 350.00, paid 100 card + 300 cash.
 fn receipt() -> Receipt {
     let items = vec![
-        item("Хлеб ржаной", 2000, 15000, Vat::Vat20),
+        item("Хлеб ржаной", 2000, 15000, Vat::Vat22),
         item("Сыр весовой", 500, 9999, Vat::Vat10),
     ];
     let total = Money(items.iter().map(|i| i.total.0).sum());

@@ -28,6 +28,8 @@ pub struct SimDevicesOptions {
     pub printer_pace_baud: Option<u32>,
     /// Seed for the register's fiscal signs.
     pub seed: u64,
+    /// The register clock's time zone (the till's); `None` = the machine's.
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 /// Register faults as the control interface takes them; absent keys keep
@@ -70,6 +72,7 @@ impl SimDevices {
             &dir.join("register"),
             RegisterEmulatorOptions {
                 seed: options.seed,
+                timezone: options.timezone,
                 ..RegisterEmulatorOptions::default()
             },
         )?;

@@ -27,6 +27,9 @@ pub struct RegisterEmulatorOptions {
     pub baud: Option<u32>,
     /// The 0xFC name; `None` = [`crate::devices::shtrih::assumed::EMULATED_MODEL_NAME`].
     pub model_name: Option<String>,
+    /// The time zone of the register's clock (a register keeps the shop's
+    /// local time); `None` = the machine's.
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 impl Default for RegisterEmulatorOptions {
@@ -35,6 +38,7 @@ impl Default for RegisterEmulatorOptions {
             seed: 1,
             baud: None,
             model_name: None,
+            timezone: None,
         }
     }
 }
@@ -93,6 +97,7 @@ struct Shared {
     frames: u64,
     repeats: u64,
     rng: u64,
+    timezone: Option<chrono_tz::Tz>,
 }
 
 enum Ctl {
@@ -128,6 +133,7 @@ impl RegisterEmulator {
             frames: 0,
             repeats: 0,
             rng: opts.seed | 1,
+            timezone: opts.timezone,
         }));
         let (tx, rx) = unbounded();
         let worker = Worker {
@@ -157,7 +163,7 @@ impl RegisterEmulator {
 
     pub fn snapshot(&self) -> RegisterSnapshot {
         let s = lock(&self.shared);
-        let now = chrono::Local::now().naive_local();
+        let now = local_now(s.timezone);
         RegisterSnapshot {
             serial: s.model.config().serial,
             fn_number: s.model.config().fn_number.clone(),
@@ -352,7 +358,7 @@ impl Worker {
                     self.send(&bytes);
                 }
                 Accept::Execute => {
-                    let now = chrono::Local::now().naive_local();
+                    let now = local_now(lock(&self.shared).timezone);
                     let (reply, junk) = {
                         let mut s = lock(&self.shared);
                         let reply = s.model.execute(&frame, now).encode();
@@ -423,4 +429,12 @@ fn junk(rng: &mut u64) -> Vec<u8> {
             b => b,
         })
         .collect()
+}
+
+/// The register clock's local time.
+fn local_now(tz: Option<chrono_tz::Tz>) -> chrono::NaiveDateTime {
+    match tz {
+        Some(tz) => chrono::Utc::now().with_timezone(&tz).naive_local(),
+        None => chrono::Local::now().naive_local(),
+    }
 }
