@@ -363,6 +363,7 @@ fn baud_pacing_slows_replies_and_the_model_name_is_configurable() {
             seed: 5,
             baud: Some(2400),
             model_name: Some("ШТРИХ-ЛАЙТ-01Ф".into()),
+            timezone: None,
         },
     )
     .unwrap();
