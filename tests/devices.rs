@@ -146,6 +146,24 @@ async fn a_receipt_is_registered_on_the_register_and_printed_with_its_fiscal_qr(
         .map(|x| x["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["ready", "ready"], "{devices}");
+    // A reprint on request is marked as a copy, and opens no drawer.
+    let resp = d
+        .client
+        .post(format!("{}/v1/receipts/{id}/print", d.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    receipt_when(&d, &id, "reprinted", |r| {
+        r["print"]["state"] == "done" && r["print"]["copies"] == 2
+    })
+    .await;
+    let out = sim.printer.output();
+    let texts = texts(&out);
+    assert_eq!(texts.len(), 2);
+    assert!(!texts[0].contains("КОПИЯ"));
+    assert!(texts[1].contains("КОПИЯ"), "{}", texts[1]);
+    assert_eq!(drawer_kicks(&out), 1);
     d.daemon.stop().await.unwrap();
     sim.stop();
 }

@@ -64,6 +64,21 @@ pub(super) async fn list(State(app): Shared) -> Result<Response, ApiError> {
     .into_response())
 }
 
+/// Operator: print a receipt again (marked as a copy) — or for the first
+/// time, on a till that had no printer when it was sold.
+pub(super) async fn print_receipt(
+    State(app): Shared,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    if app.devices.as_ref().is_none_or(|d| d.printer.is_none()) {
+        return Err(ActionError::NotConfigured("receipt printer").into());
+    }
+    let stored = app.journal.operator_print(id).await?;
+    app.device_wake.notify_one();
+    tracing::info!(id = %stored.id, number = stored.number, "operator: print requested");
+    Ok((StatusCode::ACCEPTED, Json(super::native::render(&stored))).into_response())
+}
+
 pub(super) async fn open_drawer(State(app): Shared) -> Result<Response, ApiError> {
     devices(&app)?.open_drawer().await?;
     tracing::info!("operator: cash drawer opened");

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/receipts/{id}", get(get_receipt))
         .route("/v1/receipts/{id}/retry", post(retry_receipt))
         .route("/v1/receipts/{id}/discard", post(discard_receipt))
+        .route("/v1/receipts/{id}/print", post(devices::print_receipt))
         .route("/v1/devices", get(devices::list))
         .route("/v1/drawer/open", post(devices::open_drawer))
         .route("/v1/shifts/open", post(devices::open_shift))

@@ -364,6 +364,14 @@ impl Journal {
         .await
     }
 
+    /// Print the receipt (again, as a copy, if it was printed before).
+    pub async fn operator_print(&self, receipt_id: String) -> Result<StoredReceipt, JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            ops::operator_print(c, ctx, &receipt_id)
+        })
+        .await
+    }
+
     pub async fn operator_discard(
         &self,
         receipt_id: String,

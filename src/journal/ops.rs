@@ -385,6 +385,43 @@ pub(super) fn operator_retry(
     loaded(c, receipt_id)
 }
 
+/// Operator: print a receipt (again). A receipt printed before is printed
+/// marked as a copy (its print job's `copies` is above 0); one waiting to be
+/// printed is left as it is.
+pub(super) fn operator_print(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    receipt_id: &str,
+) -> Result<StoredReceipt, JournalError> {
+    let at = stamp(ctx);
+    let state = receipt_state(c, receipt_id)?;
+    let job: Option<String> = c
+        .query_row(
+            "SELECT state FROM jobs WHERE receipt_id = ?1 AND kind = ?2",
+            params![receipt_id, JOB_PRINT],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let note = match job.as_deref() {
+        Some(JOB_PENDING) => return loaded(c, receipt_id),
+        Some(_) => {
+            exec(
+                c,
+                "UPDATE jobs SET state = ?3, next_attempt_at = 0, last_error = NULL, updated_at = ?4
+                 WHERE receipt_id = ?1 AND kind = ?2",
+                params![receipt_id, JOB_PRINT, JOB_PENDING, at],
+            )?;
+            "reprint requested (printed as a copy)"
+        }
+        None => {
+            insert_job(c, JOB_PRINT, receipt_id, &at)?;
+            "print requested"
+        }
+    };
+    event(c, receipt_id, &at, "operator", state, note)?;
+    loaded(c, receipt_id)
+}
+
 /// Operator: give up on a rejected receipt, with the reason kept in its history.
 pub(super) fn operator_discard(
     c: &Connection,
