@@ -623,6 +623,107 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_operator_retry_keeps_the_register_marker_and_a_reprint_is_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(
+            Options {
+                fiscal_job: JOB_REGISTER,
+                print_after_register: true,
+                ..options(dir.path())
+            },
+            Arc::new(crate::clock::SystemClock),
+        )
+        .unwrap();
+        let new = NewReceipt {
+            source: Source::Native,
+            caller_key: None,
+            receipt: receipt(100),
+        };
+        let Accepted::Created(r) = journal.accept(new, Duration::from_secs(5)).await.unwrap()
+        else {
+            panic!("created")
+        };
+        assert_eq!(r.sync.as_ref().unwrap().kind, JOB_REGISTER);
+        let job = journal
+            .due_jobs(JOB_REGISTER, i64::MAX, 1, vec![])
+            .await
+            .unwrap()[0]
+            .clone();
+        journal
+            .mark_job(job.id, serde_json::json!({"fd_before": 41}))
+            .await
+            .unwrap();
+        journal.park(job.id, "refused".into()).await.unwrap();
+        journal.operator_retry(r.id.clone()).await.unwrap();
+        // The retry must first ask the register whether it has the receipt after all.
+        let again = journal
+            .due_jobs(JOB_REGISTER, i64::MAX, 1, vec![])
+            .await
+            .unwrap();
+        let data: serde_json::Value = serde_json::from_str(&again[0].data).unwrap();
+        assert_eq!(data["fd_before"], 41);
+
+        // Fiscalized by the register: the customer copy's print job follows.
+        let attrs = crate::domain::fiscal::FiscalAttributes {
+            fiscal_document_number: 42,
+            fiscal_sign: "1".into(),
+            fiscal_drive_number: "2".into(),
+            kkt_reg_id: "3".into(),
+            shift_number: 1,
+            receipt_number_in_shift: 1,
+            date_time: chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
+                .unwrap()
+                .and_hms_opt(14, 5, 0)
+                .unwrap(),
+            ofd_receipt_url: None,
+        };
+        journal
+            .record_fiscalized(job.id, attrs, "t=…".into(), "register")
+            .await
+            .unwrap();
+        let print = journal
+            .due_jobs(JOB_PRINT, i64::MAX, 1, vec![])
+            .await
+            .unwrap()[0]
+            .clone();
+        journal
+            .mark_job(print.id, serde_json::json!({"copies": 1}))
+            .await
+            .unwrap();
+        journal
+            .complete_job(print.id, "printer", "printed".into())
+            .await
+            .unwrap();
+        let done = journal.get(r.id.clone()).await.unwrap().unwrap();
+        assert_eq!(done.state, ReceiptState::Fiscalized);
+        assert_eq!(done.print.as_ref().unwrap().job_state, JOB_DONE);
+        // A reprint reopens the same job, its copy count intact.
+        let again = journal.operator_print(r.id.clone()).await.unwrap();
+        assert_eq!(again.print.as_ref().unwrap().job_state, JOB_PENDING);
+        assert_eq!(again.print.as_ref().unwrap().copies, 1);
+        let events: Vec<_> = journal
+            .get(r.id.clone())
+            .await
+            .unwrap()
+            .unwrap()
+            .history
+            .iter()
+            .map(|e| e.actor.clone())
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "api:native",
+                "register",
+                "operator",
+                "register",
+                "printer",
+                "operator"
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn caller_keys_are_per_source() {
         let dir = tempfile::tempdir().unwrap();
         let journal =

@@ -356,8 +356,10 @@ pub(super) fn park(
     Ok(())
 }
 
-/// Operator: send a rejected receipt again (from scratch: a new registration
-/// with the same idempotency key).
+/// Operator: send a rejected receipt again. To the cloud from scratch (a new
+/// registration with the same idempotency key); to the register with its
+/// exactly-once marker kept, so the retry first checks whether the register
+/// has the receipt after all.
 pub(super) fn operator_retry(
     c: &Connection,
     ctx: &Ctx<'_>,
@@ -368,7 +370,8 @@ pub(super) fn operator_retry(
     exec(
         c,
         &format!(
-            "UPDATE jobs SET state = ?2, next_attempt_at = 0, data = '{{}}', updated_at = ?3
+            "UPDATE jobs SET state = ?2, next_attempt_at = 0, updated_at = ?3,
+                    data = CASE WHEN kind = '{JOB_REGISTER}' THEN data ELSE '{{}}' END
              WHERE receipt_id = ?1 AND kind IN {FISCAL_JOBS}"
         ),
         params![receipt_id, JOB_PENDING, at],
