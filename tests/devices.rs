@@ -250,6 +250,54 @@ async fn unplugged_mid_receipt_the_open_check_is_cancelled_and_the_receipt_regis
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_receipt_is_not_overtaken_by_an_identical_one() {
+    // Two identical sales; the first is cut off with its check open. The
+    // second must not run first (it would cancel the first's check and its
+    // document would then pass for the first's).
+    let dir = tempfile::tempdir().unwrap();
+    let sim = bench(dir.path());
+    let d = TestDaemon::start_with(|s| wire(s, &sim, Backend::Register)).await;
+    let (_, warm) = d.post(&receipt("Чай", "50.00"), None).await;
+    receipt_when(&d, warm["id"].as_str().unwrap(), "warm-up", |r| {
+        r["state"] == "fiscalized"
+    })
+    .await;
+    sim.register
+        .set_faults(fiscald::sim::devices::register::RegisterFaults {
+            unplug_at: Some(UnplugAt {
+                command: 0x85,
+                after_execute: false,
+                replug_after: Some(Duration::from_millis(150)),
+            }),
+            ..Default::default()
+        });
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (_, r) = d.post(&receipt("Кофе", "150.00"), None).await;
+        ids.push(r["id"].as_str().unwrap().to_string());
+    }
+    let mut fds = Vec::new();
+    for id in &ids {
+        let r = receipt_when(&d, id, "fiscalized", |r| r["state"] == "fiscalized").await;
+        fds.push(r["fiscal"]["fiscal_document_number"].as_u64().unwrap());
+    }
+    assert_ne!(fds[0], fds[1], "two receipts, two fiscal documents");
+    let reg = sim.register.snapshot();
+    let coffees: Vec<u64> = reg
+        .receipts
+        .iter()
+        .filter(|x| x.total == 15_000)
+        .map(|x| x.fd as u64)
+        .collect();
+    assert_eq!(coffees.len(), 2, "{reg:?}");
+    assert_eq!(reg.cancelled, 1);
+    fds.sort();
+    assert_eq!(fds, coffees);
+    d.daemon.stop().await.unwrap();
+    sim.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paper_out_holds_the_print_job_until_paper_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let sim = bench(dir.path());
@@ -383,6 +431,12 @@ async fn operator_actions_shift_reports_drawer_and_their_errors() {
         v["error"]["message"].as_str().unwrap().contains("register"),
         "{v}"
     );
+    // A receipt waiting for the register cannot be printed yet: its print
+    // carries the fiscal QR.
+    let (_, r) = d.post(&receipt("Сок", "99.00"), None).await;
+    let (s, v) = post(&format!("/v1/receipts/{}/print", r["id"].as_str().unwrap())).await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "wrong_state");
     d.daemon.stop().await.unwrap();
     sim.stop();
 }

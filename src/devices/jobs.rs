@@ -10,6 +10,11 @@
 //! `fd_before` with this receipt's sum and operation *is* this receipt (its
 //! fiscal attributes are read back, nothing is sent again); otherwise it is
 //! sent afresh. The register is the only source of truth for "registered".
+//! Register jobs run strictly in acceptance order (the oldest pending job
+//! waits out its retry delay rather than let a newer one overtake it), so no
+//! other receipt of ours can land between an interrupted receipt's marker and
+//! its reconciliation. A refusal parks a receipt only when the register
+//! provably registered nothing since the marker.
 //!
 //! At most once on paper, but never silently lost: a print job's marker
 //! counts the copies sent to the printer; a job interrupted after sending
@@ -114,6 +119,8 @@ async fn run(
 ) {
     loop {
         let mut worked = false;
+        // When the earliest job of a kind whose device is ready falls due.
+        let mut wait = IDLE_WAIT;
         for (kind, device_ready) in [
             (
                 JOB_REGISTER,
@@ -127,8 +134,11 @@ async fn run(
             if device_ready != Some(true) {
                 continue; // waits for the device's state change
             }
-            let now = clock.now().timestamp_millis();
-            let jobs = match journal.due_jobs(kind, now, 1, Vec::new()).await {
+            // The oldest pending job of the kind, due or not: register jobs
+            // run strictly in order, so no receipt ever overtakes one that
+            // was interrupted (its reconciliation must find the register as
+            // it left it).
+            let jobs = match journal.due_jobs(kind, i64::MAX, 1, Vec::new()).await {
                 Ok(jobs) => jobs,
                 Err(e) => {
                     tracing::error!(error = %e, "device worker: cannot read the journal");
@@ -136,30 +146,35 @@ async fn run(
                     continue;
                 }
             };
-            if let Some(job) = jobs.into_iter().next() {
-                worked = true;
-                let result = if kind == JOB_REGISTER {
-                    register_job(&journal, &devices, &clock, job).await
-                } else {
-                    print_job(&journal, &devices, &clock, job).await
-                };
-                if let Err(e) = result {
-                    // The outcome could not be recorded: the journal is in
-                    // trouble. The marker makes the retry safe; pause first.
-                    tracing::error!(error = %e, "device worker: cannot record a job's outcome");
-                    tokio::time::sleep(RETRY_DELAY).await;
-                }
+            let Some(job) = jobs.into_iter().next() else {
+                continue;
+            };
+            let now = clock.now().timestamp_millis();
+            if job.next_attempt_at > now {
+                wait = wait.min(Duration::from_millis(
+                    (job.next_attempt_at - now) as u64 + 1,
+                ));
+                continue;
+            }
+            worked = true;
+            let result = if kind == JOB_REGISTER {
+                register_job(&journal, &devices, &clock, job).await
+            } else {
+                print_job(&journal, &devices, &clock, job).await
+            };
+            if let Err(e) = result {
+                // The outcome could not be recorded: the journal is in
+                // trouble. The marker makes the retry safe; pause first.
+                tracing::error!(error = %e, "device worker: cannot record a job's outcome");
+                tokio::time::sleep(RETRY_DELAY).await;
             }
         }
         if worked {
-            continue;
-        }
-        let next = [JOB_REGISTER, JOB_PRINT];
-        let mut wait = IDLE_WAIT;
-        let now = clock.now().timestamp_millis();
-        for kind in next {
-            if let Ok(Some(at)) = journal.next_due_at(kind).await {
-                wait = wait.min(Duration::from_millis((at - now).max(0) as u64 + 1));
+            // Between jobs, a stop request (a stored permit) wins over the backlog.
+            tokio::select! {
+                biased;
+                _ = stop.notified() => return,
+                _ = std::future::ready(()) => continue,
             }
         }
         tokio::select! {
@@ -262,6 +277,12 @@ async fn register_job(
     };
     let (reconciled, status) = match check {
         Ok(x) => x,
+        // Reading and reconciling are not the receipt's fault: a refusal here
+        // (a cancel or a shift open refused) is retried, never parked.
+        Err(DeviceError::Rejected(m)) => {
+            let e = DeviceError::Link(format!("while reading the register: {m}"));
+            return device_failed(journal, clock, &job, e, "register").await;
+        }
         Err(e) => return device_failed(journal, clock, &job, e, "register").await,
     };
 
@@ -296,11 +317,22 @@ async fn register_job(
                         Ok(closed) => Ok((closed, reg.status()?)),
                         Err(e) => {
                             let e = DeviceError::from(e);
-                            if matches!(e, DeviceError::Rejected(_)) {
+                            if !matches!(e, DeviceError::Rejected(_)) {
+                                return Err(e);
+                            }
+                            // A refusal parks the receipt only if the register
+                            // provably registered nothing: no new fiscal
+                            // document since the marker. Otherwise the next
+                            // attempt reconciles.
+                            if reg.status()?.document_open {
                                 // Leave the register clean for the next receipt.
-                                if reg.status().is_ok_and(|s| s.document_open) {
-                                    let _ = reg.cancel_check();
-                                }
+                                reg.cancel_check()?;
+                            }
+                            let after = reg.status()?;
+                            if after.last_fd != last_fd || after.document_open {
+                                return Err(DeviceError::Link(format!(
+                                    "{e}; the register's documents changed, reconciling"
+                                )));
                             }
                             Err(e)
                         }
@@ -485,7 +517,11 @@ async fn print_job(
                 } else {
                     DrawerPin::Pin2
                 };
-                p.printer.kick_drawer(pin, drawer.pulse)?;
+                // The receipt is on paper: a drawer that does not open is
+                // reported, not a reason to print the receipt again.
+                if let Err(e) = p.printer.kick_drawer(pin, drawer.pulse) {
+                    tracing::warn!(error = %e, "printer: could not open the cash drawer");
+                }
             }
             Ok(())
         })

@@ -19,14 +19,25 @@ pub const CALL_LIMIT: Duration = Duration::from_secs(120);
 impl From<ShtrihError> for DeviceError {
     fn from(e: ShtrihError) -> Self {
         let text = e.to_string();
-        if e.is_hangup() {
-            DeviceError::Hangup(text)
-        } else if e.is_link() {
-            DeviceError::Link(text)
-        } else if e.device_code() == Some(0x6B) {
-            DeviceError::NotReady("paper out".into())
-        } else {
-            DeviceError::Rejected(text)
+        match e {
+            ShtrihError::Hangup(_) => DeviceError::Hangup(text),
+            // No answer, or one this driver cannot read: the command may have
+            // run; never a reason to give up on a receipt.
+            ShtrihError::Link(_) | ShtrihError::Protocol(_) => DeviceError::Link(text),
+            ShtrihError::Device { code, .. } => match code {
+                0x6B => DeviceError::NotReady("paper out".into()),
+                // Still printing; shift over 24 hours (register and FN codes);
+                // shift not open: conditions that pass, not refusals.
+                0x50 => DeviceError::NotReady(format!("busy printing: {text}")),
+                0x4E | 0x16 => DeviceError::NotReady(
+                    "the shift is over 24 hours old: close it (Z report) with POST /v1/shifts/close"
+                        .into(),
+                ),
+                0x3D => DeviceError::NotReady(
+                    "the shift is closed: open it with POST /v1/shifts/open".into(),
+                ),
+                _ => DeviceError::Rejected(text),
+            },
         }
     }
 }
@@ -79,7 +90,14 @@ impl Driver for RegisterDriver {
 
     fn check(&mut self) -> Result<Health, DeviceError> {
         let status = self.register.status()?;
-        Ok(register_health(&status))
+        let mut health = register_health(&status);
+        if health.problem.is_none()
+            && status.shift == ShiftState::Closed
+            && !self.settings.auto_open_shift
+        {
+            health.problem = Some("the shift is closed: open it with POST /v1/shifts/open".into());
+        }
+        Ok(health)
     }
 }
 

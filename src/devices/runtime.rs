@@ -143,6 +143,8 @@ impl<D: Driver> Device<D> {
                     on_change,
                     rx,
                     driver: None,
+                    stopped: false,
+                    backoff: timing.reconnect_base,
                 }
                 .run()
             })
@@ -168,15 +170,20 @@ impl<D: Driver> Device<D> {
     {
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
         let job: Job<D> = Box::new(move |driver| {
+            if reply_tx.is_closed() {
+                // Its caller gave up (time limit): an operator's request must
+                // not happen minutes after they were told it failed.
+                return None;
+            }
             let result = f(driver);
             let error = result.as_ref().err().cloned();
             let _ = reply_tx.send(result);
             error
         });
         let name = self.status.lock().expect("device status").name;
-        self.tx
-            .try_send(Msg::Run(job))
-            .map_err(|_| DeviceError::Link(format!("the {name} has too many requests waiting")))?;
+        self.tx.try_send(Msg::Run(job)).map_err(|_| {
+            DeviceError::Unavailable(format!("the {name} has too many requests waiting"))
+        })?;
         match tokio::time::timeout(limit, reply_rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(self.unavailable()),
@@ -224,11 +231,14 @@ struct Runner<D: Driver> {
     on_change: Arc<dyn Fn() + Send + Sync>,
     rx: Receiver<Msg<D>>,
     driver: Option<D>,
+    stopped: bool,
+    /// The next reconnect delay; back to the base only after a good poll, so
+    /// a device that connects and hangs up at once is not reopened in a loop.
+    backoff: Duration,
 }
 
 impl<D: Driver> Runner<D> {
     fn run(mut self) {
-        let mut backoff = self.timing.reconnect_base;
         loop {
             if self.driver.is_none() {
                 self.set(DeviceState::Connecting, None, |_| {});
@@ -236,25 +246,21 @@ impl<D: Driver> Runner<D> {
                     Ok(driver) => {
                         self.driver = Some(driver);
                         self.set(DeviceState::Connecting, None, |s| s.connects += 1);
-                        backoff = self.timing.reconnect_base;
                         self.poll();
+                        if self.driver.is_none() {
+                            // Lost again at once: wait before the next try.
+                            self.wait_out_backoff();
+                            if self.stopped {
+                                return;
+                            }
+                        }
                         continue;
                     }
                     Err(e) => {
                         self.set(DeviceState::Absent, Some(e.to_string()), |_| {});
-                        // Wait out the back-off, turning requests away meanwhile.
-                        let until = std::time::Instant::now() + backoff;
-                        backoff = (backoff * 2).min(self.timing.reconnect_cap);
-                        loop {
-                            let left = until.saturating_duration_since(std::time::Instant::now());
-                            if left.is_zero() {
-                                break;
-                            }
-                            match self.rx.recv_timeout(left) {
-                                Ok(Msg::Run(job)) => drop(job), // its caller sees Unavailable
-                                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                                Err(RecvTimeoutError::Timeout) => break,
-                            }
+                        self.wait_out_backoff();
+                        if self.stopped {
+                            return;
                         }
                         continue;
                     }
@@ -286,6 +292,26 @@ impl<D: Driver> Runner<D> {
         }
     }
 
+    /// Wait out the back-off (doubling it), turning requests away meanwhile.
+    fn wait_out_backoff(&mut self) {
+        let until = std::time::Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(self.timing.reconnect_cap);
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(Msg::Run(job)) => drop(job), // its caller sees Unavailable
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                    self.stopped = true;
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => return,
+            }
+        }
+    }
+
     fn poll(&mut self) {
         let Some(driver) = self.driver.as_mut() else {
             return;
@@ -293,7 +319,14 @@ impl<D: Driver> Runner<D> {
         let result = driver.check();
         self.status.lock().expect("device status").polls += 1;
         match result {
+            // A status query the device refuses: it cannot be trusted to work.
+            Err(DeviceError::Rejected(reason)) => {
+                self.set(DeviceState::Faulted, Some(reason.clone()), |s| {
+                    s.last_error = Some(reason)
+                });
+            }
             Ok(health) => {
+                self.backoff = self.timing.reconnect_base;
                 let state = if health.problem.is_some() {
                     DeviceState::Faulted
                 } else {

@@ -249,7 +249,13 @@ pub(super) fn record_fiscalized(
     );
     event(c, &receipt_id, &at, actor, ReceiptState::Fiscalized, &note)?;
     if actor == "register" && ctx.options.print_after_register {
-        insert_job(c, JOB_PRINT, &receipt_id, &at)?;
+        // An operator may have asked for a print already: one job per receipt.
+        exec(
+            c,
+            "INSERT OR IGNORE INTO jobs (kind, receipt_id, state, next_attempt_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+            params![JOB_PRINT, receipt_id, JOB_PENDING, at],
+        )?;
     }
     Ok(())
 }
@@ -398,6 +404,20 @@ pub(super) fn operator_print(
 ) -> Result<StoredReceipt, JournalError> {
     let at = stamp(ctx);
     let state = receipt_state(c, receipt_id)?;
+    // A receipt the register fiscalizes is printed with its fiscal QR, so
+    // only once the register has it.
+    let on_register: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE receipt_id = ?1 AND kind = ?2)",
+        params![receipt_id, JOB_REGISTER],
+        |r| r.get(0),
+    )?;
+    if on_register && state != ReceiptState::Fiscalized {
+        return Err(JournalError::WrongState {
+            action: "print",
+            state,
+            wanted: ReceiptState::Fiscalized,
+        });
+    }
     let job: Option<String> = c
         .query_row(
             "SELECT state FROM jobs WHERE receipt_id = ?1 AND kind = ?2",
