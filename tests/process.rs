@@ -29,8 +29,29 @@ fn write_config(dir: &Path) -> PathBuf {
     path
 }
 
+/// A daemon killed when the test ends, passed or failed: an orphan would
+/// hold the harness's output pipe open and hang the run.
+struct Proc(Child);
+
+impl Proc {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Start the daemon and wait for its "listening on" line.
-fn spawn(args: &[&str]) -> (Child, String) {
+fn spawn(args: &[&str]) -> (Proc, String) {
     let mut child = Command::new(BIN)
         .args(args)
         .env("FISCALD_LOG", "warn")
@@ -47,6 +68,7 @@ fn spawn(args: &[&str]) -> (Child, String) {
             }
         }
     });
+    let child = Proc(child);
     let url = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("fiscald reports its address");
