@@ -2,63 +2,15 @@
 //! hardware, which survives the daemon), `fiscald run` in another. SIGKILL of
 //! the daemon mid-receipt, and the daemon's CPU use while idle.
 
+mod common;
+
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fiscald");
-
-/// A child process killed when the test ends, passed or failed: an orphaned
-/// daemon would hold the test harness's output pipe open forever.
-struct Proc(Child);
-
-impl Proc {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-
-    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.0.wait()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Start a fiscald process and wait for the stdout line starting with `prefix`.
-fn spawn(args: &[&str], prefix: &str) -> (Proc, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("FISCALD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("fiscald starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let prefix = prefix.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix(&prefix) {
-                let _ = tx.send(rest.to_string());
-            }
-        }
-    });
-    let mut child = Proc(child);
-    let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
-        let _ = child.0.kill();
-        panic!("fiscald {args:?} did not report its address");
-    };
-    (child, line)
-}
+use common::{Proc, spawn_fiscald as spawn};
 
 struct Bench {
     _child: Proc,

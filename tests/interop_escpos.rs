@@ -5,6 +5,8 @@
 //! `pip install -r tests/interop/requirements.txt`. Without it the interop
 //! test fails; it never passes silently.
 
+mod common;
+
 use chrono::NaiveDate;
 use fiscald::devices::escpos::{
     DrawerPin, EscPosError, LayoutOptions, Paper, Printer, PrinterOptions, ReceiptPrint, receipt,
@@ -20,9 +22,7 @@ use fiscald::sim::devices::printer::model::GARBAGE;
 use fiscald::sim::devices::printer::{
     Event, PrinterEmulator, PrinterEmulatorOptions, PrinterFaults, PrinterOutput,
 };
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SCRIPT: &str = concat!(
@@ -30,46 +30,13 @@ const SCRIPT: &str = concat!(
     "/tests/interop/escpos_client.py"
 );
 
-fn python() -> String {
-    std::env::var("FISCALD_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 /// Runs the client script; kills it after `limit`.
 fn run_client(dev: &Path, mode: &str, limit: Duration) -> serde_json::Value {
-    let mut child = Command::new(python())
-        .arg(SCRIPT)
-        .arg(dev)
-        .arg(mode)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for python") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("escpos_client.py {mode} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, out, err) = common::run_python(
+        Path::new(SCRIPT),
+        &[dev.as_os_str(), std::ffi::OsStr::new(mode)],
+        limit,
+    );
     assert!(
         status.success(),
         "escpos_client.py {mode}: {status}\n{out}\n{err}"
@@ -96,15 +63,7 @@ fn wait_for(
 
 #[test]
 fn python_escpos_talks_to_the_emulator() {
-    let probe = Command::new(python())
-        .args(["-c", "import escpos, serial"])
-        .output()
-        .expect("python3 must be installed for the ESC/POS interop test");
-    assert!(
-        probe.status.success(),
-        "python-escpos is missing: pip install -r tests/interop/requirements.txt\n{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
+    common::require_python("escpos, serial");
 
     let dir = tempfile::tempdir().unwrap();
     let dev = dir.path().join("printer");

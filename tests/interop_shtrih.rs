@@ -2,65 +2,22 @@
 //! an independent implementation, discovers it, opens a shift, sells, closes
 //! a check with change, reads the FN and runs a Z report against it.
 
+mod common;
+
 use fiscald::sim::devices::register::{RegisterEmulator, RegisterEmulatorOptions};
 use serde_json::Value;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CLIENT: &str = "tests/interop/shtrih_client.py";
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn require_pyshtrih() {
-    let ok = Command::new("python3")
-        .args(["-c", "import pyshtrih"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "python3 cannot import pyshtrih: run `pip install -r tests/interop/requirements.txt` \
-         (CI installs it); this test never passes without it"
-    );
+    common::require_python("pyshtrih");
 }
 
 /// Runs the client with a hard time limit; returns (status, stdout, stderr).
 fn run_client(path: &std::path::Path) -> (std::process::ExitStatus, String, String) {
-    let mut child = Command::new("python3")
-        .arg(CLIENT)
-        .arg(path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn python3");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for the client") {
-            break s;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pyshtrih client still running after {LIMIT:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    (status, out, err)
+    common::run_python(std::path::Path::new(CLIENT), &[path.as_os_str()], LIMIT)
 }
 
 #[test]

@@ -3,13 +3,12 @@
 
 mod common;
 
-use common::receipt;
+use common::{Proc, receipt};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -29,50 +28,9 @@ fn write_config(dir: &Path) -> PathBuf {
     path
 }
 
-/// A daemon killed when the test ends, passed or failed: an orphan would
-/// hold the harness's output pipe open and hang the run.
-struct Proc(Child);
-
-impl Proc {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-
-    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.0.wait()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Start the daemon and wait for its "listening on" line.
 fn spawn(args: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("FISCALD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("fiscald starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("fiscald listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let child = Proc(child);
-    let url = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("fiscald reports its address");
-    (child, url)
+    common::spawn_fiscald(args, "fiscald listening on ")
 }
 
 fn uz_receipt(name: &str) -> Value {

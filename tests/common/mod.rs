@@ -102,3 +102,120 @@ pub fn example(name: &str) -> Value {
     let path = format!("{}/docs/examples/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
+
+/// A fiscald process killed when the test ends, passed or failed: an orphan
+/// would hold the harness's output pipe open and hang the run.
+pub struct Proc(std::process::Child);
+
+impl Proc {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the built `fiscald` with `args` and wait (up to 20 s) for the stdout
+/// line starting with `prefix`; returns the rest of that line.
+pub fn spawn_fiscald(args: &[&str], prefix: &str) -> (Proc, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fiscald"))
+        .args(args)
+        .env("FISCALD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("fiscald starts");
+    let stdout = child.stdout.take().unwrap();
+    let child = Proc(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = prefix.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(&prefix) {
+                let _ = tx.send(rest.to_string());
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("fiscald {args:?} did not report its address"));
+    (child, line)
+}
+
+/// The interpreter the interop tests run (`FISCALD_PYTHON`, else `python3`).
+pub fn python() -> String {
+    std::env::var("FISCALD_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Fails the test unless python can import `modules` (a comma-separated
+/// list): the interop tests never pass without their peer.
+pub fn require_python(modules: &str) {
+    let probe = std::process::Command::new(python())
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .expect("python3 must be installed for the interop tests");
+    assert!(
+        probe.status.success(),
+        "python3 cannot import {modules}: run `pip install -r tests/interop/requirements.txt` \
+         (CI installs it); this test never passes without it\n{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+}
+
+/// Runs a python script with `args`, killing it after `limit`; returns
+/// (status, stdout, stderr).
+pub fn run_python(
+    script: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    limit: std::time::Duration,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(python())
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for python") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{} {args:?} did not finish within {limit:?}",
+                script.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status, out, err)
+}
