@@ -704,12 +704,7 @@ fn check_rules(
             10..=600_000,
         ),
     ] {
-        if !range.contains(&value) {
-            bad(
-                key,
-                format!("must be between {} and {}", range.start(), range.end()),
-            );
-        }
+        check_range(key, value, range, &mut bad);
     }
     if c.cloud.retry_cap_ms < c.cloud.retry_base_ms {
         bad(
@@ -839,12 +834,7 @@ fn check_devices(
         ),
         ("drawer.pulse_ms", c.drawer.pulse_ms, 2..=510),
     ] {
-        if !range.contains(&value) {
-            fail(
-                key,
-                format!("must be between {} and {}", range.start(), range.end()),
-            );
-        }
+        check_range(key, value, range, &mut fail);
     }
     if c.devices.reconnect_cap_ms < c.devices.reconnect_base_ms {
         fail(
@@ -958,6 +948,21 @@ fn check_devices(
         reconnect_base: Duration::from_millis(c.devices.reconnect_base_ms),
         reconnect_cap: Duration::from_millis(c.devices.reconnect_cap_ms),
     })
+}
+
+/// A numeric key must lie within its documented range.
+fn check_range(
+    key: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+    report: &mut impl FnMut(&str, String),
+) {
+    if !range.contains(&value) {
+        report(
+            key,
+            format!("must be between {} and {}", range.start(), range.end()),
+        );
+    }
 }
 
 /// Read the connector token from a file that only its owner (and group) may read.

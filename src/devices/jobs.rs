@@ -21,7 +21,6 @@
 //! (the printer vanished, paper ran out mid-receipt) prints again marked as a
 //! copy.
 
-use super::escpos::DrawerPin;
 use super::escpos::layout::{LayoutOptions, ReceiptPrint, receipt as layout_receipt};
 use super::manager::{CALL_LIMIT, Devices};
 use super::runtime::{DeviceError, DeviceState};
@@ -402,21 +401,9 @@ fn find_receipt(
     reg: &mut super::shtrih::Register,
     fd: u32,
 ) -> Result<Option<ClosedReceipt>, DeviceError> {
-    let Some(doc) = reg.find_document(fd)? else {
-        return Ok(None);
-    };
-    match doc.receipt() {
+    match reg.find_document(fd)? {
+        Some(doc) => Ok(ClosedReceipt::from_document(&doc)?),
         None => Ok(None),
-        Some(Err(e)) => Err(DeviceError::Link(format!(
-            "fiscal document {fd} cannot be read: {e}"
-        ))),
-        Some(Ok(data)) => Ok(Some(ClosedReceipt {
-            fd: data.fd,
-            fiscal_sign: data.fiscal_sign,
-            date_time: data.date_time,
-            operation: data.operation,
-            total: crate::domain::Money(data.sum as i64),
-        })),
     }
 }
 
@@ -512,11 +499,7 @@ async fn print_job(
         .call(CALL_LIMIT, move |p| {
             p.printer.print(&doc)?;
             if kick {
-                let pin = if drawer.pin == 5 {
-                    DrawerPin::Pin5
-                } else {
-                    DrawerPin::Pin2
-                };
+                let pin = super::manager::drawer_pin(drawer.pin);
                 // The receipt is on paper: a drawer that does not open is
                 // reported, not a reason to print the receipt again.
                 if let Err(e) = p.printer.kick_drawer(pin, drawer.pulse) {

@@ -192,6 +192,15 @@ pub fn printer_details(s: &escpos::PrinterStatus) -> Value {
     })
 }
 
+/// The printer's kick connector pin from `[drawer] pin` (validated: 2 or 5).
+pub fn drawer_pin(pin: u8) -> DrawerPin {
+    if pin == 5 {
+        DrawerPin::Pin5
+    } else {
+        DrawerPin::Pin2
+    }
+}
+
 /// The till's devices.
 pub struct Devices {
     pub settings: DeviceSettings,
@@ -313,11 +322,7 @@ impl Devices {
         match d.via {
             DrawerVia::None => Err(ActionError::NotConfigured("cash drawer")),
             DrawerVia::Printer => {
-                let pin = if d.pin == 5 {
-                    DrawerPin::Pin5
-                } else {
-                    DrawerPin::Pin2
-                };
+                let pin = drawer_pin(d.pin);
                 self.printer()?
                     .call(CALL_LIMIT, move |p| {
                         Ok(p.printer.kick_drawer(pin, d.pulse)?)

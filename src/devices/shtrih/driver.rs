@@ -108,7 +108,8 @@ impl ClosedReceipt {
         }
     }
 
-    fn from_document(doc: &FnDocument) -> Result<Option<ClosedReceipt>, ShtrihError> {
+    /// The receipt a fiscal document stands for; `None` if it is not a receipt.
+    pub fn from_document(doc: &FnDocument) -> Result<Option<ClosedReceipt>, ShtrihError> {
         let Some(data) = doc.receipt() else {
             return Ok(None);
         };
