@@ -8,6 +8,12 @@ command -v cc >/dev/null || need_apt+=(gcc)
 command -v sha256sum >/dev/null || need_apt+=(coreutils)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+# scripts/package-check.sh: systemd-analyze (verify, security), dpkg-deb,
+# adduser (the package's postinst), unshare/chroot, strip.
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v adduser >/dev/null || need_apt+=(adduser)
+command -v unshare >/dev/null || need_apt+=(util-linux)
+command -v strip >/dev/null || need_apt+=(binutils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -23,6 +29,13 @@ if command -v rustup >/dev/null; then
   for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
   done
+fi
+
+# cargo-deb builds the .deb (scripts/package-check.sh), pinned.
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -q " $CARGO_DEB_VERSION\b"; then
+  echo "setup: installing cargo-deb $CARGO_DEB_VERSION"
+  cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
 fi
 
 # Independent implementations the device emulators are tested against
