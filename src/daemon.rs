@@ -35,6 +35,21 @@ pub enum DaemonError {
     Serve(std::io::Error),
 }
 
+/// What the status page needs beyond the config file.
+#[derive(Clone, Default)]
+pub struct OpsOptions {
+    /// Who may act from the status page (empty: the page is read-only).
+    pub operator: api::page::OperatorAuth,
+}
+
+impl OpsOptions {
+    pub fn from_env() -> OpsOptions {
+        OpsOptions {
+            operator: api::page::OperatorAuth::from_env(),
+        }
+    }
+}
+
 /// A running daemon: the API is bound and the journal open.
 pub struct Daemon {
     pub addr: SocketAddr,
@@ -47,7 +62,16 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Start with the operator token(s) from `FISCALD_OPERATOR_TOKEN`.
     pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
+        Self::start_with(settings, clock, OpsOptions::from_env()).await
+    }
+
+    pub async fn start_with(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+        ops: OpsOptions,
+    ) -> Result<Daemon, DaemonError> {
         let options = journal::Options::from_settings(settings, settings.journal_path.clone());
         let journal_clock = clock.clone();
         let journal = tokio::task::spawn_blocking(move || Journal::open(options, journal_clock))
@@ -106,6 +130,10 @@ impl Daemon {
             device_wake,
             devices: devices.clone(),
             backend: settings.devices.backend,
+            ops: Arc::new(api::page::OpsState::new(
+                api::status::ConfigSummary::of(settings),
+                ops.operator,
+            )),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();

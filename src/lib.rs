@@ -10,3 +10,4 @@ pub mod journal;
 pub mod logging;
 pub mod sim;
 pub mod sync;
+pub mod telemetry;

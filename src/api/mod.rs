@@ -2,11 +2,15 @@
 //! dialect that only parses requests into domain commands. Nothing here talks
 //! to a device or writes SQL: handlers hand validated receipts to the journal.
 
+pub mod audit;
 pub mod body;
 pub mod devices;
 pub mod error;
+pub mod metrics;
 pub mod native;
+pub mod page;
 pub mod server;
+pub mod status;
 
 use crate::domain::{Profile, ReceiptState, Source, Violation, validate};
 use crate::journal::{Accepted, Journal, NewReceipt};
@@ -46,6 +50,15 @@ pub struct AppState {
     pub devices: Option<Arc<crate::devices::manager::Devices>>,
     /// `cloud` or `register`.
     pub backend: crate::config::Backend,
+    /// The status page: config summary, operator sign-in, sessions.
+    pub ops: Arc<page::OpsState>,
+}
+
+impl AppState {
+    /// The till's time zone (validated at config load; UTC if unknown).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -61,8 +74,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/shifts/open", post(devices::open_shift))
         .route("/v1/shifts/close", post(devices::close_shift))
         .route("/v1/reports/x", post(devices::x_report))
+        .route("/v1/status", get(status::get_status))
+        .route("/metrics", get(metrics::get_metrics))
+        .route("/", get(page::page))
+        .route("/ops/login", post(page::login))
+        .route("/ops/logout", post(page::logout))
+        .route("/ops/receipts/{id}/{action}", post(page::receipt_action))
+        .route("/ops/{action}", post(page::device_action))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(audit::audit))
         .with_state(Arc::new(state))
 }
 
@@ -102,7 +123,11 @@ async fn create_receipt(
         }
         Accepted::Replayed(stored) => {
             tracing::info!(id = %stored.id, number = stored.number, "receipt repeated with the same Idempotency-Key");
-            Ok((StatusCode::OK, Json(native::render(&stored))).into_response())
+            let mut response = (StatusCode::OK, Json(native::render(&stored))).into_response();
+            response
+                .extensions_mut()
+                .insert(audit::AuditReceipt(stored.id.clone()));
+            Ok(response)
         }
     }
 }

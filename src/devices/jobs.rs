@@ -26,7 +26,7 @@ use super::manager::{CALL_LIMIT, Devices};
 use super::runtime::{DeviceError, DeviceState};
 use super::shtrih::ClosedReceipt;
 use crate::clock::Clock;
-use crate::config::{CutMode, DrawerVia, TextEncoding};
+use crate::config::DrawerVia;
 use crate::domain::PaymentKind;
 use crate::domain::fiscal::operation_type;
 use crate::journal::{JOB_PRINT, JOB_REGISTER, Job, Journal, StoredReceipt};
@@ -480,15 +480,8 @@ async fn print_job(
         &LayoutOptions {
             width: settings.width,
             code_table: settings.code_table,
-            encoding: match settings.encoding {
-                TextEncoding::Cp866 => super::escpos::TextEncoding::Cp866,
-                TextEncoding::Cp1251 => super::escpos::TextEncoding::Cp1251,
-            },
-            cut: match settings.cut {
-                CutMode::None => super::escpos::CutMode::None,
-                CutMode::Partial => super::escpos::CutMode::Partial,
-                CutMode::Full => super::escpos::CutMode::Full,
-            },
+            encoding: super::manager::text_encoding(settings.encoding),
+            cut: super::manager::cut_mode(settings.cut),
             ..LayoutOptions::default()
         },
     );

@@ -192,6 +192,23 @@ pub fn printer_details(s: &escpos::PrinterStatus) -> Value {
     })
 }
 
+/// `[printer] encoding` as the encoder takes it.
+pub fn text_encoding(e: crate::config::TextEncoding) -> escpos::TextEncoding {
+    match e {
+        crate::config::TextEncoding::Cp866 => escpos::TextEncoding::Cp866,
+        crate::config::TextEncoding::Cp1251 => escpos::TextEncoding::Cp1251,
+    }
+}
+
+/// `[printer] cut` as the encoder takes it.
+pub fn cut_mode(c: crate::config::CutMode) -> escpos::CutMode {
+    match c {
+        crate::config::CutMode::None => escpos::CutMode::None,
+        crate::config::CutMode::Partial => escpos::CutMode::Partial,
+        crate::config::CutMode::Full => escpos::CutMode::Full,
+    }
+}
+
 /// The printer's kick connector pin from `[drawer] pin` (validated: 2 or 5).
 pub fn drawer_pin(pin: u8) -> DrawerPin {
     if pin == 5 {
@@ -337,6 +354,24 @@ impl Devices {
                 Ok(())
             }
         }
+    }
+
+    /// A technician's test print: `lines`, a feed and a cut, in the
+    /// printer's code page; returns the printer's status after.
+    pub async fn test_print(&self, lines: Vec<String>) -> Result<Value, ActionError> {
+        Ok(self
+            .printer()?
+            .call(CALL_LIMIT, move |p| {
+                let mut doc = escpos::Commands::new(text_encoding(p.settings.encoding));
+                doc.init().code_table(p.settings.code_table);
+                for line in &lines {
+                    doc.line(line);
+                }
+                doc.feed(3).cut(cut_mode(p.settings.cut));
+                let status = p.printer.print(doc.bytes()).map_err(DeviceError::from)?;
+                Ok(printer_details(&status))
+            })
+            .await?)
     }
 
     /// Open the register's shift; returns the register's status after.

@@ -19,7 +19,7 @@ pub use migrations::{MIGRATIONS, MigrationError, latest_version};
 pub use ops::{
     JOB_CANCELLED, JOB_DONE, JOB_FISCALIZE, JOB_PARKED, JOB_PENDING, JOB_PRINT, JOB_REGISTER,
 };
-pub use read::{Job, Page, Stats, SyncCounts};
+pub use read::{Job, OpsView, Page, RecentEvent, RejectedReceipt, Stats, SyncCounts};
 
 use crate::clock::Clock;
 use crate::domain::fiscal::FiscalAttributes;
@@ -470,6 +470,12 @@ impl Journal {
         kinds: &'static [&'static str],
     ) -> Result<serde_json::Value, JournalError> {
         self.read(move |r| r.job_counts(kinds)).await
+    }
+
+    /// The journal as the status page and `/metrics` show it; `today` is
+    /// the till-local date (`YYYY-MM-DD`).
+    pub async fn ops_view(&self, today: String) -> Result<OpsView, JournalError> {
+        self.read(move |r| r.ops_view(&today)).await
     }
 
     pub async fn sync_counts(&self) -> Result<SyncCounts, JournalError> {

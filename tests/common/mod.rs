@@ -4,7 +4,7 @@
 
 use fiscald::clock::{Clock, SystemClock};
 use fiscald::config::{self, Settings};
-use fiscald::daemon::Daemon;
+use fiscald::daemon::{Daemon, OpsOptions};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tempfile::TempDir;
@@ -42,10 +42,21 @@ impl TestDaemon {
         tweak: impl FnOnce(&mut Settings),
         clock: Arc<dyn Clock>,
     ) -> TestDaemon {
+        Self::start_with_ops(tweak, clock, OpsOptions::default()).await
+    }
+
+    /// With status-page options (an operator token).
+    pub async fn start_with_ops(
+        tweak: impl FnOnce(&mut Settings),
+        clock: Arc<dyn Clock>,
+        ops: OpsOptions,
+    ) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings(dir.path());
         tweak(&mut s);
-        let daemon = Daemon::start(&s, clock).await.expect("daemon starts");
+        let daemon = Daemon::start_with(&s, clock, ops)
+            .await
+            .expect("daemon starts");
         let base = format!("http://{}", daemon.addr);
         TestDaemon {
             daemon,
