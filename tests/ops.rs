@@ -683,3 +683,282 @@ async fn status_page_in_headless_chromium_shows_real_values() {
     );
     t.stop().await;
 }
+
+/// `needle` appears in `hay` as a number of its own (not inside a longer one).
+fn has_number(hay: &str, needle: &str) -> bool {
+    hay.match_indices(needle).any(|(i, _)| {
+        let before = hay[..i].chars().next_back();
+        let after = hay[i + needle.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_appears_in_page_status_metrics_logs_or_diagnostics() {
+    const CLOUD_TOKEN: &str = "planted-cloud-connector-7f3a9e1b";
+    const OPERATOR: &str = "planted-operator-token-c41d07";
+    const WRONG: &str = "planted-wrong-guess-5e8b22";
+    const PIN: &str = "9753";
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = SimCloud::start(
+        listener,
+        SimConfig {
+            connector_token: CLOUD_TOKEN.into(),
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    sim.set_knobs(Knobs {
+        reject_marker: Some(REJECT.into()),
+        ..Knobs::default()
+    })
+    .unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let config = dir.path().join("fiscald.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[till]\npin = \"{PIN}\"\ntimezone = \"Europe/Moscow\"\n\
+             [fiscal]\ncountry = \"ru\"\ntax_system = \"common\"\n[cloud]\nenabled = true\nbase_url = \"{}\"\ntoken = \"{CLOUD_TOKEN}\"\n\
+             poll_interval_ms = 100\nprobe_interval_ms = 200\nretry_base_ms = 100\nretry_cap_ms = 400\n",
+            journal.display(),
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let (mut daemon, base) = common::spawn_fiscald_with(
+        &["run", "--config", config.to_str().unwrap()],
+        "fiscald listening on ",
+        &[
+            ("FISCALD_LOG", "debug"),
+            ("FISCALD_OPERATOR_TOKEN", OPERATOR),
+        ],
+        std::fs::File::create(&log_path).unwrap().into(),
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut ids = Vec::new();
+    for (key, body) in [
+        ("key-good", common::example("receipt.json")),
+        (
+            "key-bad",
+            common::receipt(&format!("Broken {REJECT}"), "10.00"),
+        ),
+    ] {
+        let r = client
+            .post(format!("{base}/v1/receipts"))
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        ids.push(
+            r.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    for (id, state) in [(&ids[0], "fiscalized"), (&ids[1], "rejected")] {
+        until(state, async || {
+            let r: serde_json::Value = client
+                .get(format!("{base}/v1/receipts/{id}"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (r["state"] == state).then_some(())
+        })
+        .await;
+    }
+    // A wrong sign-in, a right one, and an action from the page.
+    let login = async |token: &str| {
+        client
+            .post(format!("{base}/ops/login"))
+            .header("Content-Type", FORM)
+            .header("Origin", &base)
+            .body(form_body(&[("token", token)]))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(login(WRONG).await.status(), 403);
+    let signed_in = login(OPERATOR).await;
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let session = cookie.split_once('=').unwrap().1.to_string();
+    let page = client
+        .get(format!("{base}/"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page).unwrap();
+    let retry = client
+        .post(format!("{base}/ops/receipts/{}/retry", ids[1]))
+        .header("Content-Type", FORM)
+        .header("Origin", &base)
+        .header("Cookie", &cookie)
+        .body(form_body(&[("csrf", &csrf)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 303);
+
+    let get = async |path: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let mut outputs: Vec<(String, String)> = vec![
+        ("page (signed out)".into(), get("/").await),
+        (
+            "page (signed in, without its own CSRF token)".into(),
+            page.replace(&csrf, ""),
+        ),
+        ("/v1/status".into(), get("/v1/status").await),
+        ("/v1/health".into(), get("/v1/health").await),
+        ("/metrics".into(), get("/metrics").await),
+    ];
+    let tarball = dir.path().join("diag.tar.gz");
+    let diag = {
+        let args: Vec<String> = [
+            "diagnostics",
+            "--url",
+            &base,
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            tarball.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_fiscald"))
+                .args(args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(
+        diag.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diag.stderr)
+    );
+    let unpacked = dir.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let tar = std::process::Command::new("tar")
+        .args([
+            "-xzf",
+            tarball.to_str().unwrap(),
+            "-C",
+            unpacked.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let bundle = unpacked.join("diag");
+    for name in [
+        "config.redacted.toml",
+        "status.json",
+        "metrics.txt",
+        "devices.json",
+        "logs.txt",
+        "versions.txt",
+        "receipts-rejected.json",
+    ] {
+        let text = std::fs::read_to_string(bundle.join(name))
+            .unwrap_or_else(|e| panic!("{name} in the bundle: {e}"));
+        outputs.push((format!("diagnostics {name}"), text));
+    }
+    let redacted = std::fs::read_to_string(bundle.join("config.redacted.toml")).unwrap();
+    assert!(
+        redacted.contains("token = \"<redacted>\"") && redacted.contains("pin = \"<redacted>\""),
+        "{redacted}"
+    );
+    assert!(
+        std::fs::read_to_string(bundle.join("status.json"))
+            .unwrap()
+            .contains("\"rejected\"")
+    );
+
+    // The tokens the processing issued, as the journal keeps them.
+    let issued: Vec<String> = {
+        let c = rusqlite::Connection::open_with_flags(
+            &journal,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut stmt = c.prepare("SELECT value FROM secrets").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert!(!issued.is_empty(), "the daemon logged in to the processing");
+    sigterm(daemon.id());
+    let _ = daemon.wait();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logs.contains("path=/v1/receipts") && logs.contains("status=201"),
+        "audit lines logged:\n{logs}"
+    );
+    assert!(logs.contains("idempotency_key=\"key-good\""), "{logs}");
+    assert!(
+        logs.contains(&format!("receipt_id=\"{}\"", ids[0])),
+        "{logs}"
+    );
+    outputs.push(("daemon logs (debug)".into(), logs));
+
+    let mut secrets = vec![
+        CLOUD_TOKEN.to_string(),
+        OPERATOR.into(),
+        WRONG.into(),
+        session,
+    ];
+    secrets.extend(issued);
+    for (what, text) in &outputs {
+        assert!(!text.is_empty(), "{what} is empty");
+        for s in &secrets {
+            assert!(
+                !text.contains(s.as_str()),
+                "a secret ({}…) appears in {what}",
+                &s[..6]
+            );
+        }
+        assert!(!has_number(text, PIN), "the till PIN appears in {what}");
+    }
+    sim.stop().await;
+}
+
+/// SIGTERM, so the daemon flushes its logs and journal.
+fn sigterm(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+}
