@@ -108,10 +108,13 @@ impl Daemon {
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(api::server::serve(
+        let server = tokio::spawn(api::server::serve_with(
             listener,
             app,
-            api::server::HEADER_READ_TIMEOUT,
+            api::server::ServeOptions::from_limits(
+                api::server::HEADER_READ_TIMEOUT,
+                &settings.api.limits,
+            ),
             async {
                 let _ = rx.await;
             },

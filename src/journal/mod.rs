@@ -256,9 +256,14 @@ impl Journal {
             && !dir.as_os_str().is_empty()
             && !dir.exists()
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                JournalError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    JournalError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
         }
         let conn = writer::open_writer(&options)?;
         let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);

@@ -89,6 +89,30 @@ impl TestDaemon {
     }
 }
 
+/// The operator token `fiscald demo` made in its state directory; the file
+/// must be 0600.
+pub fn demo_token(state_dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = state_dir.join("operator.token");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{} is {:o}", path.display(), mode);
+    std::fs::read_to_string(&path).unwrap().trim().to_string()
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>` on every request.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 /// A valid receipt: one line of `price` × 1, paid in cash.
 pub fn receipt(name: &str, price: &str) -> Value {
     json!({
