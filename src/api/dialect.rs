@@ -61,9 +61,11 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         None => response,
         Some(Unrendered(error)) => {
             let mut rendered = (dialect.render_error)(&error);
-            // Headers set on the way out (CORS) stay.
+            // Headers set on the way out (CORS, WWW-Authenticate) stay.
             for (name, value) in response.headers() {
-                if name.as_str().starts_with("access-control-") || name == "vary" {
+                if name != axum::http::header::CONTENT_TYPE
+                    && name != axum::http::header::CONTENT_LENGTH
+                {
                     rendered.headers_mut().append(name.clone(), value.clone());
                 }
             }
