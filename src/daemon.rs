@@ -35,21 +35,6 @@ pub enum DaemonError {
     Serve(std::io::Error),
 }
 
-/// What the status page needs beyond the config file.
-#[derive(Clone, Default)]
-pub struct OpsOptions {
-    /// Who may act from the status page (empty: the page is read-only).
-    pub operator: api::page::OperatorAuth,
-}
-
-impl OpsOptions {
-    pub fn from_env() -> OpsOptions {
-        OpsOptions {
-            operator: api::page::OperatorAuth::from_env(),
-        }
-    }
-}
-
 /// A running daemon: the API is bound and the journal open.
 pub struct Daemon {
     pub addr: SocketAddr,
@@ -62,16 +47,7 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Start with the operator token(s) from `FISCALD_OPERATOR_TOKEN`.
     pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
-        Self::start_with(settings, clock, OpsOptions::from_env()).await
-    }
-
-    pub async fn start_with(
-        settings: &Settings,
-        clock: Arc<dyn Clock>,
-        ops: OpsOptions,
-    ) -> Result<Daemon, DaemonError> {
         let options = journal::Options::from_settings(settings, settings.journal_path.clone());
         let journal_clock = clock.clone();
         let journal = tokio::task::spawn_blocking(move || Journal::open(options, journal_clock))
@@ -85,7 +61,7 @@ impl Daemon {
                     source,
                 })?;
         let addr = listener.local_addr().map_err(DaemonError::Serve)?;
-        let sync_wake = Arc::new(tokio::sync::Notify::new());
+        let sync_wake = journal.outbox().sync.clone();
         let worker = if settings.cloud.enabled {
             let client = CloudClient::new(&settings.cloud, journal.clone(), clock.clone())
                 .map_err(DaemonError::Cloud)?;
@@ -107,7 +83,7 @@ impl Daemon {
             );
             None
         };
-        let device_wake = Arc::new(tokio::sync::Notify::new());
+        let device_wake = journal.outbox().devices.clone();
         let devices = (settings.devices.register.is_some() || settings.devices.printer.is_some())
             .then(|| Arc::new(Devices::start(&settings.devices)));
         let device_worker = devices.as_ref().map(|d| {
@@ -125,22 +101,23 @@ impl Daemon {
             max_body_bytes: settings.max_body_bytes,
             write_timeout: settings.write_timeout,
             started: Instant::now(),
-            sync_wake,
+            api: settings.api.clone(),
             sync_status: worker.as_ref().map(|w| w.status.clone()),
-            device_wake,
             devices: devices.clone(),
             backend: settings.devices.backend,
-            ops: Arc::new(api::page::OpsState::new(
-                api::status::ConfigSummary::of(settings),
-                ops.operator,
-            )),
+            ops: Arc::new(api::page::OpsState::new(api::status::ConfigSummary::of(
+                settings,
+            ))),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(api::server::serve(
+        let server = tokio::spawn(api::server::serve_with(
             listener,
             app,
-            api::server::HEADER_READ_TIMEOUT,
+            api::server::ServeOptions::from_limits(
+                api::server::HEADER_READ_TIMEOUT,
+                &settings.api.limits,
+            ),
             async {
                 let _ = rx.await;
             },

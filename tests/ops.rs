@@ -7,14 +7,10 @@
 mod common;
 
 use common::TestDaemon;
-use fiscald::api::page::OperatorAuth;
-use fiscald::clock::SystemClock;
-use fiscald::config::{self, Backend, DrawerVia, Settings};
-use fiscald::daemon::OpsOptions;
+use fiscald::config::{self, ApiToken, Backend, DrawerVia, Role, Settings, TokenHash};
 use fiscald::sim::cloud::{Knobs, SimCloud, SimConfig};
 use fiscald::sim::devices::control::{PrinterFaultsPatch, SimDevices, SimDevicesOptions};
 use fiscald::sim::devices::printer::Event;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const OPERATOR_TOKEN: &str = "op-3b1f9c2e-technician-token";
@@ -91,13 +87,17 @@ async fn till(paper_out: bool) -> Till {
         ..Knobs::default()
     })
     .unwrap();
-    let d = TestDaemon::start_with_ops(
-        |s| wire(s, &devices, &sim),
-        Arc::new(SystemClock),
-        OpsOptions {
-            operator: OperatorAuth::new(&[OPERATOR_TOKEN.to_string()]),
-        },
-    )
+    let d = TestDaemon::start_with(|s| {
+        wire(s, &devices, &sim);
+        // Only an operator token: the tests' POS calls go without tokens
+        // where the front door allows it (native auth = "none" here).
+        s.api.tokens = vec![ApiToken {
+            name: "technician".into(),
+            role: Role::Operator,
+            hash: TokenHash::of(OPERATOR_TOKEN),
+        }];
+        s.api.auth.native = config::AuthMode::None;
+    })
     .await;
     let (status, good) = d.post(&common::example("receipt.json"), None).await;
     assert_eq!(status, 201, "{good}");
@@ -684,6 +684,14 @@ async fn status_page_in_headless_chromium_shows_real_values() {
     t.stop().await;
 }
 
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// `needle` appears in `hay` as a number of its own (not inside a longer one).
 fn has_number(hay: &str, needle: &str) -> bool {
     hay.match_indices(needle).any(|(i, _)| {
@@ -697,6 +705,7 @@ fn has_number(hay: &str, needle: &str) -> bool {
 async fn no_secret_appears_in_page_status_metrics_logs_or_diagnostics() {
     const CLOUD_TOKEN: &str = "planted-cloud-connector-7f3a9e1b";
     const OPERATOR: &str = "planted-operator-token-c41d07";
+    const POS: &str = "planted-pos-token-90aa1f";
     const WRONG: &str = "planted-wrong-guess-5e8b22";
     const PIN: &str = "9753";
     let dir = tempfile::tempdir().unwrap();
@@ -721,9 +730,13 @@ async fn no_secret_appears_in_page_status_metrics_logs_or_diagnostics() {
         format!(
             "[api]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[till]\npin = \"{PIN}\"\ntimezone = \"Europe/Moscow\"\n\
              [fiscal]\ncountry = \"ru\"\ntax_system = \"common\"\n[cloud]\nenabled = true\nbase_url = \"{}\"\ntoken = \"{CLOUD_TOKEN}\"\n\
-             poll_interval_ms = 100\nprobe_interval_ms = 200\nretry_base_ms = 100\nretry_cap_ms = 400\n",
+             poll_interval_ms = 100\nprobe_interval_ms = 200\nretry_base_ms = 100\nretry_cap_ms = 400\n\
+             [[api.tokens]]\nname = \"kassa\"\nrole = \"pos\"\nsha256 = \"{}\"\n\
+             [[api.tokens]]\nname = \"technician\"\nrole = \"operator\"\nsha256 = \"{}\"\n",
             journal.display(),
-            sim.base_url()
+            sim.base_url(),
+            sha256_hex(POS),
+            sha256_hex(OPERATOR),
         ),
     )
     .unwrap();
@@ -741,6 +754,7 @@ async fn no_secret_appears_in_page_status_metrics_logs_or_diagnostics() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    let pos = format!("Bearer {POS}");
     let mut ids = Vec::new();
     for (key, body) in [
         ("key-good", common::example("receipt.json")),
@@ -751,6 +765,7 @@ async fn no_secret_appears_in_page_status_metrics_logs_or_diagnostics() {
     ] {
         let r = client
             .post(format!("{base}/v1/receipts"))
+            .header("Authorization", &pos)
             .header("Idempotency-Key", key)
             .json(&body)
             .send()
@@ -768,6 +783,7 @@ async fn no_secret_appears_in_page_status_metrics_logs_or_diagnostics() {
         until(state, async || {
             let r: serde_json::Value = client
                 .get(format!("{base}/v1/receipts/{id}"))
+                .header("Authorization", &pos)
                 .send()
                 .await
                 .ok()?
@@ -847,6 +863,8 @@ async fn no_secret_appears_in_page_status_metrics_logs_or_diagnostics() {
             "diagnostics",
             "--url",
             &base,
+            "--token",
+            POS,
             "--config",
             config.to_str().unwrap(),
             "-o",
@@ -900,11 +918,8 @@ async fn no_secret_appears_in_page_status_metrics_logs_or_diagnostics() {
         redacted.contains("token = \"<redacted>\"") && redacted.contains("pin = \"<redacted>\""),
         "{redacted}"
     );
-    assert!(
-        std::fs::read_to_string(bundle.join("status.json"))
-            .unwrap()
-            .contains("\"rejected\"")
-    );
+    let status_json = std::fs::read_to_string(bundle.join("status.json")).unwrap();
+    assert!(status_json.contains("\"rejected\""), "{status_json}");
 
     // The tokens the processing issued, as the journal keeps them.
     let issued: Vec<String> = {

@@ -6,7 +6,7 @@
 //! finds every request about one receipt. Also feeds the request metrics.
 
 use crate::telemetry::{self, HttpLabels, OutcomeLabels};
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use std::time::Instant;
@@ -29,6 +29,23 @@ pub fn dialect_of(path: &str) -> &'static str {
     }
 }
 
+/// The path as a route template for metric labels: a receipt id becomes
+/// `{id}`, so label values stay a small closed set.
+pub fn route_of(path: &str) -> String {
+    let mut out = Vec::new();
+    let mut after_receipts = false;
+    for seg in path.split('/') {
+        if after_receipts {
+            out.push("{id}");
+            after_receipts = false;
+        } else {
+            after_receipts = seg == "receipts";
+            out.push(seg);
+        }
+    }
+    out.join("/")
+}
+
 /// The receipt id in `/v1/receipts/{id}…`, `/ops/receipts/{id}/…`, or a `Location`.
 fn receipt_in_path(path: &str) -> Option<&str> {
     let rest = path
@@ -41,11 +58,6 @@ pub async fn audit(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
     let caller_key = req
         .headers()
         .get("idempotency-key")
@@ -59,6 +71,11 @@ pub async fn audit(req: Request, next: Next) -> Response {
     let took = started.elapsed();
     let status = response.status().as_u16();
     let dialect = dialect_of(&path);
+    let route = if status == 404 {
+        "unmatched".to_string()
+    } else {
+        route_of(&path)
+    };
     let receipt_id = response
         .extensions()
         .get::<AuditReceipt>()
@@ -116,6 +133,16 @@ mod tests {
         assert_eq!(receipt_in_path("/v1/receipts/abc/retry"), Some("abc"));
         assert_eq!(receipt_in_path("/ops/receipts/r1/discard"), Some("r1"));
         assert_eq!(receipt_in_path("/v1/receipts"), None);
+        assert_eq!(
+            route_of("/v1/receipts/abc/retry"),
+            "/v1/receipts/{id}/retry"
+        );
+        assert_eq!(route_of("/v1/receipts"), "/v1/receipts");
+        assert_eq!(
+            route_of("/ops/receipts/r1/discard"),
+            "/ops/receipts/{id}/discard"
+        );
+        assert_eq!(route_of("/"), "/");
         assert_eq!(receipt_in_path("/v1/receipts/"), None);
     }
 }

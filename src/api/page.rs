@@ -3,15 +3,17 @@
 //! actions (test print, open drawer, X report, retry or discard a rejected
 //! receipt).
 //!
-//! An action needs, all at once: a session made by signing in with an
-//! operator token (`POST /ops/login`; the cookie is `HttpOnly`,
-//! `SameSite=Strict`), the session's CSRF token in the form, and a request
-//! from the page's own origin (`Origin`/`Sec-Fetch-Site`, and a `Host` this
-//! daemon answers to). Without an operator token configured the page is
-//! read-only.
+//! The front door runs first (Host in `api.allowed_hosts`, no other site's
+//! page), but asks no bearer token here: a browser cannot send one. Instead
+//! an action needs, all at once: a session made by signing in with an
+//! operator token from `[[api.tokens]]` (`POST /ops/login`; the cookie is
+//! `HttpOnly`, `SameSite=Strict`), the session's CSRF token in the form, and
+//! a request from the page's own origin (`Origin`/`Sec-Fetch-Site`). Without
+//! an operator token configured the page is read-only.
 
 use super::status::{self, StatusReport};
-use super::{AppState, Shared};
+use super::{AppState, Shared, policy};
+use crate::config::{ApiSettings, AuthMode, Role};
 use crate::devices::runtime::DeviceState;
 use crate::telemetry::Minute;
 use axum::extract::{Form, Path, State};
@@ -19,7 +21,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -33,65 +34,35 @@ pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 const SESSIONS_MAX: usize = 32;
 const COOKIE: &str = "fiscald_session";
 
-/// Who may act from the page: holders of an operator token. Only the
-/// SHA-256 of each token is kept, compared in constant time.
-#[derive(Clone, Default)]
-pub struct OperatorAuth {
-    hashes: Vec<[u8; 32]>,
-}
-
-impl OperatorAuth {
-    pub fn new(tokens: &[String]) -> OperatorAuth {
-        OperatorAuth {
-            hashes: tokens
-                .iter()
-                .filter(|t| !t.is_empty())
-                .map(|t| Sha256::digest(t.as_bytes()).into())
-                .collect(),
-        }
-    }
-
-    /// The operator token(s) from `FISCALD_OPERATOR_TOKEN` (comma-separated).
-    pub fn from_env() -> OperatorAuth {
-        let tokens: Vec<String> = std::env::var("FISCALD_OPERATOR_TOKEN")
-            .unwrap_or_default()
-            .split(',')
-            .map(|t| t.trim().to_string())
-            .collect();
-        OperatorAuth::new(&tokens)
-    }
-
-    pub fn enabled(&self) -> bool {
-        !self.hashes.is_empty()
-    }
-
-    pub fn verify(&self, presented: &str) -> bool {
-        let h: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        // Every hash is compared, so timing says nothing about which matched.
-        self.hashes
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, k| acc | k.ct_eq(&h))
-            .into()
-    }
-}
-
 struct Session {
     csrf: String,
     expires: Instant,
 }
 
-/// The page's state: config summary, operator auth, sessions.
+/// The page's state: config summary and sign-in sessions.
 pub struct OpsState {
     pub summary: status::ConfigSummary,
-    pub operator: OperatorAuth,
     sessions: Mutex<HashMap<String, Session>>,
 }
 
+/// Is an operator token configured (`[[api.tokens]]` with `role = "operator"`)?
+pub fn operator_enabled(api: &ApiSettings) -> bool {
+    api.tokens.iter().any(|t| t.role.covers(Role::Operator))
+}
+
+/// Is `presented` an operator token? The front door's own check: hashed,
+/// compared in constant time against every configured token.
+pub fn is_operator(api: &ApiSettings, presented: &str) -> bool {
+    matches!(
+        policy::authenticate(api, AuthMode::Token, Some(&format!("Bearer {presented}"))),
+        Ok(policy::Caller::Token { role, .. }) if role.covers(Role::Operator)
+    )
+}
+
 impl OpsState {
-    pub fn new(summary: status::ConfigSummary, operator: OperatorAuth) -> OpsState {
+    pub fn new(summary: status::ConfigSummary) -> OpsState {
         OpsState {
             summary,
-            operator,
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -177,47 +148,36 @@ impl Refusal {
     }
 }
 
-/// Host/Origin policy for a state-changing request from the page: the Host
-/// must be one this daemon answers to (loopback names or its listen
-/// address — defeats DNS rebinding), and the browser must say the request
-/// came from that same origin.
-pub fn same_origin(headers: &HeaderMap, listen: &str) -> Result<(), Refusal> {
+/// On top of the front door (which has checked `Host` against
+/// `api.allowed_hosts` and refused other sites' pages): a page action must
+/// come from this page itself — `Origin` absent or our own, and
+/// `Sec-Fetch-Site` absent, `same-origin` or `none`. A POS page in
+/// `api.allowed_origins` may call the API, but not drive the status page.
+pub fn same_origin(headers: &HeaderMap) -> Result<(), Refusal> {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let host_name = host.rsplit_once(':').map_or(host, |(h, p)| {
-        if p.chars().all(|c| c.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    let allowed = matches!(host_name, "localhost" | "127.0.0.1" | "[::1]")
-        || host == listen
-        || listen.starts_with("0.0.0.0:")
-        || listen.starts_with("[::]:");
-    if !allowed {
-        return Err(Refusal::OtherOrigin(format!(
-            "Host {host:?} is not this till"
-        )));
-    }
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && !matches!(site, "same-origin" | "none")
     {
         return Err(Refusal::OtherOrigin(format!("Sec-Fetch-Site: {site}")));
     }
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        Some(origin) if origin != format!("http://{host}") => Err(Refusal::OtherOrigin(format!(
-            "Origin {origin} is not http://{host}"
-        ))),
+        Some(origin)
+            if origin != format!("http://{host}") && origin != format!("https://{host}") =>
+        {
+            Err(Refusal::OtherOrigin(format!(
+                "Origin {origin} is not this page"
+            )))
+        }
         _ => Ok(()),
     }
 }
 
 fn check_action(app: &AppState, headers: &HeaderMap, csrf: &str) -> Result<(), Refusal> {
-    same_origin(headers, &app.ops.summary.listen)?;
-    if !app.ops.operator.enabled() {
+    same_origin(headers)?;
+    if !operator_enabled(&app.api) {
         return Err(Refusal::Disabled);
     }
     let expected = app.ops.session_csrf(headers).ok_or(Refusal::NoSession)?;
@@ -244,6 +204,24 @@ fn refused(r: Refusal) -> Response {
         .into_response()
 }
 
+/// Is `path` the status page or one of its actions? The front door asks no
+/// bearer token there (the page signs in an operator itself).
+pub fn is_page_path(path: &str) -> bool {
+    path == "/" || path.starts_with("/ops/")
+}
+
+/// The page, its actions and `GET /metrics` (outside every dialect's prefix).
+pub fn routes() -> axum::Router<std::sync::Arc<AppState>> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/", get(page))
+        .route("/ops/login", post(login))
+        .route("/ops/logout", post(logout))
+        .route("/ops/receipts/{id}/{action}", post(receipt_action))
+        .route("/ops/{action}", post(device_action))
+        .route("/metrics", get(super::metrics::get_metrics))
+}
+
 /// Back to the page with a message (`?msg=`), as a 303 after a POST.
 fn done(msg: &str) -> Response {
     let q: String = url_escape(msg);
@@ -266,7 +244,7 @@ pub(super) struct PageQuery {
     msg: Option<String>,
 }
 
-pub(super) async fn page(
+async fn page(
     State(app): Shared,
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<PageQuery>,
@@ -275,7 +253,7 @@ pub(super) async fn page(
     let csrf = app.ops.session_csrf(&headers);
     let view = PageView {
         report: &report,
-        operator_enabled: app.ops.operator.enabled(),
+        operator_enabled: operator_enabled(&app.api),
         csrf: csrf.as_deref(),
         message: q.msg.as_deref(),
     };
@@ -291,18 +269,14 @@ pub(super) struct LoginForm {
     token: String,
 }
 
-pub(super) async fn login(
-    State(app): Shared,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    if let Err(r) = same_origin(&headers, &app.ops.summary.listen) {
+async fn login(State(app): Shared, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+    if let Err(r) = same_origin(&headers) {
         return refused(r);
     }
-    if !app.ops.operator.enabled() {
+    if !operator_enabled(&app.api) {
         return refused(Refusal::Disabled);
     }
-    if !app.ops.operator.verify(form.token.trim()) {
+    if !is_operator(&app.api, form.token.trim()) {
         tracing::warn!("status page: sign-in with a wrong operator token");
         return refused(Refusal::NoSession);
     }
@@ -329,11 +303,7 @@ pub(super) struct CsrfForm {
     reason: String,
 }
 
-pub(super) async fn logout(
-    State(app): Shared,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
-) -> Response {
+async fn logout(State(app): Shared, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
     if let Err(r) = check_action(&app, &headers, &form.csrf) {
         return refused(r);
     }
@@ -349,7 +319,7 @@ pub(super) async fn logout(
 }
 
 /// `POST /ops/{action}`: test-print, drawer, x-report.
-pub(super) async fn device_action(
+async fn device_action(
     State(app): Shared,
     Path(action): Path<String>,
     headers: HeaderMap,
@@ -396,7 +366,7 @@ pub(super) async fn device_action(
 }
 
 /// `POST /ops/receipts/{id}/{retry|discard}`.
-pub(super) async fn receipt_action(
+async fn receipt_action(
     State(app): Shared,
     Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
@@ -406,14 +376,15 @@ pub(super) async fn receipt_action(
         return refused(r);
     }
     let result = match action.as_str() {
-        "retry" => app.journal.operator_retry(id.clone()).await.map(|r| {
-            app.sync_wake.notify_one();
-            app.device_wake.notify_one();
-            format!("receipt {} queued again", r.number)
-        }),
+        // The journal wakes the workers when it commits the job.
+        "retry" => app
+            .journal
+            .operator_retry(id.clone())
+            .await
+            .map(|r| format!("receipt {} queued again", r.number)),
         "discard" => {
             let reason = form.reason.trim();
-            if reason.is_empty() || reason.chars().count() > super::MAX_REASON_CHARS {
+            if reason.is_empty() || reason.chars().count() > super::native::MAX_REASON_CHARS {
                 return done("a discard needs a reason (1 to 500 characters)");
             }
             app.journal
