@@ -45,7 +45,7 @@ if [ "${1:-}" != "--inside" ]; then
 
   step "file list and modes against packaging/expected-files.txt"
   dpkg-deb -c "$WORK/deb/v1.deb" | awk '$1 !~ /^d/ {sub(/^\.\//, "/", $6); print $1, $2, $6}' \
-    | sort > "$WORK/files.txt"
+    | LC_ALL=C sort > "$WORK/files.txt"
   if ! diff -u packaging/expected-files.txt "$WORK/files.txt"; then
     fail "the package's files differ from packaging/expected-files.txt (update it if the change is meant)"
   fi
