@@ -49,3 +49,10 @@ if ! python3 -c "import pyshtrih, escpos, serial" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r tests/interop/requirements.txt
 fi
+
+# The OpenAPI check (tests/openapi/check.py): PyYAML and jsonschema, pinned.
+if ! python3 -c "import yaml, jsonschema" 2>/dev/null; then
+  echo "setup: installing the OpenAPI check's packages (tests/openapi/requirements.txt)"
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r tests/openapi/requirements.txt
+fi

@@ -977,3 +977,67 @@ fn sigterm(pid: u32) {
         nix::sys::signal::Signal::SIGTERM,
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_routes_exist_and_examples_and_replies_match() {
+    common::require_python("yaml, jsonschema");
+    let spec = format!("{}/docs/openapi.yaml", env!("CARGO_MANIFEST_DIR"));
+    let script = std::path::PathBuf::from(format!(
+        "{}/tests/openapi/check.py",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    let (status, out, err) = common::run_python(
+        &script,
+        &["routes".as_ref(), spec.as_ref()],
+        Duration::from_secs(60),
+    );
+    assert!(status.success(), "{err}");
+    let routes: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert!(routes.len() >= 14, "{routes:?}");
+
+    let d = TestDaemon::start().await;
+    // The spec's own request example is a receipt the daemon accepts.
+    let create = routes
+        .iter()
+        .find(|r| r["method"] == "POST" && r["path"] == "/v1/receipts")
+        .unwrap();
+    let (code, first) = d.post(&create["body"], None).await;
+    assert_eq!(code, 201, "the spec's example receipt: {first}");
+    let id = first["id"].as_str().unwrap().to_string();
+    let mut replies = vec![serde_json::json!({
+        "method": "POST", "path": "/v1/receipts", "status": code, "body": first
+    })];
+    for r in &routes {
+        let path = r["path"].as_str().unwrap().replace("{id}", &id);
+        let url = format!("{}{path}", d.base);
+        let req = match r["method"].as_str().unwrap() {
+            "GET" => d.client.get(url),
+            "POST" => d.client.post(url),
+            other => panic!("method {other}"),
+        };
+        let req = match r["body"].as_object() {
+            Some(_) => req.json(&r["body"]),
+            None => req,
+        };
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str::<serde_json::Value>(&text)
+            .unwrap_or(serde_json::Value::String(text));
+        replies.push(serde_json::json!({
+            "method": r["method"], "path": path, "status": status, "body": body
+        }));
+    }
+    let file = d.dir.path().join("replies.json");
+    std::fs::write(&file, serde_json::to_vec(&replies).unwrap()).unwrap();
+    let (status, out, err) = common::run_python(
+        &script,
+        &["validate".as_ref(), spec.as_ref(), file.as_os_str()],
+        Duration::from_secs(60),
+    );
+    assert!(
+        status.success(),
+        "docs/openapi.yaml disagrees with fiscald:\n{err}\n{out}"
+    );
+    assert!(out.contains(" 0 problems"), "{out}");
+}
