@@ -734,3 +734,38 @@ async fn a_real_browser_pos_on_an_allowed_origin_sells_and_other_pages_change_no
     d.daemon.stop().await.unwrap();
     sim.stop();
 }
+
+#[test]
+fn emulator_control_refuses_a_non_loopback_address() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec![
+            "sim",
+            "devices",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--control",
+            "0.0.0.0:0",
+        ],
+        vec![
+            "demo",
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--sim-listen",
+            "127.0.0.1:0",
+            "--devices-control",
+            "0.0.0.0:0",
+        ],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fiscald"))
+            .args(&args)
+            .env("FISCALD_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("loopback only"), "{args:?}: {stderr}");
+    }
+}
