@@ -155,6 +155,7 @@ mod tests {
 
     fn item(name: &str, qty: i64, price: i64, vat: Vat) -> Item {
         Item {
+            receipt_discount: Default::default(),
             line: Line {
                 name: name.into(),
                 quantity: Quantity(qty),
@@ -166,6 +167,9 @@ mod tests {
                 class_code: None,
                 package_code: None,
                 marking: vec![],
+                unit: Default::default(),
+                discount: Default::default(),
+                agent: None,
             },
             total: line_total(Money(price), Quantity(qty)).unwrap(),
         }
@@ -175,6 +179,8 @@ mod tests {
         let total = Money(items.iter().map(|i| i.total.0).sum());
         let paid: i64 = payments.iter().map(|p| p.amount.0).sum();
         Receipt {
+            discount: Default::default(),
+            original_date: None,
             kind,
             tax_system: TaxSystem::Common,
             currency: "RUB".into(),

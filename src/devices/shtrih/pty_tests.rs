@@ -48,6 +48,7 @@ fn bench() -> Bench {
 
 fn item(name: &str, qty: i64, price: i64, vat: Vat) -> Item {
     Item {
+        receipt_discount: Default::default(),
         line: Line {
             name: name.into(),
             quantity: Quantity(qty),
@@ -59,6 +60,9 @@ fn item(name: &str, qty: i64, price: i64, vat: Vat) -> Item {
             class_code: None,
             package_code: None,
             marking: vec![],
+            unit: Default::default(),
+            discount: Default::default(),
+            agent: None,
         },
         total: line_total(Money(price), Quantity(qty)).unwrap(),
     }
@@ -72,6 +76,8 @@ fn receipt() -> Receipt {
     ];
     let total = Money(items.iter().map(|i| i.total.0).sum());
     Receipt {
+        discount: Default::default(),
+        original_date: None,
         kind: ReceiptKind::Sale,
         tax_system: TaxSystem::Common,
         currency: "RUB".into(),
