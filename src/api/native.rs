@@ -8,8 +8,9 @@
 //! and returned as decimal strings: `"150.00"`, `"1.500"`.
 
 use crate::domain::{
-    Agent, AgentKind, Unit, Buyer, CalculationMethod, Cashier, Draft, DraftItem, Line, Money, Payment, PaymentKind,
-    PaymentSubject, Quantity, ReceiptKind, TaxSystem, Vat, Violation, money::DecimalError,
+    Agent, AgentKind, Buyer, CalculationMethod, Cashier, Draft, DraftItem, Line, Money, Payment,
+    PaymentKind, PaymentSubject, Quantity, ReceiptKind, TaxSystem, Unit, Vat, Violation,
+    money::DecimalError,
 };
 use crate::journal::{Event, StoredReceipt};
 use serde_json::{Map, Value, json};
@@ -536,14 +537,14 @@ pub fn render(r: &StoredReceipt) -> Value {
         );
     }
     if let Some(sync) = &r.sync {
-        let next = (sync.job_state == crate::journal::JOB_PENDING).then(|| {
+        let next = (sync.job_state == crate::journal::JobState::Pending).then(|| {
             chrono::DateTime::from_timestamp_millis(sync.next_attempt_at)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         });
         obj.insert(
             "sync".into(),
             json!({
-                "by": if sync.kind == crate::journal::JOB_REGISTER { "register" } else { "cloud" },
+                "by": if sync.kind == crate::journal::JobKind::Register { "register" } else { "cloud" },
                 "attempts": sync.attempts,
                 "last_error": sync.last_error,
                 "next_attempt_at": next.flatten(),
