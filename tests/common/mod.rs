@@ -292,6 +292,6 @@ pub fn return_of_2025_sale_at_20() -> Value {
         "type": "sale_return",
         "original_date": "2025-12-20",
         "items": [{"name": "Чайник", "quantity": 1, "price": "2400.00", "vat": "20"}],
-        "payments": [{"kind": "cash", "amount": "2400.00"}]
+        "payments": [{"kind": "electronic", "amount": "2400.00"}]
     })
 }
