@@ -411,7 +411,12 @@ async fn operator_actions_shift_reports_drawer_and_their_errors() {
     assert_eq!(s, 200, "{v}");
     let (s, v) = post("/v1/drawer/open").await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(drawer_kicks(&sim.printer.output()), 1);
+    // The pulse is on the wire when the call returns; the emulator reads it
+    // from the pty on its own thread.
+    until("the drawer pulse", Duration::from_secs(5), async || {
+        (drawer_kicks(&sim.printer.output()) == 1).then_some(())
+    })
+    .await;
     let (s, v) = post("/v1/shifts/close").await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["register"]["shift"], "closed");
