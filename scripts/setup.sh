@@ -14,8 +14,8 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v adduser >/dev/null || need_apt+=(adduser)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v strip >/dev/null || need_apt+=(binutils)
-# tests/ops.rs loads the status page in headless Chromium (with a font to
-# render it in) and saves docs/status-page.png.
+# Headless Chromium (with a font to render in): tests/front_door.rs, and
+# tests/ops.rs, which loads the status page and saves docs/status-page.png.
 command -v chromium >/dev/null || need_apt+=(chromium)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -35,6 +35,10 @@ pub struct AppState {
     pub journal: Journal,
     pub profile: Profile,
     pub timezone: String,
+    /// The till's time zone: a receipt's date (for the date-dependent VAT
+    /// rules) is the till's local date.
+    pub tz: chrono_tz::Tz,
+    pub clock: Arc<dyn crate::clock::Clock>,
     pub max_body_bytes: usize,
     pub write_timeout: Duration,
     pub started: Instant,
@@ -48,13 +52,6 @@ pub struct AppState {
     pub backend: crate::config::Backend,
     /// The status page: config summary and its sign-in sessions.
     pub ops: Arc<page::OpsState>,
-}
-
-impl AppState {
-    /// The till's time zone (validated at config load; UTC if unknown).
-    pub fn tz(&self) -> chrono_tz::Tz {
-        self.timezone.parse().unwrap_or(chrono_tz::UTC)
-    }
 }
 
 type Shared = axum::extract::State<Arc<AppState>>;

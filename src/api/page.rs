@@ -337,7 +337,7 @@ async fn device_action(
                 "fiscald test print".into(),
                 format!("version {}", env!("CARGO_PKG_VERSION")),
                 chrono::Utc::now()
-                    .with_timezone(&app.tz())
+                    .with_timezone(&app.tz)
                     .format("%Y-%m-%d %H:%M:%S")
                     .to_string(),
             ])
