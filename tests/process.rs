@@ -36,6 +36,9 @@ fn spawn(args: &[&str]) -> (Proc, String) {
 fn uz_receipt(name: &str) -> Value {
     let mut r = receipt(name, "5000.00");
     r["items"][0]["vat"] = "12".into();
+    // An Uzbek receipt names the IKPU class code and package code (domain::uz).
+    r["items"][0]["class_code"] = "10999001001000000".into();
+    r["items"][0]["package_code"] = "1520627".into();
     r
 }
 

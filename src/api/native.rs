@@ -192,6 +192,7 @@ impl Parser {
             total: total.map(|t| t.ok_or(())).transpose().ok()?,
             cashier: cashier.map(|t| t.ok_or(())).transpose().ok()?,
             buyer: buyer.map(|t| t.ok_or(())).transpose().ok()?,
+            uz: None,
         })
     }
 

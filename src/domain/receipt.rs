@@ -274,6 +274,8 @@ pub struct Draft {
     pub total: Option<Money>,
     pub cashier: Option<Cashier>,
     pub buyer: Option<Buyer>,
+    /// The Uzbek extension (FiscalBox dialect); `None` elsewhere.
+    pub uz: Option<super::uz::UzReceipt>,
 }
 
 /// A validated receipt: every total present and consistent.
@@ -291,6 +293,10 @@ pub struct Receipt {
     pub cashier: Option<Cashier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buyer: Option<Buyer>,
+    /// The Uzbek extension: absent (and left out of the fingerprint) on
+    /// every other receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uz: Option<super::uz::UzReceipt>,
 }
 
 impl Receipt {

@@ -560,6 +560,7 @@ mod tests {
             change: Money::ZERO,
             cashier: None,
             buyer: None,
+            uz: None,
         }
     }
 

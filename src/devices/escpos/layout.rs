@@ -414,6 +414,7 @@ mod tests {
             change: Money(9435),
             cashier: None,
             buyer: None,
+            uz: None,
         }
     }
 
