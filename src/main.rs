@@ -110,6 +110,30 @@ enum SimCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The Uzbek FiscalBox (fiscal module, shifts, payment providers, card
+    /// terminals), with fault knobs; `/sim/stats`, `/sim/knobs`.
+    Fiscalbox {
+        #[arg(long, default_value = "127.0.0.1:8733")]
+        listen: SocketAddr,
+        /// Fiscal module number.
+        #[arg(long, default_value = "UZ170703100189")]
+        terminal_id: String,
+        /// Start unplugged (every request dropped unanswered).
+        #[arg(long)]
+        down: bool,
+        /// Added to every request.
+        #[arg(long)]
+        slow_ms: Option<u64>,
+        /// Lose the replies of the next N fiscal operations and confirms.
+        #[arg(long)]
+        lose_replies: Option<u32>,
+        /// Refuse every refund (65275).
+        #[arg(long)]
+        refuse_refunds: bool,
+        /// Seed of fiscal signs and payment ids.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -324,6 +348,31 @@ fn sim(what: SimCommand) -> Result<()> {
             runtime()?.block_on(fiscald::sim::cloud::run_cli(listen, config))?;
             Ok(())
         }
+        SimCommand::Fiscalbox {
+            listen,
+            terminal_id,
+            down,
+            slow_ms,
+            lose_replies,
+            refuse_refunds,
+            seed,
+        } => runtime()?.block_on(async move {
+            let config = fiscald::sim::fiscalbox::BoxConfig {
+                terminal_id,
+                seed,
+                ..Default::default()
+            };
+            let knobs = fiscald::sim::fiscalbox::BoxKnobs {
+                down: Some(down),
+                slow_ms,
+                lose_replies,
+                drop_shift: None,
+                refuse_refunds: Some(refuse_refunds),
+            };
+            fiscald::sim::fiscalbox::run_cli(listen, config, knobs)
+                .await
+                .with_context(|| format!("FiscalBox simulator on {listen}"))
+        }),
         SimCommand::Devices {
             dir,
             control,
