@@ -20,7 +20,7 @@ fn write_config(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[api]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[till]\npin = \"4321\"\ntimezone = \"Asia/Tashkent\"\n[fiscal]\ncountry = \"uz\"\n",
+            "[api]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[till]\npin = \"4321\"\ntimezone = \"Asia/Tashkent\"\n[fiscal]\ncountry = \"uz\"\nbackend = \"fiscalbox\"\n[fiscalbox]\nurl = \"http://127.0.0.1:9\"\n",
             dir.join("journal.sqlite").display()
         ),
     )

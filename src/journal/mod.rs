@@ -17,7 +17,8 @@ mod writer;
 
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
 pub use ops::{
-    JOB_CANCELLED, JOB_DONE, JOB_FISCALIZE, JOB_PARKED, JOB_PENDING, JOB_PRINT, JOB_REGISTER,
+    JOB_CANCELLED, JOB_DONE, JOB_FISCALBOX, JOB_FISCALBOX_CONFIRM, JOB_FISCALIZE, JOB_PARKED,
+    JOB_PENDING, JOB_PRINT, JOB_REGISTER,
 };
 pub use read::{Job, Page, Stats, SyncCounts};
 
@@ -77,6 +78,7 @@ impl Options {
             fiscal_job: match backend {
                 Backend::Cloud => JOB_FISCALIZE,
                 Backend::Register => JOB_REGISTER,
+                Backend::Fiscalbox => JOB_FISCALBOX,
             },
             print_on_accept: printer && backend == Backend::Cloud,
             print_after_register: printer && backend == Backend::Register,
@@ -183,6 +185,10 @@ pub enum JournalError {
     /// The writer thread has stopped (shutdown or a fatal error).
     #[error("the journal is closed")]
     Closed,
+    /// A rule that depends on committed receipts refused the request (a
+    /// refund beyond what was sold); nothing was written.
+    #[error("refused: {}", .0.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Refused(Vec<crate::domain::Violation>),
     /// The caller's key already names a different receipt.
     #[error(
         "{source_name} key {caller_key:?} was already used for receipt {existing_id} (number {existing_number}) with different content"
@@ -381,6 +387,24 @@ impl Journal {
             ops::operator_discard(c, ctx, &receipt_id, &reason)
         })
         .await
+    }
+
+    /// Queue the delivery of a payment confirm for `receipt_id` (once per
+    /// receipt): `true` when queued now, `false` when it already was.
+    pub async fn queue_confirm(
+        &self,
+        receipt_id: String,
+        data: serde_json::Value,
+    ) -> Result<bool, JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            ops::queue_confirm(c, ctx, &receipt_id, &data)
+        })
+        .await
+    }
+
+    /// The receipt a link names (offline link or fiscal QR).
+    pub async fn find_by_link(&self, link: String) -> Result<Option<StoredReceipt>, JournalError> {
+        self.read(move |r| r.find_by_link(&link)).await
     }
 
     /// Store (or with `None`, forget) a named secret such as a cloud token.

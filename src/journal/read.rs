@@ -41,7 +41,7 @@ const SELECT: &str = "SELECT r.id, r.number, r.source, r.state, r.idempotency_ke
             j.state, j.attempts, j.last_error, j.next_attempt_at, json_extract(j.data, '$.document_id'), j.kind,
             p.state, p.attempts, p.last_error, coalesce(json_extract(p.data, '$.copies'), 0)
      FROM receipts r
-     LEFT JOIN jobs j ON j.receipt_id = r.id AND j.kind IN ('fiscalize', 'register')
+     LEFT JOIN jobs j ON j.receipt_id = r.id AND j.kind IN ('fiscalize', 'register', 'fiscalbox')
      LEFT JOIN jobs p ON p.receipt_id = r.id AND p.kind = 'print'";
 
 /// A job as the worker sees it.
@@ -104,6 +104,13 @@ impl Reader {
 
     pub(super) fn get(&self, id: &str) -> Result<Option<StoredReceipt>, JournalError> {
         self.with(|c| load(c, id))
+    }
+
+    pub(super) fn find_by_link(&self, link: &str) -> Result<Option<StoredReceipt>, JournalError> {
+        self.with(|c| match find_by_link(c, link)? {
+            Some(id) => load(c, &id),
+            None => Ok(None),
+        })
     }
 
     pub(super) fn list(
@@ -213,7 +220,7 @@ impl Reader {
             Ok(c.query_row(
                 "SELECT count(*) FILTER (WHERE j.state = 'pending'), count(*) FILTER (WHERE j.state = 'parked'),
                         min(r.created_at) FILTER (WHERE j.state = 'pending')
-                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind IN ('fiscalize', 'register') AND j.state IN ('pending', 'parked')",
+                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind IN ('fiscalize', 'register', 'fiscalbox') AND j.state IN ('pending', 'parked')",
                 [],
                 |r| {
                     Ok(SyncCounts {
@@ -266,6 +273,16 @@ impl Reader {
 }
 
 /// One receipt with its state history; shared by the reader and the writer.
+/// The receipt a POS-facing link names: its offline link, or its fiscal QR
+/// (for a FiscalBox receipt, the Soliq link).
+pub(super) fn find_by_link(c: &Connection, link: &str) -> Result<Option<String>, JournalError> {
+    Ok(c.prepare_cached(
+        "SELECT id FROM receipts WHERE offline_url = ?1 OR fiscal_qr = ?1 ORDER BY number LIMIT 1",
+    )?
+    .query_row([link], |r| r.get(0))
+    .optional()?)
+}
+
 pub(super) fn load(c: &Connection, id: &str) -> Result<Option<StoredReceipt>, JournalError> {
     let sql = format!("{SELECT} WHERE r.id = ?1");
     let Some(mut receipt) = c
