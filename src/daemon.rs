@@ -44,6 +44,7 @@ pub struct Daemon {
     worker: Option<Worker>,
     devices: Option<Arc<Devices>>,
     device_worker: Option<DeviceWorker>,
+    box_worker: Option<crate::fiscalbox::worker::BoxWorker>,
 }
 
 impl Daemon {
@@ -83,6 +84,29 @@ impl Daemon {
             );
             None
         };
+        let fiscalbox = match &settings.fiscalbox {
+            Some(fb) => {
+                let client = crate::fiscalbox::client::BoxClient::new(
+                    &fb.url,
+                    fb.connect_timeout,
+                    fb.request_timeout,
+                )
+                .map_err(DaemonError::Cloud)?;
+                let worker = crate::fiscalbox::worker::BoxWorker::spawn(
+                    journal.clone(),
+                    client.clone(),
+                    clock.clone(),
+                    crate::fiscalbox::worker::BoxWorkerConfig {
+                        retry_base: fb.retry_base,
+                        retry_cap: fb.retry_cap,
+                        timezone: settings.timezone,
+                    },
+                    sync_wake.clone(),
+                );
+                Some((client, worker, fb.reply_wait))
+            }
+            None => None,
+        };
         let device_wake = Arc::new(tokio::sync::Notify::new());
         let devices = (settings.devices.register.is_some() || settings.devices.printer.is_some())
             .then(|| Arc::new(Devices::start(&settings.devices)));
@@ -106,6 +130,13 @@ impl Daemon {
             device_wake,
             devices: devices.clone(),
             backend: settings.devices.backend,
+            fiscalbox: fiscalbox.as_ref().map(|(client, worker, reply_wait)| {
+                Arc::new(api::FiscalboxState {
+                    client: client.clone(),
+                    status: worker.status.clone(),
+                    reply_wait: *reply_wait,
+                })
+            }),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
@@ -126,6 +157,7 @@ impl Daemon {
             worker,
             devices,
             device_worker,
+            box_worker: fiscalbox.map(|(_, worker, _)| worker),
         })
     }
 
@@ -146,6 +178,9 @@ impl Daemon {
             }
         };
         if let Some(worker) = self.worker.take() {
+            worker.stop(SHUTDOWN_GRACE).await;
+        }
+        if let Some(worker) = self.box_worker.take() {
             worker.stop(SHUTDOWN_GRACE).await;
         }
         if let Some(worker) = self.device_worker.take() {

@@ -49,6 +49,9 @@ enum Command {
         /// Address of the device emulators' control interface.
         #[arg(long, default_value = "127.0.0.1:8732")]
         devices_control: SocketAddr,
+        /// Address of the simulated FiscalBox (`--country uz`).
+        #[arg(long, default_value = "127.0.0.1:8733")]
+        fiscalbox_listen: SocketAddr,
     },
     /// Run a simulator of an outside system.
     Sim {
@@ -160,6 +163,7 @@ fn main() -> ExitCode {
             sim_listen,
             backend,
             devices_control,
+            fiscalbox_listen,
         } => report(demo(
             state_dir,
             listen,
@@ -167,6 +171,7 @@ fn main() -> ExitCode {
             sim_listen,
             backend,
             devices_control,
+            fiscalbox_listen,
         )),
         Command::Sim { what } => report(sim(what)),
     }
@@ -221,6 +226,7 @@ fn demo(
     sim_listen: SocketAddr,
     backend: DemoBackend,
     devices_control: SocketAddr,
+    fiscalbox_listen: SocketAddr,
 ) -> Result<()> {
     let text = match country {
         DemoCountry::Ru => config::DEMO_CONFIG,
@@ -291,6 +297,19 @@ fn demo(
         )
         .await;
         settings.cloud.base_url = sim.base_url();
+        // An Uzbek till fiscalizes through a (simulated) FiscalBox.
+        let fiscalbox = match settings.fiscalbox.as_mut() {
+            Some(fb) => {
+                let listener = tokio::net::TcpListener::bind(fiscalbox_listen)
+                    .await
+                    .with_context(|| format!("cannot start the FiscalBox simulator on {fiscalbox_listen} (use --fiscalbox-listen)"))?;
+                let sim = fiscald::sim::fiscalbox::SimFiscalBox::start(listener, Default::default()).await;
+                fb.url = sim.base_url();
+                eprintln!("  FiscalBox simulator {} (knobs: POST {}/sim/knobs)", sim.base_url(), sim.base_url());
+                Some(sim)
+            }
+            None => None,
+        };
         eprintln!(
             "fiscald demo: {} till, fiscalized by the {}, journal {}\n  processing simulator {}\n  emulated devices: {} (register), {} (printer); control http://{}/sim/devices\n  try: curl -s http://{}/v1/health",
             settings.profile.country,
@@ -304,6 +323,9 @@ fn demo(
         );
         let served = fiscald::daemon::run_until_signal(&settings, Arc::new(SystemClock)).await;
         sim.stop().await;
+        if let Some(fb) = fiscalbox {
+            fb.stop().await;
+        }
         let _ = control_stop.send(());
         let _ = control_task.await;
         if let Ok(devices) = Arc::try_unwrap(devices) {

@@ -44,8 +44,19 @@ pub struct AppState {
     pub device_wake: Arc<tokio::sync::Notify>,
     /// The till's devices (none configured: all `None` inside).
     pub devices: Option<Arc<crate::devices::manager::Devices>>,
-    /// `cloud` or `register`.
+    /// `cloud`, `register` or `fiscalbox`.
     pub backend: crate::config::Backend,
+    /// The FiscalBox link, with backend `fiscalbox`.
+    pub fiscalbox: Option<Arc<FiscalboxState>>,
+}
+
+/// What the API knows of the till's FiscalBox.
+pub struct FiscalboxState {
+    /// For payment and tool calls that go to the box at once.
+    pub client: crate::fiscalbox::client::BoxClient,
+    pub status: Arc<std::sync::Mutex<crate::fiscalbox::worker::BoxStatus>>,
+    /// How long `order/create` waits for the box's fiscal data.
+    pub reply_wait: Duration,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -262,6 +273,10 @@ async fn health(State(app): Shared) -> Response {
         },
         "journal": journal,
         "sync": sync,
+        "fiscalbox": app.fiscalbox.as_ref().map(|f| json!({
+            "url": f.client.base_url(),
+            "state": f.status.lock().expect("box status lock").clone(),
+        })),
     });
     let status = if ok {
         StatusCode::OK

@@ -401,13 +401,11 @@ fn check_devices(c: &Config, bad: &mut impl FnMut(&str, String)) -> Option<Devic
         ok = false;
         bad(key, message);
     };
-    if c.fiscal.backend == Backend::Register {
-        if c.register.path.trim().is_empty() {
-            fail(
-                "fiscal.backend",
-                "backend \"register\" needs a fiscal register: set register.path".into(),
-            );
-        }
+    if c.fiscal.backend == Backend::Register && c.register.path.trim().is_empty() {
+        fail(
+            "fiscal.backend",
+            "backend \"register\" needs a fiscal register: set register.path".into(),
+        );
     }
     for (key, baud) in [
         ("register.baud", c.register.baud),

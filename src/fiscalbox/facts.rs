@@ -1038,6 +1038,423 @@ pub const ONE_QR_DECLINED: u8 = 3;
 /// Anor `payment_status` 2 = paid \[spec "Payments"\].
 pub const ANOR_PAID: i64 = 2;
 
+// ───────────────────────── domain ⇄ wire ─────────────────────────
+
+use crate::domain::uz::{
+    Commission, OwnerType, QrPayment, QrProvider, UzLine, UzReceipt, UzReceiptType,
+};
+use crate::domain::{
+    Buyer, CalculationMethod, Cashier, Draft, DraftItem, Line, Payment, PaymentKind,
+    PaymentSubject, Receipt, ReceiptKind, Vat,
+};
+
+fn provider_of(p: QrProvider) -> Provider {
+    match p {
+        QrProvider::Click => Provider::Click,
+        QrProvider::Payme => Provider::Payme,
+        QrProvider::Uzum => Provider::Uzum,
+        QrProvider::Anor => Provider::Anor,
+    }
+}
+
+fn qr_provider_of(p: Provider) -> QrProvider {
+    match p {
+        Provider::Click => QrProvider::Click,
+        Provider::Payme => QrProvider::Payme,
+        Provider::Uzum => QrProvider::Uzum,
+        Provider::Anor => QrProvider::Anor,
+    }
+}
+
+pub fn provider_from_domain(p: QrProvider) -> Provider {
+    provider_of(p)
+}
+
+/// `/order/create/` (`refund = false`) or `/order/refuse/` as a domain
+/// draft. Every shape problem is reported with its field (dotted path into
+/// the request); the rules (line totals, VAT, IKPU…) are the domain's.
+///
+/// **ASSUMED** mappings: `price` is the line total and must equal
+/// `product_price × amount / 1000` (Order.md); payments are `received_cash −
+/// change` in cash and `received_card` (card terminals and QR providers
+/// alike) electronic; `discount` and `other` above 0 are refused (fiscald has
+/// no discount model yet); `receipt_type` absent on a sale means `order`.
+pub fn draft_from_order(req: &OrderRequest, refund: bool) -> Result<Draft, Vec<(String, String)>> {
+    let mut bad: Vec<(String, String)> = Vec::new();
+    let required = "This field is required.".to_string();
+    if req.products.is_empty() {
+        bad.push(("products".into(), required.clone()));
+    }
+    let receipt_type = match (refund, req.receipt_type) {
+        (_, None) | (_, Some(ReceiptType::Order)) => UzReceiptType::Order,
+        (false, Some(ReceiptType::Prepaid)) => UzReceiptType::Prepaid,
+        (false, Some(ReceiptType::Credit)) => UzReceiptType::Credit,
+        (true, Some(_)) => {
+            bad.push((
+                "receipt_type".into(),
+                "a refund returns a sale (order)".into(),
+            ));
+            UzReceiptType::Order
+        }
+    };
+    let method = match receipt_type {
+        UzReceiptType::Order => CalculationMethod::FullPay,
+        UzReceiptType::Prepaid => CalculationMethod::FullPrepay,
+        UzReceiptType::Credit => CalculationMethod::CreditTransfer,
+    };
+    let mut items = Vec::new();
+    let mut lines = Vec::new();
+    for (i, p) in req.products.iter().enumerate() {
+        let f = |name: &str| format!("products.{i}.{name}");
+        let mut need = |name: &str, present: bool| {
+            if !present {
+                bad.push((f(name), required.clone()));
+            }
+        };
+        need(
+            "name",
+            p.name.as_deref().is_some_and(|n| !n.trim().is_empty()),
+        );
+        need("amount", p.amount.is_some());
+        need("price", p.price.is_some());
+        need("product_price", p.product_price.is_some());
+        need("class_code", p.class_code.is_some());
+        need("package_code", p.package_code.is_some());
+        need("vat", p.vat.is_some());
+        let vat = match p.vat_percent {
+            None => Vat::None,
+            Some(0) => Vat::Vat0,
+            Some(12) => Vat::Vat12,
+            Some(other) => {
+                bad.push((
+                    f("vat_percent"),
+                    format!("must be 12, 0 or null (no VAT), got {other}"),
+                ));
+                Vat::None
+            }
+        };
+        for (name, v) in [("discount", p.discount), ("other", p.other)] {
+            if v.unwrap_or(0) != 0 {
+                bad.push((
+                    f(name),
+                    "discounts are not supported by fiscald yet: send the discounted product_price and price".into(),
+                ));
+            }
+        }
+        let owner_type = match p.owner_type {
+            None => None,
+            Some(n) => match OwnerType::from_number(n) {
+                Some(o) => Some(o),
+                None => {
+                    bad.push((
+                        f("owner_type"),
+                        "0 resold, 1 own production or 2 service provider".into(),
+                    ));
+                    None
+                }
+            },
+        };
+        items.push(DraftItem {
+            line: Line {
+                name: p.name.clone().unwrap_or_default(),
+                quantity: quantity_from_thousandths(p.amount.unwrap_or(0)),
+                price: money_from_tiyin(p.product_price.unwrap_or(0)),
+                vat,
+                payment_subject: if owner_type == Some(OwnerType::ServiceProvider) {
+                    PaymentSubject::Service
+                } else {
+                    PaymentSubject::Commodity
+                },
+                calculation_method: method,
+                barcode: p.barcode.clone().filter(|b| !b.is_empty()),
+                class_code: p.class_code.clone(),
+                package_code: p.package_code.clone(),
+                marking: p.labels.clone(),
+            },
+            total: p.price.map(money_from_tiyin),
+        });
+        lines.push(UzLine {
+            vat_amount: money_from_tiyin(p.vat.unwrap_or(0)),
+            unit_name: p.unit_name.clone(),
+            owner_type,
+            commission: p.comission_info.as_ref().map(|c| Commission {
+                inn: c.inn.clone().filter(|s| !s.is_empty()),
+                pinfl: c.pinfl.clone().filter(|s| !s.is_empty()),
+            }),
+        });
+    }
+    let time = match req.time.as_deref() {
+        Some(t) if chrono::NaiveDateTime::parse_from_str(t, REQUEST_TIME_FORMAT).is_ok() => {
+            t.to_string()
+        }
+        Some(_) => {
+            bad.push(("time".into(), "must be yyyy-MM-dd HH:mm:ss".into()));
+            String::new()
+        }
+        None => {
+            bad.push(("time".into(), required.clone()));
+            String::new()
+        }
+    };
+    if refund && req.qr_code.as_deref().is_none_or(|q| q.trim().is_empty()) {
+        bad.push(("qr_code".into(), required.clone()));
+    }
+    let cash = req.received_cash.unwrap_or(0);
+    let change = req.change.unwrap_or(0);
+    let card = req.received_card.unwrap_or(0);
+    for (name, v) in [
+        ("received_cash", cash),
+        ("change", change),
+        ("received_card", card),
+    ] {
+        if v < 0 {
+            bad.push((name.into(), "must not be negative".into()));
+        }
+    }
+    let mut payments = Vec::new();
+    if cash > 0 {
+        payments.push(Payment {
+            kind: PaymentKind::Cash,
+            amount: money_from_tiyin(cash),
+        });
+    }
+    if card > 0 {
+        payments.push(Payment {
+            kind: PaymentKind::Electronic,
+            amount: money_from_tiyin(card),
+        });
+    }
+    if let Some(ct) = req.card_type
+        && !CARD_TYPES.contains(&ct)
+    {
+        bad.push((
+            "card_type".into(),
+            "1 corporate, 2 personal or 3 social".into(),
+        ));
+    }
+    // Per-provider rule (spec "Orders"): a QR payment names its provider and
+    // the provider's payment id.
+    let qr_payment = match req.extra_info.as_ref() {
+        Some(x) if x.qr_payment_provider.is_some() || x.qr_payment_id.is_some() => {
+            let provider = x
+                .qr_payment_provider
+                .and_then(|c| u32::try_from(c).ok())
+                .and_then(Provider::from_qr_payment_provider);
+            if provider.is_none() {
+                bad.push((
+                    "extra_info.qr_payment_provider".into(),
+                    "141 Payme, 64 Click, 161 Uzum or 187 Anor".into(),
+                ));
+            }
+            if x.qr_payment_id
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+            {
+                bad.push(("extra_info.qr_payment_id".into(), required.clone()));
+            }
+            if card == 0 {
+                bad.push((
+                    "received_card".into(),
+                    "a QR payment is paid electronically: give its amount in received_card".into(),
+                ));
+            }
+            provider.map(|p| QrPayment {
+                provider: qr_provider_of(p),
+                payment_id: x.qr_payment_id.clone().unwrap_or_default(),
+                phone_number: x.phone_number.clone(),
+            })
+        }
+        _ => None,
+    };
+    if !bad.is_empty() {
+        return Err(bad);
+    }
+    let buyer = (req.email.is_some() || req.sms_phone_number.is_some()).then(|| Buyer {
+        email: req.email.clone().filter(|e| !e.is_empty()),
+        phone: req.sms_phone_number.clone().filter(|p| !p.is_empty()),
+    });
+    Ok(Draft {
+        kind: if refund {
+            ReceiptKind::SaleReturn
+        } else {
+            ReceiptKind::Sale
+        },
+        tax_system: None,
+        currency: None,
+        items,
+        payments,
+        total: None,
+        cashier: req
+            .cashier
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+            .map(|name| Cashier { name, inn: None }),
+        buyer: buyer.filter(|b| b.email.is_some() || b.phone.is_some()),
+        uz: Some(UzReceipt {
+            receipt_type,
+            refund_of: req.qr_code.clone().filter(|_| refund),
+            lines,
+            pos_number: req.number.as_ref().map(|n| match n {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+            pos_time: time,
+            card_type: req.card_type,
+            ppt_id: req.ppt_id.clone(),
+            qr_payment,
+            open_cashbox: req.open_cashbox.unwrap_or(false),
+        }),
+    })
+}
+
+/// A domain pointer (`/items/0/total`) as the dialect's field
+/// (`products.0.price`), for rule violations.
+pub fn field_of_pointer(pointer: &str) -> String {
+    let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["items", i, rest @ ..] => {
+            let field = match rest {
+                [] => String::new(),
+                ["quantity"] => "amount".into(),
+                ["price"] => "product_price".into(),
+                ["total"] => "price".into(),
+                ["vat"] => "vat_percent".into(),
+                ["vat_amount"] => "vat".into(),
+                ["marking", m] => format!("labels.{m}"),
+                ["commission", rest @ ..] => {
+                    let mut f = String::from("comission_info");
+                    for r in rest {
+                        f.push('.');
+                        f.push_str(r);
+                    }
+                    f
+                }
+                other => other.join("."),
+            };
+            if field.is_empty() {
+                format!("products.{i}")
+            } else {
+                format!("products.{i}.{field}")
+            }
+        }
+        ["items"] | ["total"] => "products".into(),
+        ["payments", ..] => "received_cash".into(),
+        ["uz", "refund_of"] => "qr_code".into(),
+        ["uz", "card_type"] => "card_type".into(),
+        ["uz", "qr_payment", ..] => "extra_info.qr_payment_id".into(),
+        ["uz", "receipt_type"] | ["kind"] => "receipt_type".into(),
+        ["cashier", ..] => "cashier".into(),
+        ["buyer", "email"] => "email".into(),
+        ["buyer", ..] => "sms_phone_number".into(),
+        other => other.join("."),
+    }
+}
+
+/// The request fiscald sends the box for a journaled receipt: `uuid` is the
+/// receipt's id (the box's idempotency key), `refund_qr` the original's
+/// Soliq link for a refund. The box gets the POS's own `time` and `number`
+/// when the receipt came through the FiscalBox dialect, else `time`.
+pub fn order_from_receipt(
+    receipt: &Receipt,
+    uuid: &str,
+    number: u64,
+    time: &str,
+    refund_qr: Option<String>,
+) -> OrderRequest {
+    let uz = receipt.uz.as_ref();
+    let products = receipt
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let l = &item.line;
+            let extra = uz.and_then(|u| u.lines.get(i));
+            let vat_percent = match l.vat {
+                Vat::Vat12 => Some(12),
+                Vat::Vat0 => Some(0),
+                _ => None,
+            };
+            let vat = extra.map(|e| e.vat_amount).unwrap_or(match l.vat {
+                Vat::Vat12 => crate::domain::uz::included_vat(item.total, 12),
+                _ => Money::ZERO,
+            });
+            ProductWire {
+                name: Some(l.name.clone()),
+                barcode: l.barcode.clone(),
+                amount: Some(thousandths(l.quantity)),
+                unit_name: extra.and_then(|e| e.unit_name.clone()),
+                units: None,
+                price: Some(tiyin(item.total)),
+                product_price: Some(tiyin(l.price)),
+                vat: Some(tiyin(vat)),
+                vat_percent,
+                discount: Some(0),
+                discount_percent: None,
+                other: Some(0),
+                labels: l.marking.clone(),
+                class_code: l.class_code.clone(),
+                package_code: l.package_code.clone(),
+                owner_type: extra.and_then(|e| e.owner_type).map(OwnerType::number),
+                comission_info: extra
+                    .and_then(|e| e.commission.as_ref())
+                    .map(|c| CommissionInfo {
+                        inn: c.inn.clone(),
+                        pinfl: c.pinfl.clone(),
+                    }),
+            }
+        })
+        .collect();
+    let paid = |k: PaymentKind| {
+        receipt
+            .payments
+            .iter()
+            .filter(|p| p.kind == k)
+            .map(|p| tiyin(p.amount))
+            .sum::<i64>()
+    };
+    let refund = receipt.kind == ReceiptKind::SaleReturn;
+    OrderRequest {
+        number: Some(
+            uz.and_then(|u| u.pos_number.clone())
+                .map(Value::String)
+                .unwrap_or_else(|| json!(number)),
+        ),
+        receipt_type: (!refund).then(|| match uz.map(|u| u.receipt_type) {
+            Some(UzReceiptType::Prepaid) => ReceiptType::Prepaid,
+            Some(UzReceiptType::Credit) => ReceiptType::Credit,
+            _ => ReceiptType::Order,
+        }),
+        products,
+        time: Some(
+            uz.map(|u| u.pos_time.clone())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| time.to_string()),
+        ),
+        cashier: receipt.cashier.as_ref().map(|c| c.name.clone()),
+        uuid: Some(uuid.to_string()),
+        received_cash: Some(paid(PaymentKind::Cash)),
+        change: Some(tiyin(receipt.change)),
+        received_card: Some(paid(PaymentKind::Electronic)),
+        card_type: uz.and_then(|u| u.card_type),
+        ppt_id: uz.and_then(|u| u.ppt_id.clone()),
+        scan2pay_paid: None,
+        extra_info: uz.and_then(|u| u.qr_payment.as_ref()).map(|q| ExtraInfo {
+            phone_number: q.phone_number.clone(),
+            qr_payment_id: Some(q.payment_id.clone()),
+            qr_payment_provider: Some(i64::from(provider_of(q.provider).qr_payment_provider())),
+            scan2pay_id: None,
+            card_number: None,
+        }),
+        qr_code: refund_qr,
+        send_email: None,
+        email: receipt.buyer.as_ref().and_then(|b| b.email.clone()),
+        sms_phone_number: receipt.buyer.as_ref().and_then(|b| b.phone.clone()),
+        open_cashbox: None,
+        banners: Vec::new(),
+        prices: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

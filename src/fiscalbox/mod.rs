@@ -8,4 +8,6 @@
 //!   and replies, the Soliq QR link. The server dialect, the box client, the
 //!   box simulator and the billing client all use it and restate nothing.
 
+pub mod client;
 pub mod facts;
+pub mod worker;

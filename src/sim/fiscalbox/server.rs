@@ -280,8 +280,38 @@ fn body_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ErrorBody
 fn query_param(req_query: Option<&str>, name: &str) -> Option<String> {
     req_query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| v.replace("%20", " ").replace('+', " ").replace("%3A", ":"))
+        (k == name).then(|| decode(v))
     })
+}
+
+/// Percent-decode a query component (`+` is a space); bad escapes stay as sent.
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |i: usize| {
+        bytes
+            .get(i)
+            .and_then(|b| (*b as char).to_digit(16))
+            .map(|d| d as u8)
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h * 16 + l);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn box_request(State(shared): State<Arc<Shared>>, request: Request) -> Response {
