@@ -175,8 +175,8 @@ impl BoxWorker {
 enum Pass {
     /// Did something (or tried): look again at once.
     Worked,
-    /// Nothing due.
-    Idle,
+    /// Nothing to do before this long (or a wake-up).
+    Wait(Duration),
 }
 
 async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
@@ -184,18 +184,10 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         if *stopped.borrow() {
             return;
         }
-        let pass = one_pass(&shared).await;
-        if matches!(pass, Pass::Worked) {
-            continue;
-        }
-        let now = shared.clock.now().timestamp_millis();
-        let mut wait = IDLE_WAIT;
-        for kind in [JOB_FISCALBOX, JOB_FISCALBOX_CONFIRM] {
-            if let Ok(Some(at)) = shared.journal.next_due_at(kind).await {
-                let ms = u64::try_from(at - now).unwrap_or(0);
-                wait = wait.min(Duration::from_millis(ms.max(5)));
-            }
-        }
+        let wait = match one_pass(&shared).await {
+            Pass::Worked => continue,
+            Pass::Wait(wait) => wait,
+        };
         tokio::select! {
             _ = shared.wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
@@ -204,14 +196,31 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
+fn until(now: i64, at: i64) -> Duration {
+    Duration::from_millis(u64::try_from(at - now).unwrap_or(0).max(1))
+}
+
 async fn one_pass(shared: &Shared) -> Pass {
     let now = shared.clock.now().timestamp_millis();
     let mut worked = false;
-    match shared.journal.due_jobs(JOB_FISCALBOX, now, 1, vec![]).await {
+    let mut wait = IDLE_WAIT;
+    // The oldest pending receipt, due or not: receipts go to the box strictly
+    // in acceptance order, so none overtakes one whose reply was lost (its
+    // reconciliation must find it as the box's last order) and a refund
+    // never precedes its sale.
+    match shared
+        .journal
+        .due_jobs(JOB_FISCALBOX, i64::MAX, 1, vec![])
+        .await
+    {
         Ok(jobs) => {
             for job in jobs {
-                worked = true;
-                fiscalize(shared, &job).await;
+                if job.next_attempt_at <= now {
+                    worked = true;
+                    fiscalize(shared, &job).await;
+                } else {
+                    wait = wait.min(until(now, job.next_attempt_at));
+                }
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot read FiscalBox jobs"),
@@ -229,7 +238,14 @@ async fn one_pass(shared: &Shared) -> Pass {
         }
         Err(e) => tracing::warn!(error = %e, "cannot read FiscalBox confirm jobs"),
     }
-    if worked { Pass::Worked } else { Pass::Idle }
+    if let Ok(Some(at)) = shared.journal.next_due_at(JOB_FISCALBOX_CONFIRM).await {
+        wait = wait.min(until(now, at));
+    }
+    if worked {
+        Pass::Worked
+    } else {
+        Pass::Wait(wait)
+    }
 }
 
 fn note_result(shared: &Shared, result: &Result<(), CallError>) {
