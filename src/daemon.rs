@@ -134,6 +134,7 @@ impl Daemon {
                     client: client.clone(),
                     status: worker.status.clone(),
                     reply_wait: *reply_wait,
+                    sverka: std::sync::Mutex::new(serde_json::Value::Null),
                 })
             }),
         };

@@ -38,7 +38,7 @@ pub struct Dialect {
 }
 
 /// Every dialect the daemon serves: the one place a new dialect is registered.
-pub static DIALECTS: &[&Dialect] = &[&native::DIALECT];
+pub static DIALECTS: &[&Dialect] = &[&native::DIALECT, &super::fiscalbox::DIALECT];
 
 /// The dialect a path belongs to; paths of none answer in the native shape.
 pub fn for_path(path: &str) -> &'static Dialect {

@@ -8,6 +8,7 @@ pub mod accept;
 pub mod body;
 pub mod dialect;
 pub mod error;
+pub mod fiscalbox;
 pub mod native;
 pub mod policy;
 pub mod server;
@@ -53,6 +54,9 @@ pub struct FiscalboxState {
     pub status: Arc<std::sync::Mutex<crate::fiscalbox::worker::BoxStatus>>,
     /// How long `order/create` waits for the box's fiscal data.
     pub reply_wait: Duration,
+    /// The last reconciliation of the shift with the box (differences,
+    /// receipts not yet on the box), for `/v1/health`.
+    pub sverka: std::sync::Mutex<serde_json::Value>,
 }
 
 /// The whole API: the front door, then every dialect under its prefix.

@@ -386,6 +386,72 @@ pub fn check_refund(original: &[Item], earlier: &[Vec<Item>], refund: &[Item]) -
     v
 }
 
+/// A shift's totals as the journal sees them, in the units of the fiscal
+/// module's Z report: cash is what stayed in the drawer (cash paid minus
+/// change), card is every electronic payment, VAT the included VAT.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShiftTotals {
+    pub sale_cash: Money,
+    pub sale_card: Money,
+    pub sale_vat: Money,
+    pub sale_count: i64,
+    pub refund_cash: Money,
+    pub refund_card: Money,
+    pub refund_vat: Money,
+    pub refund_count: i64,
+}
+
+/// The VAT a receipt carries: the Uzbek lines' stated VAT, else the VAT
+/// included at 12 % in each 12 % line.
+pub fn receipt_vat(r: &super::receipt::Receipt) -> Money {
+    match &r.uz {
+        Some(uz) => Money(uz.lines.iter().map(|l| l.vat_amount.0).sum()),
+        None => Money(
+            r.items
+                .iter()
+                .filter(|i| i.line.vat == Vat::Vat12)
+                .map(|i| included_vat(i.total, 12).0)
+                .sum(),
+        ),
+    }
+}
+
+/// Sum a shift's receipts (sales and refunds; other kinds are not Uzbek).
+pub fn shift_totals<'a>(
+    receipts: impl IntoIterator<Item = &'a super::receipt::Receipt>,
+) -> ShiftTotals {
+    use super::receipt::PaymentKind;
+    let mut t = ShiftTotals::default();
+    for r in receipts {
+        let paid = |k: PaymentKind| -> i64 {
+            r.payments
+                .iter()
+                .filter(|p| p.kind == k)
+                .map(|p| p.amount.0)
+                .sum()
+        };
+        let cash = paid(PaymentKind::Cash) - r.change.0;
+        let card = r.total.0 - cash;
+        let vat = receipt_vat(r).0;
+        match r.kind {
+            ReceiptKind::Sale => {
+                t.sale_cash.0 += cash;
+                t.sale_card.0 += card;
+                t.sale_vat.0 += vat;
+                t.sale_count += 1;
+            }
+            ReceiptKind::SaleReturn => {
+                t.refund_cash.0 += cash;
+                t.refund_card.0 += card;
+                t.refund_vat.0 += vat;
+                t.refund_count += 1;
+            }
+            _ => {}
+        }
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +501,47 @@ mod tests {
 
     fn rules(v: Vec<Violation>) -> Vec<(String, &'static str)> {
         v.into_iter().map(|v| (v.path, v.rule)).collect()
+    }
+
+    #[test]
+    fn shift_totals_split_cash_card_and_vat() {
+        use crate::domain::receipt::{Payment, PaymentKind, Receipt, TaxSystem};
+        let receipt = |kind, cash: i64, card: i64, change: i64| {
+            let items = vec![item("Non", cash + card - change, 1000)];
+            Receipt {
+                kind,
+                tax_system: TaxSystem::Common,
+                currency: "UZS".into(),
+                total: items[0].total,
+                items,
+                payments: [(PaymentKind::Cash, cash), (PaymentKind::Electronic, card)]
+                    .into_iter()
+                    .filter(|p| p.1 > 0)
+                    .map(|(kind, a)| Payment {
+                        kind,
+                        amount: Money(a),
+                    })
+                    .collect(),
+                change: Money(change),
+                cashier: None,
+                buyer: None,
+                uz: None,
+            }
+        };
+        let day = [
+            receipt(ReceiptKind::Sale, 20000, 0, 8800), // 11200 in cash
+            receipt(ReceiptKind::Sale, 0, 22400, 0),
+            receipt(ReceiptKind::SaleReturn, 11200, 0, 0),
+        ];
+        let t = shift_totals(day.iter());
+        assert_eq!(
+            (t.sale_cash, t.sale_card, t.sale_vat),
+            (Money(11200), Money(22400), Money(3600))
+        );
+        assert_eq!(
+            (t.refund_cash, t.refund_vat, t.refund_count),
+            (Money(11200), Money(1200), 1)
+        );
     }
 
     #[test]

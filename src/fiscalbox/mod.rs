@@ -10,4 +10,5 @@
 
 pub mod client;
 pub mod facts;
+pub mod sverka;
 pub mod worker;

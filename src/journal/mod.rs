@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::{Receipt, ReceiptState, Source};
 use chrono_tz::Tz;
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -445,6 +446,51 @@ impl Journal {
             ops::queue_confirm(c, ctx, &receipt_id, &data)
         })
         .await
+    }
+
+    /// Set named counters together, in one commit (the FiscalBox dialect's
+    /// shift state lives in the `counters` table: no schema change).
+    /// `expect` guards a transition: the first counter must hold that value.
+    pub async fn set_counters(
+        &self,
+        expect: Option<(&'static str, i64)>,
+        values: Vec<(&'static str, i64)>,
+    ) -> Result<bool, JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, _| {
+            if let Some((name, want)) = expect {
+                let now: i64 = c
+                    .query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+                        r.get(0)
+                    })
+                    .optional()?
+                    .unwrap_or(0);
+                if now != want {
+                    return Ok(false);
+                }
+            }
+            for (name, value) in &values {
+                c.prepare_cached(
+                    "INSERT INTO counters (name, value) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(rusqlite::params![name, value])?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    pub async fn counter(&self, name: &'static str) -> Result<i64, JournalError> {
+        self.read(move |r| r.counter(name)).await
+    }
+
+    /// Receipts numbered in `(after, upto]`, in order.
+    pub async fn numbered(
+        &self,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<StoredReceipt>, JournalError> {
+        self.read(move |r| r.numbered(after, upto)).await
     }
 
     /// The receipt a link names (offline link or fiscal QR).

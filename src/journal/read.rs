@@ -153,6 +153,35 @@ impl Reader {
         })
     }
 
+    /// Receipts numbered in `(after, upto]`, in order (a shift's receipts).
+    pub(super) fn numbered(
+        &self,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<StoredReceipt>, JournalError> {
+        self.with(|c| {
+            let sql = format!("{SELECT} WHERE r.number > ?1 AND r.number <= ?2 ORDER BY r.number");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(params![after, upto], row_to_receipt)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// A named counter (0 when never set).
+    pub(super) fn counter(&self, name: &str) -> Result<i64, JournalError> {
+        self.with(|c| {
+            Ok(
+                c.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+                .unwrap_or(0),
+            )
+        })
+    }
+
     pub(super) fn due_jobs(
         &self,
         kind: &str,
