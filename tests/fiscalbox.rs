@@ -93,3 +93,242 @@ async fn receipts_reach_the_box_once_through_outages_and_lost_replies() {
     t.daemon.stop().await.unwrap();
     fb.stop().await;
 }
+
+// ───────────── through the /fiscalbox/ dialect only ─────────────
+
+use serde_json::json;
+
+const IKPU: &str = "10999001001000000";
+
+async fn fb_post(t: &TestDaemon, path: &str, body: &Value) -> Value {
+    let resp = t
+        .client
+        .post(format!("{}/fiscalbox{path}", t.base))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.json().await.unwrap()
+}
+
+async fn fb_get(t: &TestDaemon, path: &str) -> Value {
+    let resp = t
+        .client
+        .get(format!("{}/fiscalbox{path}", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.json().await.unwrap()
+}
+
+fn vat12(total: i64) -> i64 {
+    fiscald::domain::uz::included_vat(fiscald::domain::Money(total), 12).0
+}
+
+/// An order: lines of (name, unit price in tiyin, quantity ×1000).
+fn order(uuid: &str, lines: &[(&str, i64, i64)], cash: i64, change: i64, card: i64) -> Value {
+    let products: Vec<Value> = lines
+        .iter()
+        .map(|(name, price, qty)| {
+            let total = price * qty / 1000;
+            json!({"name": name, "barcode": "4780000000007", "amount": qty, "unit_name": "dona",
+                   "price": total, "product_price": price, "vat": vat12(total), "vat_percent": 12,
+                   "discount": 0, "other": 0, "labels": [], "class_code": IKPU,
+                   "package_code": "1520627", "owner_type": 0})
+        })
+        .collect();
+    json!({"number": 1, "receipt_type": "order", "products": products,
+           "time": "2026-11-29 10:00:00", "cashier": "Admin", "uuid": uuid,
+           "received_cash": cash, "change": change, "received_card": card})
+}
+
+fn ok(reply: &Value) -> &Value {
+    assert_eq!(reply["is_success"], true, "{reply}");
+    assert_eq!(reply["error"], Value::Null);
+    &reply["data"]
+}
+
+fn wrapped(reply: &Value) -> &Value {
+    ok(&reply["result"])
+}
+
+fn failed(reply: &Value, code: i64) -> &Value {
+    assert_eq!(reply["is_success"], false, "{reply}");
+    assert_eq!(reply["data"], Value::Null, "{reply}");
+    assert_eq!(reply["error"]["code"], code, "{reply}");
+    assert!(reply["error"]["message"].is_string(), "{reply}");
+    reply["error"]
+        .as_object()
+        .unwrap()
+        .get("data")
+        .expect("error.data is present")
+}
+
+async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const PROVIDERS: [(&str, i64, &str); 4] = [
+    ("click", 64, "payment_id"),
+    ("payme", 141, "payment_id"),
+    ("uzum", 161, "payment_id"),
+    ("anor", 187, "transaction_id"),
+];
+
+/// Sales paid by cash, card and each QR provider (with their confirms),
+/// and one sale of three that the day refunds twice. Returns the expected
+/// (cash, card, vat) of sales and the qr_url of the sale to refund.
+async fn sell_the_day(t: &TestDaemon, tag: &str) -> ((i64, i64, i64), String) {
+    let (mut cash, mut card, mut vat) = (0, 0, 0);
+    // Cash with change.
+    let r = fb_post(
+        t,
+        "/order/create/",
+        &order(
+            &format!("{tag}-cash"),
+            &[("Non", 11200, 1000)],
+            20000,
+            8800,
+            0,
+        ),
+    )
+    .await;
+    assert!(ok(&r)["qr_url"].as_str().unwrap().starts_with("http"));
+    cash += 11200;
+    vat += vat12(11200);
+    // Card through the HUMO terminal.
+    let slip = fb_post(t, "/payment/xumo", &json!({"amount": 22400})).await;
+    let mut o = order(
+        &format!("{tag}-card"),
+        &[("Choy", 22400, 1000)],
+        0,
+        0,
+        22400,
+    );
+    o["ppt_id"] = ok(&slip)["ppt_id"].clone();
+    o["card_type"] = json!(2);
+    ok(&fb_post(t, "/order/create", &o).await);
+    card += 22400;
+    vat += vat12(22400);
+    // Each QR provider: pay, sell, confirm.
+    for (i, (p, code, key)) in PROVIDERS.iter().enumerate() {
+        let amount = 5600 * (i as i64 + 1);
+        let paid = fb_post(
+            t,
+            &format!("/payment/{p}"),
+            &json!({"amount": amount, "qr_code": "customer-qr"}),
+        )
+        .await;
+        let id = ok(&paid)[*key].as_str().unwrap().to_string();
+        let mut o = order(
+            &format!("{tag}-{p}"),
+            &[("Shakar", amount, 1000)],
+            0,
+            0,
+            amount,
+        );
+        o["extra_info"] = json!({"qr_payment_id": id, "qr_payment_provider": code, "phone_number": "+998901234567"});
+        let sold = fb_post(t, "/order/create/", &o).await;
+        let qr = ok(&sold)["qr_url"].as_str().unwrap().to_string();
+        let confirmed = fb_post(
+            t,
+            &format!("/payment/{p}_confirm"),
+            &json!({*key: id, "qr_code": qr}),
+        )
+        .await;
+        assert_eq!(ok(&confirmed)["error_code"], 0);
+        card += amount;
+        vat += vat12(amount);
+    }
+    // Three bottles of milk, to be refunded in parts.
+    let milk = fb_post(
+        t,
+        "/order/create/",
+        &order(&format!("{tag}-milk"), &[("Sut", 9000, 3000)], 27000, 0, 0),
+    )
+    .await;
+    cash += 27000;
+    vat += vat12(27000);
+    (
+        (cash, card, vat),
+        ok(&milk)["qr_url"].as_str().unwrap().to_string(),
+    )
+}
+
+fn refund(uuid: &str, qr: &str, bottles: i64) -> Value {
+    let mut r = order(uuid, &[("Sut", 9000, bottles * 1000)], 9000 * bottles, 0, 0);
+    r.as_object_mut().unwrap().remove("receipt_type");
+    r["qr_code"] = json!(qr);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_day_through_the_fiscalbox_dialect_only() {
+    let fb = sim_box().await;
+    let t = TestDaemon::start_uz(&fb.base_url(), |_| {}).await;
+    ok(&fb_get(&t, "/zreport/open/?time=2026-11-29%2009:00:00").await);
+    let ((cash, card, vat), milk) = sell_the_day(&t, "day").await;
+    // Two partial refunds of the milk sale.
+    for (i, n) in [1, 2].iter().enumerate() {
+        let r = fb_post(
+            &t,
+            "/order/refuse/",
+            &refund(&format!("day-refund-{i}"), &milk, *n),
+        )
+        .await;
+        assert!(ok(&r)["fiscal_sign"].as_str().unwrap().len() == 12, "{r}");
+    }
+    let refunded = 27000;
+    let refunded_vat = vat12(9000) + vat12(18000);
+    // X report: the journal's totals, no difference with the box.
+    let x = fb_post(&t, "/zreport/close/", &json!({"close_zreport": false})).await;
+    let x = wrapped(&x);
+    assert_eq!(x["total_sale_cash"], cash, "{x}");
+    assert_eq!(x["differences"], json!([]), "{x}");
+    assert_eq!(x["shift_opened"], true);
+    // Z report.
+    let z = fb_get(&t, "/zreport/close/?time=2026-11-29%2021:00:00").await;
+    let z = wrapped(&z).clone();
+    assert_eq!(z["total_sale_cash"], cash, "{z}");
+    assert_eq!(z["total_sale_card"], card, "{z}");
+    assert_eq!(z["total_sale_vat"], vat, "{z}");
+    assert_eq!(z["total_sale_count"], 7);
+    assert_eq!(z["total_refund_cash"], refunded);
+    assert_eq!(z["total_refund_vat"], refunded_vat);
+    assert_eq!(z["total_refund_count"], 2);
+    assert_eq!(z["differences"], json!([]), "{z}");
+    assert_eq!(z["close_time"], "2026-11-29 21:00:00");
+    // ... and equal to the box's own Z report.
+    let boxed = fb
+        .with_model(|m| m.closed_zreports().last().cloned())
+        .unwrap();
+    assert_eq!(
+        (
+            boxed.total_sale_cash,
+            boxed.total_sale_card,
+            boxed.total_sale_vat
+        ),
+        (cash, card, vat)
+    );
+    assert_eq!(
+        (boxed.total_refund_cash, boxed.total_refund_vat),
+        (refunded, refunded_vat)
+    );
+    assert_eq!((boxed.total_sale_count, boxed.total_refund_count), (7, 2));
+    // The four confirms reach the box once each.
+    wait_for("confirms", || fb.stats().counters.confirms_delivered == 4).await;
+    let stats = fb.stats();
+    assert_eq!(stats.counters.confirm_repeats, 0);
+    assert_eq!(stats.counters.sales_created, 7);
+    assert_eq!(stats.counters.refunds_created, 2);
+    // Closed: a second close is refused in the documented shape.
+    failed(&fb_get(&t, "/zreport/close/").await, 9326);
+    t.daemon.stop().await.unwrap();
+    fb.stop().await;
+}

@@ -148,7 +148,11 @@ impl BoxWorker {
         config: BoxWorkerConfig,
         wake: Arc<Notify>,
     ) -> BoxWorker {
-        let status = Arc::new(Mutex::new(BoxStatus::default()));
+        // Reachable until a call fails: `order/create` waits for the box.
+        let status = Arc::new(Mutex::new(BoxStatus {
+            online: true,
+            ..BoxStatus::default()
+        }));
         let shared = Arc::new(Shared {
             journal,
             client,
