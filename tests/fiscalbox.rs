@@ -332,3 +332,228 @@ async fn a_full_day_through_the_fiscalbox_dialect_only() {
     t.daemon.stop().await.unwrap();
     fb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_day_with_the_box_unplugged_half_the_time() {
+    let fb = sim_box().await;
+    let t = TestDaemon::start_uz(&fb.base_url(), |_| {}).await;
+    ok(&fb_get(&t, "/zreport/open/").await);
+    // Payments need the box (money is never taken blind): while it is
+    // unplugged a payment fails clearly.
+    fb.set_knobs(BoxKnobs {
+        down: Some(true),
+        ..BoxKnobs::default()
+    });
+    let refused = fb_post(
+        &t,
+        "/payment/click",
+        &json!({"amount": 5600, "qr_code": "q"}),
+    )
+    .await;
+    let why = failed(&refused, 106);
+    assert!(
+        why.as_str().unwrap().contains("no money was taken"),
+        "{why}"
+    );
+    fb.set_knobs(BoxKnobs {
+        down: Some(false),
+        ..BoxKnobs::default()
+    });
+    // Pay with every provider while the box is up…
+    let mut paid = Vec::new();
+    for (p, code, key) in PROVIDERS {
+        let r = fb_post(
+            &t,
+            &format!("/payment/{p}"),
+            &json!({"amount": 5600, "qr_code": "q"}),
+        )
+        .await;
+        paid.push((p, code, key, ok(&r)[key].as_str().unwrap().to_string()));
+    }
+    // …then sell with the box unplugged every other receipt: each sale is
+    // accepted and journaled at once (offline link), each confirm queued.
+    let mut offline_answers = 0;
+    for i in 0..12 {
+        fb.set_knobs(BoxKnobs {
+            down: Some(i % 2 == 0),
+            ..BoxKnobs::default()
+        });
+        let mut o = order(&format!("half-{i}"), &[("Non", 11200, 1000)], 11200, 0, 0);
+        if let Some((p, code, key, id)) = paid.get(i / 3).filter(|_| i % 3 == 0) {
+            o = order(&format!("half-{i}"), &[("Non", 5600, 1000)], 0, 0, 5600);
+            o["extra_info"] = json!({"qr_payment_id": id, "qr_payment_provider": code});
+            let sold = fb_post(&t, "/order/create/", &o).await;
+            let qr = ok(&sold)["qr_url"].as_str().unwrap().to_string();
+            if ok(&sold)["fiscal_sign"] == "" {
+                offline_answers += 1;
+            }
+            let c = fb_post(
+                &t,
+                &format!("/payment/{p}_confirm"),
+                &json!({*key: id, "qr_code": qr}),
+            )
+            .await;
+            ok(&c);
+        } else {
+            let sold = fb_post(&t, "/order/create/", &o).await;
+            if ok(&sold)["fiscal_sign"] == "" {
+                offline_answers += 1;
+            }
+        }
+    }
+    assert!(
+        offline_answers > 0,
+        "some sales were answered while the box was unplugged"
+    );
+    fb.set_knobs(BoxKnobs {
+        down: Some(false),
+        ..BoxKnobs::default()
+    });
+    wait_for("all receipts and confirms on the box", || {
+        let s = fb.stats();
+        s.counters.sales_created == 12 && s.counters.confirms_delivered == 4
+    })
+    .await;
+    let s = fb.stats();
+    assert!(s.dropped_down > 0, "{s:?}");
+    assert_eq!(s.counters.receipts_per_uuid_max, 1, "{s:?}");
+    assert_eq!(s.counters.uuid_repeats, 0, "{s:?}");
+    assert_eq!(s.counters.confirm_repeats, 0, "{s:?}");
+    for (_, _, _, id) in &paid {
+        assert_eq!(fb.with_model(|m| m.confirms_of(id)), 1);
+    }
+    // Every receipt is journaled and fiscalized; the Z report agrees with the box.
+    let z = fb_get(&t, "/zreport/close/").await;
+    let z = wrapped(&z);
+    assert_eq!(z["total_sale_count"], 12, "{z}");
+    assert_eq!(z["differences"], json!([]), "{z}");
+    assert_eq!(t.receipt_count().await, 12);
+    t.daemon.stop().await.unwrap();
+    fb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_path_answers_the_documented_code_and_shape() {
+    let fb = sim_box().await;
+    let t = TestDaemon::start_uz(&fb.base_url(), |_| {}).await;
+    // A sale with the shift closed: 0x902D.
+    let r = fb_post(
+        &t,
+        "/order/create/",
+        &order("e-1", &[("Non", 11200, 1000)], 11200, 0, 0),
+    )
+    .await;
+    failed(&r, 0x902D);
+    // Closing a closed shift: 9326; opening an open one: 9327.
+    failed(&fb_get(&t, "/zreport/close/").await, 9326);
+    ok(&fb_get(&t, "/zreport/open/").await);
+    failed(&fb_get(&t, "/zreport/open").await, 9327);
+    // A missing class_code: 7, the field listed in the message (a JSON string).
+    let mut o = order("e-2", &[("Non", 11200, 1000)], 11200, 0, 0);
+    o["products"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("class_code");
+    let r = fb_post(&t, "/order/create/", &o).await;
+    failed(&r, 7);
+    let fields: Value = serde_json::from_str(r["error"]["message"].as_str().unwrap()).unwrap();
+    assert!(fields.get("products.0.class_code").is_some(), "{fields}");
+    // A wrong VAT (not 12/112 of the price) and a 16-digit IKPU: 7, both listed.
+    let mut o = order("e-3", &[("Non", 11200, 1000)], 11200, 0, 0);
+    o["products"][0]["vat"] = json!(2000);
+    o["products"][0]["class_code"] = json!("1099900100100000");
+    let r = fb_post(&t, "/order/create/", &o).await;
+    failed(&r, 7);
+    let fields: Value = serde_json::from_str(r["error"]["message"].as_str().unwrap()).unwrap();
+    assert!(fields.get("products.0.vat").is_some(), "{fields}");
+    assert!(fields.get("products.0.class_code").is_some(), "{fields}");
+    // A malformed body: 7 naming the body.
+    let resp = t
+        .client
+        .post(format!("{}/fiscalbox/order/create/", t.base))
+        .header("content-type", "application/json")
+        .body("{\"products\": [")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let r: Value = resp.json().await.unwrap();
+    failed(&r, 7);
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("body"),
+        "{r}"
+    );
+    // An unknown path under /fiscalbox/: 404 in the envelope, HTTP 200.
+    failed(&fb_get(&t, "/order/nothing/").await, 404);
+    failed(&fb_post(&t, "/zreport/open/", &json!({})).await, 404);
+    // A refund beyond the sale, across two refunds: 65275, nothing written.
+    let sold = fb_post(
+        &t,
+        "/order/create/",
+        &order("e-4", &[("Sut", 9000, 2000)], 18000, 0, 0),
+    )
+    .await;
+    let qr = ok(&sold)["qr_url"].as_str().unwrap().to_string();
+    ok(&fb_post(&t, "/order/refuse/", &refund("e-5", &qr, 1)).await);
+    let before = t.receipt_count().await;
+    let r = fb_post(&t, "/order/refuse/", &refund("e-6", &qr, 2)).await;
+    let why = failed(&r, 65275);
+    assert!(why.to_string().contains("more than was sold"), "{why}");
+    assert_eq!(t.receipt_count().await, before);
+    // A refund of a receipt this till never issued: 65275.
+    let r = fb_post(
+        &t,
+        "/order/refuse/",
+        &refund("e-7", "https://ofd.soliq.uz/check?t=X&r=1&c=2&s=3", 1),
+    )
+    .await;
+    failed(&r, 65275);
+    // The box refusing a refund (fault knob) parks the receipt and says so.
+    fb.set_knobs(BoxKnobs {
+        refuse_refunds: Some(true),
+        ..BoxKnobs::default()
+    });
+    let r = fb_post(&t, "/order/refuse/", &refund("e-8", &qr, 1)).await;
+    failed(&r, 65275);
+    t.daemon.stop().await.unwrap();
+    fb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_order_with_the_same_uuid_creates_nothing() {
+    let fb = sim_box().await;
+    let t = TestDaemon::start_uz(&fb.base_url(), |_| {}).await;
+    ok(&fb_get(&t, "/zreport/open/").await);
+    let o = order("same-uuid", &[("Non", 11200, 1000)], 11200, 0, 0);
+    let first = fb_post(&t, "/order/create/", &o).await;
+    let first = ok(&first).clone();
+    assert_eq!(first["fiscal_sign"].as_str().unwrap().len(), 12, "{first}");
+    let receipts = t.receipt_count().await;
+    let created = fb.stats().counters.sales_created;
+    for _ in 0..3 {
+        let again = fb_post(&t, "/order/create/", &o).await;
+        let again = ok(&again);
+        assert_eq!(again["receipt_count"], first["receipt_count"]);
+        assert_eq!(again["fiscal_sign"], first["fiscal_sign"]);
+        assert_eq!(again["qr_url"], first["qr_url"]);
+    }
+    assert_eq!(t.receipt_count().await, receipts);
+    let s = fb.stats();
+    assert_eq!(s.counters.sales_created, created);
+    assert_eq!(
+        s.counters.uuid_repeats, 0,
+        "the repeat never reached the box"
+    );
+    // order/last (wrapped) shows the same fiscal data in the box's CamelCase.
+    let last = fb_get(&t, "/order/last/").await;
+    let last = wrapped(&last);
+    assert_eq!(last["result"]["FiscalSign"], first["fiscal_sign"]);
+    assert_eq!(last["order"]["uuid"], "same-uuid");
+    assert_eq!(last["isRefund"], false);
+    // The same uuid with other content is refused, nothing written.
+    let other = order("same-uuid", &[("Non", 22400, 1000)], 22400, 0, 0);
+    failed(&fb_post(&t, "/order/create/", &other).await, 7);
+    assert_eq!(t.receipt_count().await, receipts);
+    t.daemon.stop().await.unwrap();
+    fb.stop().await;
+}

@@ -970,11 +970,16 @@ impl Confirm {
             }
         };
         let qr = match body.get("qr_code") {
-            Some(Value::String(s)) if parse_soliq_qr(s).is_some() => Some(s.clone()),
+            // The box wants the Soliq link; fiscald also takes the offline
+            // link it answered while the box was away (and sends the Soliq
+            // link once it exists).
+            Some(Value::String(s)) if s.starts_with("https://") || s.starts_with("http://") => {
+                Some(s.clone())
+            }
             Some(Value::String(_)) => {
                 bad.push((
                     "qr_code".into(),
-                    format!("must be a receipt link {SOLIQ_CHECK_URL}?t=…&r=…&c=…&s=…"),
+                    format!("must be the receipt's link, {SOLIQ_CHECK_URL}?t=…&r=…&c=…&s=…"),
                 ));
                 None
             }
@@ -1614,6 +1619,7 @@ mod tests {
         assert_eq!(c.body(), json!({"transaction_id": "a12f", "qr_code": qr}));
         assert_eq!(Confirm::parse(Provider::Anor, &c.body()), Ok(c));
         let missing = Confirm::parse(Provider::Click, &json!({"qr_code": "x"})).unwrap_err();
+        assert_eq!(missing[1].0, "qr_code");
         assert_eq!(missing.len(), 2);
         assert_eq!(missing[0].0, "payment_id");
         assert_eq!(

@@ -150,8 +150,9 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorBody> {
     } else {
         bytes
     };
-    let mut de = serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: Value = serde_json::from_slice(text)
+        .map_err(|e| invalid(vec![("body".into(), format!("not valid JSON: {e}"))]))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." || path == "?" {
             "body".to_string()
@@ -407,13 +408,14 @@ async fn dispatch(
                 .await
                 .map_err(|e| unreachable("the status request", &e))
         }
+        // The till's own drawer when fiscald drives one, else the box's.
         Endpoint::OpenCashDrawer => match &app.devices {
-            Some(d) if d.drawer_view().get("configured") != Some(&json!(false)) => {
-                d.open_drawer().await.map(|()| Value::Null).or_else(|_| {
-                    Err(ErrorBody::new(
+            Some(d) if d.drawer_view()["via"] != json!("none") => {
+                d.open_drawer().await.map(|()| Value::Null).map_err(|e| {
+                    ErrorBody::new(
                         Code::PrinterNotWorking,
-                        json!("the cash drawer did not open"),
-                    ))
+                        json!(format!("the cash drawer did not open: {e}")),
+                    )
                 })
             }
             _ => client
