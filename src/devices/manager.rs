@@ -316,6 +316,27 @@ impl Devices {
             .ok_or(ActionError::NotConfigured("receipt printer"))
     }
 
+    /// Print blocks (a POS's banners) on the receipt printer at once.
+    pub async fn print_blocks(
+        &self,
+        list: Vec<super::escpos::layout::Block>,
+    ) -> Result<(), ActionError> {
+        let printer = self.printer()?;
+        let settings = self
+            .settings
+            .printer
+            .as_ref()
+            .ok_or(ActionError::NotConfigured("receipt printer"))?;
+        let doc = super::escpos::layout::blocks(&list, &layout_options(settings));
+        printer
+            .call(CALL_LIMIT, move |p| {
+                p.printer.print(&doc)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Open the cash drawer wherever it hangs.
     pub async fn open_drawer(&self) -> Result<(), ActionError> {
         let d = self.settings.drawer.clone();
@@ -393,5 +414,24 @@ impl Devices {
                 Ok(register_details(&r.register.status()?))
             })
             .await?)
+    }
+}
+
+/// The receipt layout as `[printer]` sets it.
+pub fn layout_options(settings: &PrinterSettings) -> super::escpos::layout::LayoutOptions {
+    use crate::config::{CutMode, TextEncoding};
+    super::escpos::layout::LayoutOptions {
+        width: settings.width,
+        code_table: settings.code_table,
+        encoding: match settings.encoding {
+            TextEncoding::Cp866 => super::escpos::TextEncoding::Cp866,
+            TextEncoding::Cp1251 => super::escpos::TextEncoding::Cp1251,
+        },
+        cut: match settings.cut {
+            CutMode::None => super::escpos::CutMode::None,
+            CutMode::Partial => super::escpos::CutMode::Partial,
+            CutMode::Full => super::escpos::CutMode::Full,
+        },
+        ..Default::default()
     }
 }

@@ -1043,6 +1043,34 @@ pub const ONE_QR_DECLINED: u8 = 3;
 /// Anor `payment_status` 2 = paid \[spec "Payments"\].
 pub const ANOR_PAID: i64 = 2;
 
+/// A banner as a printed block. Styles \[spec "Tools"\]: `font_width` /
+/// `font_height` magnification, `align` left|center|right, `is_bold`,
+/// `qr_size`; **ASSUMED**: barcodes print as CODE128 whatever
+/// `barcode_type` says, `qr_code_frame` prints as a plain QR.
+pub fn print_block(b: &Banner) -> crate::devices::escpos::layout::Block {
+    use crate::devices::escpos::Align;
+    use crate::devices::escpos::layout::{Block, BlockKind};
+    let style = b.style.clone().unwrap_or_default();
+    Block {
+        kind: match b.kind {
+            BannerKind::Text => BlockKind::Text,
+            BannerKind::Barcode => BlockKind::Barcode,
+            BannerKind::QrCode | BannerKind::QrCodeFrame => BlockKind::Qr,
+        },
+        data: b.data.clone(),
+        bold: style.is_bold.unwrap_or(false),
+        width: style.font_width.unwrap_or(1),
+        height: style.font_height.unwrap_or(1),
+        align: match style.align.as_deref() {
+            Some("left") => Align::Left,
+            Some("right") => Align::Right,
+            _ => Align::Center,
+        },
+        qr_size: style.qr_size,
+        cut: b.cut.unwrap_or(false),
+    }
+}
+
 // ───────────────────────── domain ⇄ wire ─────────────────────────
 
 use crate::domain::uz::{

@@ -55,8 +55,9 @@ pub struct Options {
     /// Queue a [`JOB_PRINT`] job for every new receipt (a printer is
     /// configured and the cloud fiscalizes: it prints with the offline link).
     pub print_on_accept: bool,
-    /// Queue a [`JOB_PRINT`] job when the register has fiscalized a receipt
-    /// (the customer copy with the fiscal QR).
+    /// Queue a [`JOB_PRINT`] job when the register (or the FiscalBox) has
+    /// fiscalized a receipt (the customer copy with the fiscal QR; for a
+    /// FiscalBox receipt, the Soliq link).
     pub print_after_register: bool,
 }
 
@@ -82,7 +83,7 @@ impl Options {
                 Backend::Fiscalbox => JOB_FISCALBOX,
             },
             print_on_accept: printer && backend == Backend::Cloud,
-            print_after_register: printer && backend == Backend::Register,
+            print_after_register: printer && backend != Backend::Cloud,
         }
     }
 }

@@ -344,7 +344,7 @@ pub(super) fn record_fiscalized(
         attrs.fiscal_document_number, attrs.fiscal_sign, attrs.fiscal_drive_number
     );
     event(c, &receipt_id, &at, actor, ReceiptState::Fiscalized, &note)?;
-    if actor == "register" && ctx.options.print_after_register {
+    if (actor == "register" || actor == "fiscalbox") && ctx.options.print_after_register {
         // An operator may have asked for a print already: one job per receipt.
         exec(
             c,

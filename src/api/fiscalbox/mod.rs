@@ -438,10 +438,18 @@ async fn dispatch(
                     "This field is required.".into(),
                 )]));
             }
-            client
-                .call(endpoint, Some(&v), &[])
-                .await
-                .map_err(|e| unreachable("the banner", &e))
+            // On the till's ESC/POS printer when fiscald drives one, else the box's.
+            match &app.devices {
+                Some(d) if d.printer().is_ok() => d
+                    .print_blocks(banners.iter().map(facts::print_block).collect())
+                    .await
+                    .map(|()| Value::Null)
+                    .map_err(|e| ErrorBody::new(Code::PrinterNotWorking, json!(e.to_string()))),
+                _ => client
+                    .call(endpoint, Some(&v), &[])
+                    .await
+                    .map_err(|e| unreachable("the banner", &e)),
+            }
         }
     }
 }
