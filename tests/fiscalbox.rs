@@ -557,3 +557,57 @@ async fn a_retried_order_with_the_same_uuid_creates_nothing() {
     t.daemon.stop().await.unwrap();
     fb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soliq_qr_and_banners_are_printed_on_the_escpos_printer() {
+    let fb = sim_box().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = common::emulators(dir.path());
+    let t = TestDaemon::start_uz(&fb.base_url(), |s| {
+        common::wire_emulators(s, &sim);
+        // The FiscalBox fiscalizes; the register is not part of this till.
+        s.devices.register = None;
+        s.devices.backend = fiscald::config::Backend::Fiscalbox;
+    })
+    .await;
+    ok(&fb_get(&t, "/zreport/open/").await);
+    let sold = fb_post(
+        &t,
+        "/order/create/",
+        &order("print-1", &[("Non", 11200, 1000)], 11200, 0, 0),
+    )
+    .await;
+    let qr = ok(&sold)["qr_url"].as_str().unwrap().to_string();
+    assert!(qr.starts_with("https://ofd.soliq.uz/check?t="), "{qr}");
+    wait_for("the printed receipt", || {
+        !sim.printer.output().documents.is_empty()
+    })
+    .await;
+    let doc = sim.printer.output().documents[0].clone();
+    assert_eq!(doc.qr, [qr.clone()]);
+    assert!(
+        doc.text()
+            .contains(ok(&sold)["fiscal_sign"].as_str().unwrap()),
+        "{}",
+        doc.text()
+    );
+    // A banner: styled text, a barcode and a QR, on the same printer.
+    let r = fb_post(&t, "/print/banner", &json!({"banners": [
+        {"type": "text", "data": "Keyingi xarid uchun 5%", "style": {"font_width": 2, "font_height": 2, "is_bold": true, "align": "center"}},
+        {"type": "barcode", "data": "23423423"},
+        {"type": "qr_code", "data": "https://example.uz/promo", "style": {"qr_size": 6}}
+    ]})).await;
+    ok(&r);
+    let out = sim.printer.output();
+    let banner = out.documents.last().unwrap();
+    assert!(banner.text().contains("Keyingi xarid"), "{}", banner.text());
+    assert_eq!(banner.qr, ["https://example.uz/promo"]);
+    assert_eq!(
+        fb.stats().counters.banners_printed,
+        0,
+        "printed by fiscald, not the box"
+    );
+    t.daemon.stop().await.unwrap();
+    fb.stop().await;
+    sim.stop();
+}

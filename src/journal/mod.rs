@@ -353,7 +353,10 @@ impl Journal {
         self.apply(WRITE_TIMEOUT, move |c, ctx| {
             ops::record_fiscalized(c, ctx, job_id, &attrs, &qr, actor)
         })
-        .await
+        .await?;
+        // A print job may have come with it; the box's confirms may wait on it.
+        self.outbox.committed();
+        Ok(())
     }
 
     /// Merge `patch` (a JSON object) into the job's data: a device job's
@@ -443,10 +446,13 @@ impl Journal {
         receipt_id: String,
         data: serde_json::Value,
     ) -> Result<bool, JournalError> {
-        self.apply(WRITE_TIMEOUT, move |c, ctx| {
-            ops::queue_confirm(c, ctx, &receipt_id, &data)
-        })
-        .await
+        let queued = self
+            .apply(WRITE_TIMEOUT, move |c, ctx| {
+                ops::queue_confirm(c, ctx, &receipt_id, &data)
+            })
+            .await?;
+        self.outbox.committed();
+        Ok(queued)
     }
 
     /// Set named counters together, in one commit (the FiscalBox dialect's
