@@ -584,7 +584,7 @@ async fn the_soliq_qr_and_banners_are_printed_on_the_escpos_printer() {
     })
     .await;
     let doc = sim.printer.output().documents[0].clone();
-    assert_eq!(doc.qr, [qr.clone()]);
+    assert_eq!(doc.qr, [qr]);
     assert!(
         doc.text()
             .contains(ok(&sold)["fiscal_sign"].as_str().unwrap()),
