@@ -611,3 +611,52 @@ async fn the_soliq_qr_and_banners_are_printed_on_the_escpos_printer() {
     fb.stop().await;
     sim.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_page_cannot_sell_open_shifts_or_pay() {
+    // FiscalBox clients send no credentials (auth "none"): the Host/Origin
+    // policy is what keeps a web page from using the till.
+    let fb = sim_box().await;
+    let t = TestDaemon::start_uz(&fb.base_url(), |_| {}).await;
+    let host = format!("Host: {}", t.daemon.addr);
+    let sale = order("xsite", &[("Non", 11200, 1000)], 11200, 0, 0).to_string();
+    for (line, body) in [
+        ("POST /fiscalbox/order/create/ HTTP/1.1", sale.as_str()),
+        (
+            "POST /fiscalbox/payment/click HTTP/1.1",
+            "{\"amount\":100,\"qr_code\":\"q\"}",
+        ),
+        ("GET /fiscalbox/zreport/open/ HTTP/1.1", ""),
+        ("GET /fiscalbox/print/open_cash_drawer/ HTTP/1.1", ""),
+    ] {
+        for extra in [
+            "Origin: http://evil.example\r\nContent-Type: text/plain",
+            "Sec-Fetch-Site: cross-site\r\nContent-Type: application/json",
+        ] {
+            let (status, _, reply) =
+                common::raw_http(t.daemon.addr, &format!("{line}\r\n{host}\r\n{extra}"), body)
+                    .await;
+            assert_eq!(status, 200, "{line}: {reply}");
+            let reply: Value = serde_json::from_str(&reply).unwrap();
+            assert_eq!(reply["is_success"], false, "{line}: {reply}");
+        }
+        // A rebinding page reaching us under its own name.
+        let (_, _, reply) = common::raw_http(
+            t.daemon.addr,
+            &format!("{line}\r\nHost: evil.example\r\nContent-Type: application/json"),
+            body,
+        )
+        .await;
+        let reply: Value = serde_json::from_str(&reply).unwrap();
+        assert_eq!(reply["is_success"], false, "{line}: {reply}");
+    }
+    assert_eq!(t.receipt_count().await, 0);
+    let s = fb.stats();
+    assert_eq!(
+        s.counters.shifts_opened + s.counters.payments + s.counters.drawer_opens,
+        0,
+        "{s:?}"
+    );
+    t.daemon.stop().await.unwrap();
+    fb.stop().await;
+}
