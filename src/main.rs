@@ -327,7 +327,7 @@ fn demo(
         eprintln!(
             "fiscald demo: {} till, fiscalized by the {}, journal {}\n  processing simulator {}\n  emulated devices: {} (register), {} (printer); control http://{}/sim/devices\n  operator token: {token} (in {}; send it as Authorization: Bearer <token>)\n  try: TOKEN=$(cat {}); curl -s -H \"Authorization: Bearer $TOKEN\" http://{}/v1/health",
             settings.profile.country,
-            match backend { DemoBackend::Cloud => "cloud", DemoBackend::Register => "register" },
+            match (backend, settings.fiscalbox.is_some()) { (_, true) => "FiscalBox", (DemoBackend::Cloud, _) => "cloud", (DemoBackend::Register, _) => "register" },
             settings.journal_path.display(),
             sim.base_url(),
             register_path.display(),

@@ -34,6 +34,8 @@ pub struct BoxStatus {
     pub confirms_delivered: u64,
     pub failures: u64,
     pub last_error: Option<String>,
+    /// The box's applet version, as its last fiscal reply said.
+    pub applet_version: String,
 }
 
 #[derive(Clone, Debug)]
@@ -340,7 +342,10 @@ async fn fiscalize(shared: &Shared, job: &Job) {
                 .await
             {
                 Ok(()) => {
-                    shared.status.lock().expect("box status lock").fiscalized += 1;
+                    let mut st = shared.status.lock().expect("box status lock");
+                    st.fiscalized += 1;
+                    st.applet_version = f.applet_version.clone();
+                    drop(st);
                     tracing::info!(receipt = receipt.number, seq = f.receipt_count, sign = %f.fiscal_sign, "fiscalized on the FiscalBox");
                 }
                 Err(e) => {

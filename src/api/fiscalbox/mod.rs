@@ -514,7 +514,13 @@ async fn order(app: &AppState, refund: bool, bytes: &[u8]) -> Result<Value, Erro
     let mut r = stored;
     loop {
         if let Some(f) = &r.fiscal {
-            let data = crate::fiscalbox::worker::fiscal_data(f, "");
+            let applet = fb
+                .status
+                .lock()
+                .expect("box status lock")
+                .applet_version
+                .clone();
+            let data = crate::fiscalbox::worker::fiscal_data(f, &applet);
             return Ok(serde_json::to_value(data).expect("fiscal data serialize"));
         }
         if r.state == ReceiptState::Rejected {
