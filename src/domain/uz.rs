@@ -471,8 +471,12 @@ mod tests {
                 class_code: Some("10999001001000000".into()),
                 package_code: Some("1520627".into()),
                 marking: vec![],
+                unit: Default::default(),
+                discount: Money::ZERO,
+                agent: None,
             },
             total: crate::domain::money::line_total(Money(price), Quantity(qty)).unwrap(),
+            receipt_discount: Money::ZERO,
         }
     }
 
@@ -526,6 +530,8 @@ mod tests {
                 cashier: None,
                 buyer: None,
                 uz: None,
+                discount: Money::ZERO,
+                original_date: None,
             }
         };
         let day = [

@@ -1203,6 +1203,9 @@ pub fn draft_from_order(req: &OrderRequest, refund: bool) -> Result<Draft, Vec<(
                 class_code: p.class_code.clone(),
                 package_code: p.package_code.clone(),
                 marking: p.labels.clone(),
+                unit: Default::default(),
+                discount: Money::ZERO,
+                agent: None,
             },
             total: p.price.map(money_from_tiyin),
         });
@@ -1305,6 +1308,8 @@ pub fn draft_from_order(req: &OrderRequest, refund: bool) -> Result<Draft, Vec<(
     let buyer = (req.email.is_some() || req.sms_phone_number.is_some()).then(|| Buyer {
         email: req.email.clone().filter(|e| !e.is_empty()),
         phone: req.sms_phone_number.clone().filter(|p| !p.is_empty()),
+        name: None,
+        inn: None,
     });
     Ok(Draft {
         kind: if refund {
@@ -1317,6 +1322,8 @@ pub fn draft_from_order(req: &OrderRequest, refund: bool) -> Result<Draft, Vec<(
         items,
         payments,
         total: None,
+        discount: None,
+        original_date: None,
         cashier: req
             .cashier
             .clone()

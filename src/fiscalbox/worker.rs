@@ -14,9 +14,8 @@ use super::client::{BoxClient, CallError};
 use super::facts::{self, Code, Confirm, FiscalData, FiscalModuleCode, LastOrder, Provider};
 use crate::clock::Clock;
 use crate::domain::fiscal::FiscalAttributes;
-use crate::journal::{JOB_FISCALBOX, JOB_FISCALBOX_CONFIRM, Job, Journal, StoredReceipt};
+use crate::journal::{Job, JobKind, JobMarker, Journal, StoredReceipt};
 use serde::Serialize;
-use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -24,6 +23,16 @@ use tokio::task::JoinHandle;
 
 /// The longest the worker sleeps with nothing due (a new receipt wakes it).
 const IDLE_WAIT: Duration = Duration::from_secs(5);
+
+/// A `fiscalbox` job's marker: the box's receipt counter, committed before
+/// the receipt's first send.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BoxMarker {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub box_seq: Option<i64>,
+}
+
+impl JobMarker for BoxMarker {}
 
 /// What the status shows of the box link.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -216,7 +225,7 @@ async fn one_pass(shared: &Shared) -> Pass {
     // never precedes its sale.
     match shared
         .journal
-        .due_jobs(JOB_FISCALBOX, i64::MAX, 1, vec![])
+        .due_jobs(JobKind::Fiscalbox, i64::MAX, 1, vec![])
         .await
     {
         Ok(jobs) => {
@@ -233,7 +242,7 @@ async fn one_pass(shared: &Shared) -> Pass {
     }
     match shared
         .journal
-        .due_jobs(JOB_FISCALBOX_CONFIRM, now, 8, vec![])
+        .due_jobs(JobKind::FiscalboxConfirm, now, 8, vec![])
         .await
     {
         Ok(jobs) => {
@@ -244,7 +253,7 @@ async fn one_pass(shared: &Shared) -> Pass {
         }
         Err(e) => tracing::warn!(error = %e, "cannot read FiscalBox confirm jobs"),
     }
-    if let Ok(Some(at)) = shared.journal.next_due_at(JOB_FISCALBOX_CONFIRM).await {
+    if let Ok(Some(at)) = shared.journal.next_due_at(JobKind::FiscalboxConfirm).await {
         wait = wait.min(until(now, at));
     }
     if worked {
@@ -387,9 +396,7 @@ async fn fiscalize_receipt(
     receipt: &StoredReceipt,
 ) -> Result<FiscalData, CallError> {
     let uuid = receipt.id.clone();
-    let marker = serde_json::from_str::<serde_json::Value>(&job.data)
-        .ok()
-        .and_then(|d| d.get("box_seq").and_then(|v| v.as_i64()));
+    let marker = job.marker::<BoxMarker>().box_seq;
     let info = shared.client.info().await?;
     if marker.is_some() {
         let last = shared.client.last_order().await?;
@@ -410,7 +417,12 @@ async fn fiscalize_receipt(
     } else {
         shared
             .journal
-            .mark_job(job.id, json!({ "box_seq": info.current_receipt_seq }))
+            .mark_job(
+                job.id,
+                &BoxMarker {
+                    box_seq: Some(info.current_receipt_seq),
+                },
+            )
             .await
             .map_err(|e| CallError::Unreachable(format!("journal: {e}")))?;
     }
