@@ -98,6 +98,8 @@ impl Daemon {
             journal: journal.clone(),
             profile: settings.profile.clone(),
             timezone: settings.timezone.name().to_string(),
+            tz: settings.timezone,
+            clock: clock.clone(),
             max_body_bytes: settings.max_body_bytes,
             write_timeout: settings.write_timeout,
             started: Instant::now(),
@@ -105,6 +107,9 @@ impl Daemon {
             sync_status: worker.as_ref().map(|w| w.status.clone()),
             devices: devices.clone(),
             backend: settings.devices.backend,
+            ops: Arc::new(api::page::OpsState::new(api::status::ConfigSummary::of(
+                settings,
+            ))),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();

@@ -107,6 +107,9 @@ async fn toy_sell(
                     class_code: None,
                     package_code: None,
                     marking: Vec::new(),
+                    unit: Default::default(),
+                    discount: Money(0),
+                    agent: None,
                 },
                 total: None,
             }),
@@ -129,6 +132,8 @@ async fn toy_sell(
         total: None,
         cashier: None,
         buyer: None,
+        discount: None,
+        original_date: None,
     };
     match accept(&app, &TOY, None, draft).await? {
         Outcome::Created(r) => Ok((
@@ -156,6 +161,8 @@ async fn serve(tweak: impl FnOnce(&mut fiscald::config::Settings)) -> Toy {
         journal: journal.clone(),
         profile: s.profile.clone(),
         timezone: s.timezone.name().to_string(),
+        tz: s.timezone,
+        clock: Arc::new(SystemClock),
         max_body_bytes: s.max_body_bytes,
         write_timeout: s.write_timeout,
         started: Instant::now(),
@@ -163,6 +170,9 @@ async fn serve(tweak: impl FnOnce(&mut fiscald::config::Settings)) -> Toy {
         sync_status: None,
         devices: None,
         backend: s.devices.backend,
+        ops: Arc::new(fiscald::api::page::OpsState::new(
+            fiscald::api::status::ConfigSummary::of(&s),
+        )),
     };
     let app = fiscald::api::dialect::router_with(Arc::new(state), Dialects(BOTH));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

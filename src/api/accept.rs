@@ -47,7 +47,9 @@ pub async fn accept(
     if !over.is_empty() {
         return Err(in_dialect(over));
     }
-    let receipt = validate(draft, &app.profile).map_err(in_dialect)?;
+    // The till's local date: the 2026 VAT rule depends on it.
+    let today = app.clock.now().with_timezone(&app.tz).date_naive();
+    let receipt = validate(draft, &app.profile, today).map_err(in_dialect)?;
     let new = NewReceipt {
         source: dialect.source,
         caller_key,

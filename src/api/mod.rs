@@ -5,12 +5,16 @@
 //! ARCHITECTURE.md "Adding a dialect".
 
 pub mod accept;
+pub mod audit;
 pub mod body;
 pub mod dialect;
 pub mod error;
+pub mod metrics;
 pub mod native;
+pub mod page;
 pub mod policy;
 pub mod server;
+pub mod status;
 
 use crate::config::ApiSettings;
 use crate::domain::Profile;
@@ -31,6 +35,10 @@ pub struct AppState {
     pub journal: Journal,
     pub profile: Profile,
     pub timezone: String,
+    /// The till's time zone: a receipt's date (for the date-dependent VAT
+    /// rules) is the till's local date.
+    pub tz: chrono_tz::Tz,
+    pub clock: Arc<dyn crate::clock::Clock>,
     pub max_body_bytes: usize,
     pub write_timeout: Duration,
     pub started: Instant,
@@ -42,7 +50,11 @@ pub struct AppState {
     pub devices: Option<Arc<crate::devices::manager::Devices>>,
     /// `cloud` or `register`.
     pub backend: crate::config::Backend,
+    /// The status page: config summary and its sign-in sessions.
+    pub ops: Arc<page::OpsState>,
 }
+
+type Shared = axum::extract::State<Arc<AppState>>;
 
 /// The whole API: the front door, then every dialect under its prefix.
 pub fn router(state: AppState) -> Router {
