@@ -21,6 +21,9 @@ impl From<ShtrihError> for DeviceError {
         let text = e.to_string();
         match e {
             ShtrihError::Hangup(_) => DeviceError::Hangup(text),
+            // Refused before a byte was sent: parked for an operator, never
+            // retried in a loop that would hold up every later receipt.
+            ShtrihError::Plan(_) => DeviceError::Rejected(text),
             // No answer, or one this driver cannot read: the command may have
             // run; never a reason to give up on a receipt.
             ShtrihError::Link(_) | ShtrihError::Protocol(_) => DeviceError::Link(text),
@@ -393,5 +396,23 @@ impl Devices {
                 Ok(register_details(&r.register.status()?))
             })
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::shtrih::PlanError;
+
+    #[test]
+    fn a_receipt_the_register_cannot_express_parks_and_a_garbled_reply_retries() {
+        assert!(matches!(
+            DeviceError::from(ShtrihError::Plan(PlanError::Empty)),
+            DeviceError::Rejected(_)
+        ));
+        assert!(matches!(
+            DeviceError::from(ShtrihError::Protocol("short".into())),
+            DeviceError::Link(_)
+        ));
     }
 }
