@@ -53,7 +53,7 @@ if [ "${1:-}" != "--inside" ]; then
   if ! diff -u <(grep -v "$DOC" packaging/expected-files.txt) <(grep -v "$DOC" "$WORK/files.txt"); then
     fail "the package's files differ from packaging/expected-files.txt (update it if the change is meant)"
   fi
-  missing=$(LC_ALL=C comm -23 <(grep "$DOC" packaging/expected-files.txt) <(grep "$DOC" "$WORK/files.txt"))
+  missing=$(LC_ALL=C comm -23 <(grep "$DOC" packaging/expected-files.txt | LC_ALL=C sort) <(grep "$DOC" "$WORK/files.txt" | LC_ALL=C sort))
   [ -z "$missing" ] || fail "documentation missing from the package: $missing"
   bad=$(grep "$DOC" "$WORK/files.txt" | grep -v '^-rw-r--r-- 0/0 ' || true)
   [ -z "$bad" ] || fail "documentation with the wrong mode or owner: $bad"
