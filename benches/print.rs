@@ -58,6 +58,8 @@ fn sample() -> Receipt {
         .collect();
     let total = Money(items.iter().map(|i| i.total.0).sum());
     Receipt {
+        correction: None,
+        marking_checks: vec![],
         kind: ReceiptKind::Sale,
         tax_system: TaxSystem::Common,
         currency: "RUB".into(),

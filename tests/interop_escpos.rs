@@ -145,6 +145,8 @@ fn sample_receipt() -> Receipt {
     ];
     let total = Money(items.iter().map(|i| i.total.0).sum());
     Receipt {
+        correction: None,
+        marking_checks: vec![],
         kind: ReceiptKind::Sale,
         tax_system: TaxSystem::Common,
         currency: "RUB".into(),

@@ -184,6 +184,7 @@ impl Parser {
         let cashier = Self::optional(map, "cashier").map(|v| self.cashier(v));
         let buyer = Self::optional(map, "buyer").map(|v| self.buyer(v));
         Some(Draft {
+            correction: None,
             kind: kind?,
             tax_system: tax_system.map(|t| t.ok_or(())).transpose().ok()?,
             currency: currency.map(|t| t.ok_or(())).transpose().ok()?,

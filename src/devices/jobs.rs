@@ -78,7 +78,9 @@ pub enum Reconciled {
 /// after the marker's `fd_before` are ever asked, so an earlier identical
 /// sale cannot be mistaken for this one.
 pub fn is_this_receipt(doc: &ClosedReceipt, receipt: &StoredReceipt) -> bool {
-    doc.total == receipt.receipt.total && doc.operation == operation_type(receipt.receipt.kind)
+    doc.total == receipt.receipt.total
+        && doc.operation == operation_type(receipt.receipt.kind)
+        && doc.correction == receipt.receipt.correction.is_some()
 }
 
 pub struct DeviceWorker {

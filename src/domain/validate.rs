@@ -298,6 +298,8 @@ pub fn validate(draft: Draft, profile: &Profile) -> Result<Receipt, Vec<Violatio
         currency: profile.currency.clone(),
         items,
         payments: draft.payments,
+        correction: draft.correction,
+        marking_checks: Vec::new(),
         total,
         change,
         cashier: draft.cashier,
@@ -423,6 +425,7 @@ mod tests {
 
     fn draft(items: Vec<DraftItem>, payments: Vec<Payment>) -> Draft {
         Draft {
+            correction: None,
             kind: ReceiptKind::Sale,
             tax_system: None,
             currency: None,

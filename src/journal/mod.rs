@@ -545,6 +545,8 @@ mod tests {
             marking: vec![],
         };
         Receipt {
+            correction: None,
+            marking_checks: vec![],
             kind: ReceiptKind::Sale,
             tax_system: TaxSystem::Common,
             currency: "RUB".into(),

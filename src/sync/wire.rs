@@ -315,6 +315,8 @@ mod tests {
             marking: vec![],
         };
         let r = Receipt {
+            correction: None,
+            marking_checks: vec![],
             kind: ReceiptKind::Sale,
             tax_system: TaxSystem::Common,
             currency: "RUB".into(),

@@ -399,6 +399,8 @@ mod tests {
 
     fn sample() -> Receipt {
         Receipt {
+            correction: None,
+            marking_checks: vec![],
             kind: ReceiptKind::Sale,
             tax_system: TaxSystem::Common,
             currency: "RUB".into(),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod frame;
 pub mod link;
 pub mod plan;
+pub mod tlv;
 
 pub use command::{CheckType, Command, DeviceType, FnDocument};
 pub use driver::{ClosedReceipt, Register, RegisterOptions, RegisterStatus, ShiftState};

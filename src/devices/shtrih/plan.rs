@@ -4,8 +4,11 @@
 //! is sent.
 
 use super::assumed::{self, TEXT_FIELD_BYTES};
-use super::command::{CheckType, CloseCheck, Command, ItemOp, MAX_U40};
-use crate::domain::receipt::{PaymentKind, Receipt, ReceiptKind, Vat};
+use super::command::{CheckMarking, CheckType, CloseCheck, Command, ItemOp, MAX_U40};
+use super::tlv::{self, Tlv};
+use crate::domain::receipt::{
+    Correction, IndustryRequisite, PaymentKind, Receipt, ReceiptKind, Vat,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -64,13 +67,68 @@ pub fn register_line_sum(quantity_milli: u64, price: u64) -> i64 {
     i64::try_from((u128::from(quantity_milli) * u128::from(price) + 500) / 1000).unwrap_or(i64::MAX)
 }
 
-/// The commands registering `r`: `8D`, one `80..83` per item, `85`.
+/// Tags 1173 and 1174 {1178, 1179} of a correction (FF0C, one per top-level tag).
+pub fn correction_tags(c: &Correction) -> Vec<Tlv> {
+    vec![
+        Tlv::byte(1173, c.kind.tag_1173()),
+        Tlv::stlv(
+            1174,
+            &[
+                Tlv::date(1178, c.basis_date),
+                Tlv::string(1179, &c.basis_number),
+            ],
+        ),
+    ]
+}
+
+/// Tag 1260 of an item (FF4D after the item).
+pub fn industry_tags(r: &IndustryRequisite) -> Vec<Tlv> {
+    let parts = vec![
+        Tlv::string(1262, &r.foiv_id),
+        Tlv::string(1263, &r.doc_date),
+        Tlv::string(1264, &r.doc_number),
+        Tlv::string(1265, &r.value),
+    ];
+    if assumed::INDUSTRY_REQUISITE_AS_STLV {
+        vec![Tlv::stlv(1260, &parts)]
+    } else {
+        parts
+    }
+}
+
+/// Tag 2003 for FF61: a whole quantity is a piece, else a measured good;
+/// returns bring the item back ([J] `checkItemCode`).
+pub fn planned_status(kind: ReceiptKind, quantity_milli: i64) -> u8 {
+    let piece = quantity_milli % 1000 == 0;
+    let returned = matches!(kind, ReceiptKind::SaleReturn | ReceiptKind::PurchaseReturn);
+    match (returned, piece) {
+        (false, true) => 1,
+        (false, false) => 2,
+        (true, true) => 3,
+        (true, false) => 4,
+    }
+}
+
+/// The commands registering `r`: `8D` (`0x80|type` for a correction, then
+/// its tags via FF0C), per item: FF61 + FF69 per marking code, `80..83`,
+/// FF4D with its 1260, FF67 per code; then `85`.
 pub fn plan_receipt(r: &Receipt) -> Result<Vec<Command>, PlanError> {
     if r.items.is_empty() {
         return Err(PlanError::Empty);
     }
     let ct = check_type(r.kind);
-    let mut commands = vec![Command::OpenCheck(ct)];
+    let mut commands = match &r.correction {
+        None => vec![Command::OpenCheck(ct)],
+        Some(c) => {
+            let mut v = vec![Command::OpenCorrection(ct)];
+            v.extend(
+                correction_tags(c)
+                    .into_iter()
+                    .map(|t| Command::WriteTlv(tlv::encode(&[t]))),
+            );
+            v
+        }
+    };
     let mut total: i64 = 0;
     for (i, item) in r.items.iter().enumerate() {
         let name = &item.line.name;
@@ -101,6 +159,15 @@ pub fn plan_receipt(r: &Receipt) -> Result<Vec<Command>, PlanError> {
             });
         }
         total = total.saturating_add(booked);
+        for code in &item.line.marking {
+            commands.push(Command::CheckMarking(CheckMarking {
+                planned_status: planned_status(r.kind, item.line.quantity.milli()),
+                mode: 0,
+                code: code.as_bytes().to_vec(),
+                tlv: Vec::new(),
+            }));
+            commands.push(Command::AcceptMarking(1));
+        }
         commands.push(Command::Item(
             ct,
             ItemOp {
@@ -111,6 +178,22 @@ pub fn plan_receipt(r: &Receipt) -> Result<Vec<Command>, PlanError> {
                 text: name.chars().take(TEXT_FIELD_BYTES).collect(),
             },
         ));
+        // One request checked all of a receipt's codes: one 1260 per item.
+        if let Some(req) = r
+            .marking_checks
+            .iter()
+            .filter(|c| c.item == i)
+            .find_map(|c| c.requisite.as_ref())
+        {
+            commands.extend(
+                industry_tags(req)
+                    .into_iter()
+                    .map(|t| Command::WriteOperationTlv(tlv::encode(&[t]))),
+            );
+        }
+        for code in &item.line.marking {
+            commands.push(Command::BindMarking(code.as_bytes().to_vec()));
+        }
     }
     if total != r.total.minor() {
         return Err(PlanError::Total {
@@ -175,6 +258,8 @@ mod tests {
         let total = Money(items.iter().map(|i| i.total.0).sum());
         let paid: i64 = payments.iter().map(|p| p.amount.0).sum();
         Receipt {
+            correction: None,
+            marking_checks: vec![],
             kind,
             tax_system: TaxSystem::Common,
             currency: "RUB".into(),

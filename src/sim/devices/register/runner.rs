@@ -80,6 +80,10 @@ pub struct RegisterSnapshot {
     pub z_reports: u32,
     pub x_reports: u32,
     pub cash_in_drawer: u64,
+    /// The current (or last) shift's counters, as X/Z reports total them.
+    pub totals: super::model::ShiftTotals,
+    /// Every X and Z report printed, with the counters it showed.
+    pub reports: Vec<super::model::ShiftReport>,
     /// Commands executed without error.
     pub executed: u64,
     /// Good frames received (including NAKed and repeated ones).
@@ -176,6 +180,8 @@ impl RegisterEmulator {
             z_reports: s.model.z_reports(),
             x_reports: s.model.x_reports(),
             cash_in_drawer: s.model.cash_in_drawer(),
+            totals: s.model.totals().clone(),
+            reports: s.model.reports().to_vec(),
             executed: s.model.executed(),
             frames: s.frames,
             repeats: s.repeats,
