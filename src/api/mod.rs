@@ -6,6 +6,7 @@ pub mod body;
 pub mod devices;
 pub mod error;
 pub mod native;
+pub mod operations;
 pub mod server;
 
 use crate::domain::{Profile, ReceiptState, Source, Violation, validate};
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/shifts/open", post(devices::open_shift))
         .route("/v1/shifts/close", post(devices::close_shift))
         .route("/v1/reports/x", post(devices::x_report))
+        .merge(operations::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::new(state))

@@ -131,6 +131,10 @@ async fn run(
                 JOB_PRINT,
                 devices.printer.as_ref().map(|d| ready(d.status().state)),
             ),
+            (
+                crate::journal::JOB_CASH,
+                devices.register.as_ref().map(|d| ready(d.status().state)),
+            ),
         ] {
             if device_ready != Some(true) {
                 continue; // waits for the device's state change
@@ -158,10 +162,12 @@ async fn run(
                 continue;
             }
             worked = true;
-            let result = if kind == JOB_REGISTER {
-                register_job(&journal, &devices, &clock, job).await
-            } else {
-                print_job(&journal, &devices, &clock, job).await
+            let result = match kind {
+                JOB_REGISTER => register_job(&journal, &devices, &clock, job).await,
+                crate::journal::JOB_CASH => {
+                    super::cash::cash_job(&journal, &devices, &clock, job).await
+                }
+                _ => print_job(&journal, &devices, &clock, job).await,
             };
             if let Err(e) = result {
                 // The outcome could not be recorded: the journal is in

@@ -10,11 +10,13 @@
 //! The journal never decides what a receipt means: it stores validated domain
 //! receipts, numbers them, and records their state history.
 
+mod cash;
 mod migrations;
 mod ops;
 mod read;
 mod writer;
 
+pub use cash::{CashAccepted, JOB_CASH, StoredCash};
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
 pub use ops::{
     JOB_CANCELLED, JOB_DONE, JOB_FISCALIZE, JOB_PARKED, JOB_PENDING, JOB_PRINT, JOB_REGISTER,

@@ -219,3 +219,71 @@ pub fn run_python(
         .unwrap();
     (status, out, err)
 }
+
+/// The device emulators (register and printer on pseudo-terminals) in `dir`.
+pub fn device_bench(dir: &std::path::Path) -> fiscald::sim::devices::control::SimDevices {
+    use fiscald::sim::devices::control::{SimDevices, SimDevicesOptions};
+    SimDevices::start(
+        &dir.join("devices"),
+        SimDevicesOptions {
+            printer_pace_baud: None,
+            seed: 7,
+            timezone: None,
+        },
+    )
+    .expect("emulators start")
+}
+
+/// Point the daemon at the emulators, with short device timers.
+pub fn wire_devices(
+    s: &mut Settings,
+    sim: &fiscald::sim::devices::control::SimDevices,
+    backend: config::Backend,
+) {
+    use std::time::Duration;
+    let demo = config::load_str(config::DEMO_CONFIG).expect("demo config");
+    let mut register = demo.devices.register.clone().expect("demo register");
+    register.path = sim.register_path();
+    register.reply_timeout = Duration::from_millis(1500);
+    let mut printer = demo.devices.printer.clone().expect("demo printer");
+    printer.path = sim.printer_path();
+    s.devices.register = (backend == config::Backend::Register).then_some(register);
+    s.devices.printer = Some(printer);
+    s.devices.drawer.via = config::DrawerVia::Printer;
+    s.devices.backend = backend;
+    s.devices.status_interval = Duration::from_millis(200);
+    s.devices.reconnect_base = Duration::from_millis(50);
+    s.devices.reconnect_cap = Duration::from_millis(400);
+}
+
+/// Poll `f` every 50 ms until it yields, or fail after `limit`.
+pub async fn until<T>(
+    what: &str,
+    limit: std::time::Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(t) = f().await {
+            return t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+impl TestDaemon {
+    /// POST a JSON body to `path`; the status and the JSON reply.
+    pub async fn post_to(&self, path: &str, body: &Value, key: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
