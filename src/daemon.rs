@@ -106,6 +106,10 @@ impl Daemon {
             device_wake,
             devices: devices.clone(),
             backend: settings.devices.backend,
+            marking: settings
+                .marking
+                .clone()
+                .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m))),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();

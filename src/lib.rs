@@ -8,5 +8,6 @@ pub mod devices;
 pub mod domain;
 pub mod journal;
 pub mod logging;
+pub mod marking;
 pub mod sim;
 pub mod sync;

@@ -47,6 +47,8 @@ pub struct AppState {
     pub devices: Option<Arc<crate::devices::manager::Devices>>,
     /// `cloud` or `register`.
     pub backend: crate::config::Backend,
+    /// The permissive-mode check of marking codes, when configured.
+    pub marking: Option<Arc<crate::marking::client::MarkingClient>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -78,7 +80,8 @@ async fn create_receipt(
     let caller_key = caller_key(&headers)?;
     let json = body::read_json(&headers, body, app.max_body_bytes).await?;
     let draft = native::parse_receipt(&json).map_err(ApiError::invalid_receipt)?;
-    let receipt = validate(draft, &app.profile).map_err(ApiError::invalid_receipt)?;
+    let mut receipt = validate(draft, &app.profile).map_err(ApiError::invalid_receipt)?;
+    operations::check_marking(&app, Source::Native, caller_key.as_deref(), &mut receipt).await?;
     let new = NewReceipt {
         source: Source::Native,
         caller_key,

@@ -35,6 +35,53 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/cash/{id}", get(get_cash))
 }
 
+/// The permissive-mode check of a sale's marking codes, before it is
+/// journaled: fills the receipt's `marking_checks` (tag 1260), or refuses
+/// (422 `marking_refused`, each code's pointer and reason; 503
+/// `marking_unavailable` when no service answered and the config refuses).
+/// A repeat of a caller key already journaled is not checked again (the
+/// journal answers it with the original).
+pub(super) async fn check_marking(
+    app: &AppState,
+    source: Source,
+    caller_key: Option<&str>,
+    receipt: &mut crate::domain::Receipt,
+) -> Result<(), ApiError> {
+    let Some(marking) = &app.marking else {
+        return Ok(());
+    };
+    if !crate::marking::needs_check(receipt) {
+        return Ok(());
+    }
+    if let Some(key) = caller_key
+        && app
+            .journal
+            .caller_key_known(source, key.to_string())
+            .await?
+    {
+        return Ok(());
+    }
+    use crate::marking::client::CheckError;
+    marking.check_receipt(receipt).await.map_err(|e| match e {
+        CheckError::Refused(v) => {
+            let n = v.len();
+            v.into_iter().fold(
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "marking_refused",
+                    format!(
+                        "the permissive-mode check refused {n} marking code(s): the sale may not go ahead; nothing was journaled"
+                    ),
+                ),
+                ApiError::with_detail,
+            )
+        }
+        e @ CheckError::Unavailable(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "marking_unavailable", e.to_string())
+        }
+    })
+}
+
 fn register_only(app: &AppState, what: &str) -> Result<(), ApiError> {
     if app.backend == Backend::Register {
         return Ok(());

@@ -21,12 +21,14 @@ pub mod settings;
 
 pub use rules::BAUD_RATES;
 pub use schema::{
-    AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia, Role, TextEncoding,
+    AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia, OnUnreachable, Role,
+    TextEncoding,
 };
 pub use secrets::SecretFile;
 pub use settings::{
     ApiSettings, ApiToken, AuthSettings, CloudSettings, DeviceSettings, DrawerSettings, Limits,
-    PrinterSettings, RegisterSettings, Secret, Settings, TokenHash,
+    MarkingService, MarkingSettings, PrinterSettings, RegisterSettings, Secret, Settings,
+    TokenHash,
 };
 
 use std::fmt;

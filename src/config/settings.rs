@@ -227,4 +227,26 @@ pub struct Settings {
     pub profile: Profile,
     pub cloud: CloudSettings,
     pub devices: DeviceSettings,
+    /// `None`: marking codes are not checked with a service.
+    pub marking: Option<MarkingSettings>,
+}
+
+/// One permissive-mode service.
+#[derive(Clone, Debug)]
+pub struct MarkingService {
+    pub url: String,
+    /// Online: the `X-API-KEY` token. Local: the Basic-auth password.
+    pub secret: Secret,
+    /// Local only: the Basic-auth login and the `X-ClientId`.
+    pub login: String,
+    pub client_id: String,
+}
+
+/// The validated `[marking]` section.
+#[derive(Clone, Debug)]
+pub struct MarkingSettings {
+    pub online: Option<MarkingService>,
+    pub local: Option<MarkingService>,
+    pub timeout: Duration,
+    pub on_unreachable: super::schema::OnUnreachable,
 }

@@ -445,6 +445,24 @@ impl Journal {
             .await
     }
 
+    /// Whether `(source, key)` already names a receipt.
+    pub async fn caller_key_known(
+        &self,
+        source: Source,
+        key: String,
+    ) -> Result<bool, JournalError> {
+        self.read(move |r| {
+            r.with_conn(|c| {
+                Ok(c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM caller_keys WHERE source = ?1 AND caller_key = ?2)",
+                    rusqlite::params![source.code(), key],
+                    |row| row.get(0),
+                )?)
+            })
+        })
+        .await
+    }
+
     pub async fn stats(&self) -> Result<Stats, JournalError> {
         self.read(|r| r.stats()).await
     }
