@@ -49,6 +49,9 @@ enum Command {
         /// Address of the device emulators' control interface.
         #[arg(long, default_value = "127.0.0.1:8732")]
         devices_control: SocketAddr,
+        /// Address of the built-in marking-service simulator (permissive mode).
+        #[arg(long, default_value = "127.0.0.1:8733")]
+        marking_listen: SocketAddr,
     },
     /// Run a simulator of an outside system.
     Sim {
@@ -110,6 +113,33 @@ enum SimCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The permissive-mode services for marking codes (Честный ЗНАК): the
+    /// online check and the local module ЛМ ЧЗ, with fault knobs.
+    Marking {
+        #[arg(long, default_value = "127.0.0.1:8733")]
+        listen: SocketAddr,
+        /// Refuse a code: CODE=REASON (sold, blocked, not_found, invalid); repeatable.
+        #[arg(long, value_parser = parse_refusal)]
+        refuse: Vec<(String, String)>,
+        /// Drop every connection, as if the service were not there.
+        #[arg(long)]
+        unreachable: bool,
+        /// Only the online check fails; the local module answers.
+        #[arg(long)]
+        online_down: bool,
+        /// Added before every answer.
+        #[arg(long, default_value_t = 0)]
+        slow_ms: u64,
+        /// Age of the local module's last sync (72 h and more: sync_error).
+        #[arg(long, default_value_t = 60_000)]
+        last_sync_age_ms: i64,
+    },
+}
+
+fn parse_refusal(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(c, r)| (c.to_string(), r.to_string()))
+        .ok_or_else(|| format!("{s:?}: expected CODE=REASON"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -136,6 +166,7 @@ fn main() -> ExitCode {
             sim_listen,
             backend,
             devices_control,
+            marking_listen,
         } => report(demo(
             state_dir,
             listen,
@@ -143,6 +174,7 @@ fn main() -> ExitCode {
             sim_listen,
             backend,
             devices_control,
+            marking_listen,
         )),
         Command::Sim { what } => report(sim(what)),
     }
@@ -197,6 +229,7 @@ fn demo(
     sim_listen: SocketAddr,
     backend: DemoBackend,
     devices_control: SocketAddr,
+    marking_listen: SocketAddr,
 ) -> Result<()> {
     let text = match country {
         DemoCountry::Ru => config::DEMO_CONFIG,
@@ -267,6 +300,29 @@ fn demo(
         )
         .await;
         settings.cloud.base_url = sim.base_url();
+        // Marked items are checked against the marking simulator: online
+        // first, then the "local module" (the same simulator).
+        let marking_listener = tokio::net::TcpListener::bind(marking_listen)
+            .await
+            .with_context(|| format!("cannot start the marking simulator on {marking_listen} (use --marking-listen)"))?;
+        let marking = fiscald::sim::marking::SimMarking::start(marking_listener).await;
+        settings.marking = Some(config::MarkingSettings {
+            online: Some(config::MarkingService {
+                url: marking.base_url(),
+                secret: config::Secret::new("demo-true-api-token"),
+                login: String::new(),
+                client_id: String::new(),
+            }),
+            local: Some(config::MarkingService {
+                url: marking.base_url(),
+                secret: config::Secret::new("admin"),
+                login: "admin".into(),
+                client_id: "9999078900000001".into(),
+            }),
+            timeout: std::time::Duration::from_millis(1500),
+            on_unreachable: config::OnUnreachable::SellUnchecked,
+        });
+        eprintln!("  marking simulator {}/sim/knobs (refuse a code: POST {{\"refuse\": {{\"<code>\": \"sold\"}}}})", marking.base_url());
         eprintln!(
             "fiscald demo: {} till, fiscalized by the {}, journal {}\n  processing simulator {}\n  emulated devices: {} (register), {} (printer); control http://{}/sim/devices\n  try: curl -s http://{}/v1/health",
             settings.profile.country,
@@ -280,6 +336,7 @@ fn demo(
         );
         let served = fiscald::daemon::run_until_signal(&settings, Arc::new(SystemClock)).await;
         sim.stop().await;
+        marking.stop().await;
         let _ = control_stop.send(());
         let _ = control_task.await;
         if let Ok(devices) = Arc::try_unwrap(devices) {
@@ -361,6 +418,24 @@ fn sim(what: SimCommand) -> Result<()> {
             }
             Ok(())
         }),
+        SimCommand::Marking {
+            listen,
+            refuse,
+            unreachable,
+            online_down,
+            slow_ms,
+            last_sync_age_ms,
+        } => {
+            let knobs = fiscald::sim::marking::MarkingKnobs {
+                refuse: Some(refuse.into_iter().collect()),
+                unreachable: Some(unreachable),
+                online_down: Some(online_down),
+                slow_ms: Some(slow_ms),
+                last_sync_age_ms: Some(last_sync_age_ms),
+            };
+            runtime()?.block_on(fiscald::sim::marking::run_cli(listen, knobs))?;
+            Ok(())
+        }
     }
 }
 

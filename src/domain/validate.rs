@@ -143,12 +143,7 @@ pub fn validate(draft: Draft, profile: &Profile) -> Result<Receipt, Vec<Violatio
             }
         }
         for (m, code) in line.marking.iter().enumerate() {
-            check_text(
-                &mut v,
-                &format!("/items/{i}/marking/{m}"),
-                code,
-                MAX_MARKING_CHARS,
-            );
+            check_marking_code(&mut v, &format!("/items/{i}/marking/{m}"), code);
         }
 
         let computed = if line.quantity.0 > 0 && (0..=MAX_MONEY_MINOR).contains(&line.price.0) {
@@ -319,6 +314,29 @@ fn check_amount(v: &mut Vec<Violation>, path: &str, amount: Money) {
             path,
             "max",
             format!("amount may be at most {}", Money(MAX_MONEY_MINOR)),
+        ));
+    }
+}
+
+/// A marking code as scanned: a GS1 DataMatrix is printable ASCII with GS
+/// (0x1D) separating its parts, which must be kept (the FN checks the crypto
+/// tail after them; shtrih-m-ffd12.md §4.1 "code as scanned (GS 0x1D
+/// kept)"); FF61 carries its length in one byte.
+fn check_marking_code(v: &mut Vec<Violation>, path: &str, code: &str) {
+    let max = MAX_MARKING_CHARS.min(255);
+    if code.trim().is_empty() {
+        v.push(Violation::new(path, "not_empty", "must not be empty"));
+    } else if !code.bytes().all(|b| b == 0x1D || (0x20..0x7F).contains(&b)) {
+        v.push(Violation::new(
+            path,
+            "marking_code",
+            "a marking code is printable ASCII with GS (\\u001d) separators, as scanned",
+        ));
+    } else if code.len() > max {
+        v.push(Violation::new(
+            path,
+            "max_length",
+            format!("may be at most {max} characters, got {}", code.len()),
         ));
     }
 }
