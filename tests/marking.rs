@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{TestDaemon, device_bench, until, wire_devices};
-use fiscald::config::{self, Backend, MarkingService, MarkingSettings, OnUnreachable, Secret};
+use common::{TestDaemon, emulators, until, wire_emulators};
+use fiscald::config::{self, MarkingService, MarkingSettings, OnUnreachable, Secret};
 use fiscald::devices::shtrih::tlv::Tlv;
 use fiscald::sim::cloud::{SimCloud, SimConfig};
 use fiscald::sim::marking::{MarkingKnobs, SimMarking};
@@ -76,7 +76,7 @@ fn tag(tags: &[Tlv], n: u16) -> &Tlv {
 async fn on_the_register_a_refused_code_blocks_the_sale_and_an_accepted_one_is_registered_with_1260()
  {
     let dir = tempfile::tempdir().unwrap();
-    let devices = device_bench(dir.path());
+    let devices = emulators(dir.path());
     let marking = marking_sim().await;
     marking
         .set_knobs(MarkingKnobs {
@@ -86,7 +86,7 @@ async fn on_the_register_a_refused_code_blocks_the_sale_and_an_accepted_one_is_r
         .unwrap();
     let url = marking.base_url();
     let d = TestDaemon::start_with(|s| {
-        wire_devices(s, &devices, Backend::Register);
+        wire_emulators(s, &devices);
         s.marking = Some(settings_for(&url, OnUnreachable::SellUnchecked));
     })
     .await;
@@ -148,11 +148,11 @@ async fn on_the_register_a_refused_code_blocks_the_sale_and_an_accepted_one_is_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_the_fiscal_drive_finds_forged_is_refused_on_the_register_and_nothing_registered() {
     let dir = tempfile::tempdir().unwrap();
-    let devices = device_bench(dir.path());
+    let devices = emulators(dir.path());
     let marking = marking_sim().await;
     let url = marking.base_url();
     let d = TestDaemon::start_with(|s| {
-        wire_devices(s, &devices, Backend::Register);
+        wire_emulators(s, &devices);
         s.marking = Some(settings_for(&url, OnUnreachable::SellUnchecked));
     })
     .await;

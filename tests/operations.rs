@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{TestDaemon, device_bench, until, wire_devices};
-use fiscald::config::Backend;
+use common::{TestDaemon, emulators, until, wire_emulators};
 use fiscald::devices::shtrih::tlv::Tlv;
 use fiscald::sim::devices::register::{RegisterFaults, UnplugAt};
 use serde_json::{Value, json};
@@ -57,8 +56,8 @@ fn tag(tags: &[Tlv], n: u16) -> &Tlv {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_correction_and_cash_in_out_reach_the_register_and_its_x_and_z_totals() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = device_bench(dir.path());
-    let d = TestDaemon::start_with(|s| wire_devices(s, &sim, Backend::Register)).await;
+    let sim = emulators(dir.path());
+    let d = TestDaemon::start_with(|s| wire_emulators(s, &sim)).await;
     ready(&d).await;
 
     let (s, cin) = d
@@ -175,8 +174,8 @@ async fn with_the_cloud_backend_corrections_and_cash_are_409_and_nothing_is_jour
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_corrections_and_cash_get_422_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = device_bench(dir.path());
-    let d = TestDaemon::start_with(|s| wire_devices(s, &sim, Backend::Register)).await;
+    let sim = emulators(dir.path());
+    let d = TestDaemon::start_with(|s| wire_emulators(s, &sim)).await;
     let mut bad = correction("10.00");
     bad["correction"] = json!({"type": "sometimes", "basis_date": "yesterday"});
     let (s, v) = d.post_to("/v1/corrections", &bad, None).await;
@@ -202,8 +201,8 @@ async fn bad_corrections_and_cash_get_422_naming_the_field() {
 /// operation and the correction still land on the register exactly once.
 async fn unplugged(command: u16, after_execute: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let sim = device_bench(dir.path());
-    let d = TestDaemon::start_with(|s| wire_devices(s, &sim, Backend::Register)).await;
+    let sim = emulators(dir.path());
+    let d = TestDaemon::start_with(|s| wire_emulators(s, &sim)).await;
     ready(&d).await;
     // Warm up: the shift is opened by the first operation.
     let (_, warm) = d

@@ -9,12 +9,16 @@
 //! receipt (see /work/shared/spec/bifit-processing.md), so both are
 //! register-only until that is verified.
 
+use super::accept::{Outcome, accept};
+use super::dialect::Dialect;
 use super::error::ApiError;
-use super::{AppState, Shared, body, caller_key, native};
+use super::native::caller_key;
+use super::policy::require_operator;
+use super::{AppState, body, native};
 use crate::config::Backend;
 use crate::domain::cash::{CashDirection, CashOperation};
-use crate::domain::{Cashier, Correction, CorrectionKind, Money, Source, Violation, validate};
-use crate::journal::{Accepted, CashAccepted, NewReceipt, StoredCash};
+use crate::domain::{Cashier, Correction, CorrectionKind, Money, Violation};
+use crate::journal::{CashAccepted, StoredCash};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -27,12 +31,16 @@ use std::sync::Arc;
 /// Longest tag 1179 (the order's number) accepted.
 pub const MAX_BASIS_NUMBER_CHARS: usize = 32;
 
+type Shared = State<Arc<AppState>>;
+
+/// The routes, relative to the native dialect's `/v1`: operator only.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v1/corrections", post(create_correction))
-        .route("/v1/cash/in", post(cash_in))
-        .route("/v1/cash/out", post(cash_out))
-        .route("/v1/cash/{id}", get(get_cash))
+        .route("/corrections", post(create_correction))
+        .route("/cash/in", post(cash_in))
+        .route("/cash/out", post(cash_out))
+        .route("/cash/{id}", get(get_cash))
+        .route_layer(axum::middleware::from_fn(require_operator))
 }
 
 /// The permissive-mode check of a sale's marking codes, before it is
@@ -43,10 +51,11 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// journal answers it with the original).
 pub(super) async fn check_marking(
     app: &AppState,
-    source: Source,
+    dialect: &Dialect,
     caller_key: Option<&str>,
     receipt: &mut crate::domain::Receipt,
 ) -> Result<(), ApiError> {
+    let source = dialect.source;
     let Some(marking) = &app.marking else {
         return Ok(());
     };
@@ -65,7 +74,12 @@ pub(super) async fn check_marking(
     marking.check_receipt(receipt).await.map_err(|e| match e {
         CheckError::Refused(v) => {
             let n = v.len();
-            v.into_iter().fold(
+            v.into_iter()
+                .map(|mut v| {
+                    v.path = (dialect.field_path)(&v.path);
+                    v
+                })
+                .fold(
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "marking_refused",
@@ -202,16 +216,9 @@ async fn create_correction(
         }
     };
     draft.correction = parse_correction(correction.as_ref()).ok();
-    let receipt = validate(draft, &app.profile).map_err(ApiError::invalid_receipt)?;
-    let new = NewReceipt {
-        source: Source::Native,
-        caller_key,
-        receipt,
-    };
-    match app.journal.accept(new, app.write_timeout).await? {
-        Accepted::Created(stored) => {
-            app.device_wake.notify_one();
-            tracing::info!(id = %stored.id, number = stored.number, total = %stored.receipt.total, "correction receipt accepted");
+    match accept(&app, &native::DIALECT, caller_key, draft).await? {
+        Outcome::Created(stored) => {
+            tracing::info!(id = %stored.id, number = stored.number, "correction receipt accepted");
             let location = format!("/v1/receipts/{}", stored.id);
             Ok((
                 StatusCode::CREATED,
@@ -220,7 +227,7 @@ async fn create_correction(
             )
                 .into_response())
         }
-        Accepted::Replayed(stored) => {
+        Outcome::Replayed(stored) => {
             Ok((StatusCode::OK, Json(native::render(&stored))).into_response())
         }
     }
@@ -337,7 +344,6 @@ async fn cash(
         .await?
     {
         CashAccepted::Created(c) => {
-            app.device_wake.notify_one();
             tracing::info!(id = c.id, direction = direction.code(), amount = %c.operation.amount, "cash operation accepted");
             Ok((
                 StatusCode::ACCEPTED,

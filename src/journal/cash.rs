@@ -144,8 +144,13 @@ impl Journal {
         caller_key: Option<String>,
         timeout: std::time::Duration,
     ) -> Result<CashAccepted, JournalError> {
-        self.apply(timeout, move |c, ctx| accept(c, ctx, op, caller_key))
-            .await
+        let accepted = self
+            .apply(timeout, move |c, ctx| accept(c, ctx, op, caller_key))
+            .await?;
+        if matches!(accepted, CashAccepted::Created(_)) {
+            self.outbox.committed();
+        }
+        Ok(accepted)
     }
 
     /// The register did it: the job is done, `note` says how.

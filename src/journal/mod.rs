@@ -222,6 +222,25 @@ impl From<rusqlite::Error> for JournalError {
     }
 }
 
+/// The journal's outbox notifier: woken by the journal after it commits a
+/// job (a new receipt's jobs, an operator's retry or reprint), never by an
+/// API handler. The sync worker waits on `sync`, the device worker on
+/// `devices`. A write that adds jobs calls [`Outbox::committed`] after its
+/// commit.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pub sync: Arc<tokio::sync::Notify>,
+    pub devices: Arc<tokio::sync::Notify>,
+}
+
+impl Outbox {
+    /// Jobs were committed: every worker looks again.
+    pub fn committed(&self) {
+        self.sync.notify_one();
+        self.devices.notify_one();
+    }
+}
+
 /// A handle to the journal; cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct Journal {
@@ -229,6 +248,7 @@ pub struct Journal {
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
     reader: Arc<read::Reader>,
     metrics: Arc<writer::WriterMetrics>,
+    outbox: Arc<Outbox>,
 }
 
 impl Journal {
@@ -238,9 +258,14 @@ impl Journal {
             && !dir.as_os_str().is_empty()
             && !dir.exists()
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                JournalError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    JournalError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
         }
         let conn = writer::open_writer(&options)?;
         let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
@@ -263,7 +288,13 @@ impl Journal {
             writer: Arc::new(Mutex::new(Some(thread))),
             reader,
             metrics,
+            outbox: Arc::new(Outbox::default()),
         })
+    }
+
+    /// The notifier the workers wait on.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
     }
 
     /// Journal a receipt. Returns only after the commit is durable on disk.
@@ -275,8 +306,13 @@ impl Journal {
         // Serialize and hash on the caller's thread: the writer's time is the
         // one resource every receipt shares.
         let encoded = new.receipt.encoded();
-        self.apply(timeout, move |c, ctx| ops::accept(c, ctx, new, encoded))
-            .await
+        let accepted = self
+            .apply(timeout, move |c, ctx| ops::accept(c, ctx, new, encoded))
+            .await?;
+        if let Accepted::Created(_) = accepted {
+            self.outbox.committed();
+        }
+        Ok(accepted)
     }
 
     /// Round trip through the writer: proves it is alive and committing.
@@ -360,18 +396,24 @@ impl Journal {
     }
 
     pub async fn operator_retry(&self, receipt_id: String) -> Result<StoredReceipt, JournalError> {
-        self.apply(WRITE_TIMEOUT, move |c, ctx| {
-            ops::operator_retry(c, ctx, &receipt_id)
-        })
-        .await
+        let stored = self
+            .apply(WRITE_TIMEOUT, move |c, ctx| {
+                ops::operator_retry(c, ctx, &receipt_id)
+            })
+            .await?;
+        self.outbox.committed();
+        Ok(stored)
     }
 
     /// Print the receipt (again, as a copy, if it was printed before).
     pub async fn operator_print(&self, receipt_id: String) -> Result<StoredReceipt, JournalError> {
-        self.apply(WRITE_TIMEOUT, move |c, ctx| {
-            ops::operator_print(c, ctx, &receipt_id)
-        })
-        .await
+        let stored = self
+            .apply(WRITE_TIMEOUT, move |c, ctx| {
+                ops::operator_print(c, ctx, &receipt_id)
+            })
+            .await?;
+        self.outbox.committed();
+        Ok(stored)
     }
 
     pub async fn operator_discard(

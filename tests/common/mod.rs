@@ -89,6 +89,30 @@ impl TestDaemon {
     }
 }
 
+/// The operator token `fiscald demo` made in its state directory; the file
+/// must be 0600.
+pub fn demo_token(state_dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = state_dir.join("operator.token");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{} is {:o}", path.display(), mode);
+    std::fs::read_to_string(&path).unwrap().trim().to_string()
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>` on every request.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 /// A valid receipt: one line of `price` × 1, paid in cash.
 pub fn receipt(name: &str, price: &str) -> Value {
     json!({
@@ -220,12 +244,12 @@ pub fn run_python(
     (status, out, err)
 }
 
-/// The device emulators (register and printer on pseudo-terminals) in `dir`.
-pub fn device_bench(dir: &std::path::Path) -> fiscald::sim::devices::control::SimDevices {
-    use fiscald::sim::devices::control::{SimDevices, SimDevicesOptions};
-    SimDevices::start(
+/// The device emulators (register, printer with drawer) on pseudo-terminals
+/// under `dir/devices`, printer unpaced.
+pub fn emulators(dir: &std::path::Path) -> fiscald::sim::devices::control::SimDevices {
+    fiscald::sim::devices::control::SimDevices::start(
         &dir.join("devices"),
-        SimDevicesOptions {
+        fiscald::sim::devices::control::SimDevicesOptions {
             printer_pace_baud: None,
             seed: 7,
             timezone: None,
@@ -234,12 +258,9 @@ pub fn device_bench(dir: &std::path::Path) -> fiscald::sim::devices::control::Si
     .expect("emulators start")
 }
 
-/// Point the daemon at the emulators, with short device timers.
-pub fn wire_devices(
-    s: &mut Settings,
-    sim: &fiscald::sim::devices::control::SimDevices,
-    backend: config::Backend,
-) {
+/// Point a daemon's settings at the emulators: the register fiscalizes, the
+/// printer prints, the drawer hangs on the printer; fast status polls.
+pub fn wire_emulators(s: &mut Settings, sim: &fiscald::sim::devices::control::SimDevices) {
     use std::time::Duration;
     let demo = config::load_str(config::DEMO_CONFIG).expect("demo config");
     let mut register = demo.devices.register.clone().expect("demo register");
@@ -247,13 +268,42 @@ pub fn wire_devices(
     register.reply_timeout = Duration::from_millis(1500);
     let mut printer = demo.devices.printer.clone().expect("demo printer");
     printer.path = sim.printer_path();
-    s.devices.register = (backend == config::Backend::Register).then_some(register);
+    s.devices.register = Some(register);
     s.devices.printer = Some(printer);
     s.devices.drawer.via = config::DrawerVia::Printer;
-    s.devices.backend = backend;
+    s.devices.backend = config::Backend::Register;
     s.devices.status_interval = Duration::from_millis(200);
     s.devices.reconnect_base = Duration::from_millis(50);
     s.devices.reconnect_cap = Duration::from_millis(400);
+}
+
+/// One raw HTTP/1.1 exchange, so a test controls every header (`Host`
+/// included): `head` is the request line and headers without the final
+/// blank line. Returns the status, the response head and the body.
+pub async fn raw_http(addr: std::net::SocketAddr, head: &str, body: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut reply),
+    )
+    .await
+    .expect("the server answers")
+    .unwrap();
+    let reply = String::from_utf8_lossy(&reply).to_string();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
 }
 
 /// Poll `f` every 50 ms until it yields, or fail after `limit`.

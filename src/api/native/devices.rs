@@ -5,7 +5,7 @@
 //! what is wrong with it.
 
 use super::Shared;
-use super::error::ApiError;
+use crate::api::error::ApiError;
 use crate::devices::manager::{ActionError, Devices};
 use crate::devices::runtime::DeviceError;
 use crate::journal::{JOB_PRINT, JOB_REGISTER};
@@ -43,7 +43,7 @@ impl From<ActionError> for ApiError {
     }
 }
 
-fn devices(app: &super::AppState) -> Result<&Arc<Devices>, ApiError> {
+fn devices(app: &crate::api::AppState) -> Result<&Arc<Devices>, ApiError> {
     app.devices
         .as_ref()
         .ok_or_else(|| ActionError::NotConfigured("device").into())
@@ -74,9 +74,8 @@ pub(super) async fn print_receipt(
         return Err(ActionError::NotConfigured("receipt printer").into());
     }
     let stored = app.journal.operator_print(id).await?;
-    app.device_wake.notify_one();
     tracing::info!(id = %stored.id, number = stored.number, "operator: print requested");
-    Ok((StatusCode::ACCEPTED, Json(super::native::render(&stored))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(super::render(&stored))).into_response())
 }
 
 pub(super) async fn open_drawer(State(app): Shared) -> Result<Response, ApiError> {
@@ -88,14 +87,12 @@ pub(super) async fn open_drawer(State(app): Shared) -> Result<Response, ApiError
 pub(super) async fn open_shift(State(app): Shared) -> Result<Response, ApiError> {
     let register = devices(&app)?.open_shift().await?;
     tracing::info!("operator: shift opened");
-    app.device_wake.notify_one();
     Ok(Json(json!({"register": register})).into_response())
 }
 
 pub(super) async fn close_shift(State(app): Shared) -> Result<Response, ApiError> {
     let register = devices(&app)?.close_shift().await?;
     tracing::info!("operator: shift closed (Z report)");
-    app.device_wake.notify_one();
     Ok(Json(json!({"register": register})).into_response())
 }
 
