@@ -32,10 +32,13 @@ fn receipt(i: u64) -> Receipt {
     Receipt {
         correction: None,
         marking_checks: vec![],
+        discount: Default::default(),
+        original_date: None,
         kind: ReceiptKind::Sale,
         tax_system: TaxSystem::Common,
         currency: "RUB".into(),
         items: vec![Item {
+            receipt_discount: Default::default(),
             line: Line {
                 name: format!("Товар {i}"),
                 quantity: Quantity(1000),
@@ -47,6 +50,9 @@ fn receipt(i: u64) -> Receipt {
                 class_code: None,
                 package_code: None,
                 marking: vec![],
+                unit: Default::default(),
+                discount: Default::default(),
+                agent: None,
             },
             total: price,
         }],

@@ -121,7 +121,7 @@ async fn a_correction_and_cash_in_out_reach_the_register_and_its_x_and_z_totals(
     );
     assert_eq!(doc.total, 50_000);
     assert_eq!(tag(&doc.tags, 1173).value, [1], "by order");
-    let basis = tag(&doc.tags, 1174).children().unwrap();
+    let basis = tag(&doc.tags, 1174).children();
     assert_eq!(tag(&basis, 1179).text(), "ИФНС-17");
     let date = u32::from_le_bytes(tag(&basis, 1178).value.clone().try_into().unwrap());
     assert_eq!(
@@ -225,8 +225,17 @@ async fn unplugged(command: u16, after_execute: bool) {
         .post_to("/v1/corrections", &correction("70.00"), None)
         .await;
     assert_eq!(cash_done(&d, &cin["id"]).await["state"], "done");
-    fiscalized(&d, &corr["id"]).await;
+    let done = fiscalized(&d, &corr["id"]).await;
     let reg = sim.register.snapshot();
+    let docs: Vec<_> = reg
+        .receipts
+        .iter()
+        .map(|r| (r.fd, r.correction, r.total))
+        .collect();
+    eprintln!(
+        "register documents {docs:?}; the correction {}",
+        done["fiscal"]
+    );
     assert_eq!(reg.totals.cash_in_count, 2, "{:?}", reg.totals);
     assert_eq!(reg.totals.cash_in, 100 + 25_000);
     assert_eq!(reg.totals.correction_count, 1, "{:?}", reg.totals);
@@ -251,5 +260,6 @@ async fn cash_in_unplugged_before_the_register_did_it_is_done_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_correction_unplugged_after_its_close_is_not_registered_twice() {
-    unplugged(0x85, true).await;
+    // FF45: the FFD 1.2 close.
+    unplugged(0xFF45, true).await;
 }

@@ -47,7 +47,9 @@ pub async fn accept(
     if !over.is_empty() {
         return Err(in_dialect(over));
     }
-    let mut receipt = validate(draft, &app.profile).map_err(in_dialect)?;
+    // The till's local date: the 2026 VAT rule depends on it.
+    let today = app.clock.now().with_timezone(&app.tz).date_naive();
+    let mut receipt = validate(draft, &app.profile, today).map_err(in_dialect)?;
     super::operations::check_marking(app, dialect, caller_key.as_deref(), &mut receipt).await?;
     let new = NewReceipt {
         source: dialect.source,

@@ -32,6 +32,10 @@ pub struct AppState {
     pub journal: Journal,
     pub profile: Profile,
     pub timezone: String,
+    /// The till's time zone: a receipt's date (for the date-dependent VAT
+    /// rules) is the till's local date.
+    pub tz: chrono_tz::Tz,
+    pub clock: Arc<dyn crate::clock::Clock>,
     pub max_body_bytes: usize,
     pub write_timeout: Duration,
     pub started: Instant,

@@ -31,6 +31,8 @@ pub struct CashCounters {
     pub sum: u64,
 }
 
+impl crate::journal::JobMarker for CashMarker {}
+
 /// The cash job's durable marker (in the job's data).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CashMarker {
@@ -186,7 +188,7 @@ pub(super) async fn cash_job(
 
     // 2. The marker, committed before the command goes out.
     journal
-        .mark_job(job.id, serde_json::json!({ "before": now }))
+        .mark_job(job.id, &CashMarker { before: Some(now) })
         .await?;
 
     // 3. Send it; the counters must still be where the marker says.

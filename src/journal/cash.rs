@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// Put cash into or take it out of the drawer on the register.
-pub const JOB_CASH: &str = "cash";
+pub const JOB_CASH: super::JobKind = super::JobKind::Cash;
 
 /// A cash operation as the journal holds it.
 #[derive(Clone, Debug, Serialize)]
@@ -119,7 +119,7 @@ fn finish(
     note: &str,
 ) -> Result<(), JournalError> {
     let at = stamp(ctx);
-    let (attempts, error) = if state == super::JOB_PARKED {
+    let (attempts, error) = if state == super::JobState::Parked.as_str() {
         (1, Some(note))
     } else {
         (0, None)
@@ -156,7 +156,7 @@ impl Journal {
     /// The register did it: the job is done, `note` says how.
     pub async fn cash_done(&self, id: i64, note: String) -> Result<(), JournalError> {
         self.apply(WRITE_TIMEOUT, move |c, ctx| {
-            finish(c, ctx, id, super::JOB_DONE, &note)
+            finish(c, ctx, id, super::JobState::Done.as_str(), &note)
         })
         .await
     }
@@ -164,7 +164,7 @@ impl Journal {
     /// A refusal or an undecidable state: an operator must look.
     pub async fn cash_parked(&self, id: i64, message: String) -> Result<(), JournalError> {
         self.apply(WRITE_TIMEOUT, move |c, ctx| {
-            finish(c, ctx, id, super::JOB_PARKED, &message)
+            finish(c, ctx, id, super::JobState::Parked.as_str(), &message)
         })
         .await
     }

@@ -18,9 +18,7 @@ mod writer;
 
 pub use cash::{CashAccepted, JOB_CASH, StoredCash};
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
-pub use ops::{
-    JOB_CANCELLED, JOB_DONE, JOB_FISCALIZE, JOB_PARKED, JOB_PENDING, JOB_PRINT, JOB_REGISTER,
-};
+pub use ops::{JobKind, JobMarker, JobState};
 pub use read::{Job, Page, Stats, SyncCounts};
 
 use crate::clock::Clock;
@@ -49,13 +47,13 @@ pub struct Options {
     pub pin: String,
     pub timezone: Tz,
     pub offline_base_url: String,
-    /// The job that fiscalizes a new receipt: [`JOB_FISCALIZE`] (the cloud)
-    /// or [`JOB_REGISTER`] (the fiscal register).
-    pub fiscal_job: &'static str,
-    /// Queue a [`JOB_PRINT`] job for every new receipt (a printer is
+    /// The job that fiscalizes a new receipt: [`JobKind::Fiscalize`] (the cloud)
+    /// or [`JobKind::Register`] (the fiscal register).
+    pub fiscal_job: JobKind,
+    /// Queue a [`JobKind::Print`] job for every new receipt (a printer is
     /// configured and the cloud fiscalizes: it prints with the offline link).
     pub print_on_accept: bool,
-    /// Queue a [`JOB_PRINT`] job when the register has fiscalized a receipt
+    /// Queue a [`JobKind::Print`] job when the register has fiscalized a receipt
     /// (the customer copy with the fiscal QR).
     pub print_after_register: bool,
 }
@@ -77,8 +75,8 @@ impl Options {
             timezone: settings.timezone,
             offline_base_url: settings.cloud.base_url.clone(),
             fiscal_job: match backend {
-                Backend::Cloud => JOB_FISCALIZE,
-                Backend::Register => JOB_REGISTER,
+                Backend::Cloud => JobKind::Fiscalize,
+                Backend::Register => JobKind::Register,
             },
             print_on_accept: printer && backend == Backend::Cloud,
             print_after_register: printer && backend == Backend::Register,
@@ -142,8 +140,8 @@ pub struct StoredReceipt {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SyncView {
     /// `fiscalize` (the cloud) or `register` (the fiscal register).
-    pub kind: String,
-    pub job_state: String,
+    pub kind: JobKind,
+    pub job_state: JobState,
     pub attempts: u32,
     pub last_error: Option<String>,
     /// Unix milliseconds; 0 means "as soon as possible".
@@ -154,7 +152,7 @@ pub struct SyncView {
 /// Where a receipt's print job stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PrintView {
-    pub job_state: String,
+    pub job_state: JobState,
     pub attempts: u32,
     pub last_error: Option<String>,
     /// Times the receipt went (wholly or partly) to the printer; more than one
@@ -349,11 +347,12 @@ impl Journal {
 
     /// Merge `patch` (a JSON object) into the job's data: a device job's
     /// progress marker, written *before* the device is told to act.
-    pub async fn mark_job(
+    pub async fn mark_job<M: JobMarker>(
         &self,
         job_id: i64,
-        patch: serde_json::Value,
+        marker: &M,
     ) -> Result<(), JournalError> {
+        let patch = serde_json::to_value(marker).expect("a marker serializes");
         self.apply(WRITE_TIMEOUT, move |c, ctx| {
             ops::mark_job(c, ctx, job_id, &patch)
         })
@@ -512,7 +511,7 @@ impl Journal {
     /// Pending jobs of `kind` due at `now_ms`, oldest first, skipping `busy` ones.
     pub async fn due_jobs(
         &self,
-        kind: &'static str,
+        kind: JobKind,
         now_ms: i64,
         limit: usize,
         busy: Vec<i64>,
@@ -522,14 +521,14 @@ impl Journal {
     }
 
     /// When the earliest pending job of `kind` falls due (unix ms).
-    pub async fn next_due_at(&self, kind: &'static str) -> Result<Option<i64>, JournalError> {
+    pub async fn next_due_at(&self, kind: JobKind) -> Result<Option<i64>, JournalError> {
         self.read(move |r| r.next_due_at(kind)).await
     }
 
     /// Pending and parked jobs of each kind (for `GET /v1/devices`).
     pub async fn job_counts(
         &self,
-        kinds: &'static [&'static str],
+        kinds: &'static [JobKind],
     ) -> Result<serde_json::Value, JournalError> {
         self.read(move |r| r.job_counts(kinds)).await
     }
@@ -587,7 +586,7 @@ mod tests {
             pin: "1234".into(),
             timezone: chrono_tz::Europe::Moscow,
             offline_base_url: "https://fp.example/processing-api/".into(),
-            fiscal_job: JOB_FISCALIZE,
+            fiscal_job: JobKind::Fiscalize,
             print_on_accept: false,
             print_after_register: false,
         }
@@ -605,14 +604,20 @@ mod tests {
             class_code: None,
             package_code: None,
             marking: vec![],
+            unit: Default::default(),
+            discount: Default::default(),
+            agent: None,
         };
         Receipt {
             correction: None,
             marking_checks: vec![],
+            discount: Default::default(),
+            original_date: None,
             kind: ReceiptKind::Sale,
             tax_system: TaxSystem::Common,
             currency: "RUB".into(),
             items: vec![Item {
+                receipt_discount: Default::default(),
                 line,
                 total: Money(price),
             }],
@@ -691,7 +696,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(
             Options {
-                fiscal_job: JOB_REGISTER,
+                fiscal_job: JobKind::Register,
                 print_after_register: true,
                 ..options(dir.path())
             },
@@ -707,25 +712,30 @@ mod tests {
         else {
             panic!("created")
         };
-        assert_eq!(r.sync.as_ref().unwrap().kind, JOB_REGISTER);
+        assert_eq!(r.sync.as_ref().unwrap().kind, JobKind::Register);
         let job = journal
-            .due_jobs(JOB_REGISTER, i64::MAX, 1, vec![])
+            .due_jobs(JobKind::Register, i64::MAX, 1, vec![])
             .await
             .unwrap()[0]
             .clone();
         journal
-            .mark_job(job.id, serde_json::json!({"fd_before": 41}))
+            .mark_job(
+                job.id,
+                &crate::devices::reconcile::RegisterMarker {
+                    fd_before: Some(41),
+                },
+            )
             .await
             .unwrap();
         journal.park(job.id, "refused".into()).await.unwrap();
         journal.operator_retry(r.id.clone()).await.unwrap();
         // The retry must first ask the register whether it has the receipt after all.
         let again = journal
-            .due_jobs(JOB_REGISTER, i64::MAX, 1, vec![])
+            .due_jobs(JobKind::Register, i64::MAX, 1, vec![])
             .await
             .unwrap();
-        let data: serde_json::Value = serde_json::from_str(&again[0].data).unwrap();
-        assert_eq!(data["fd_before"], 41);
+        let marker: crate::devices::reconcile::RegisterMarker = again[0].marker();
+        assert_eq!(marker.fd_before, Some(41));
 
         // Fiscalized by the register: the customer copy's print job follows.
         let attrs = crate::domain::fiscal::FiscalAttributes {
@@ -746,12 +756,12 @@ mod tests {
             .await
             .unwrap();
         let print = journal
-            .due_jobs(JOB_PRINT, i64::MAX, 1, vec![])
+            .due_jobs(JobKind::Print, i64::MAX, 1, vec![])
             .await
             .unwrap()[0]
             .clone();
         journal
-            .mark_job(print.id, serde_json::json!({"copies": 1}))
+            .mark_job(print.id, &crate::devices::jobs::PrintMarker { copies: 1 })
             .await
             .unwrap();
         journal
@@ -760,10 +770,10 @@ mod tests {
             .unwrap();
         let done = journal.get(r.id.clone()).await.unwrap().unwrap();
         assert_eq!(done.state, ReceiptState::Fiscalized);
-        assert_eq!(done.print.as_ref().unwrap().job_state, JOB_DONE);
+        assert_eq!(done.print.as_ref().unwrap().job_state, JobState::Done);
         // A reprint reopens the same job, its copy count intact.
         let again = journal.operator_print(r.id.clone()).await.unwrap();
-        assert_eq!(again.print.as_ref().unwrap().job_state, JOB_PENDING);
+        assert_eq!(again.print.as_ref().unwrap().job_state, JobState::Pending);
         assert_eq!(again.print.as_ref().unwrap().copies, 1);
         let events: Vec<_> = journal
             .get(r.id.clone())

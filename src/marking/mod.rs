@@ -219,6 +219,9 @@ mod tests {
             class_code: None,
             package_code: None,
             marking: codes.iter().map(|c| c.to_string()).collect(),
+            unit: Default::default(),
+            discount: Default::default(),
+            agent: None,
         };
         Receipt {
             kind: ReceiptKind::Sale,
@@ -227,6 +230,7 @@ mod tests {
             items: vec![Item {
                 line,
                 total: Money(10000),
+                receipt_discount: Default::default(),
             }],
             payments: vec![],
             total: Money(10000),
@@ -235,6 +239,8 @@ mod tests {
             buyer: None,
             correction: None,
             marking_checks: vec![],
+            discount: Default::default(),
+            original_date: None,
         }
     }
 

@@ -117,7 +117,7 @@ pub fn client_with_token(token: &str) -> reqwest::Client {
 pub fn receipt(name: &str, price: &str) -> Value {
     json!({
         "type": "sale",
-        "items": [{"name": name, "quantity": 1, "price": price, "vat": "20"}],
+        "items": [{"name": name, "quantity": 1, "price": price, "vat": "22"}],
         "payments": [{"kind": "cash", "amount": price}]
     })
 }
@@ -336,4 +336,80 @@ impl TestDaemon {
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
+}
+
+// ------------------------------------------------------------ fixtures
+
+/// The FFD 1.2 receipt of 2026 the fiscal-data tests push through every
+/// backend: two VAT rates (22 % and 10 %), a line discount and a receipt
+/// discount, a weighed line in kilograms, an agent's line with its
+/// supplier, the buyer's email, name and INN, the cashier with INN, and an
+/// earlier prepayment offset plus cash. `marked` is the hook for a marked
+/// item (Честный ЗНАК): when given, it is appended as the last line.
+pub struct Fiscal2026 {
+    pub marked: Option<Value>,
+}
+
+impl Fiscal2026 {
+    pub const BUYER_EMAIL: &'static str = "buyer@example.com";
+    pub const BUYER_NAME: &'static str = "ООО Покупатель";
+    pub const BUYER_INN: &'static str = "7707083893";
+    pub const CASHIER: &'static str = "Иванова А.А.";
+    pub const CASHIER_INN: &'static str = "500100732259";
+    pub const SUPPLIER: &'static str = "ООО Партнёр";
+    pub const SUPPLIER_INN: &'static str = "7701234567";
+    pub const SUPPLIER_PHONE: &'static str = "+74951234567";
+    /// 179.80 − 9.80 + 314.65 + 500.00 − 10.00.
+    pub const TOTAL: &'static str = "974.65";
+    pub const PREPAID: &'static str = "300.00";
+    pub const CASH: &'static str = "700.00";
+    pub const CHANGE: &'static str = "25.35";
+
+    pub fn json(&self) -> Value {
+        let mut items = vec![
+            json!({"name": "Молоко 3,2% 1 л", "quantity": 2, "price": "89.90", "vat": "22",
+                   "discount": "9.80"}),
+            json!({"name": "Сыр весовой", "quantity": "0.350", "price": "899.00", "vat": "10",
+                   "unit": "kg"}),
+            json!({"name": "Подарочная карта партнёра", "quantity": 1, "price": "500.00",
+                   "vat": "22", "payment_subject": "service",
+                   "agent": {"kind": "commission_agent", "supplier_name": Self::SUPPLIER,
+                             "supplier_inn": Self::SUPPLIER_INN,
+                             "supplier_phone": Self::SUPPLIER_PHONE}}),
+        ];
+        items.extend(self.marked.clone());
+        json!({
+            "type": "sale",
+            "tax_system": "common",
+            "items": items,
+            "discount": "10.00",
+            "buyer": {"email": Self::BUYER_EMAIL, "name": Self::BUYER_NAME, "inn": Self::BUYER_INN},
+            "cashier": {"name": Self::CASHIER, "inn": Self::CASHIER_INN},
+            "payments": [
+                {"kind": "prepaid", "amount": Self::PREPAID},
+                {"kind": "cash", "amount": Self::CASH}
+            ]
+        })
+    }
+}
+
+/// An advance (prepayment) receipt at the calculated rate 22/122.
+pub fn advance_22_122() -> Value {
+    json!({
+        "type": "sale",
+        "items": [{"name": "Аванс за заказ № 15", "quantity": 1, "price": "1000.00",
+                   "vat": "22/122", "calculation_method": "advance",
+                   "payment_subject": "payment"}],
+        "payments": [{"kind": "electronic", "amount": "1000.00"}]
+    })
+}
+
+/// A 2026 return of a sale made in 2025 at 20 %.
+pub fn return_of_2025_sale_at_20() -> Value {
+    json!({
+        "type": "sale_return",
+        "original_date": "2025-12-20",
+        "items": [{"name": "Чайник", "quantity": 1, "price": "2400.00", "vat": "20"}],
+        "payments": [{"kind": "electronic", "amount": "2400.00"}]
+    })
 }

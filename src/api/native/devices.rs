@@ -8,7 +8,7 @@ use super::Shared;
 use crate::api::error::ApiError;
 use crate::devices::manager::{ActionError, Devices};
 use crate::devices::runtime::DeviceError;
-use crate::journal::{JOB_PRINT, JOB_REGISTER};
+use crate::journal::JobKind;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -50,7 +50,10 @@ fn devices(app: &crate::api::AppState) -> Result<&Arc<Devices>, ApiError> {
 }
 
 pub(super) async fn list(State(app): Shared) -> Result<Response, ApiError> {
-    let counts = app.journal.job_counts(&[JOB_REGISTER, JOB_PRINT]).await?;
+    let counts = app
+        .journal
+        .job_counts(&[JobKind::Register, JobKind::Print])
+        .await?;
     let (statuses, drawer) = match &app.devices {
         Some(d) => (d.statuses(), d.drawer_view()),
         None => (Vec::new(), json!({"via": "none"})),

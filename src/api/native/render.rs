@@ -1,7 +1,7 @@
 //! The native dialect's replies: a stored receipt as API v1 shows it (money
 //! and quantities as decimal strings).
 
-use crate::domain::Money;
+use crate::domain::{Money, Unit};
 use crate::journal::{Event, StoredReceipt};
 use serde_json::{Value, json};
 
@@ -39,6 +39,24 @@ pub fn render(r: &StoredReceipt) -> Value {
             }
             if !l.marking.is_empty() {
                 obj.insert("marking".into(), json!(l.marking));
+            }
+            if l.unit != Unit::Piece {
+                obj.insert("unit".into(), json!(l.unit.code()));
+            }
+            if !l.discount.is_zero() {
+                obj.insert("discount".into(), json!(l.discount.to_decimal()));
+            }
+            if !item.receipt_discount.is_zero() {
+                obj.insert(
+                    "receipt_discount".into(),
+                    json!(item.receipt_discount.to_decimal()),
+                );
+            }
+            if let Some(a) = &l.agent {
+                obj.insert(
+                    "agent".into(),
+                    serde_json::to_value(a).expect("agent serializes"),
+                );
             }
             v
         })
@@ -98,6 +116,12 @@ pub fn render(r: &StoredReceipt) -> Value {
             serde_json::to_value(&receipt.marking_checks).expect("checks serialize"),
         );
     }
+    if !receipt.discount.is_zero() {
+        obj.insert("discount".into(), json!(receipt.discount.to_decimal()));
+    }
+    if let Some(d) = receipt.original_date {
+        obj.insert("original_date".into(), json!(d.to_string()));
+    }
     if let Some(f) = &r.fiscal {
         obj.insert(
             "fiscal".into(),
@@ -115,14 +139,14 @@ pub fn render(r: &StoredReceipt) -> Value {
         );
     }
     if let Some(sync) = &r.sync {
-        let next = (sync.job_state == crate::journal::JOB_PENDING).then(|| {
+        let next = (sync.job_state == crate::journal::JobState::Pending).then(|| {
             chrono::DateTime::from_timestamp_millis(sync.next_attempt_at)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         });
         obj.insert(
             "sync".into(),
             json!({
-                "by": if sync.kind == crate::journal::JOB_REGISTER { "register" } else { "cloud" },
+                "by": if sync.kind == crate::journal::JobKind::Register { "register" } else { "cloud" },
                 "attempts": sync.attempts,
                 "last_error": sync.last_error,
                 "next_attempt_at": next.flatten(),

@@ -71,6 +71,8 @@ pub struct RegisterFaults {
 pub struct RegisterSnapshot {
     pub serial: u32,
     pub fn_number: String,
+    /// The registration number in table 18.
+    pub rnm: String,
     pub mode: u8,
     pub shift_open: bool,
     pub shift_number: u16,
@@ -171,6 +173,7 @@ impl RegisterEmulator {
         RegisterSnapshot {
             serial: s.model.config().serial,
             fn_number: s.model.config().fn_number.clone(),
+            rnm: s.model.config().rnm.clone(),
             mode: s.model.mode(now),
             shift_open: s.model.shift_open(),
             shift_number: s.model.shift_number(),
@@ -301,6 +304,10 @@ impl Worker {
     fn unplug(&mut self) {
         // Flag first: whoever sees the hang-up must already see "unplugged".
         lock(&self.shared).plugged = false;
+        // The stable name goes before the pty does (as udev removes a pulled
+        // adapter's link): a stale link would name a /dev/pts number the
+        // kernel may hand to another emulator in the same process.
+        let _ = std::fs::remove_file(&self.path);
         self.pty = None;
         self.link = DeviceLink::new();
     }
