@@ -111,6 +111,7 @@ fn main() {
             qr: &qr,
             qr_caption: "Проверьте чек",
             copy: false,
+            slip: false,
             footer: &footer,
         },
         &LayoutOptions::default(),

@@ -241,6 +241,7 @@ fn driver_prints_a_fiscal_receipt_the_emulator_decodes() {
             qr: &qr,
             qr_caption: "Проверьте чек",
             copy: false,
+            slip: false,
             footer: &footer,
         },
         &LayoutOptions::default(),

@@ -21,8 +21,8 @@ pub mod settings;
 
 pub use rules::BAUD_RATES;
 pub use schema::{
-    AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia, OnUnreachable, Role,
-    TextEncoding,
+    AfterSlip, AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia,
+    OnUnreachable, Role, TextEncoding,
 };
 pub use secrets::SecretFile;
 pub use settings::{

@@ -531,6 +531,11 @@ fn check_devices(
             c.printer.status_timeout_ms,
             50..=60_000,
         ),
+        (
+            "printer.fiscal_wait_ms",
+            c.printer.fiscal_wait_ms,
+            0..=120_000,
+        ),
         ("drawer.pulse_ms", c.drawer.pulse_ms, 2..=510),
     ] {
         check_range(key, value, range, &mut fail);
@@ -597,6 +602,8 @@ fn check_devices(
         footer: c.printer.footer.clone(),
         write_timeout: Duration::from_millis(c.printer.write_timeout_ms),
         status_timeout: Duration::from_millis(c.printer.status_timeout_ms),
+        fiscal_wait: Duration::from_millis(c.printer.fiscal_wait_ms),
+        after_slip: c.printer.after_slip,
     });
     Some(DeviceSettings {
         backend: c.fiscal.backend,

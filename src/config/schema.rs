@@ -338,6 +338,22 @@ pub struct PrinterConfig {
     pub write_timeout_ms: u64,
     /// Limit for one real-time status answer.
     pub status_timeout_ms: u64,
+    /// Cloud backend: how long a receipt waits for its fiscalization before
+    /// printing. Fiscalized within it: the fiscal receipt is printed. Not: a
+    /// slip with the offline QR that says it is not a fiscal receipt.
+    pub fiscal_wait_ms: u64,
+    /// What follows a slip once the receipt is fiscalized.
+    pub after_slip: AfterSlip,
+}
+
+/// What the printer does once a receipt that got a slip is fiscalized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterSlip {
+    /// Print the fiscal receipt (with the fiscal QR).
+    FiscalReceipt,
+    /// Nothing more: the buyer keeps the slip and its offline link.
+    Nothing,
 }
 
 impl Default for PrinterConfig {
@@ -353,6 +369,8 @@ impl Default for PrinterConfig {
             footer: Vec::new(),
             write_timeout_ms: 30_000,
             status_timeout_ms: 500,
+            fiscal_wait_ms: 3_000,
+            after_slip: AfterSlip::FiscalReceipt,
         }
     }
 }

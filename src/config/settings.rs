@@ -188,6 +188,9 @@ pub struct PrinterSettings {
     pub footer: Vec<String>,
     pub write_timeout: Duration,
     pub status_timeout: Duration,
+    /// Cloud backend: the wait for fiscalization before a slip is printed.
+    pub fiscal_wait: Duration,
+    pub after_slip: super::schema::AfterSlip,
 }
 
 #[derive(Clone, Debug)]

@@ -50,6 +50,33 @@ pub struct PrintMarker {
     /// Times the receipt was sent (wholly or partly) to the printer.
     #[serde(default)]
     pub copies: u32,
+    /// The last print was a slip (cloud backend, printed before
+    /// fiscalization); written with `copies` before the bytes go out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub last_was_slip: bool,
+    /// Set by the journal when it reopens the job after the receipt that got
+    /// a slip was fiscalized: the fiscal receipt that follows is no copy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_slip: bool,
+}
+
+/// Cloud backend: what the print job does with a receipt not fiscalized yet.
+/// Pure: `waited_ms` is the time since acceptance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BeforeFiscal {
+    /// Wait this much longer for the fiscalization.
+    Wait(u64),
+    /// The wait ran out: print a slip that is no cash receipt.
+    Slip,
+}
+
+pub fn before_fiscal(waited_ms: i64, wait: Duration) -> BeforeFiscal {
+    let wait_ms = wait.as_millis() as i64;
+    if waited_ms < wait_ms {
+        BeforeFiscal::Wait((wait_ms - waited_ms) as u64)
+    } else {
+        BeforeFiscal::Slip
+    }
 }
 
 /// What the register holds for a receipt whose marker says it may have been sent.
@@ -464,7 +491,19 @@ async fn print_job(
         .printer
         .clone()
         .expect("a printer device has settings");
-    let copy = marker.copies > 0;
+    let copy = marker.copies > 0 && !marker.after_slip;
+    // Cloud backend: a receipt not fiscalized yet waits up to the configured
+    // time (the fiscalization wakes the job), then gets a slip.
+    let slip = stored.fiscal.is_none();
+    if slip && marker.copies == 0 {
+        let accepted = chrono::DateTime::parse_from_rfc3339(&stored.created_at)
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(0);
+        let now = clock.now().timestamp_millis();
+        if let BeforeFiscal::Wait(ms) = before_fiscal(now - accepted, settings.fiscal_wait) {
+            return journal.reschedule(job.id, now + ms as i64, None).await;
+        }
+    }
 
     // 1. Is it ready? Nothing is sent to a printer without paper.
     if let Err(e) = printer
@@ -486,6 +525,8 @@ async fn print_job(
             job.id,
             &PrintMarker {
                 copies: marker.copies + 1,
+                last_was_slip: slip,
+                after_slip: false,
             },
         )
         .await?;
@@ -494,7 +535,7 @@ async fn print_job(
         Some(qr) => (qr.clone(), "Fiscal receipt / Фискальный чек"),
         None => (
             stored.offline_url.clone(),
-            "Check the receipt / Проверить чек",
+            "Your fiscal receipt will be at this link / Кассовый чек будет доступен по ссылке",
         ),
     };
     let doc = layout_receipt(
@@ -507,6 +548,7 @@ async fn print_job(
             qr: &qr,
             qr_caption: caption,
             copy,
+            slip,
             footer: &settings.footer,
         },
         &LayoutOptions {
@@ -525,8 +567,13 @@ async fn print_job(
         },
     );
     let drawer = devices.settings.drawer.clone();
-    let kick =
-        !copy && drawer.via == DrawerVia::Printer && drawer.open_on_cash && has_cash(&stored);
+    // The drawer opens with the first paper the buyer gets, not again for
+    // the fiscal receipt that follows a slip.
+    let kick = !copy
+        && !marker.after_slip
+        && drawer.via == DrawerVia::Printer
+        && drawer.open_on_cash
+        && has_cash(&stored);
     let printed = printer
         .call(CALL_LIMIT, move |p| {
             p.printer.print(&doc)?;
@@ -548,6 +595,8 @@ async fn print_job(
                     "printed again, marked as a copy (copy {})",
                     marker.copies + 1
                 )
+            } else if slip {
+                "slip printed (not a cash receipt; offline link)".to_string()
             } else {
                 "printed".to_string()
             };
@@ -562,6 +611,17 @@ async fn print_job(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receipt_not_fiscalized_waits_out_the_wait_then_gets_a_slip() {
+        let wait = Duration::from_millis(3000);
+        assert_eq!(before_fiscal(0, wait), BeforeFiscal::Wait(3000));
+        assert_eq!(before_fiscal(2999, wait), BeforeFiscal::Wait(1));
+        assert_eq!(before_fiscal(3000, wait), BeforeFiscal::Slip);
+        assert_eq!(before_fiscal(10, Duration::ZERO), BeforeFiscal::Slip);
+        let m: PrintMarker = serde_json::from_str(r#"{"copies": 1, "after_slip": true}"#).unwrap();
+        assert!(m.after_slip && !m.last_was_slip);
+    }
 
     #[test]
     fn markers_round_trip_through_job_data() {

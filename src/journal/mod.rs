@@ -53,6 +53,9 @@ pub struct Options {
     /// Queue a [`JobKind::Print`] job for every new receipt (a printer is
     /// configured and the cloud fiscalizes: it prints with the offline link).
     pub print_on_accept: bool,
+    /// Cloud backend: once a receipt that got a slip is fiscalized, print
+    /// the fiscal receipt (`[printer] after_slip = "fiscal_receipt"`).
+    pub print_after_slip: bool,
     /// Queue a [`JobKind::Print`] job when the register has fiscalized a receipt
     /// (the customer copy with the fiscal QR).
     pub print_after_register: bool,
@@ -79,6 +82,13 @@ impl Options {
                 Backend::Register => JobKind::Register,
             },
             print_on_accept: printer && backend == Backend::Cloud,
+            print_after_slip: printer
+                && backend == Backend::Cloud
+                && settings
+                    .devices
+                    .printer
+                    .as_ref()
+                    .is_some_and(|p| p.after_slip == crate::config::AfterSlip::FiscalReceipt),
             print_after_register: printer && backend == Backend::Register,
         }
     }
@@ -342,7 +352,10 @@ impl Journal {
         self.apply(WRITE_TIMEOUT, move |c, ctx| {
             ops::record_fiscalized(c, ctx, job_id, &attrs, &qr, actor)
         })
-        .await
+        .await?;
+        // A print job may be waiting for this (or follows it).
+        self.outbox.committed();
+        Ok(())
     }
 
     /// Merge `patch` (a JSON object) into the job's data: a device job's
@@ -588,6 +601,7 @@ mod tests {
             offline_base_url: "https://fp.example/processing-api/".into(),
             fiscal_job: JobKind::Fiscalize,
             print_on_accept: false,
+            print_after_slip: false,
             print_after_register: false,
         }
     }
@@ -761,7 +775,13 @@ mod tests {
             .unwrap()[0]
             .clone();
         journal
-            .mark_job(print.id, &crate::devices::jobs::PrintMarker { copies: 1 })
+            .mark_job(
+                print.id,
+                &crate::devices::jobs::PrintMarker {
+                    copies: 1,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         journal

@@ -51,6 +51,9 @@ pub struct ReceiptPrint<'a> {
     pub qr_caption: &'a str,
     /// A reprint: marked КОПИЯ at the top and the bottom.
     pub copy: bool,
+    /// Printed before fiscalization (cloud backend, the wait ran out): the
+    /// title says it is not a cash receipt, and there is no fiscal block.
+    pub slip: bool,
     pub footer: &'a [String],
 }
 
@@ -236,12 +239,26 @@ pub fn receipt(doc: &ReceiptPrint, opts: &LayoutOptions) -> Vec<u8> {
             c.line(&l);
         }
     }
-    c.bold(true)
-        .line("КАССОВЫЙ ЧЕК")
-        .line(kind_title(r.kind))
-        .bold(false);
+    if doc.slip {
+        // 54-ФЗ: only a document the fiscal drive signed is a cash receipt.
+        c.bold(true)
+            .line("ПРЕДВАРИТЕЛЬНЫЙ ДОКУМЕНТ")
+            .line("НЕ ЯВЛЯЕТСЯ КАССОВЫМ ЧЕКОМ")
+            .line(kind_title(r.kind))
+            .bold(false);
+    } else {
+        c.bold(true)
+            .line("КАССОВЫЙ ЧЕК")
+            .line(kind_title(r.kind))
+            .bold(false);
+    }
     c.align(Align::Left);
-    for l in two_columns(&format!("ЧЕК № {}", doc.number), &doc.local_time, w) {
+    let number = if doc.slip {
+        "ДОКУМЕНТ №"
+    } else {
+        "ЧЕК №"
+    };
+    for l in two_columns(&format!("{number} {}", doc.number), &doc.local_time, w) {
         c.line(&l);
     }
     c.line(&rule);
@@ -545,6 +562,7 @@ mod tests {
             qr: "https://example.test/r/abc",
             qr_caption: "Чек не фискализирован",
             copy: true,
+            slip: false,
             footer: &[],
         };
         let bytes = receipt(&doc, &LayoutOptions::default());
