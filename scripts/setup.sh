@@ -8,6 +8,8 @@ command -v cc >/dev/null || need_apt+=(gcc)
 command -v sha256sum >/dev/null || need_apt+=(coreutils)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+# The browser test (tests/front_door.rs) drives Debian's headless Chromium.
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

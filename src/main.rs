@@ -403,6 +403,11 @@ fn sim(what: SimCommand) -> Result<()> {
             pace_baud,
             seed,
         } => runtime()?.block_on(async move {
+            if !control.ip().is_loopback() {
+                bail!(
+                    "--control {control}: the emulators' control interface listens on loopback only"
+                );
+            }
             let devices = Arc::new(
                 SimDevices::start(
                     &dir,
@@ -416,11 +421,6 @@ fn sim(what: SimCommand) -> Result<()> {
                     format!("cannot start the device emulators in {}", dir.display())
                 })?,
             );
-            if !control.ip().is_loopback() {
-                bail!(
-                    "--control {control}: the emulators' control interface listens on loopback only"
-                );
-            }
             let listener = tokio::net::TcpListener::bind(control)
                 .await
                 .with_context(|| format!("cannot listen on {control}"))?;

@@ -182,9 +182,16 @@ fn header(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> 
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// What the front door needs: the policy, and the dialects (for their auth).
+#[derive(Clone)]
+pub struct Front {
+    pub app: Arc<AppState>,
+    pub dialects: dialect::Dialects,
+}
+
 /// The front door as a middleware (outside the router: runs for every path).
 pub async fn enforce(
-    State(app): State<Arc<AppState>>,
+    State(Front { app, dialects }): State<Front>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -220,7 +227,7 @@ pub async fn enforce(
     {
         return preflight(cors.as_deref(), headers);
     }
-    let d = dialect::for_path(request.uri().path());
+    let d = dialects.for_path(request.uri().path());
     let caller = match authenticate(
         &app.api,
         app.api.auth.for_source(d.source),

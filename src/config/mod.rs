@@ -250,6 +250,12 @@ mod tests {
         );
         let s = load_str(&with).unwrap();
         assert_eq!(s.api.tokens.len(), 1);
+        // 0.0.0.0 is no name: the allowed hosts stay as configured.
+        assert_eq!(s.api.allowed_hosts, ["localhost", "127.0.0.1", "[::1]"]);
+        // A LAN address listened on is a name the API may be called by.
+        let lan = with.replace("0.0.0.0", "192.168.1.10");
+        let s = load_str(&lan).unwrap();
+        assert!(s.api.allowed_hosts.contains(&"192.168.1.10".to_string()));
         assert_eq!(s.api.tokens[0].role, Role::Pos);
         // ::1 and 127.0.0.1 are loopback: no tokens needed.
         load_str("[api]\nlisten = \"[::1]:8730\"\n[till]\npin=\"1234\"\n").unwrap();
@@ -311,7 +317,8 @@ mod tests {
         assert_eq!(got, ["api.allowed_hosts[1]", "api.allowed_origins[1]"]);
         assert_eq!(problems[0].line, Some(2));
         let s = load_str("[api]\nallowed_hosts = [\"LocalHost\", \"[::1]\"]\nallowed_origins = [\"http://LOCALHOST:3000/\"]\n[till]\npin=\"1234\"\n").unwrap();
-        assert_eq!(s.api.allowed_hosts, ["localhost", "[::1]"]);
+        // The listen address (127.0.0.1 by default) is always allowed.
+        assert_eq!(s.api.allowed_hosts, ["localhost", "[::1]", "127.0.0.1"]);
         assert_eq!(s.api.allowed_origins, ["http://localhost:3000"]);
     }
 

@@ -342,6 +342,19 @@ fn check_api(
             );
         }
     }
+    // The address the API listens on is always a name it may be called by
+    // (an IP literal cannot be rebound; 0.0.0.0 and [::] are not names).
+    if let Some(addr) = listen
+        && !addr.ip().is_unspecified()
+    {
+        let own = match addr.ip() {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        if !allowed_hosts.contains(&own) {
+            allowed_hosts.push(own);
+        }
+    }
     let mut allowed_origins = Vec::new();
     for (i, origin) in c.api.allowed_origins.iter().enumerate() {
         match normalize_origin(origin) {
