@@ -204,9 +204,14 @@ async fn create_correction(
     let mut json = body::read_json(&headers, body, app.max_body_bytes).await?;
     register_only(&app, "a correction receipt")?;
     let correction = json.as_object_mut().and_then(|m| m.remove("correction"));
-    let parsed = parse_correction(correction.as_ref());
-    let mut draft = match (native::parse_receipt(&json), parsed) {
-        (Ok(d), Ok(_)) => d,
+    let draft = match (
+        native::parse_receipt(&json),
+        parse_correction(correction.as_ref()),
+    ) {
+        (Ok(mut d), Ok(c)) => {
+            d.correction = Some(c);
+            d
+        }
         (Ok(_), Err(e)) => return Err(ApiError::invalid_receipt(e)),
         (Err(mut e), other) => {
             if let Err(more) = other {
@@ -215,7 +220,6 @@ async fn create_correction(
             return Err(ApiError::invalid_receipt(e));
         }
     };
-    draft.correction = parse_correction(correction.as_ref()).ok();
     match accept(&app, &native::DIALECT, caller_key, draft).await? {
         Outcome::Created(stored) => {
             tracing::info!(id = %stored.id, number = stored.number, "correction receipt accepted");
