@@ -14,14 +14,16 @@
 //! waits out its retry delay rather than let a newer one overtake it), so no
 //! other receipt of ours can land between an interrupted receipt's marker and
 //! its reconciliation. A refusal parks a receipt only when the register
-//! provably registered nothing since the marker.
+//! provably registered nothing since the marker. The decisions are the pure
+//! [`super::reconcile`] (property-tested over crash interleavings); this
+//! module only performs them.
 //!
 //! At most once on paper, but never silently lost: a print job's marker
 //! counts the copies sent to the printer; a job interrupted after sending
 //! (the printer vanished, paper ran out mid-receipt) prints again marked as a
 //! copy.
 
-use super::escpos::layout::{LayoutOptions, ReceiptPrint, receipt as layout_receipt};
+use super::escpos::layout::{ReceiptPrint, receipt as layout_receipt};
 use super::manager::{CALL_LIMIT, Devices};
 pub use super::reconcile::RegisterMarker;
 use super::reconcile::{Action, DocSummary, Observed, reconcile, refusal_parks};
@@ -503,13 +505,7 @@ async fn print_job(
             copy,
             footer: &settings.footer,
         },
-        &LayoutOptions {
-            width: settings.width,
-            code_table: settings.code_table,
-            encoding: super::manager::text_encoding(settings.encoding),
-            cut: super::manager::cut_mode(settings.cut),
-            ..LayoutOptions::default()
-        },
+        &super::manager::layout_options(&settings),
     );
     let drawer = devices.settings.drawer.clone();
     let kick =

@@ -21,6 +21,9 @@ impl From<ShtrihError> for DeviceError {
         let text = e.to_string();
         match e {
             ShtrihError::Hangup(_) => DeviceError::Hangup(text),
+            // Refused before a byte was sent: parked for an operator, never
+            // retried in a loop that would hold up every later receipt.
+            ShtrihError::Plan(_) => DeviceError::Rejected(text),
             // No answer, or one this driver cannot read: the command may have
             // run; never a reason to give up on a receipt.
             ShtrihError::Link(_) | ShtrihError::Protocol(_) => DeviceError::Link(text),
@@ -438,6 +441,27 @@ impl Devices {
             .ok_or(ActionError::NotConfigured("receipt printer"))
     }
 
+    /// Print blocks (a POS's banners) on the receipt printer at once.
+    pub async fn print_blocks(
+        &self,
+        list: Vec<super::escpos::layout::Block>,
+    ) -> Result<(), ActionError> {
+        let printer = self.printer()?;
+        let settings = self
+            .settings
+            .printer
+            .as_ref()
+            .ok_or(ActionError::NotConfigured("receipt printer"))?;
+        let doc = super::escpos::layout::blocks(&list, &layout_options(settings));
+        printer
+            .call(CALL_LIMIT, move |p| {
+                p.printer.print(&doc)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Open the cash drawer wherever it hangs.
     pub async fn open_drawer(&self) -> Result<(), ActionError> {
         let d = self.settings.drawer.clone();
@@ -536,9 +560,21 @@ impl Devices {
     }
 }
 
+/// The receipt layout as `[printer]` sets it.
+pub fn layout_options(settings: &PrinterSettings) -> super::escpos::layout::LayoutOptions {
+    super::escpos::layout::LayoutOptions {
+        width: settings.width,
+        code_table: settings.code_table,
+        encoding: text_encoding(settings.encoding),
+        cut: cut_mode(settings.cut),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::shtrih::PlanError;
 
     #[test]
     fn rates_are_tried_remembered_first_then_configured_then_the_usual_ones_once() {
@@ -551,5 +587,17 @@ mod tests {
             vec![19_200, 9_600, 115_200, 57_600, 38_400, 4_800, 2_400]
         );
         assert_eq!(baud_candidates(4_800, Some(4_800))[..2], [4_800, 115_200]);
+    }
+
+    #[test]
+    fn a_receipt_the_register_cannot_express_parks_and_a_garbled_reply_retries() {
+        assert!(matches!(
+            DeviceError::from(ShtrihError::Plan(PlanError::Empty)),
+            DeviceError::Rejected(_)
+        ));
+        assert!(matches!(
+            DeviceError::from(ShtrihError::Protocol("short".into())),
+            DeviceError::Link(_)
+        ));
     }
 }

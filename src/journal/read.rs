@@ -5,6 +5,7 @@ use super::{Event, JournalError, PrintView, StoredReceipt, SyncView};
 use crate::domain::{ReceiptState, Source};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -42,7 +43,7 @@ const SELECT: &str = "SELECT r.id, r.number, r.source, r.state, r.idempotency_ke
             j.state, j.attempts, j.last_error, j.next_attempt_at, json_extract(j.data, '$.document_id'), j.kind,
             p.state, p.attempts, p.last_error, coalesce(json_extract(p.data, '$.copies'), 0)
      FROM receipts r
-     LEFT JOIN jobs j ON j.receipt_id = r.id AND j.kind IN ('fiscalize', 'register')
+     LEFT JOIN jobs j ON j.receipt_id = r.id AND j.kind IN ('fiscalize', 'register', 'fiscalbox')
      LEFT JOIN jobs p ON p.receipt_id = r.id AND p.kind = 'print'";
 
 /// A job as the worker sees it.
@@ -63,6 +64,14 @@ impl Job {
     pub fn marker<M: super::JobMarker>(&self) -> M {
         serde_json::from_str(&self.data).unwrap_or_default()
     }
+}
+
+/// One job kind's backlog, for `GET /v1/devices`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    pub pending: u64,
+    pub parked: u64,
+    pub oldest_pending_error: Option<String>,
 }
 
 /// The outbox at a glance, for health and status.
@@ -115,6 +124,13 @@ impl Reader {
         self.with(|c| load(c, id))
     }
 
+    pub(super) fn find_by_link(&self, link: &str) -> Result<Option<StoredReceipt>, JournalError> {
+        self.with(|c| match find_by_link(c, link)? {
+            Some(id) => load(c, &id),
+            None => Ok(None),
+        })
+    }
+
     pub(super) fn list(
         &self,
         state: Option<ReceiptState>,
@@ -152,6 +168,35 @@ impl Reader {
                 receipts,
                 next_after,
             })
+        })
+    }
+
+    /// Receipts numbered in `(after, upto]`, in order (a shift's receipts).
+    pub(super) fn numbered(
+        &self,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<StoredReceipt>, JournalError> {
+        self.with(|c| {
+            let sql = format!("{SELECT} WHERE r.number > ?1 AND r.number <= ?2 ORDER BY r.number");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(params![after, upto], row_to_receipt)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// A named counter (0 when never set).
+    pub(super) fn counter(&self, name: &str) -> Result<i64, JournalError> {
+        self.with(|c| {
+            Ok(
+                c.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+                .unwrap_or(0),
+            )
         })
     }
 
@@ -197,23 +242,28 @@ impl Reader {
     }
 
     /// Per kind: pending and parked jobs, and the oldest pending job's last error.
-    pub(super) fn job_counts(&self, kinds: &[JobKind]) -> Result<serde_json::Value, JournalError> {
+    pub(super) fn job_counts(
+        &self,
+        kinds: &[JobKind],
+    ) -> Result<BTreeMap<JobKind, JobCounts>, JournalError> {
         self.with(|c| {
-            let mut out = serde_json::Map::new();
+            let mut out = BTreeMap::new();
             let mut stmt = c.prepare_cached(
                 "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'parked'),
                         (SELECT last_error FROM jobs WHERE kind = ?1 AND state = 'pending' ORDER BY id LIMIT 1)
                  FROM jobs WHERE kind = ?1 AND state IN ('pending', 'parked')",
             )?;
-            for kind in kinds {
-                let (pending, parked, last_error): (u64, u64, Option<String>) =
-                    stmt.query_row([kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                out.insert(
-                    kind.as_str().to_string(),
-                    serde_json::json!({"pending": pending, "parked": parked, "oldest_pending_error": last_error}),
-                );
+            for &kind in kinds {
+                let counts = stmt.query_row([kind], |r| {
+                    Ok(JobCounts {
+                        pending: r.get(0)?,
+                        parked: r.get(1)?,
+                        oldest_pending_error: r.get(2)?,
+                    })
+                })?;
+                out.insert(kind, counts);
             }
-            Ok(serde_json::Value::Object(out))
+            Ok(out)
         })
     }
 
@@ -222,7 +272,7 @@ impl Reader {
             Ok(c.query_row(
                 "SELECT count(*) FILTER (WHERE j.state = 'pending'), count(*) FILTER (WHERE j.state = 'parked'),
                         min(r.created_at) FILTER (WHERE j.state = 'pending')
-                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind IN ('fiscalize', 'register') AND j.state IN ('pending', 'parked')",
+                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind IN ('fiscalize', 'register', 'fiscalbox') AND j.state IN ('pending', 'parked')",
                 [],
                 |r| {
                     Ok(SyncCounts {
@@ -275,6 +325,16 @@ impl Reader {
 }
 
 /// One receipt with its state history; shared by the reader and the writer.
+/// The receipt a POS-facing link names: its offline link, or its fiscal QR
+/// (for a FiscalBox receipt, the Soliq link).
+pub(super) fn find_by_link(c: &Connection, link: &str) -> Result<Option<String>, JournalError> {
+    Ok(c.prepare_cached(
+        "SELECT id FROM receipts WHERE offline_url = ?1 OR fiscal_qr = ?1 ORDER BY number LIMIT 1",
+    )?
+    .query_row([link], |r| r.get(0))
+    .optional()?)
+}
+
 pub(super) fn load(c: &Connection, id: &str) -> Result<Option<StoredReceipt>, JournalError> {
     let sql = format!("{SELECT} WHERE r.id = ?1");
     let Some(mut receipt) = c

@@ -10,7 +10,7 @@ use super::command::{
 use super::error::ShtrihError;
 use super::frame::Frame;
 use super::link::{HostLink, LinkLimits, Then};
-use super::plan::{PlanError, plan_receipt};
+use super::plan::plan_receipt;
 use crate::devices::port::{Port, PortError};
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::money::Money;
@@ -128,12 +128,6 @@ impl ClosedReceipt {
             operation: data.operation,
             total: Money(data.sum as i64),
         }))
-    }
-}
-
-impl From<PlanError> for ShtrihError {
-    fn from(e: PlanError) -> ShtrihError {
-        ShtrihError::Protocol(format!("receipt cannot be registered: {e}"))
     }
 }
 
