@@ -501,7 +501,7 @@ impl Reader {
             )?;
             let oldest_unfiscalized: Option<String> = c.query_row(
                 "SELECT min(r.created_at) FROM jobs j JOIN receipts r ON r.id = j.receipt_id
-                 WHERE j.kind IN ('fiscalize', 'register') AND j.state = 'pending'",
+                 WHERE j.kind IN ('fiscalize', 'register', 'fiscalbox') AND j.state = 'pending'",
                 [],
                 |r| r.get(0),
             )?;
