@@ -234,7 +234,7 @@ async fn health(State(app): Shared) -> Response {
             "path": app.journal.path().display().to_string(),
             "receipts": s.receipts,
             "last_number": s.last_number,
-            "by_state": s.by_state.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "by_state": s.by_state.iter().map(|(k, v)| (k.code().to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "schema_version": s.schema_version,
             "size_bytes": s.size_bytes,
             "writer": app.journal.commit_stats(),

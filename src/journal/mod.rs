@@ -10,22 +10,27 @@
 //! The journal never decides what a receipt means: it stores validated domain
 //! receipts, numbers them, and records their state history.
 
+pub mod archive;
 mod migrations;
 mod ops;
 mod read;
+pub mod retention;
+pub mod wal;
 mod writer;
 
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
 pub use ops::{
     JOB_CANCELLED, JOB_DONE, JOB_FISCALIZE, JOB_PARKED, JOB_PENDING, JOB_PRINT, JOB_REGISTER,
 };
-pub use read::{Job, Page, Stats, SyncCounts};
+pub use read::{Job, JobTally, OldestPending, Page, Stats, SyncCounts};
+pub use retention::{DEFAULT_RETAIN_DAYS, RetentionPolicy, RetentionReport};
+pub use wal::{WalPolicy, WalStats};
 
 use crate::clock::Clock;
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::{Receipt, ReceiptState, Source};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -56,6 +61,8 @@ pub struct Options {
     /// Queue a [`JOB_PRINT`] job when the register has fiscalized a receipt
     /// (the customer copy with the fiscal QR).
     pub print_after_register: bool,
+    /// How large the WAL may grow.
+    pub wal: WalPolicy,
 }
 
 impl Options {
@@ -80,6 +87,7 @@ impl Options {
             },
             print_on_accept: printer && backend == Backend::Cloud,
             print_after_register: printer && backend == Backend::Register,
+            wal: WalPolicy::default(),
         }
     }
 }
@@ -112,7 +120,7 @@ pub enum Accepted {
 }
 
 /// A receipt as the journal holds it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StoredReceipt {
     pub id: String,
     pub number: u64,
@@ -137,7 +145,7 @@ pub struct StoredReceipt {
 }
 
 /// Where a receipt's fiscalization job stands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncView {
     /// `fiscalize` (the cloud) or `register` (the fiscal register).
     pub kind: String,
@@ -150,7 +158,7 @@ pub struct SyncView {
 }
 
 /// Where a receipt's print job stands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrintView {
     pub job_state: String,
     pub attempts: u32,
@@ -161,7 +169,7 @@ pub struct PrintView {
 }
 
 /// One entry of a receipt's state history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub at: String,
     /// Who moved it: `api:native`, `sync`, `operator`, …
@@ -192,6 +200,15 @@ pub enum JournalError {
         caller_key: String,
         existing_id: String,
         existing_number: u64,
+    },
+    /// The caller's key names a receipt retention has moved to the archive.
+    #[error(
+        "{source_name} key {caller_key:?} was used for receipt {receipt_id}, which is now in the archive (final and older than [journal] retain_days); nothing was written — look it up at /v1/archive/receipts/{receipt_id}"
+    )]
+    ArchivedKey {
+        source_name: &'static str,
+        caller_key: String,
+        receipt_id: String,
     },
     #[error("{0} not found")]
     NotFound(String),
@@ -227,6 +244,9 @@ pub struct Journal {
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
     reader: Arc<read::Reader>,
     metrics: Arc<writer::WriterMetrics>,
+    wal: Arc<wal::WalState>,
+    wal_policy: WalPolicy,
+    retention: Arc<Mutex<Option<RetentionReport>>>,
 }
 
 impl Journal {
@@ -240,7 +260,9 @@ impl Journal {
                 JournalError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let conn = writer::open_writer(&options)?;
+        let wal = Arc::new(wal::WalState::default());
+        let wal_policy = options.wal;
+        let conn = writer::open_writer(&options, wal.clone())?;
         let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
         let metrics = Arc::new(writer::WriterMetrics::default());
         let reader = Arc::new(read::Reader::new(
@@ -251,7 +273,8 @@ impl Journal {
             .name("journal-writer".into())
             .spawn({
                 let metrics = metrics.clone();
-                move || writer::run(conn, rx, options, clock, metrics)
+                let wal = wal.clone();
+                move || writer::run(conn, rx, options, clock, metrics, wal)
             })
             .map_err(|e| {
                 JournalError::Unavailable(format!("cannot start the writer thread: {e}"))
@@ -261,6 +284,9 @@ impl Journal {
             writer: Arc::new(Mutex::new(Some(thread))),
             reader,
             metrics,
+            wal,
+            wal_policy,
+            retention: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -443,8 +469,15 @@ impl Journal {
             .await
     }
 
+    /// What the journal holds, from tallies: the same cost at any size.
     pub async fn stats(&self) -> Result<Stats, JournalError> {
-        self.read(|r| r.stats()).await
+        let wal = self.wal_stats();
+        self.read(move |r| r.stats(wal)).await
+    }
+
+    /// The WAL's size, limit and last checkpoint.
+    pub fn wal_stats(&self) -> WalStats {
+        self.wal.stats(self.reader.path(), &self.wal_policy)
     }
 
     /// Pending jobs of `kind` due at `now_ms`, oldest first, skipping `busy` ones.
@@ -528,6 +561,7 @@ mod tests {
             fiscal_job: JOB_FISCALIZE,
             print_on_accept: false,
             print_after_register: false,
+            wal: WalPolicy::default(),
         }
     }
 

@@ -25,14 +25,59 @@ pub struct Page {
     pub next_after: Option<String>,
 }
 
-/// What the journal holds, for health and status.
-#[derive(Debug, Serialize)]
+/// What the journal holds, for health, status and metrics. Every figure
+/// comes from tallies the writer keeps in the same transactions as the rows
+/// (or from an O(log n) index lookup): it costs the same at a thousand
+/// receipts as at a million.
+#[derive(Clone, Debug, Serialize)]
 pub struct Stats {
+    /// Receipts in the journal now (archived ones not counted).
     pub receipts: u64,
     pub last_number: u64,
-    pub by_state: Vec<(String, u64)>,
+    /// Every receipt state, zero included.
+    pub by_state: Vec<(ReceiptState, u64)>,
+    /// Jobs by kind and state (kinds that never had a job are left out).
+    pub jobs: Vec<JobTally>,
+    /// The oldest receipt not yet fiscalized (accepted or submitted).
+    pub oldest_pending: Option<OldestPending>,
+    /// Receipts moved to the monthly archive files, over all time.
+    pub archived: u64,
     pub schema_version: u32,
     pub size_bytes: u64,
+    /// Free pages inside the file (reused by new rows, or given back by retention).
+    pub free_bytes: u64,
+    pub wal: super::wal::WalStats,
+}
+
+impl Stats {
+    pub fn count(&self, state: ReceiptState) -> u64 {
+        self.by_state
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Jobs of `kind` in `state`.
+    pub fn jobs(&self, kind: &str, state: &str) -> u64 {
+        self.jobs
+            .iter()
+            .find(|t| t.kind == kind && t.state == state)
+            .map_or(0, |t| t.count)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JobTally {
+    pub kind: String,
+    pub state: String,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OldestPending {
+    pub id: String,
+    pub number: u64,
+    pub created_at: String,
 }
 
 /// A receipt with its fiscalization job, if any.
@@ -76,6 +121,13 @@ impl Reader {
 
     pub(super) fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub(super) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        self.with(f)
     }
 
     fn with<T>(
@@ -208,21 +260,18 @@ impl Reader {
         })
     }
 
+    /// From the tallies and one O(log n) look-up: cheap at any journal size.
     pub(super) fn sync_counts(&self) -> Result<SyncCounts, JournalError> {
         self.with(|c| {
-            Ok(c.query_row(
-                "SELECT count(*) FILTER (WHERE j.state = 'pending'), count(*) FILTER (WHERE j.state = 'parked'),
-                        min(r.created_at) FILTER (WHERE j.state = 'pending')
-                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind IN ('fiscalize', 'register') AND j.state IN ('pending', 'parked')",
-                [],
-                |r| {
-                    Ok(SyncCounts {
-                        pending: r.get(0)?,
-                        parked: r.get(1)?,
-                        oldest_pending: r.get(2)?,
-                    })
-                },
-            )?)
+            let (pending, parked): (i64, i64) = c.prepare_cached(
+                "SELECT coalesce(sum(n) FILTER (WHERE state = 'pending'), 0), coalesce(sum(n) FILTER (WHERE state = 'parked'), 0)
+                 FROM job_tally WHERE kind IN ('fiscalize', 'register')",
+            )?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(SyncCounts {
+                pending: pending.max(0) as u64,
+                parked: parked.max(0) as u64,
+                oldest_pending: oldest_pending(c)?.map(|o| o.created_at),
+            })
         })
     }
 
@@ -237,32 +286,86 @@ impl Reader {
         })
     }
 
-    pub(super) fn stats(&self) -> Result<Stats, JournalError> {
+    pub(super) fn stats(&self, wal: super::wal::WalStats) -> Result<Stats, JournalError> {
         self.with(|c| {
-            let receipts: u64 = c.query_row("SELECT count(*) FROM receipts", [], |r| r.get(0))?;
+            let mut by_state: Vec<(ReceiptState, u64)> =
+                ReceiptState::ALL.iter().map(|s| (*s, 0)).collect();
+            let mut stmt = c.prepare_cached("SELECT state, n FROM receipt_tally")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let state = state_from(row, 0)?;
+                let n: i64 = row.get(1)?;
+                if let Some(slot) = by_state.iter_mut().find(|(s, _)| *s == state) {
+                    slot.1 = n.max(0) as u64;
+                }
+            }
+            let receipts = by_state.iter().map(|(_, n)| n).sum();
+            let jobs = c
+                .prepare_cached(
+                    "SELECT kind, state, n FROM job_tally WHERE n > 0 ORDER BY kind, state",
+                )?
+                .query_map([], |r| {
+                    Ok(JobTally {
+                        kind: r.get(0)?,
+                        state: r.get(1)?,
+                        count: r.get::<_, i64>(2)?.max(0) as u64,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
             let last_number: u64 = c.query_row(
                 "SELECT value FROM counters WHERE name = 'receipt_number'",
                 [],
                 |r| r.get(0),
             )?;
-            let mut stmt = c.prepare_cached(
-                "SELECT state, count(*) FROM receipts GROUP BY state ORDER BY state",
-            )?;
-            let by_state = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let archived: u64 =
+                c.query_row("SELECT coalesce(sum(receipts), 0) FROM archives", [], |r| {
+                    r.get(0)
+                })?;
             let schema_version: u32 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             let pages: u64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let free: u64 = c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
             let page_size: u64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
             Ok(Stats {
                 receipts,
                 last_number,
                 by_state,
+                jobs,
+                oldest_pending: oldest_pending(c)?,
+                archived,
                 schema_version,
                 size_bytes: pages * page_size,
+                free_bytes: free * page_size,
+                wal,
             })
         })
     }
+}
+
+/// The oldest receipt still waiting to be fiscalized: the smallest number in
+/// each waiting state, each an O(log n) look-up in `receipts_by_state`.
+fn oldest_pending(c: &Connection) -> Result<Option<OldestPending>, JournalError> {
+    let mut first: Option<u64> = None;
+    for state in [ReceiptState::Accepted, ReceiptState::Submitted] {
+        let n: Option<u64> = c
+            .prepare_cached("SELECT min(number) FROM receipts WHERE state = ?1")?
+            .query_row([state.code()], |r| r.get(0))?;
+        first = match (first, n) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    let Some(number) = first else { return Ok(None) };
+    Ok(
+        c.prepare_cached("SELECT id, created_at FROM receipts WHERE number = ?1")?
+            .query_row([number], |r| {
+                Ok(OldestPending {
+                    id: r.get(0)?,
+                    number,
+                    created_at: r.get(1)?,
+                })
+            })
+            .optional()?,
+    )
 }
 
 /// One receipt with its state history; shared by the reader and the writer.
