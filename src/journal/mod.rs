@@ -11,6 +11,7 @@
 //! receipts, numbers them, and records their state history.
 
 pub mod archive;
+pub mod bulk;
 mod migrations;
 mod ops;
 mod read;
@@ -23,7 +24,7 @@ pub use ops::{
     JOB_CANCELLED, JOB_DONE, JOB_FISCALIZE, JOB_PARKED, JOB_PENDING, JOB_PRINT, JOB_REGISTER,
 };
 pub use read::{Job, JobTally, OldestPending, Page, Stats, SyncCounts};
-pub use retention::{DEFAULT_RETAIN_DAYS, RetentionPolicy, RetentionReport};
+pub use retention::{ArchiveListing, DEFAULT_RETAIN_DAYS, RetentionPolicy, RetentionReport};
 pub use wal::{WalPolicy, WalStats};
 
 use crate::clock::Clock;
@@ -63,6 +64,8 @@ pub struct Options {
     pub print_after_register: bool,
     /// How large the WAL may grow.
     pub wal: WalPolicy,
+    /// When final receipts move to the archive, and where it is.
+    pub retention: RetentionPolicy,
 }
 
 impl Options {
@@ -73,6 +76,7 @@ impl Options {
         let backend = settings.devices.backend;
         let printer = settings.devices.printer.is_some();
         Options {
+            retention: RetentionPolicy::beside(&path),
             path,
             batch_max: settings.batch_max,
             max_bytes: settings.journal_max_bytes,
@@ -246,7 +250,10 @@ pub struct Journal {
     metrics: Arc<writer::WriterMetrics>,
     wal: Arc<wal::WalState>,
     wal_policy: WalPolicy,
+    retention_policy: RetentionPolicy,
     retention: Arc<Mutex<Option<RetentionReport>>>,
+    /// Asks a retention run to stop after its current chunk.
+    retention_stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Journal {
@@ -262,6 +269,7 @@ impl Journal {
         }
         let wal = Arc::new(wal::WalState::default());
         let wal_policy = options.wal;
+        let retention_policy = options.retention.clone();
         let conn = writer::open_writer(&options, wal.clone())?;
         let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
         let metrics = Arc::new(writer::WriterMetrics::default());
@@ -286,7 +294,9 @@ impl Journal {
             metrics,
             wal,
             wal_policy,
+            retention_policy,
             retention: Arc::new(Mutex::new(None)),
+            retention_stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -542,14 +552,15 @@ impl Journal {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::domain::*;
     use chrono::TimeZone;
 
-    fn options(dir: &Path) -> Options {
+    pub(crate) fn options(dir: &Path) -> Options {
         Options {
+            retention: RetentionPolicy::beside(&dir.join("j.sqlite")),
             path: dir.join("j.sqlite"),
             batch_max: 64,
             max_bytes: None,
@@ -565,7 +576,7 @@ mod tests {
         }
     }
 
-    fn receipt(price: i64) -> Receipt {
+    pub(crate) fn receipt(price: i64) -> Receipt {
         let line = Line {
             name: "Услуга".into(),
             quantity: Quantity(1000),

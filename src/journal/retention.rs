@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How long final receipts stay in the journal by default: five years and a
@@ -82,6 +83,15 @@ pub struct RetentionReport {
     pub recovered: Option<String>,
     pub freed_bytes: u64,
     pub error: Option<String>,
+}
+
+/// A monthly archive file and what the journal recorded moving into it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArchiveListing {
+    #[serde(flatten)]
+    pub file: super::archive::ArchiveFile,
+    /// Receipts this journal moved into the file (`None`: the file came from elsewhere).
+    pub receipts: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -233,11 +243,9 @@ impl Journal {
     /// One retention run at `now`: finish an interrupted chunk, archive every
     /// receipt due, give the space back. Safe to run at any time, beside
     /// receipts being accepted; safe to kill at any point.
-    pub async fn run_retention(
-        &self,
-        policy: &RetentionPolicy,
-        now: DateTime<Utc>,
-    ) -> RetentionReport {
+    pub async fn run_retention(&self, now: DateTime<Utc>) -> RetentionReport {
+        let policy = &self.retention_policy.clone();
+        self.retention_stop.store(false, Ordering::Relaxed);
         let mut report = RetentionReport {
             started_at: Some(Utc::now()),
             ..RetentionReport::default()
@@ -350,6 +358,10 @@ impl Journal {
                     report.months.push(month);
                 }
                 tokio::time::sleep(policy.pause).await;
+                if self.retention_stop.load(Ordering::Relaxed) {
+                    tracing::info!("journal: retention run stopped between chunks; the next run goes on");
+                    break;
+                }
             }
         }
 
@@ -391,13 +403,45 @@ impl Journal {
         Ok(())
     }
 
+    /// Ask a running retention run to stop after its current chunk.
+    pub fn stop_retention(&self) {
+        self.retention_stop.store(true, Ordering::Relaxed);
+    }
+
+    pub fn retention_policy(&self) -> &RetentionPolicy {
+        &self.retention_policy
+    }
+
     /// Find a receipt that was moved to the archive, by id.
-    pub async fn find_archived(
-        &self,
-        archive_dir: PathBuf,
-        id: String,
-    ) -> Result<Option<StoredReceipt>, JournalError> {
-        blocking(move || Archive::new(archive_dir).find(&id, &months_near(&id))).await
+    pub async fn find_archived(&self, id: String) -> Result<Option<StoredReceipt>, JournalError> {
+        let dir = self.retention_policy.archive_dir.clone();
+        blocking(move || Archive::new(dir).find(&id, &months_near(&id))).await
+    }
+
+    /// The monthly archive files, oldest first, with the receipts the
+    /// journal moved into each.
+    pub async fn archives(&self) -> Result<Vec<ArchiveListing>, JournalError> {
+        let dir = self.retention_policy.archive_dir.clone();
+        let files = blocking(move || Archive::new(dir).list()).await?;
+        let counts: Vec<(String, u64)> = self
+            .read(|r| {
+                r.with_conn(|c| {
+                    Ok(c.prepare("SELECT month, receipts FROM archives")?
+                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<_, _>>()?)
+                })
+            })
+            .await?;
+        Ok(files
+            .into_iter()
+            .map(|file| ArchiveListing {
+                receipts: counts
+                    .iter()
+                    .find(|(m, _)| *m == file.month)
+                    .map(|(_, n)| *n),
+                file,
+            })
+            .collect())
     }
 
     /// The last retention run, if one ran since start.
@@ -444,4 +488,171 @@ fn months_near(id: &str) -> Vec<String> {
         }
     }
     months
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::bulk::{self, BulkReceipt, Outcome};
+    use super::super::tests::{options, receipt};
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::{ReceiptState, Source};
+    use crate::journal::{Journal, NewReceipt};
+    use chrono::TimeZone;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    /// A year at a till: three receipts a day; most fiscalized, some
+    /// rejected, some discarded, some never sent.
+    fn a_year(start: DateTime<Utc>) -> Vec<BulkReceipt> {
+        let mut out = Vec::new();
+        for day in 0..365i64 {
+            for i in 0..3i64 {
+                let outcome = match (i, day % 10, day % 7) {
+                    (1, 0, _) => Outcome::Rejected,
+                    (1, 5, _) => Outcome::Discarded,
+                    (2, _, 0) => Outcome::Pending,
+                    _ => Outcome::Fiscalized,
+                };
+                out.push(BulkReceipt {
+                    at: start + chrono::Duration::days(day) + chrono::Duration::minutes(i),
+                    new: NewReceipt {
+                        source: Source::Native,
+                        caller_key: (i == 0).then(|| format!("order-{day}")),
+                        receipt: receipt(1000 + day * 3 + i),
+                    },
+                    outcome,
+                });
+            }
+        }
+        out
+    }
+
+    async fn wait_for_idle_truncate(journal: &Journal) {
+        for _ in 0..100 {
+            if journal.wal_stats().size_bytes == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the WAL was not truncated within 10 s of the writer going idle: {:?}", journal.wal_stats());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_year_of_receipts_archives_only_old_final_ones_and_finds_each_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Utc.with_ymd_and_hms(2025, 1, 1, 9, 0, 0).unwrap();
+        let now = start + chrono::Duration::days(365);
+        let mut opts = options(dir.path());
+        opts.retention.retain_days = 180;
+        opts.retention.chunk = 50;
+        opts.retention.pause = Duration::ZERO;
+        assert_eq!(bulk::load(&opts, a_year(start), 500).unwrap(), 1095);
+        let clock = Arc::new(ManualClock::new(now));
+        let journal = Journal::open(opts.clone(), clock).unwrap();
+
+        // Everything, as the journal holds it before the run.
+        let mut before = BTreeMap::new();
+        let mut after = None;
+        loop {
+            let page = journal.list(None, after.clone(), 500).await.unwrap();
+            for r in page.receipts {
+                let full = journal.get(r.id.clone()).await.unwrap().unwrap();
+                before.insert(r.id.clone(), full);
+            }
+            match page.next_after {
+                Some(a) => after = Some(a),
+                None => break,
+            }
+        }
+        assert_eq!(before.len(), 1095);
+        let cutoff = now - chrono::Duration::days(180);
+        let due = |r: &StoredReceipt| {
+            matches!(r.state, ReceiptState::Fiscalized | ReceiptState::Discarded)
+                && chrono::DateTime::parse_from_rfc3339(&r.updated_at).unwrap() < cutoff
+        };
+        let expected: Vec<&String> = before.iter().filter(|(_, r)| due(r)).map(|(id, _)| id).collect();
+        // Days 0..=184 are older than the cutoff (day 185 is exactly on it).
+        let per_day_final = |d: i64| {
+            3 - u64::from(d % 10 == 0) - u64::from(d % 7 == 0)
+        };
+        assert_eq!(expected.len() as u64, (0..185).map(per_day_final).sum::<u64>());
+
+        wait_for_idle_truncate(&journal).await;
+        let file_before = std::fs::metadata(&opts.path).unwrap().len();
+        let report = journal.run_retention(now).await;
+        assert_eq!(report.error, None);
+        assert_eq!(report.archived as usize, expected.len());
+        assert!(report.freed_bytes > 0, "{report:?}");
+
+        let stats = journal.stats().await.unwrap();
+        assert_eq!(stats.receipts as usize, 1095 - expected.len());
+        assert_eq!(stats.archived as usize, expected.len());
+        for (id, r) in &before {
+            let live = journal.get(id.clone()).await.unwrap();
+            if due(r) {
+                assert!(live.is_none(), "{id} should have been archived");
+                let archived = journal.find_archived(id.clone()).await.unwrap();
+                assert_eq!(
+                    serde_json::to_value(archived.as_ref()).unwrap(),
+                    serde_json::to_value(Some(r)).unwrap(),
+                    "{id} comes back from the archive as it was"
+                );
+            } else {
+                assert_eq!(live.as_ref().map(|l| l.state), Some(r.state), "{id} stays");
+            }
+        }
+        // Never pruned: pending and rejected receipts, however old.
+        assert_eq!(stats.count(ReceiptState::Rejected), 37);
+        assert_eq!(stats.count(ReceiptState::Accepted), 53);
+
+        // One file per month, each sealed with its checksum, nothing twice.
+        let archive = Archive::new(opts.retention.archive_dir.clone());
+        let files = journal.archives().await.unwrap();
+        assert_eq!(
+            files.iter().map(|f| f.file.month.as_str()).collect::<Vec<_>>(),
+            ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05", "2025-06", "2025-07"]
+        );
+        let mut all = Vec::new();
+        for f in &files {
+            assert!(archive.sealed(&f.file.month).unwrap());
+            let ids = archive.ids(&f.file.month).unwrap();
+            assert_eq!(f.receipts, Some(ids.len() as u64));
+            all.extend(ids);
+        }
+        all.sort();
+        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(all, want);
+
+        // The space is given back to the file system.
+        wait_for_idle_truncate(&journal).await;
+        let file_after = std::fs::metadata(&opts.path).unwrap().len();
+        assert!(
+            file_after < file_before * 3 / 4,
+            "the journal file shrank: {file_before} -> {file_after}"
+        );
+
+        // An archived receipt's caller key still names it: no second receipt.
+        let day0 = before.values().find(|r| r.caller_key.as_deref() == Some("order-0")).unwrap();
+        let err = journal
+            .accept(
+                NewReceipt {
+                    source: Source::Native,
+                    caller_key: Some("order-0".into()),
+                    receipt: receipt(1000),
+                },
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, JournalError::ArchivedKey { receipt_id, .. } if *receipt_id == day0.id),
+            "{err:?}"
+        );
+
+        // A second run finds nothing more to do.
+        let again = journal.run_retention(now).await;
+        assert_eq!((again.archived, again.error), (0, None));
+    }
 }

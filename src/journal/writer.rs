@@ -166,13 +166,17 @@ pub(super) fn run(
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .unwrap_or(4096);
     let restart_frames = options.wal.restart_at().map(|b| b / page_size.max(1));
+    let wal_file = super::wal::wal_path(&options.path);
     let mut stopping = false;
     while !stopping {
         let first = match rx.recv_timeout(IDLE_TRUNCATE_AFTER) {
             Ok(cmd) => cmd,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 // Idle: fold the WAL into the database and cut it to zero.
-                if restart_frames.is_some() && wal.frames.load(Ordering::Relaxed) > 0 {
+                if restart_frames.is_some()
+                    && (wal.frames.load(Ordering::Relaxed) > 0
+                        || std::fs::metadata(&wal_file).is_ok_and(|m| m.len() > 0))
+                {
                     wal.checkpoint(
                         &conn,
                         CheckpointKind::Truncate,
