@@ -166,3 +166,75 @@ impl WalState {
         *self.last.lock().expect("wal state lock") = Some(info);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{options, receipt};
+    use super::*;
+    use crate::domain::Source;
+    use crate::journal::{Journal, NewReceipt};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    /// Accept `n` receipts from `clients` concurrent callers while a thread
+    /// samples the WAL file's size; returns the largest size seen.
+    async fn burst(journal: &Journal, n: usize, clients: usize) -> u64 {
+        let wal = wal_path(journal.path());
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let mut peak = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    peak = peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                peak
+            }
+        });
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in 0..clients {
+            let journal = journal.clone();
+            tasks.spawn(async move {
+                for i in 0..n / clients {
+                    let new = NewReceipt {
+                        source: Source::Native,
+                        caller_key: None,
+                        receipt: receipt(100 + (c * 10_000 + i) as i64),
+                    };
+                    journal.accept(new, Duration::from_secs(30)).await.unwrap();
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        sampler.join().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_under_its_limit_in_a_burst_and_is_truncated_when_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = 512 * 1024;
+        let mut opts = options(dir.path());
+        opts.wal = WalPolicy {
+            limit_bytes: Some(limit),
+        };
+        let journal = Journal::open(opts, Arc::new(crate::clock::SystemClock)).unwrap();
+        let peak = burst(&journal, 4_000, 32).await;
+        let stats = journal.wal_stats();
+        assert!(peak <= limit, "WAL peaked at {peak} bytes, limit {limit}: {stats:?}");
+        assert!(stats.restarts > 0, "the burst passed the threshold: {stats:?}");
+        assert_eq!(journal.stats().await.unwrap().receipts, 4_000);
+        // Idle: cut to zero within seconds.
+        let mut waited = 0;
+        while journal.wal_stats().size_bytes > 0 {
+            assert!(waited < 50, "WAL not truncated: {:?}", journal.wal_stats());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += 1;
+        }
+        let last = journal.wal_stats().last_checkpoint.unwrap();
+        assert_eq!((last.kind, last.incomplete), (CheckpointKind::Truncate, false));
+    }
+}
