@@ -2,6 +2,7 @@
 //! dialect that only parses requests into domain commands. Nothing here talks
 //! to a device or writes SQL: handlers hand validated receipts to the journal.
 
+pub mod archive;
 pub mod body;
 pub mod devices;
 pub mod error;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/shifts/open", post(devices::open_shift))
         .route("/v1/shifts/close", post(devices::close_shift))
         .route("/v1/reports/x", post(devices::x_report))
+        .merge(archive::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::new(state))
@@ -237,6 +239,12 @@ async fn health(State(app): Shared) -> Response {
             "by_state": s.by_state.iter().map(|(k, v)| (k.code().to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "schema_version": s.schema_version,
             "size_bytes": s.size_bytes,
+            "free_bytes": s.free_bytes,
+            "jobs": s.jobs,
+            "oldest_pending": s.oldest_pending,
+            "archived": s.archived,
+            "wal": s.wal,
+            "retention": app.journal.last_retention(),
             "writer": app.journal.commit_stats(),
         }),
         Err(e) => json!({"writable": writer.is_ok(), "error": e.to_string()}),

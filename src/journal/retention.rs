@@ -655,4 +655,91 @@ mod tests {
         let again = journal.run_retention(now).await;
         assert_eq!((again.archived, again.error), (0, None));
     }
+
+    /// Claim and write a chunk the way a run does, then stop as a crash
+    /// would: after the append (`torn` false) or halfway through it.
+    async fn crash_mid_chunk(journal: &Journal, now: DateTime<Utc>, torn: bool) -> Claim {
+        let policy = journal.retention_policy().clone();
+        let cutoff = (now - chrono::Duration::days(i64::from(policy.retain_days))).timestamp();
+        let (month, receipts) = journal
+            .read(move |r| r.with_conn(|c| eligible(c, cutoff, 40)))
+            .await
+            .unwrap()
+            .unwrap();
+        let archive = Archive::new(policy.archive_dir.clone());
+        let offset = archive.len(&month).unwrap();
+        let ids: Vec<String> = receipts.iter().map(|r| r.id.clone()).collect();
+        let m = month.clone();
+        let kept = journal
+            .apply(Duration::from_secs(5), move |c, _| claim(c, &m, offset, &ids, cutoff))
+            .await
+            .unwrap();
+        let lines: Vec<String> = receipts.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+        let end = archive.append(&month, &lines).unwrap();
+        if torn {
+            archive.truncate(&month, offset + (end - offset) / 2).unwrap();
+        }
+        Claim { month, offset, ids: kept }
+    }
+
+    async fn agreement(journal: &Journal, all: &[String]) {
+        let archive = Archive::new(journal.retention_policy().archive_dir.clone());
+        let mut archived = Vec::new();
+        for f in archive.list().unwrap() {
+            assert!(archive.sealed(&f.month).unwrap(), "{} sealed", f.month);
+            archived.extend(archive.ids(&f.month).unwrap());
+        }
+        let n = archived.len();
+        archived.sort();
+        archived.dedup();
+        assert_eq!(n, archived.len(), "no receipt archived twice");
+        for id in all {
+            let live = journal.get(id.clone()).await.unwrap().is_some();
+            let gone = archived.binary_search(id).is_ok();
+            assert!(live != gone, "{id}: in the journal {live}, in the archive {gone}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chunk_interrupted_after_or_during_its_append_is_finished_or_undone() {
+        for torn in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let start = Utc.with_ymd_and_hms(2020, 3, 1, 9, 0, 0).unwrap();
+            let now = start + chrono::Duration::days(400);
+            let mut opts = options(dir.path());
+            opts.retention.retain_days = 100;
+            opts.retention.pause = Duration::ZERO;
+            let receipts = (0..120).map(|i| BulkReceipt {
+                at: start + chrono::Duration::hours(i),
+                new: NewReceipt {
+                    source: Source::Native,
+                    caller_key: None,
+                    receipt: receipt(100 + i),
+                },
+                outcome: Outcome::Fiscalized,
+            });
+            bulk::load(&opts, receipts, 1000).unwrap();
+            let journal = Journal::open(opts, Arc::new(ManualClock::new(now))).unwrap();
+            let all: Vec<String> = journal
+                .list(None, None, 500)
+                .await
+                .unwrap()
+                .receipts
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            let claim = crash_mid_chunk(&journal, now, torn).await;
+            // A reprint of a receipt on its way out waits for the chunk.
+            assert!(matches!(
+                journal.operator_print(claim.ids[0].clone()).await,
+                Err(JournalError::Busy)
+            ));
+            let report = journal.run_retention(now).await;
+            assert_eq!(report.error, None);
+            let want = if torn { "undone" } else { "completed" };
+            assert_eq!(report.recovered.as_deref(), Some(want));
+            assert_eq!(report.archived, 120, "{report:?}");
+            agreement(&journal, &all).await;
+        }
+    }
 }
