@@ -217,7 +217,8 @@ fn archive(config: &std::path::Path, what: ArchiveCommand) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let options = fiscald::journal::Options::from_settings(&settings, settings.journal_path.clone());
+    let options =
+        fiscald::journal::Options::from_settings(&settings, settings.journal_path.clone());
     let journal = fiscald::journal::Journal::open(options, Arc::new(SystemClock))?;
     let out = rt.block_on(async {
         match what {

@@ -359,7 +359,9 @@ impl Journal {
                 }
                 tokio::time::sleep(policy.pause).await;
                 if self.retention_stop.load(Ordering::Relaxed) {
-                    tracing::info!("journal: retention run stopped between chunks; the next run goes on");
+                    tracing::info!(
+                        "journal: retention run stopped between chunks; the next run goes on"
+                    );
                     break;
                 }
             }
@@ -535,7 +537,10 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the WAL was not truncated within 10 s of the writer going idle: {:?}", journal.wal_stats());
+        panic!(
+            "the WAL was not truncated within 10 s of the writer going idle: {:?}",
+            journal.wal_stats()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -571,12 +576,17 @@ mod tests {
             matches!(r.state, ReceiptState::Fiscalized | ReceiptState::Discarded)
                 && chrono::DateTime::parse_from_rfc3339(&r.updated_at).unwrap() < cutoff
         };
-        let expected: Vec<&String> = before.iter().filter(|(_, r)| due(r)).map(|(id, _)| id).collect();
+        let expected: Vec<&String> = before
+            .iter()
+            .filter(|(_, r)| due(r))
+            .map(|(id, _)| id)
+            .collect();
         // Days 0..=184 are older than the cutoff (day 185 is exactly on it).
-        let per_day_final = |d: i64| {
-            3 - u64::from(d % 10 == 0) - u64::from(d % 7 == 0)
-        };
-        assert_eq!(expected.len() as u64, (0..185).map(per_day_final).sum::<u64>());
+        let per_day_final = |d: i64| 3 - u64::from(d % 10 == 0) - u64::from(d % 7 == 0);
+        assert_eq!(
+            expected.len() as u64,
+            (0..185).map(per_day_final).sum::<u64>()
+        );
 
         wait_for_idle_truncate(&journal).await;
         let file_before = std::fs::metadata(&opts.path).unwrap().len();
@@ -610,8 +620,13 @@ mod tests {
         let archive = Archive::new(opts.retention.archive_dir.clone());
         let files = journal.archives().await.unwrap();
         assert_eq!(
-            files.iter().map(|f| f.file.month.as_str()).collect::<Vec<_>>(),
-            ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05", "2025-06", "2025-07"]
+            files
+                .iter()
+                .map(|f| f.file.month.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "2025-01", "2025-02", "2025-03", "2025-04", "2025-05", "2025-06", "2025-07"
+            ]
         );
         let mut all = Vec::new();
         for f in &files {
@@ -634,7 +649,10 @@ mod tests {
         );
 
         // An archived receipt's caller key still names it: no second receipt.
-        let day0 = before.values().find(|r| r.caller_key.as_deref() == Some("order-0")).unwrap();
+        let day0 = before
+            .values()
+            .find(|r| r.caller_key.as_deref() == Some("order-0"))
+            .unwrap();
         let err = journal
             .accept(
                 NewReceipt {
@@ -671,15 +689,26 @@ mod tests {
         let ids: Vec<String> = receipts.iter().map(|r| r.id.clone()).collect();
         let m = month.clone();
         let kept = journal
-            .apply(Duration::from_secs(5), move |c, _| claim(c, &m, offset, &ids, cutoff))
+            .apply(Duration::from_secs(5), move |c, _| {
+                claim(c, &m, offset, &ids, cutoff)
+            })
             .await
             .unwrap();
-        let lines: Vec<String> = receipts.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+        let lines: Vec<String> = receipts
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
         let end = archive.append(&month, &lines).unwrap();
         if torn {
-            archive.truncate(&month, offset + (end - offset) / 2).unwrap();
+            archive
+                .truncate(&month, offset + (end - offset) / 2)
+                .unwrap();
         }
-        Claim { month, offset, ids: kept }
+        Claim {
+            month,
+            offset,
+            ids: kept,
+        }
     }
 
     async fn agreement(journal: &Journal, all: &[String]) {
@@ -696,7 +725,10 @@ mod tests {
         for id in all {
             let live = journal.get(id.clone()).await.unwrap().is_some();
             let gone = archived.binary_search(id).is_ok();
-            assert!(live != gone, "{id}: in the journal {live}, in the archive {gone}");
+            assert!(
+                live != gone,
+                "{id}: in the journal {live}, in the archive {gone}"
+            );
         }
     }
 

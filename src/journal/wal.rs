@@ -224,8 +224,14 @@ mod tests {
         let journal = Journal::open(opts, Arc::new(crate::clock::SystemClock)).unwrap();
         let peak = burst(&journal, 4_000, 32).await;
         let stats = journal.wal_stats();
-        assert!(peak <= limit, "WAL peaked at {peak} bytes, limit {limit}: {stats:?}");
-        assert!(stats.restarts > 0, "the burst passed the threshold: {stats:?}");
+        assert!(
+            peak <= limit,
+            "WAL peaked at {peak} bytes, limit {limit}: {stats:?}"
+        );
+        assert!(
+            stats.restarts > 0,
+            "the burst passed the threshold: {stats:?}"
+        );
         assert_eq!(journal.stats().await.unwrap().receipts, 4_000);
         // Idle: cut to zero within seconds.
         let mut waited = 0;
@@ -235,6 +241,9 @@ mod tests {
             waited += 1;
         }
         let last = journal.wal_stats().last_checkpoint.unwrap();
-        assert_eq!((last.kind, last.incomplete), (CheckpointKind::Truncate, false));
+        assert_eq!(
+            (last.kind, last.incomplete),
+            (CheckpointKind::Truncate, false)
+        );
     }
 }
