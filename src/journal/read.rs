@@ -9,7 +9,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Most idle read connections kept open.
-const POOL_MAX: usize = 8;
+const POOL_MAX: usize = 4;
+/// Page cache per read connection, KiB (SQLite's negative `cache_size`).
+const READER_CACHE_KIB: i64 = -512;
 
 pub(super) struct Reader {
     path: PathBuf,
@@ -143,6 +145,9 @@ impl Reader {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 c.busy_timeout(self.busy_timeout)?;
+                // Reads are index look-ups and short pages: a small page
+                // cache each keeps the daemon's memory flat as the file grows.
+                c.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
                 c
             }
         };

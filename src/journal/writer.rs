@@ -239,7 +239,11 @@ fn checkpointer(
 ) -> crossbeam_channel::Sender<()> {
     let (tx, rx) = crossbeam_channel::bounded::<()>(1);
     let spawned = std::thread::Builder::new().name("journal-checkpoint".into()).spawn(move || {
-        let conn = match Connection::open(&path).and_then(|c| c.busy_timeout(busy_timeout).map(|()| c)) {
+        let conn = match Connection::open(&path)
+            .and_then(|c| c.busy_timeout(busy_timeout).map(|()| c))
+            // It only copies pages: a small cache is enough.
+            .and_then(|c| c.pragma_update(None, "cache_size", -256).map(|()| c))
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "journal: cannot open the checkpoint connection; the WAL will grow until restart");
