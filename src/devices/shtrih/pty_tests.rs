@@ -48,6 +48,7 @@ fn bench() -> Bench {
 
 fn item(name: &str, qty: i64, price: i64, vat: Vat) -> Item {
     Item {
+        receipt_discount: Default::default(),
         line: Line {
             name: name.into(),
             quantity: Quantity(qty),
@@ -59,6 +60,9 @@ fn item(name: &str, qty: i64, price: i64, vat: Vat) -> Item {
             class_code: None,
             package_code: None,
             marking: vec![],
+            unit: Default::default(),
+            discount: Default::default(),
+            agent: None,
         },
         total: line_total(Money(price), Quantity(qty)).unwrap(),
     }
@@ -72,6 +76,8 @@ fn receipt() -> Receipt {
     ];
     let total = Money(items.iter().map(|i| i.total.0).sum());
     Receipt {
+        discount: Default::default(),
+        original_date: None,
         kind: ReceiptKind::Sale,
         tax_system: TaxSystem::Common,
         currency: "RUB".into(),
@@ -117,9 +123,12 @@ fn a_receipt_is_registered_and_its_fd_and_fiscal_sign_read_back() {
     assert_eq!(closed.fiscal_sign, on_device.fiscal_sign);
     assert_eq!(closed.total, Money(35000));
     assert_eq!(closed.operation, 1);
-    assert_eq!(on_device.payments, [30000, 10000, 0, 0]);
+    assert_eq!(on_device.payments[..4], [30000, 10000, 0, 0]);
     assert_eq!(on_device.change, 5000);
-    assert_eq!(on_device.lines[1].tax_group, 2);
+    assert_eq!(
+        on_device.lines[1].tax_code, 0x02,
+        "10 %: FF46 tax code 0x02"
+    );
 
     let st = b.reg.status().unwrap();
     assert_eq!(
@@ -200,7 +209,7 @@ fn a_reply_lost_to_an_unplug_is_reconciled_by_asking_the_register() {
     b.reg.open_shift().unwrap();
     b.emu.set_faults(RegisterFaults {
         unplug_at: Some(UnplugAt {
-            command: 0x85,
+            command: 0xFF45,
             after_execute: true,
             replug_after: None,
         }),
@@ -232,7 +241,7 @@ fn an_unplug_before_closing_leaves_an_open_check_to_cancel() {
     b.reg.open_shift().unwrap();
     b.emu.set_faults(RegisterFaults {
         unplug_at: Some(UnplugAt {
-            command: 0x85,
+            command: 0xFF45,
             after_execute: false,
             replug_after: Some(Duration::from_millis(100)),
         }),
@@ -363,6 +372,7 @@ fn baud_pacing_slows_replies_and_the_model_name_is_configurable() {
             seed: 5,
             baud: Some(2400),
             model_name: Some("ШТРИХ-ЛАЙТ-01Ф".into()),
+            line_baud: None,
             timezone: None,
         },
     )
@@ -377,5 +387,86 @@ fn baud_pacing_slows_replies_and_the_model_name_is_configurable() {
         "{:?}",
         started.elapsed()
     );
+    emu.stop();
+}
+
+fn register_settings(path: &Path, baud: u32) -> crate::config::RegisterSettings {
+    let demo = crate::config::load_str(crate::config::DEMO_CONFIG).unwrap();
+    let mut r = demo.devices.register.unwrap();
+    r.path = path.to_path_buf();
+    r.line.baud = baud;
+    r.reply_timeout = Duration::from_millis(300);
+    r
+}
+
+#[test]
+fn the_register_is_found_at_the_rate_it_answers_and_the_rate_is_remembered() {
+    use crate::devices::manager::{RegisterDriver, remembered_baud};
+    use crate::devices::runtime::Driver;
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyShtrih");
+    let emu = RegisterEmulator::start(
+        &link,
+        RegisterEmulatorOptions {
+            line_baud: Some(19_200),
+            ..RegisterEmulatorOptions::default()
+        },
+    )
+    .unwrap();
+    // The driver probes the usual rates and finds 19200.
+    let settings = register_settings(&link, 115_200);
+    let mut driver = RegisterDriver::connect(&settings).expect("found by probing");
+    assert_eq!(remembered_baud(&link), Some(19_200));
+    assert!(
+        driver.check().is_ok(),
+        "the register works at the found rate"
+    );
+    drop(driver);
+    // A reconnect tries the remembered rate first: no probing, at once.
+    let started = Instant::now();
+    RegisterDriver::connect(&settings).expect("reconnect");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    emu.stop();
+}
+
+#[test]
+fn a_register_answering_at_no_rate_is_reported_with_the_rates_tried() {
+    use crate::devices::manager::RegisterDriver;
+    use crate::devices::runtime::{DeviceError, Driver};
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyShtrih");
+    // 1200 baud is not among the rates tried.
+    let emu = RegisterEmulator::start(
+        &link,
+        RegisterEmulatorOptions {
+            line_baud: Some(1_200),
+            ..RegisterEmulatorOptions::default()
+        },
+    )
+    .unwrap();
+    let mut settings = register_settings(&link, 9_600);
+    settings.reply_timeout = Duration::from_millis(100);
+    match RegisterDriver::connect(&settings) {
+        Err(DeviceError::Unavailable(m)) => {
+            assert!(
+                m.contains("no register answers at any of [9600, 115200"),
+                "{m}"
+            )
+        }
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("connected at a rate the register does not speak"),
+    }
+    // No such path: no probing at all.
+    let missing = register_settings(&dir.path().join("nothing"), 9_600);
+    let started = Instant::now();
+    assert!(matches!(
+        RegisterDriver::connect(&missing),
+        Err(DeviceError::Unavailable(_))
+    ));
+    assert!(started.elapsed() < Duration::from_millis(200));
     emu.stop();
 }

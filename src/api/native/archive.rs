@@ -3,8 +3,9 @@
 //! `GET /v1/archive/receipts/{id}` finds a receipt moved there, rendered as
 //! `GET /v1/receipts/{id}` renders a live one, with `"archived": true`.
 
-use super::error::ApiError;
-use super::{AppState, native};
+use super::render;
+use crate::api::AppState;
+use crate::api::error::ApiError;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Json, Response};
@@ -14,10 +15,11 @@ use std::sync::Arc;
 
 type Shared = State<Arc<AppState>>;
 
+/// Paths relative to the native prefix `/v1`.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v1/archive", get(list))
-        .route("/v1/archive/receipts/{id}", get(find))
+        .route("/archive", get(list))
+        .route("/archive/receipts/{id}", get(find))
 }
 
 async fn list(State(app): Shared) -> Result<Response, ApiError> {
@@ -42,7 +44,7 @@ async fn find(State(app): Shared, Path(id): Path<String>) -> Result<Response, Ap
     }
     match app.journal.find_archived(id.clone()).await? {
         Some(r) => {
-            let mut body = native::render(&r);
+            let mut body = render(&r);
             body["archived"] = json!(true);
             Ok(Json(body).into_response())
         }

@@ -1,6 +1,5 @@
-//! The native JSON dialect (API v1): parses a request body into a domain
-//! [`Draft`], and renders stored receipts as replies. It only translates: the
-//! rules live in `domain::validate`, the storage in `journal`.
+//! The native dialect's parser: a JSON request body into a domain [`Draft`].
+//! It only translates: the rules live in `domain::validate`.
 //!
 //! Field names match the domain model, so the JSON pointers in a validation
 //! error point straight into the request. Money and quantities are accepted as
@@ -8,11 +7,11 @@
 //! and returned as decimal strings: `"150.00"`, `"1.500"`.
 
 use crate::domain::{
-    Buyer, CalculationMethod, Cashier, Draft, DraftItem, Line, Money, Payment, PaymentKind,
-    PaymentSubject, Quantity, ReceiptKind, TaxSystem, Vat, Violation, money::DecimalError,
+    Agent, AgentKind, Buyer, CalculationMethod, Cashier, Draft, DraftItem, Line, Money, Payment,
+    PaymentKind, PaymentSubject, Quantity, ReceiptKind, TaxSystem, Unit, Vat, Violation,
+    money::DecimalError,
 };
-use crate::journal::{Event, StoredReceipt};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// Parse a native receipt request. Reports every shape problem at once
 /// (unknown field, missing field, wrong type, unknown code).
@@ -38,6 +37,8 @@ const RECEIPT_FIELDS: &[&str] = &[
     "total",
     "cashier",
     "buyer",
+    "discount",
+    "original_date",
 ];
 const ITEM_FIELDS: &[&str] = &[
     "name",
@@ -51,7 +52,11 @@ const ITEM_FIELDS: &[&str] = &[
     "class_code",
     "package_code",
     "marking",
+    "unit",
+    "discount",
+    "agent",
 ];
+const AGENT_FIELDS: &[&str] = &["kind", "supplier_name", "supplier_inn", "supplier_phone"];
 
 impl Parser {
     fn err(&mut self, path: &str, rule: &'static str, message: impl Into<String>) {
@@ -183,6 +188,9 @@ impl Parser {
             .and_then(|v| self.payments(v));
         let cashier = Self::optional(map, "cashier").map(|v| self.cashier(v));
         let buyer = Self::optional(map, "buyer").map(|v| self.buyer(v));
+        let discount =
+            Self::optional(map, "discount").map(|v| self.decimal(v, "/discount", Money::parse));
+        let original_date = Self::optional(map, "original_date").map(|v| self.date(v));
         Some(Draft {
             kind: kind?,
             tax_system: tax_system.map(|t| t.ok_or(())).transpose().ok()?,
@@ -192,6 +200,47 @@ impl Parser {
             total: total.map(|t| t.ok_or(())).transpose().ok()?,
             cashier: cashier.map(|t| t.ok_or(())).transpose().ok()?,
             buyer: buyer.map(|t| t.ok_or(())).transpose().ok()?,
+            discount: discount.map(|t| t.ok_or(())).transpose().ok()?,
+            original_date: original_date.map(|t| t.ok_or(())).transpose().ok()?,
+        })
+    }
+
+    fn date(&mut self, v: &Value) -> Option<chrono::NaiveDate> {
+        let text = self.string(v, "/original_date")?;
+        let date = chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok();
+        if date.is_none() {
+            self.err(
+                "/original_date",
+                "date",
+                format!("{text:?} is not a date such as 2025-12-20"),
+            );
+        }
+        date
+    }
+
+    fn agent(&mut self, v: &Value, path: &str) -> Option<Agent> {
+        let map = self.object(v, path, AGENT_FIELDS)?;
+        let kind = self.required(map, path, "kind").and_then(|v| {
+            self.code(
+                v,
+                &format!("{path}/kind"),
+                AgentKind::from_code,
+                AgentKind::codes,
+            )
+        });
+        let name = self
+            .required(map, path, "supplier_name")
+            .and_then(|v| self.string(v, &format!("{path}/supplier_name")));
+        let inn = self
+            .required(map, path, "supplier_inn")
+            .and_then(|v| self.string(v, &format!("{path}/supplier_inn")));
+        let phone = Self::optional(map, "supplier_phone")
+            .map(|v| self.string(v, &format!("{path}/supplier_phone")));
+        Some(Agent {
+            kind: kind?,
+            supplier_name: name?,
+            supplier_inn: inn?,
+            supplier_phone: phone.map(|t| t.ok_or(())).transpose().ok()?,
         })
     }
 
@@ -244,6 +293,15 @@ impl Parser {
             ),
             None => Some(CalculationMethod::FullPay),
         };
+        let unit = match Self::optional(map, "unit") {
+            Some(v) => self.code(v, &at("unit"), Unit::from_code, Unit::codes),
+            None => Some(Unit::Piece),
+        };
+        let discount = match Self::optional(map, "discount") {
+            Some(v) => self.decimal(v, &at("discount"), Money::parse),
+            None => Some(Money::ZERO),
+        };
+        let agent = Self::optional(map, "agent").map(|v| self.agent(v, &at("agent")));
         let mut text = |key: &str| Self::optional(map, key).map(|v| self.string(v, &at(key)));
         let barcode = text("barcode");
         let class_code = text("class_code");
@@ -278,6 +336,9 @@ impl Parser {
                 class_code: class_code.map(|t| t.ok_or(())).transpose().ok()?,
                 package_code: package_code.map(|t| t.ok_or(())).transpose().ok()?,
                 marking: marking?,
+                unit: unit?,
+                discount: discount?,
+                agent: agent.map(|t| t.ok_or(())).transpose().ok()?,
             },
             total: total.map(|t| t.ok_or(())).transpose().ok()?,
         })
@@ -331,12 +392,18 @@ impl Parser {
     }
 
     fn buyer(&mut self, v: &Value) -> Option<Buyer> {
-        let map = self.object(v, "/buyer", &["email", "phone"])?;
-        let email = Self::optional(map, "email").map(|v| self.string(v, "/buyer/email"));
-        let phone = Self::optional(map, "phone").map(|v| self.string(v, "/buyer/phone"));
+        let map = self.object(v, "/buyer", &["email", "phone", "name", "inn"])?;
+        let mut text =
+            |key: &str| Self::optional(map, key).map(|v| self.string(v, &format!("/buyer/{key}")));
+        let email = text("email");
+        let phone = text("phone");
+        let name = text("name");
+        let inn = text("inn");
         Some(Buyer {
             email: email.map(|t| t.ok_or(())).transpose().ok()?,
             phone: phone.map(|t| t.ok_or(())).transpose().ok()?,
+            name: name.map(|t| t.ok_or(())).transpose().ok()?,
+            inn: inn.map(|t| t.ok_or(())).transpose().ok()?,
         })
     }
 }
@@ -350,142 +417,10 @@ fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// A stored receipt as the native API shows it.
-pub fn render(r: &StoredReceipt) -> Value {
-    let receipt = &r.receipt;
-    let paid = receipt
-        .payments
-        .iter()
-        .map(|p| p.amount.minor())
-        .sum::<i64>();
-    let items: Vec<Value> = receipt
-        .items
-        .iter()
-        .map(|item| {
-            let l = &item.line;
-            let mut v = json!({
-                "name": l.name,
-                "quantity": l.quantity.to_decimal(),
-                "price": l.price.to_decimal(),
-                "total": item.total.to_decimal(),
-                "vat": l.vat.code(),
-                "payment_subject": l.payment_subject.code(),
-                "calculation_method": l.calculation_method.code(),
-            });
-            let obj = v.as_object_mut().expect("object");
-            for (key, value) in [
-                ("barcode", &l.barcode),
-                ("class_code", &l.class_code),
-                ("package_code", &l.package_code),
-            ] {
-                if let Some(value) = value {
-                    obj.insert(key.into(), json!(value));
-                }
-            }
-            if !l.marking.is_empty() {
-                obj.insert("marking".into(), json!(l.marking));
-            }
-            v
-        })
-        .collect();
-    let payments: Vec<Value> = receipt
-        .payments
-        .iter()
-        .map(|p| json!({"kind": p.kind.code(), "amount": p.amount.to_decimal()}))
-        .collect();
-    let mut v = json!({
-        "id": r.id,
-        "number": r.number,
-        "state": r.state,
-        "source": r.source.code(),
-        "idempotency_key": r.idempotency_key,
-        "offline_url": r.offline_url,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "type": receipt.kind.code(),
-        "tax_system": receipt.tax_system.code(),
-        "currency": receipt.currency,
-        "total": receipt.total.to_decimal(),
-        "paid": Money(paid).to_decimal(),
-        "change": receipt.change.to_decimal(),
-        "items": items,
-        "payments": payments,
-    });
-    let obj = v.as_object_mut().expect("object");
-    if let Some(key) = &r.caller_key {
-        obj.insert("caller_key".into(), json!(key));
-    }
-    if let Some(c) = &receipt.cashier {
-        obj.insert(
-            "cashier".into(),
-            serde_json::to_value(c).expect("cashier serializes"),
-        );
-    }
-    if let Some(b) = &receipt.buyer {
-        obj.insert(
-            "buyer".into(),
-            serde_json::to_value(b).expect("buyer serializes"),
-        );
-    }
-    if let Some(f) = &r.fiscal {
-        obj.insert(
-            "fiscal".into(),
-            json!({
-                "fiscal_document_number": f.fiscal_document_number,
-                "fiscal_sign": f.fiscal_sign,
-                "fiscal_drive_number": f.fiscal_drive_number,
-                "kkt_reg_id": f.kkt_reg_id,
-                "shift_number": f.shift_number,
-                "receipt_number_in_shift": f.receipt_number_in_shift,
-                "date_time": f.date_time.format("%Y-%m-%dT%H:%M:%S").to_string(),
-                "ofd_receipt_url": f.ofd_receipt_url,
-                "qr": r.fiscal_qr,
-            }),
-        );
-    }
-    if let Some(sync) = &r.sync {
-        let next = (sync.job_state == crate::journal::JOB_PENDING).then(|| {
-            chrono::DateTime::from_timestamp_millis(sync.next_attempt_at)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        });
-        obj.insert(
-            "sync".into(),
-            json!({
-                "by": if sync.kind == crate::journal::JOB_REGISTER { "register" } else { "cloud" },
-                "attempts": sync.attempts,
-                "last_error": sync.last_error,
-                "next_attempt_at": next.flatten(),
-                "document_id": sync.document_id,
-            }),
-        );
-    }
-    if let Some(p) = &r.print {
-        obj.insert(
-            "print".into(),
-            json!({
-                "state": p.job_state,
-                "attempts": p.attempts,
-                "copies": p.copies,
-                "last_error": p.last_error,
-            }),
-        );
-    }
-    if !r.history.is_empty() {
-        obj.insert(
-            "history".into(),
-            json!(r.history.iter().map(render_event).collect::<Vec<_>>()),
-        );
-    }
-    v
-}
-
-fn render_event(e: &Event) -> Value {
-    json!({"at": e.at, "actor": e.actor, "state": e.state, "note": e.note})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn rules(v: Value) -> Vec<(String, &'static str)> {
         parse_receipt(&v)

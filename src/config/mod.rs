@@ -1,0 +1,328 @@
+//! The configuration file: its TOML schema, the rules it must follow, and the
+//! typed settings the daemon runs with — one module per concern:
+//!
+//! - [`schema`]: the file as written (serde, `deny_unknown_fields`, every key
+//!   with a default; closed value sets are serde enums);
+//! - [`load`]: TOML text → schema, collecting syntax errors, unknown keys and
+//!   wrong values with their dotted key and line (pure);
+//! - [`rules`]: ranges and keys that depend on each other → [`Settings`] (pure);
+//! - [`settings`]: the typed result, and [`Secret`];
+//! - [`secrets`]: the separate step that reads token files.
+//!
+//! `fiscald check-config` and the daemon share one path: [`load_str`] reports
+//! *every* problem it finds, sorted by line, and only a file with none
+//! becomes [`Settings`].
+
+pub mod load;
+pub mod rules;
+pub mod schema;
+pub mod secrets;
+pub mod settings;
+
+pub use rules::BAUD_RATES;
+pub use schema::{
+    AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia, Role, TextEncoding,
+};
+pub use secrets::SecretFile;
+pub use settings::{
+    ApiSettings, ApiToken, AuthSettings, CloudSettings, DeviceSettings, DrawerSettings, Limits,
+    PrinterSettings, RegisterSettings, Secret, Settings, TokenHash,
+};
+
+use std::fmt;
+use std::path::Path;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/fiscald/fiscald.toml";
+
+/// The built-in config `fiscald demo` runs with.
+pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
+/// The built-in config `fiscald demo --country uz` runs with.
+pub const DEMO_UZ_CONFIG: &str = include_str!("../../config/demo-uz.toml");
+
+/// One thing wrong with a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `till.pin`; empty for a syntax error.
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.key.is_empty()) {
+            (Some(line), false) => write!(f, "line {line}: {}: {}", self.key, self.message),
+            (Some(line), true) => write!(f, "line {line}: {}", self.message),
+            (None, false) => write!(f, "{}: {}", self.key, self.message),
+            (None, true) => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// A config that follows every rule, its secret files not yet read.
+#[derive(Debug)]
+pub struct Parsed {
+    pub settings: Settings,
+    pub secret_files: Vec<SecretFile>,
+}
+
+impl Parsed {
+    /// Read the token files the config names (the only I/O of loading).
+    pub fn resolve_secrets(self) -> Result<Settings, Vec<Problem>> {
+        let mut settings = self.settings;
+        let problems = secrets::resolve(&mut settings, &self.secret_files);
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// Read and validate a config file, secrets included.
+pub fn load_file(path: &Path) -> Result<Settings, Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem {
+            key: String::new(),
+            line: None,
+            message: format!("cannot read {}: {e}", path.display()),
+        }]
+    })?;
+    load_str(&text)
+}
+
+/// Validate config text and read the secret files it names, reporting every
+/// problem.
+pub fn load_str(text: &str) -> Result<Settings, Vec<Problem>> {
+    parse_str(text)?.resolve_secrets()
+}
+
+/// Validate config text without touching any other file (pure).
+pub fn parse_str(text: &str) -> Result<Parsed, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let Some((config, lines)) = load::parse(text, &mut problems) else {
+        return Err(problems);
+    };
+    let checked = rules::check(&config, &lines, &mut problems);
+    match checked {
+        Some((settings, secret_files)) if problems.is_empty() => Ok(Parsed {
+            settings,
+            secret_files,
+        }),
+        _ => {
+            // File order reads best; a sort is stable, so problems without a
+            // line keep their order at the end.
+            problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+            Err(problems)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "[till]\npin = \"1234\"\ntimezone = \"Europe/Moscow\"\n";
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let s = load_str(GOOD).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8730");
+        assert_eq!(s.profile.currency, "RUB");
+        assert_eq!(s.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_key_and_line() {
+        let text = "[api]\nlisten = \"nowhere\"\nspeed = 3\n\n[till]\npin = 12345\ntimezone = \"Mars/Olympus\"\n\n[fiscal]\ncountry = \"de\"\n[extra]\na = 1\n";
+        let problems = load_str(text).unwrap_err();
+        let got: Vec<(String, Option<usize>)> =
+            problems.iter().map(|p| (p.key.clone(), p.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("api.listen".into(), Some(2)),
+                ("api.speed".into(), Some(3)),
+                ("till.pin".into(), Some(6)),
+                ("till.timezone".into(), Some(7)),
+                ("fiscal.country".into(), Some(10)),
+                ("extra".into(), Some(11)),
+            ],
+            "{problems:#?}"
+        );
+        assert!(
+            problems[1].message.contains("unknown key"),
+            "{}",
+            problems[1]
+        );
+        assert!(
+            problems[1]
+                .to_string()
+                .starts_with("line 3: api.speed: unknown key")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_line() {
+        let problems = load_str("[till]\npin = \"1234\n").unwrap_err();
+        assert_eq!(problems[0].line, Some(2));
+    }
+
+    #[test]
+    fn currency_must_match_country() {
+        let problems =
+            load_str("[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\ncurrency=\"RUB\"\n")
+                .unwrap_err();
+        assert_eq!(problems[0].key, "fiscal.currency");
+        let s = load_str(
+            "[till]\npin=\"1234\"\ntimezone=\"Asia/Tashkent\"\n[fiscal]\ncountry=\"uz\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.profile.currency, "UZS");
+    }
+
+    #[test]
+    fn token_file_must_not_be_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cr3t-connector\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "[till]\npin=\"1234\"\n[cloud]\nenabled = true\ntoken_file = \"{}\"\n",
+            file.display()
+        );
+        let problems = load_str(&text).unwrap_err();
+        assert_eq!(problems[0].key, "cloud.token_file");
+        assert!(problems[0].message.contains("chmod"), "{}", problems[0]);
+        assert!(!problems[0].message.contains("s3cr3t"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = load_str(&text).unwrap();
+        assert_eq!(s.cloud.token.as_ref().unwrap().expose(), "s3cr3t-connector");
+        assert!(!format!("{s:?}").contains("s3cr3t"));
+        let enabled_without =
+            load_str("[till]\npin=\"1234\"\n[cloud]\nenabled = true\n").unwrap_err();
+        assert_eq!(enabled_without[0].key, "cloud.token");
+    }
+
+    #[test]
+    fn a_value_outside_a_closed_set_names_key_line_and_choices() {
+        let text = "[till]\npin=\"1234\"\n[fiscal]\nbackend = \"paper\"\n[printer]\ncut = \"half\"\nencoding = \"utf8\"\n[drawer]\nvia = \"usb\"\n";
+        let problems = load_str(text).unwrap_err();
+        let got: Vec<(&str, Option<usize>)> =
+            problems.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("fiscal.backend", Some(4)),
+                ("printer.cut", Some(6)),
+                ("printer.encoding", Some(7)),
+                ("drawer.via", Some(9)),
+            ],
+            "{problems:#?}"
+        );
+        assert!(problems[0].message.contains("`cloud`"), "{}", problems[0]);
+        assert!(
+            problems[0].message.contains("`register`"),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[3].message.contains("`printer`"), "{}", problems[3]);
+    }
+
+    #[test]
+    fn a_non_loopback_listener_needs_tokens() {
+        let text = "[api]\nlisten = \"0.0.0.0:8730\"\n[till]\npin=\"1234\"\n";
+        let problems = load_str(text).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(problems[0].key, "api.listen");
+        assert_eq!(problems[0].line, Some(2));
+        assert!(
+            problems[0].message.contains("api.tokens"),
+            "{}",
+            problems[0]
+        );
+        let hash = "a".repeat(64);
+        let with = format!(
+            "[api]\nlisten = \"0.0.0.0:8730\"\n[[api.tokens]]\nrole = \"pos\"\nsha256 = \"{hash}\"\n[till]\npin=\"1234\"\n"
+        );
+        let s = load_str(&with).unwrap();
+        assert_eq!(s.api.tokens.len(), 1);
+        // 0.0.0.0 is no name: the allowed hosts stay as configured.
+        assert_eq!(s.api.allowed_hosts, ["localhost", "127.0.0.1", "[::1]"]);
+        // A LAN address listened on is a name the API may be called by.
+        let lan = with.replace("0.0.0.0", "192.168.1.10");
+        let s = load_str(&lan).unwrap();
+        assert!(s.api.allowed_hosts.contains(&"192.168.1.10".to_string()));
+        assert_eq!(s.api.tokens[0].role, Role::Pos);
+        // ::1 and 127.0.0.1 are loopback: no tokens needed.
+        load_str("[api]\nlisten = \"[::1]:8730\"\n[till]\npin=\"1234\"\n").unwrap();
+    }
+
+    #[test]
+    fn token_entries_are_checked_with_their_index_and_line() {
+        let text = "[till]\npin=\"1234\"\n[[api.tokens]]\nrole = \"admin\"\nsha256 = \"x\"\n[[api.tokens]]\nrole = \"pos\"\nsha256 = \"zz\"\n[[api.tokens]]\nrole = \"operator\"\n";
+        let problems = load_str(text).unwrap_err();
+        let got: Vec<(&str, Option<usize>)> =
+            problems.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("api.tokens[0].role", Some(4)),
+                ("api.tokens[1].sha256", Some(8)),
+                ("api.tokens[2]", Some(9)),
+            ],
+            "{problems:#?}"
+        );
+        assert!(
+            problems[0].message.contains("`operator`"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn api_token_files_are_read_in_a_separate_step_and_kept_as_hashes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("operator.token");
+        std::fs::write(&file, "op-secret-token\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "[till]\npin=\"1234\"\n[[api.tokens]]\nname = \"back office\"\nrole = \"operator\"\nfile = \"{}\"\n",
+            file.display()
+        );
+        // Parsing alone reads nothing.
+        let parsed = parse_str(&text).unwrap();
+        assert!(parsed.settings.api.tokens.is_empty());
+        assert_eq!(parsed.secret_files.len(), 1);
+        let problems = parsed.resolve_secrets().unwrap_err();
+        assert_eq!(problems[0].key, "api.tokens[0].file");
+        assert_eq!(problems[0].line, Some(6));
+        assert!(problems[0].message.contains("chmod"), "{}", problems[0]);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = load_str(&text).unwrap();
+        assert_eq!(s.api.tokens[0].hash, TokenHash::of("op-secret-token"));
+        assert_eq!(s.api.tokens[0].name, "back office");
+        assert!(!format!("{s:?}").contains("op-secret"));
+    }
+
+    #[test]
+    fn hosts_and_origins_are_normalized_or_refused() {
+        let text = "[api]\nallowed_hosts = [\"LocalHost\", \"till.local:8730\"]\nallowed_origins = [\"http://LOCALHOST:3000/\", \"ftp://x\"]\n[till]\npin=\"1234\"\n";
+        let problems = load_str(text).unwrap_err();
+        let got: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(got, ["api.allowed_hosts[1]", "api.allowed_origins[1]"]);
+        assert_eq!(problems[0].line, Some(2));
+        let s = load_str("[api]\nallowed_hosts = [\"LocalHost\", \"[::1]\"]\nallowed_origins = [\"http://LOCALHOST:3000/\"]\n[till]\npin=\"1234\"\n").unwrap();
+        // The listen address (127.0.0.1 by default) is always allowed.
+        assert_eq!(s.api.allowed_hosts, ["localhost", "[::1]", "127.0.0.1"]);
+        assert_eq!(s.api.allowed_origins, ["http://localhost:3000"]);
+    }
+
+    #[test]
+    fn demo_config_is_valid() {
+        load_str(DEMO_CONFIG).unwrap();
+        load_str(DEMO_UZ_CONFIG).unwrap();
+    }
+}

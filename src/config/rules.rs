@@ -1,0 +1,577 @@
+//! The rules a well-typed [`Config`] must also follow (ranges, keys that
+//! depend on each other), and its translation into [`Settings`]. Pure: a
+//! secret kept in a file is only named here ([`SecretFile`]) and read by
+//! [`super::secrets`].
+
+use super::Problem;
+use super::load::{Lines, line_for};
+use super::schema::{Backend, Config, DrawerVia};
+use super::secrets::{SecretFile, Slot};
+use super::settings::*;
+use crate::devices::port::LineSettings;
+use crate::domain::{Country, Profile};
+use chrono_tz::Tz;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Baud rates a serial device may be configured with.
+pub const BAUD_RATES: &[u64] = &[2400, 4800, 9600, 19200, 38400, 57600, 115200];
+
+/// Judge `c`; push every broken rule. `None` when any rule (or an earlier
+/// problem) leaves no settings to build.
+pub fn check(
+    c: &Config,
+    lines: &Lines,
+    problems: &mut Vec<Problem>,
+) -> Option<(Settings, Vec<SecretFile>)> {
+    // A key whose value was already refused (wrong type) is not judged again
+    // by its default.
+    let reported: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
+    let mut secret_files = Vec::new();
+    let mut bad = |key: &str, message: String| {
+        if reported.iter().any(|k| k == key) {
+            return;
+        }
+        problems.push(Problem {
+            key: key.into(),
+            line: line_for(lines, key),
+            message,
+        })
+    };
+
+    let listen = c
+        .api
+        .listen
+        .parse::<SocketAddr>()
+        .map_err(|_| {
+            bad(
+                "api.listen",
+                format!(
+                    "{:?} is not an address such as 127.0.0.1:8730",
+                    c.api.listen
+                ),
+            )
+        })
+        .ok();
+    check_range(
+        "api.max_body_bytes",
+        c.api.max_body_bytes,
+        1024..=64 * 1024 * 1024,
+        &mut bad,
+    );
+    check_range(
+        "api.write_timeout_ms",
+        c.api.write_timeout_ms,
+        100..=600_000,
+        &mut bad,
+    );
+    let api = check_api(c, listen, lines, &mut secret_files, &mut bad);
+    if c.journal.path.trim().is_empty() {
+        bad("journal.path", "must name the SQLite journal file".into());
+    }
+    check_range(
+        "journal.batch_max",
+        c.journal.batch_max,
+        1..=10_000,
+        &mut bad,
+    );
+    if c.journal.max_size_mb > 1024 * 1024 {
+        bad(
+            "journal.max_size_mb",
+            "must be at most 1048576 (1 TiB), or 0 for no cap".into(),
+        );
+    }
+    check_range(
+        "journal.busy_timeout_ms",
+        c.journal.busy_timeout_ms,
+        10..=600_000,
+        &mut bad,
+    );
+    if !(c.till.pin.len() == 4 && c.till.pin.bytes().all(|b| b.is_ascii_digit())) {
+        bad(
+            "till.pin",
+            "must be exactly 4 digits, as a string: pin = \"1234\"".into(),
+        );
+    }
+    let timezone = c
+        .till
+        .timezone
+        .parse::<Tz>()
+        .map_err(|_| {
+            bad(
+                "till.timezone",
+                format!(
+                    "{:?} is not an IANA time zone such as Europe/Moscow",
+                    c.till.timezone
+                ),
+            )
+        })
+        .ok();
+    let country = c.fiscal.country;
+    let currency = match c.fiscal.currency.as_str() {
+        "" => Some(country.currency().to_string()),
+        cur if cur == country.currency() => Some(cur.to_string()),
+        cur => {
+            bad(
+                "fiscal.currency",
+                format!(
+                    "{cur:?} is not the currency of country {country}; use {:?} or leave it out",
+                    country.currency()
+                ),
+            );
+            None
+        }
+    };
+    let base = c.cloud.base_url.trim_end_matches('/');
+    if !(base.starts_with("https://") || base.starts_with("http://"))
+        || base.len() < 10
+        || base.contains(char::is_whitespace)
+    {
+        bad(
+            "cloud.base_url",
+            format!("{:?} is not an http(s) URL", c.cloud.base_url),
+        );
+    }
+
+    let token = match (c.cloud.token.is_empty(), c.cloud.token_file.is_empty()) {
+        (true, true) => {
+            if c.cloud.enabled {
+                bad(
+                    "cloud.token",
+                    "the processing needs a connector token: set cloud.token_file (or cloud.token)"
+                        .into(),
+                );
+            }
+            None
+        }
+        (false, false) => {
+            bad(
+                "cloud.token_file",
+                "set cloud.token or cloud.token_file, not both".into(),
+            );
+            None
+        }
+        (false, true) => Some(Secret::new(c.cloud.token.trim())),
+        (true, false) => {
+            secret_files.push(SecretFile {
+                key: "cloud.token_file".into(),
+                line: line_for(lines, "cloud.token_file"),
+                path: PathBuf::from(&c.cloud.token_file),
+                slot: Slot::CloudToken,
+            });
+            None
+        }
+    };
+    for (key, value, range) in [
+        ("cloud.concurrency", c.cloud.concurrency, 1..=256),
+        (
+            "cloud.connect_timeout_ms",
+            c.cloud.connect_timeout_ms,
+            100..=120_000,
+        ),
+        (
+            "cloud.request_timeout_ms",
+            c.cloud.request_timeout_ms,
+            100..=600_000,
+        ),
+        ("cloud.retry_base_ms", c.cloud.retry_base_ms, 10..=600_000),
+        ("cloud.retry_cap_ms", c.cloud.retry_cap_ms, 10..=86_400_000),
+        (
+            "cloud.retry_after_max_ms",
+            c.cloud.retry_after_max_ms,
+            0..=86_400_000,
+        ),
+        (
+            "cloud.poll_interval_ms",
+            c.cloud.poll_interval_ms,
+            10..=600_000,
+        ),
+        (
+            "cloud.probe_interval_ms",
+            c.cloud.probe_interval_ms,
+            10..=600_000,
+        ),
+    ] {
+        check_range(key, value, range, &mut bad);
+    }
+    if c.cloud.retry_cap_ms < c.cloud.retry_base_ms {
+        bad(
+            "cloud.retry_cap_ms",
+            "must not be less than cloud.retry_base_ms".into(),
+        );
+    }
+
+    let devices = check_devices(c, country, &mut bad);
+
+    let settings = Settings {
+        listen: listen?,
+        max_body_bytes: usize::try_from(c.api.max_body_bytes).ok()?,
+        write_timeout: Duration::from_millis(c.api.write_timeout_ms),
+        api: api?,
+        journal_path: PathBuf::from(&c.journal.path),
+        batch_max: usize::try_from(c.journal.batch_max).ok()?,
+        journal_max_bytes: (c.journal.max_size_mb > 0).then(|| c.journal.max_size_mb * 1024 * 1024),
+        busy_timeout: Duration::from_millis(c.journal.busy_timeout_ms),
+        pin: c.till.pin.clone(),
+        timezone: timezone?,
+        profile: Profile {
+            country,
+            currency: currency?,
+            default_tax_system: c.fiscal.tax_system,
+        },
+        cloud: CloudSettings {
+            enabled: c.cloud.enabled,
+            base_url: base.to_string(),
+            token,
+            concurrency: usize::try_from(c.cloud.concurrency).ok()?,
+            connect_timeout: Duration::from_millis(c.cloud.connect_timeout_ms),
+            request_timeout: Duration::from_millis(c.cloud.request_timeout_ms),
+            retry: crate::sync::policy::RetryPolicy {
+                base: Duration::from_millis(c.cloud.retry_base_ms),
+                cap: Duration::from_millis(c.cloud.retry_cap_ms),
+                max_retry_after: Duration::from_millis(c.cloud.retry_after_max_ms),
+            },
+            poll_interval: Duration::from_millis(c.cloud.poll_interval_ms),
+            probe_interval: Duration::from_millis(c.cloud.probe_interval_ms),
+        },
+        devices: devices?,
+    };
+    Some((settings, secret_files))
+}
+
+/// `[api]`: hosts, origins, tokens, per-dialect auth, limits.
+fn check_api(
+    c: &Config,
+    listen: Option<SocketAddr>,
+    lines: &Lines,
+    secret_files: &mut Vec<SecretFile>,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<ApiSettings> {
+    let mut ok = true;
+    let mut fail = |key: &str, message: String| {
+        ok = false;
+        bad(key, message);
+    };
+    let mut allowed_hosts = Vec::new();
+    for (i, host) in c.api.allowed_hosts.iter().enumerate() {
+        let h = host.trim().to_ascii_lowercase();
+        let valid = if let Some(inner) = h.strip_prefix('[') {
+            inner
+                .strip_suffix(']')
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+        } else {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        };
+        if valid {
+            allowed_hosts.push(h);
+        } else {
+            fail(
+                &format!("api.allowed_hosts[{i}]"),
+                format!(
+                    "{host:?} is not a host name without port (\"localhost\", \"192.168.1.10\", \"[::1]\")"
+                ),
+            );
+        }
+    }
+    // The address the API listens on is always a name it may be called by
+    // (an IP literal cannot be rebound; 0.0.0.0 and [::] are not names).
+    if let Some(addr) = listen
+        && !addr.ip().is_unspecified()
+    {
+        let own = match addr.ip() {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        if !allowed_hosts.contains(&own) {
+            allowed_hosts.push(own);
+        }
+    }
+    let mut allowed_origins = Vec::new();
+    for (i, origin) in c.api.allowed_origins.iter().enumerate() {
+        match normalize_origin(origin) {
+            Some(o) => allowed_origins.push(o),
+            None => fail(
+                &format!("api.allowed_origins[{i}]"),
+                format!(
+                    "{origin:?} is not a web origin such as \"http://localhost:3000\" (scheme://host[:port], no path)"
+                ),
+            ),
+        }
+    }
+    let mut tokens = Vec::new();
+    for (i, t) in c.api.tokens.iter().enumerate() {
+        let key = format!("api.tokens[{i}]");
+        let name = if t.name.trim().is_empty() {
+            format!("token {}", i + 1)
+        } else {
+            t.name.trim().to_string()
+        };
+        let Some(role) = t.role else {
+            fail(
+                &format!("{key}.role"),
+                "every token needs a role: \"pos\" or \"operator\"".into(),
+            );
+            continue;
+        };
+        match (t.sha256.trim().is_empty(), t.file.trim().is_empty()) {
+            (false, true) => match TokenHash::from_hex(&t.sha256) {
+                Some(hash) => tokens.push(ApiToken { name, role, hash }),
+                None => fail(
+                    &format!("{key}.sha256"),
+                    "must be 64 hex digits: printf %s \"$TOKEN\" | sha256sum".into(),
+                ),
+            },
+            (true, false) => secret_files.push(SecretFile {
+                key: format!("{key}.file"),
+                line: line_for(lines, &format!("{key}.file")),
+                path: PathBuf::from(t.file.trim()),
+                slot: Slot::ApiToken { name, role },
+            }),
+            (true, true) => fail(
+                &key,
+                "set sha256 (the token's SHA-256 in hex) or file (a 0600 file holding the token)"
+                    .into(),
+            ),
+            (false, false) => fail(&key, "set sha256 or file, not both".into()),
+        }
+    }
+    if let Some(addr) = listen
+        && !addr.ip().is_loopback()
+        && c.api.tokens.is_empty()
+    {
+        fail(
+            "api.listen",
+            format!(
+                "{addr} is reachable from other hosts, but no [[api.tokens]] are configured: \
+                 anyone on the network could open the drawer or close the shift. Add tokens \
+                 (see docs/SECURITY.md) or listen on 127.0.0.1"
+            ),
+        );
+    }
+    let l = &c.api.limits;
+    for (key, value, range) in [
+        ("api.limits.max_items", l.max_items, 1..=100_000),
+        (
+            "api.limits.max_string_chars",
+            l.max_string_chars,
+            16..=65_536,
+        ),
+        (
+            "api.limits.max_header_bytes",
+            l.max_header_bytes,
+            1024..=1024 * 1024,
+        ),
+        ("api.limits.max_headers", l.max_headers, 8..=1000),
+        ("api.limits.max_connections", l.max_connections, 1..=100_000),
+    ] {
+        check_range(key, value, range, &mut fail);
+    }
+    if !ok {
+        return None;
+    }
+    Some(ApiSettings {
+        allowed_hosts,
+        allowed_origins,
+        tokens,
+        auth: AuthSettings {
+            native: c.api.auth.native,
+            fiscalbox: c.api.auth.fiscalbox,
+            bitrix24: c.api.auth.bitrix24,
+            gateway: c.api.auth.gateway,
+        },
+        limits: Limits {
+            max_items: l.max_items as usize,
+            max_string_chars: l.max_string_chars as usize,
+            max_header_bytes: l.max_header_bytes as usize,
+            max_headers: l.max_headers as usize,
+            max_connections: l.max_connections as usize,
+        },
+    })
+}
+
+/// `scheme://host[:port]`, lower-cased, without a trailing slash; the form
+/// browsers send in `Origin`.
+pub fn normalize_origin(origin: &str) -> Option<String> {
+    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, rest) = o.split_once("://")?;
+    if !matches!(scheme, "http" | "https") || rest.is_empty() {
+        return None;
+    }
+    let ok = rest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'));
+    ok.then_some(o)
+}
+
+fn check_devices(
+    c: &Config,
+    country: Country,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<DeviceSettings> {
+    let mut ok = true;
+    let mut fail = |key: &str, message: String| {
+        ok = false;
+        bad(key, message);
+    };
+    if c.fiscal.backend == Backend::Register {
+        if c.register.path.trim().is_empty() {
+            fail(
+                "fiscal.backend",
+                "backend \"register\" needs a fiscal register: set register.path".into(),
+            );
+        }
+        if country != Country::Ru {
+            fail(
+                "fiscal.backend",
+                "the Shtrih-M register fiscalizes Russian receipts only; use backend \"cloud\""
+                    .into(),
+            );
+        }
+    }
+    for (key, baud) in [
+        ("register.baud", c.register.baud),
+        ("printer.baud", c.printer.baud),
+    ] {
+        if !BAUD_RATES.contains(&baud) {
+            fail(key, format!("{baud} is not one of {BAUD_RATES:?}"));
+        }
+    }
+    for (key, value, range) in [
+        (
+            "devices.status_interval_ms",
+            c.devices.status_interval_ms,
+            100..=3_600_000,
+        ),
+        (
+            "devices.reconnect_base_ms",
+            c.devices.reconnect_base_ms,
+            10..=600_000,
+        ),
+        (
+            "devices.reconnect_cap_ms",
+            c.devices.reconnect_cap_ms,
+            10..=3_600_000,
+        ),
+        ("register.password", c.register.password, 0..=99_999_999),
+        (
+            "register.admin_password",
+            c.register.admin_password,
+            0..=99_999_999,
+        ),
+        (
+            "register.reply_timeout_ms",
+            c.register.reply_timeout_ms,
+            100..=120_000,
+        ),
+        ("printer.code_table", c.printer.code_table, 0..=255),
+        ("printer.width", c.printer.width, 24..=80),
+        (
+            "printer.write_timeout_ms",
+            c.printer.write_timeout_ms,
+            100..=600_000,
+        ),
+        (
+            "printer.status_timeout_ms",
+            c.printer.status_timeout_ms,
+            50..=60_000,
+        ),
+        ("drawer.pulse_ms", c.drawer.pulse_ms, 2..=510),
+    ] {
+        check_range(key, value, range, &mut fail);
+    }
+    if c.devices.reconnect_cap_ms < c.devices.reconnect_base_ms {
+        fail(
+            "devices.reconnect_cap_ms",
+            "must not be less than devices.reconnect_base_ms".into(),
+        );
+    }
+    match c.drawer.via {
+        DrawerVia::Printer if c.printer.path.trim().is_empty() => fail(
+            "drawer.via",
+            "the drawer hangs on the printer, but no printer.path is set".into(),
+        ),
+        DrawerVia::Register if c.register.path.trim().is_empty() => fail(
+            "drawer.via",
+            "the drawer hangs on the register, but no register.path is set".into(),
+        ),
+        _ => {}
+    }
+    if !matches!(c.drawer.pin, 2 | 5) {
+        fail(
+            "drawer.pin",
+            "must be 2 (drawer 1) or 5 (drawer 2), the kick connector's pins".into(),
+        );
+    }
+    for (i, line) in c.printer.header.iter().chain(&c.printer.footer).enumerate() {
+        if line.chars().count() > c.printer.width as usize || line.contains(['\n', '\r']) {
+            let (key, n) = if i < c.printer.header.len() {
+                ("printer.header", i)
+            } else {
+                ("printer.footer", i - c.printer.header.len())
+            };
+            fail(
+                key,
+                format!(
+                    "line {} must be one line of at most printer.width ({}) characters",
+                    n + 1,
+                    c.printer.width
+                ),
+            );
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let register = (!c.register.path.trim().is_empty()).then(|| RegisterSettings {
+        path: PathBuf::from(c.register.path.trim()),
+        line: LineSettings::n81(c.register.baud as u32),
+        password: c.register.password as u32,
+        admin_password: c.register.admin_password as u32,
+        reply_timeout: Duration::from_millis(c.register.reply_timeout_ms),
+        auto_open_shift: c.register.auto_open_shift,
+    });
+    let printer = (!c.printer.path.trim().is_empty()).then(|| PrinterSettings {
+        path: PathBuf::from(c.printer.path.trim()),
+        line: LineSettings::n81(c.printer.baud as u32),
+        code_table: c.printer.code_table as u8,
+        encoding: c.printer.encoding,
+        width: c.printer.width as usize,
+        cut: c.printer.cut,
+        header: c.printer.header.clone(),
+        footer: c.printer.footer.clone(),
+        write_timeout: Duration::from_millis(c.printer.write_timeout_ms),
+        status_timeout: Duration::from_millis(c.printer.status_timeout_ms),
+    });
+    Some(DeviceSettings {
+        backend: c.fiscal.backend,
+        register,
+        printer,
+        drawer: DrawerSettings {
+            via: c.drawer.via,
+            pin: c.drawer.pin as u8,
+            pulse: Duration::from_millis(c.drawer.pulse_ms),
+            open_on_cash: c.drawer.open_on_cash,
+        },
+        status_interval: Duration::from_millis(c.devices.status_interval_ms),
+        reconnect_base: Duration::from_millis(c.devices.reconnect_base_ms),
+        reconnect_cap: Duration::from_millis(c.devices.reconnect_cap_ms),
+    })
+}
+
+/// A numeric key must lie within its documented range.
+pub fn check_range(
+    key: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+    report: &mut impl FnMut(&str, String),
+) {
+    if !range.contains(&value) {
+        report(
+            key,
+            format!("must be between {} and {}", range.start(), range.end()),
+        );
+    }
+}

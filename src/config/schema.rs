@@ -1,0 +1,437 @@
+//! The file as written: one struct per TOML section, every key with its
+//! default, unknown keys refused (`deny_unknown_fields`). A key whose values
+//! form a closed set is a serde enum, so a wrong value is refused by serde
+//! with the accepted spellings, and reported with its key and line by
+//! [`super::load`]. Nothing here judges a value against another: that is
+//! [`super::rules`].
+
+use crate::domain::{Country, TaxSystem};
+use serde::{Deserialize, Serialize};
+
+/// Production base URL of the fiscal processing (seed 001).
+pub const DEFAULT_CLOUD_BASE_URL: &str = "https://fp.bifit.com/processing-api";
+
+/// The file as written. Every field has a default so that a missing key is not
+/// an error unless a rule says so; unknown keys are always an error.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub journal: JournalConfig,
+    pub till: TillConfig,
+    pub fiscal: FiscalConfig,
+    pub cloud: CloudConfig,
+    pub devices: DevicesConfig,
+    pub register: RegisterConfig,
+    pub printer: PrinterConfig,
+    pub drawer: DrawerConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address the HTTP API binds. Keep it on loopback unless the POS runs
+    /// elsewhere; a non-loopback address needs `[[api.tokens]]`.
+    pub listen: String,
+    /// Largest request body accepted, in bytes (413 above it).
+    pub max_body_bytes: u64,
+    /// How long a request may wait for the journal to commit before 503.
+    pub write_timeout_ms: u64,
+    /// Host names (without port; IPv6 in brackets) a request's `Host` header
+    /// may carry. Anything else is refused 403 `host_not_allowed` before
+    /// routing: this is what defeats DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Web origins (`scheme://host[:port]`) whose pages may call the API from
+    /// a browser. Any other `Origin` is refused 403 before routing.
+    pub allowed_origins: Vec<String>,
+    /// Bearer tokens with roles. None: the API is open to local processes
+    /// only (the listener must then be on loopback).
+    pub tokens: Vec<TokenConfig>,
+    /// Per dialect: does a request need a token (when tokens are configured)?
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:8730".into(),
+            max_body_bytes: 1024 * 1024,
+            write_timeout_ms: 5000,
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
+            allowed_origins: Vec::new(),
+            tokens: Vec::new(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Receipts: create, read, list.
+    Pos,
+    /// Everything a `pos` token may do, and the drawer, shifts, reports,
+    /// retry/discard and reprint.
+    Operator,
+}
+
+impl Role {
+    pub fn code(self) -> &'static str {
+        match self {
+            Role::Pos => "pos",
+            Role::Operator => "operator",
+        }
+    }
+
+    /// Does a token with this role cover an endpoint that needs `needed`?
+    pub fn covers(self, needed: Role) -> bool {
+        self >= needed
+    }
+}
+
+/// One `[[api.tokens]]` entry: a role and either the SHA-256 of the token
+/// (hex) or a file holding the token itself.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// A name for logs (`kassa-1`); never the token.
+    pub name: String,
+    pub role: Option<Role>,
+    /// Lower-case hex SHA-256 of the token: `printf %s "$TOKEN" | sha256sum`.
+    pub sha256: String,
+    /// A file holding the token; mode 0600 or 0640.
+    pub file: String,
+}
+
+/// Does a dialect ask for a token?
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// A token is required when `[[api.tokens]]` are configured.
+    #[default]
+    Token,
+    /// No token is asked for (for POS apps that cannot send a header). The
+    /// Host and Origin checks still apply.
+    None,
+}
+
+/// `[api.auth]`: one key per dialect.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub native: AuthMode,
+    pub fiscalbox: AuthMode,
+    pub bitrix24: AuthMode,
+    pub gateway: AuthMode,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            native: AuthMode::Token,
+            // FiscalBox-compatible POS apps send no credentials.
+            fiscalbox: AuthMode::None,
+            bitrix24: AuthMode::Token,
+            gateway: AuthMode::Token,
+        }
+    }
+}
+
+/// `[api.limits]`: bounds on what one request or one client may use.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Most lines in one receipt.
+    pub max_items: u64,
+    /// Longest text field (names, cashier, buyer, codes), in characters.
+    pub max_string_chars: u64,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: u64,
+    /// Most header fields in one request.
+    pub max_headers: u64,
+    /// Connections served at once; one more gets a fast 503.
+    pub max_connections: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_items: 1000,
+            max_string_chars: 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_connections: 256,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// The SQLite journal file.
+    pub path: String,
+    /// Most requests committed in one transaction (group commit).
+    pub batch_max: u64,
+    /// Cap on the journal's size in MiB; 0 means only the disk limits it.
+    pub max_size_mb: u64,
+    /// How long SQLite waits on a lock or a slow disk before giving up.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            path: "/var/lib/fiscald/journal.sqlite".into(),
+            batch_max: 256,
+            max_size_mb: 0,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TillConfig {
+    /// The till's 4-digit PIN; part of every receipt's idempotency key.
+    pub pin: String,
+    /// IANA time zone of the shop; receipt times in keys and replies use it.
+    pub timezone: String,
+}
+
+impl Default for TillConfig {
+    fn default() -> Self {
+        TillConfig {
+            pin: String::new(),
+            timezone: "Europe/Moscow".into(),
+        }
+    }
+}
+
+/// Who fiscalizes receipts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The processing, via the sync worker; the printer prints the offline
+    /// link at once.
+    Cloud,
+    /// The fiscal register fiscalizes and prints at once.
+    Register,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FiscalConfig {
+    /// Which fiscal rules the till follows.
+    pub country: Country,
+    /// ISO 4217 code; empty means the country's own (RUB, UZS).
+    pub currency: String,
+    /// Tax system used when a receipt does not name one.
+    pub tax_system: TaxSystem,
+    pub backend: Backend,
+}
+
+impl Default for FiscalConfig {
+    fn default() -> Self {
+        FiscalConfig {
+            country: Country::Ru,
+            currency: String::new(),
+            tax_system: TaxSystem::Common,
+            backend: Backend::Cloud,
+        }
+    }
+}
+
+/// Settings shared by every serial device.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevicesConfig {
+    /// How often an idle, connected device is asked for its status.
+    pub status_interval_ms: u64,
+    /// First delay before reopening a device that is absent or hung up;
+    /// doubles up to `reconnect_cap_ms`.
+    pub reconnect_base_ms: u64,
+    pub reconnect_cap_ms: u64,
+}
+
+impl Default for DevicesConfig {
+    fn default() -> Self {
+        DevicesConfig {
+            status_interval_ms: 5_000,
+            reconnect_base_ms: 500,
+            reconnect_cap_ms: 30_000,
+        }
+    }
+}
+
+/// The fiscal register (Shtrih-M protocol).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegisterConfig {
+    /// Device path, preferably a udev symlink (`/dev/fiscald/register`).
+    /// Empty: no register.
+    pub path: String,
+    pub baud: u64,
+    /// Operator password for receipts (Shtrih-M default 1).
+    pub password: u64,
+    /// System administrator password for reports and shifts (default 30).
+    pub admin_password: u64,
+    /// How long to wait for the register's answer to one command.
+    pub reply_timeout_ms: u64,
+    /// Open the shift by itself when a receipt arrives and the shift is closed.
+    pub auto_open_shift: bool,
+}
+
+impl Default for RegisterConfig {
+    fn default() -> Self {
+        RegisterConfig {
+            path: String::new(),
+            baud: 115_200,
+            password: 1,
+            admin_password: 30,
+            reply_timeout_ms: 3_000,
+            auto_open_shift: true,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CutMode {
+    /// No cutter.
+    None,
+    Partial,
+    Full,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextEncoding {
+    Cp866,
+    Cp1251,
+}
+
+/// The ESC/POS receipt printer.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrinterConfig {
+    /// Device path, preferably a udev symlink (`/dev/fiscald/printer`).
+    /// Empty: no printer.
+    pub path: String,
+    pub baud: u64,
+    /// `ESC t n` code table for Cyrillic: 17 is CP866 on Epson-compatible
+    /// printers; others use 7, 10, 11, 12, 37, 59 (see docs).
+    pub code_table: u64,
+    /// Encoding of that code table.
+    pub encoding: TextEncoding,
+    /// Characters per line (48 for 80 mm paper with font A, 32 for 58 mm).
+    pub width: u64,
+    pub cut: CutMode,
+    /// Lines printed at the top of every receipt (shop name, address, INN).
+    pub header: Vec<String>,
+    /// Lines printed at the bottom.
+    pub footer: Vec<String>,
+    /// Limit for sending one receipt to the printer.
+    pub write_timeout_ms: u64,
+    /// Limit for one real-time status answer.
+    pub status_timeout_ms: u64,
+}
+
+impl Default for PrinterConfig {
+    fn default() -> Self {
+        PrinterConfig {
+            path: String::new(),
+            baud: 115_200,
+            code_table: 17,
+            encoding: TextEncoding::Cp866,
+            width: 48,
+            cut: CutMode::Partial,
+            header: Vec::new(),
+            footer: Vec::new(),
+            write_timeout_ms: 30_000,
+            status_timeout_ms: 500,
+        }
+    }
+}
+
+/// Where the cash drawer hangs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrawerVia {
+    None,
+    /// The printer's kick connector (ESC p).
+    Printer,
+    Register,
+}
+
+/// The cash drawer.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrawerConfig {
+    pub via: DrawerVia,
+    /// Printer kick connector pin: 2 (drawer 1) or 5 (drawer 2).
+    pub pin: u64,
+    /// Pulse length.
+    pub pulse_ms: u64,
+    /// Open the drawer when a receipt has a cash payment.
+    pub open_on_cash: bool,
+}
+
+impl Default for DrawerConfig {
+    fn default() -> Self {
+        DrawerConfig {
+            via: DrawerVia::None,
+            pin: 2,
+            pulse_ms: 100,
+            open_on_cash: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudConfig {
+    /// Send receipts to the processing. Off: they wait in the outbox.
+    pub enabled: bool,
+    /// Base URL of the fiscal processing; offline receipt links start with it.
+    pub base_url: String,
+    /// The connector token, inline. Prefer `token_file`.
+    pub token: String,
+    /// A file holding the connector token; must not be readable by others.
+    pub token_file: String,
+    /// Receipts in flight to the processing at once.
+    pub concurrency: u64,
+    pub connect_timeout_ms: u64,
+    /// Limit for one whole request (connect, send, reply).
+    pub request_timeout_ms: u64,
+    /// First retry delay; doubles per failure (with jitter) up to `retry_cap_ms`.
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+    /// Longest `Retry-After` honoured.
+    pub retry_after_max_ms: u64,
+    /// How often a document still `PROCESSING` is asked for again.
+    pub poll_interval_ms: u64,
+    /// While offline, how often to check whether the processing is back.
+    pub probe_interval_ms: u64,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig {
+            enabled: false,
+            base_url: DEFAULT_CLOUD_BASE_URL.into(),
+            token: String::new(),
+            token_file: String::new(),
+            concurrency: 4,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 15_000,
+            retry_base_ms: 1_000,
+            retry_cap_ms: 300_000,
+            retry_after_max_ms: 3_600_000,
+            poll_interval_ms: 1_000,
+            probe_interval_ms: 5_000,
+        }
+    }
+}
