@@ -612,7 +612,12 @@ fn valid_receipt() -> Receipt {
     let profile = config::load_str(config::DEMO_CONFIG)
         .expect("demo config")
         .profile;
-    validate(draft, &profile).unwrap_or_else(|v| panic!("RECEIPT invalid: {v:?}"))
+    validate(
+        draft,
+        &profile,
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date"),
+    )
+    .unwrap_or_else(|v| panic!("RECEIPT invalid: {v:?}"))
 }
 
 fn write_config(dir: &Path) -> PathBuf {

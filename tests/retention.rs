@@ -229,34 +229,5 @@ async fn sigkill_in_the_middle_of_retention_loses_and_duplicates_nothing() {
 }
 
 fn receipt_of(i: i64) -> fiscald::domain::Receipt {
-    use fiscald::domain::*;
-    let price = Money(1_000 + i);
-    Receipt {
-        kind: ReceiptKind::Sale,
-        tax_system: TaxSystem::Common,
-        currency: "RUB".into(),
-        items: vec![Item {
-            line: Line {
-                name: format!("Товар {i}"),
-                quantity: Quantity(1000),
-                price,
-                vat: Vat::Vat22,
-                payment_subject: PaymentSubject::Commodity,
-                calculation_method: CalculationMethod::FullPay,
-                barcode: None,
-                class_code: None,
-                package_code: None,
-                marking: vec![],
-            },
-            total: price,
-        }],
-        payments: vec![Payment {
-            kind: PaymentKind::Cash,
-            amount: price,
-        }],
-        total: price,
-        change: Money::ZERO,
-        cashier: None,
-        buyer: None,
-    }
+    common::domain_receipt(&format!("Товар {i}"), &format!("{}.{:02}", 10 + i / 100, i % 100))
 }

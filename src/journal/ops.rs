@@ -11,10 +11,10 @@ use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::idempotency::{idempotency_key, offline_url};
 use chrono::SecondsFormat;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What an outbox job does: a closed set, stored as its `as_str` text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Fiscalize a receipt at the cloud processing.
@@ -26,7 +26,7 @@ pub enum JobKind {
 }
 
 /// Where an outbox job stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Pending,

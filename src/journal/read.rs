@@ -61,7 +61,7 @@ impl Stats {
     }
 
     /// Jobs of `kind` in `state`.
-    pub fn jobs(&self, kind: &str, state: &str) -> u64 {
+    pub fn jobs(&self, kind: super::JobKind, state: super::JobState) -> u64 {
         self.jobs
             .iter()
             .find(|t| t.kind == kind && t.state == state)
@@ -71,8 +71,8 @@ impl Stats {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct JobTally {
-    pub kind: String,
-    pub state: String,
+    pub kind: super::JobKind,
+    pub state: super::JobState,
     pub count: u64,
 }
 

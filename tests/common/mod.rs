@@ -122,6 +122,17 @@ pub fn receipt(name: &str, price: &str) -> Value {
     })
 }
 
+/// [`receipt`] as the API hands it to the journal: for journals built with
+/// `fiscald::journal::bulk` (retention, scale).
+pub fn domain_receipt(name: &str, price: &str) -> fiscald::domain::Receipt {
+    let draft = fiscald::api::native::parse_receipt(&receipt(name, price)).expect("parses");
+    let profile = config::load_str(config::DEMO_CONFIG)
+        .expect("demo config")
+        .profile;
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date");
+    fiscald::domain::validate(draft, &profile, date).expect("valid")
+}
+
 pub fn example(name: &str) -> Value {
     let path = format!("{}/docs/examples/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
