@@ -63,6 +63,19 @@ struct Plan {
 impl Plan {
     fn from_env() -> Plan {
         let quick = std::env::var("FISCALD_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        // FISCALD_BENCH_RECEIPTS=N: a full run on a smaller journal (the WAL
+        // figures do not depend on it).
+        let receipts = std::env::var("FISCALD_BENCH_RECEIPTS")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let mut plan = Plan::pick(quick);
+        if let Some(n) = receipts {
+            plan.receipts = n;
+        }
+        plan
+    }
+
+    fn pick(quick: bool) -> Plan {
         if quick {
             Plan {
                 quick,
@@ -83,7 +96,7 @@ impl Plan {
                 concurrent_for: Duration::from_secs(8),
                 ab_for: Duration::from_secs(8),
                 burst_for: Duration::from_secs(60),
-                rounds: 2,
+                rounds: 3,
             }
         }
     }

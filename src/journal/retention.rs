@@ -619,6 +619,36 @@ mod tests {
                 assert_eq!(live.as_ref().map(|l| l.state), Some(r.state), "{id} stays");
             }
         }
+        // The tallies went through inserts, updates and deletes: they match the rows.
+        let counted: Vec<(String, i64)> = journal
+            .read(|r| {
+                r.with_conn(|c| {
+                    Ok(
+                        c.prepare("SELECT state, count(*) FROM receipts GROUP BY state")?
+                            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect::<Result<_, _>>()?,
+                    )
+                })
+            })
+            .await
+            .unwrap();
+        for (state, n) in &stats.by_state {
+            let rows = counted
+                .iter()
+                .find(|(s, _)| s == state.code())
+                .map_or(0, |c| c.1);
+            assert_eq!(*n as i64, rows, "tally of {state}");
+        }
+        let job_rows: i64 = journal
+            .read(|r| {
+                r.with_conn(|c| Ok(c.query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            stats.jobs.iter().map(|t| t.count as i64).sum::<i64>(),
+            job_rows
+        );
         // Never pruned: pending and rejected receipts, however old.
         assert_eq!(stats.count(ReceiptState::Rejected), 37);
         assert_eq!(stats.count(ReceiptState::Accepted), 53);
