@@ -46,6 +46,7 @@ pub struct Daemon {
     device_worker: Option<DeviceWorker>,
     retention: JoinHandle<()>,
     retention_stop: Arc<tokio::sync::Notify>,
+    box_worker: Option<crate::fiscalbox::worker::BoxWorker>,
 }
 
 impl Daemon {
@@ -87,6 +88,29 @@ impl Daemon {
             );
             None
         };
+        let fiscalbox = match &settings.fiscalbox {
+            Some(fb) => {
+                let client = crate::fiscalbox::client::BoxClient::new(
+                    &fb.url,
+                    fb.connect_timeout,
+                    fb.request_timeout,
+                )
+                .map_err(DaemonError::Cloud)?;
+                let worker = crate::fiscalbox::worker::BoxWorker::spawn(
+                    journal.clone(),
+                    client.clone(),
+                    clock.clone(),
+                    crate::fiscalbox::worker::BoxWorkerConfig {
+                        retry_base: fb.retry_base,
+                        retry_cap: fb.retry_cap,
+                        timezone: settings.timezone,
+                    },
+                    journal.outbox().fiscalbox.clone(),
+                );
+                Some((client, worker, fb.reply_wait))
+            }
+            None => None,
+        };
         let device_wake = journal.outbox().devices.clone();
         let devices = (settings.devices.register.is_some() || settings.devices.printer.is_some())
             .then(|| Arc::new(Devices::start(&settings.devices)));
@@ -114,6 +138,14 @@ impl Daemon {
             ops: Arc::new(api::page::OpsState::new(api::status::ConfigSummary::of(
                 settings,
             ))),
+            fiscalbox: fiscalbox.as_ref().map(|(client, worker, reply_wait)| {
+                Arc::new(api::FiscalboxState {
+                    client: client.clone(),
+                    status: worker.status.clone(),
+                    reply_wait: *reply_wait,
+                    sverka: std::sync::Mutex::new(serde_json::Value::Null),
+                })
+            }),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
@@ -139,6 +171,7 @@ impl Daemon {
             device_worker,
             retention,
             retention_stop,
+            box_worker: fiscalbox.map(|(_, worker, _)| worker),
         })
     }
 
@@ -159,6 +192,9 @@ impl Daemon {
             }
         };
         if let Some(worker) = self.worker.take() {
+            worker.stop(SHUTDOWN_GRACE).await;
+        }
+        if let Some(worker) = self.box_worker.take() {
             worker.stop(SHUTDOWN_GRACE).await;
         }
         if let Some(worker) = self.device_worker.take() {

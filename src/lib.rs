@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod devices;
 pub mod domain;
+pub mod fiscalbox;
 pub mod journal;
 pub mod logging;
 pub mod sim;

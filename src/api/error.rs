@@ -85,6 +85,7 @@ impl From<JournalError> for ApiError {
                     format!("key {caller_key:?} names receipt {receipt_id}, moved to the archive; a new receipt needs a new key"),
                 )),
             JournalError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            JournalError::Refused(details) => ApiError::invalid_receipt(details),
             JournalError::WrongState { state, .. } => ApiError::new(StatusCode::CONFLICT, "wrong_state", message.clone())
                 .with_detail(Violation::new("state", "state_allows_action", format!("the receipt is {state}"))),
             JournalError::BadCursor(_) => ApiError::bad_request("after", "known_cursor", message),

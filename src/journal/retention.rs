@@ -101,13 +101,20 @@ struct Claim {
     ids: Vec<String>,
 }
 
-/// The receipt kinds of job, for look-ups by receipt (the unique index is
-/// on `(kind, receipt_id)`).
-const JOB_KINDS: &str = "('fiscalize', 'register', 'print')";
+/// Every kind of job, as an SQL list, for look-ups by receipt (the unique
+/// index is on `(kind, receipt_id)`): a receipt's jobs of every kind go with it.
+fn job_kinds() -> String {
+    let kinds: Vec<String> = super::JobKind::ALL
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect();
+    format!("({})", kinds.join(", "))
+}
 
 /// `indexed`: walk `receipts_final_by_time` (which the planner would not
 /// pick on its own, preferring the state index and a sort: O(n) per chunk).
 fn eligible_sql(indexed: bool, extra: &str) -> String {
+    let kinds = job_kinds();
     let index = if indexed {
         "INDEXED BY receipts_final_by_time"
     } else {
@@ -116,7 +123,7 @@ fn eligible_sql(indexed: bool, extra: &str) -> String {
     format!(
         "SELECT r.id, substr(r.created_at, 1, 7) FROM receipts r {index}
          WHERE r.state IN ('fiscalized', 'discarded') AND unixepoch(r.updated_at) < ?1 {extra}
-           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind IN {JOB_KINDS} AND j.receipt_id = r.id
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind IN {kinds} AND j.receipt_id = r.id
                            AND j.state IN ('pending', 'parked'))"
     )
 }
@@ -192,7 +199,8 @@ fn finish(
         c.prepare_cached("DELETE FROM receipt_events WHERE receipt_id = ?1")?
             .execute([id])?;
         c.prepare_cached(&format!(
-            "DELETE FROM jobs WHERE kind IN {JOB_KINDS} AND receipt_id = ?1"
+            "DELETE FROM jobs WHERE kind IN {} AND receipt_id = ?1",
+            job_kinds()
         ))?
         .execute([id])?;
         deleted += c
