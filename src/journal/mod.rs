@@ -78,7 +78,11 @@ impl Options {
         let backend = settings.devices.backend;
         let printer = settings.devices.printer.is_some();
         Options {
-            retention: RetentionPolicy::beside(&path),
+            retention: RetentionPolicy {
+                retain_days: settings.retain_days,
+                archive_dir: settings.archive_dir.clone(),
+                ..RetentionPolicy::beside(&path)
+            },
             path,
             batch_max: settings.batch_max,
             max_bytes: settings.journal_max_bytes,
@@ -94,7 +98,9 @@ impl Options {
             },
             print_on_accept: printer && backend == Backend::Cloud,
             print_after_register: printer && backend != Backend::Cloud,
-            wal: WalPolicy::default(),
+            wal: WalPolicy {
+                limit_bytes: Some(settings.wal_limit_bytes),
+            },
         }
     }
 }
