@@ -122,6 +122,10 @@ impl Archive {
             Err(e) if e.kind() == io::ErrorKind::NotFound && len == 0 => return Ok(()),
             Err(e) => return Err(io_err(&path)(e)),
         };
+        // Only ever shorter: never pad a file that lost its tail some other way.
+        if file.metadata().map_err(io_err(&path))?.len() <= len {
+            return Ok(());
+        }
         file.set_len(len).map_err(io_err(&path))?;
         file.sync_all().map_err(io_err(&path))
     }
