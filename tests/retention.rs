@@ -229,5 +229,8 @@ async fn sigkill_in_the_middle_of_retention_loses_and_duplicates_nothing() {
 }
 
 fn receipt_of(i: i64) -> fiscald::domain::Receipt {
-    common::domain_receipt(&format!("Товар {i}"), &format!("{}.{:02}", 10 + i / 100, i % 100))
+    common::domain_receipt(
+        &format!("Товар {i}"),
+        &format!("{}.{:02}", 10 + i / 100, i % 100),
+    )
 }

@@ -228,7 +228,8 @@ pub fn check(
         busy_timeout: Duration::from_millis(c.journal.busy_timeout_ms),
         retain_days: u32::try_from(c.journal.retain_days).ok()?,
         archive_dir: if c.journal.archive_dir.trim().is_empty() {
-            crate::journal::RetentionPolicy::beside(std::path::Path::new(&c.journal.path)).archive_dir
+            crate::journal::RetentionPolicy::beside(std::path::Path::new(&c.journal.path))
+                .archive_dir
         } else {
             PathBuf::from(c.journal.archive_dir.trim())
         },
