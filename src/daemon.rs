@@ -44,6 +44,8 @@ pub struct Daemon {
     worker: Option<Worker>,
     devices: Option<Arc<Devices>>,
     device_worker: Option<DeviceWorker>,
+    retention: JoinHandle<()>,
+    retention_stop: Arc<tokio::sync::Notify>,
     box_worker: Option<crate::fiscalbox::worker::BoxWorker>,
 }
 
@@ -54,6 +56,8 @@ impl Daemon {
         let journal = tokio::task::spawn_blocking(move || Journal::open(options, journal_clock))
             .await
             .map_err(|e| JournalError::Unavailable(e.to_string()))??;
+        let retention_stop = Arc::new(tokio::sync::Notify::new());
+        let retention = spawn_retention(journal.clone(), clock.clone(), retention_stop.clone());
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -169,6 +173,8 @@ impl Daemon {
             worker,
             devices,
             device_worker,
+            retention,
+            retention_stop,
             box_worker: fiscalbox.map(|(_, worker, _)| worker),
         })
     }
@@ -206,11 +212,45 @@ impl Daemon {
         if let Some(devices) = self.devices.take() {
             let _ = tokio::task::spawn_blocking(move || devices.stop()).await;
         }
+        self.journal.stop_retention();
+        self.retention_stop.notify_one();
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.retention)
+            .await
+            .is_err()
+        {
+            // Safe at any point: the next start finishes the chunk.
+            self.retention.abort();
+        }
         let journal = self.journal.clone();
         let _ = tokio::task::spawn_blocking(move || journal.close()).await;
         tracing::info!("fiscald stopped; journal flushed");
         served
     }
+}
+
+/// How long after start the first retention run begins, and how often it
+/// runs after that.
+pub const RETENTION_FIRST_RUN: Duration = Duration::from_secs(1);
+pub const RETENTION_EVERY: Duration = Duration::from_secs(6 * 3600);
+
+/// Archive receipts due for it, shortly after start (which also finishes a
+/// run a crash interrupted) and then every few hours.
+fn spawn_retention(
+    journal: Journal,
+    clock: Arc<dyn Clock>,
+    stop: Arc<tokio::sync::Notify>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut wait = RETENTION_FIRST_RUN;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.notified() => return,
+            }
+            journal.run_retention(clock.now()).await;
+            wait = RETENTION_EVERY;
+        }
+    })
 }
 
 /// Run as a service until SIGTERM or SIGINT: readiness and watchdog for systemd.

@@ -208,7 +208,7 @@ pub async fn collect(app: &AppState) -> StatusReport {
                 .iter()
                 .map(|(state, n)| Count {
                     key: "receipts".into(),
-                    state: state.clone(),
+                    state: state.code().to_string(),
                     count: *n,
                 })
                 .collect(),

@@ -165,6 +165,30 @@ mod tests {
     }
 
     #[test]
+    fn journal_retention_and_wal_keys() {
+        let s = load_str(GOOD).unwrap();
+        assert_eq!(s.retain_days, crate::journal::DEFAULT_RETAIN_DAYS);
+        assert_eq!(s.wal_limit_bytes, 64 * 1024 * 1024);
+        assert_eq!(
+            s.archive_dir,
+            std::path::Path::new("/var/lib/fiscald/archive")
+        );
+        let s = load_str(&format!(
+            "{GOOD}\n[journal]\nretain_days = 0\narchive_dir = \"/srv/archive\"\nwal_limit_mb = 16\n"
+        ))
+        .unwrap();
+        assert_eq!((s.retain_days, s.wal_limit_bytes), (0, 16 * 1024 * 1024));
+        assert_eq!(s.archive_dir, std::path::Path::new("/srv/archive"));
+        let problems = load_str(&format!(
+            "{GOOD}\n[journal]\nretain_days = 7\nwal_limit_mb = 1\n"
+        ))
+        .unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["journal.retain_days", "journal.wal_limit_mb"]);
+        assert!(problems.iter().all(|p| p.line.is_some()), "{problems:?}");
+    }
+
+    #[test]
     fn syntax_errors_carry_a_line() {
         let problems = load_str("[till]\npin = \"1234\n").unwrap_err();
         assert_eq!(problems[0].line, Some(2));

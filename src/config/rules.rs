@@ -88,6 +88,18 @@ pub fn check(
         10..=600_000,
         &mut bad,
     );
+    if c.journal.retain_days != 0 && !(30..=36_500).contains(&c.journal.retain_days) {
+        bad(
+            "journal.retain_days",
+            "must be 0 (never archive) or from 30 to 36500 days; the default 1857 (five years and a month) outlasts any dispute".into(),
+        );
+    }
+    check_range(
+        "journal.wal_limit_mb",
+        c.journal.wal_limit_mb,
+        4..=4096,
+        &mut bad,
+    );
     if !(c.till.pin.len() == 4 && c.till.pin.bytes().all(|b| b.is_ascii_digit())) {
         bad(
             "till.pin",
@@ -215,6 +227,14 @@ pub fn check(
         batch_max: usize::try_from(c.journal.batch_max).ok()?,
         journal_max_bytes: (c.journal.max_size_mb > 0).then(|| c.journal.max_size_mb * 1024 * 1024),
         busy_timeout: Duration::from_millis(c.journal.busy_timeout_ms),
+        retain_days: u32::try_from(c.journal.retain_days).ok()?,
+        archive_dir: if c.journal.archive_dir.trim().is_empty() {
+            crate::journal::RetentionPolicy::beside(std::path::Path::new(&c.journal.path))
+                .archive_dir
+        } else {
+            PathBuf::from(c.journal.archive_dir.trim())
+        },
+        wal_limit_bytes: c.journal.wal_limit_mb * 1024 * 1024,
         pin: c.till.pin.clone(),
         timezone: timezone?,
         profile: Profile {

@@ -181,6 +181,13 @@ pub struct JournalConfig {
     pub max_size_mb: u64,
     /// How long SQLite waits on a lock or a slow disk before giving up.
     pub busy_timeout_ms: u64,
+    /// Days a final (fiscalized or discarded) receipt stays in the journal
+    /// before it moves to the archive; 0 never archives.
+    pub retain_days: u64,
+    /// Where the monthly archive files go; empty: `archive/` beside `path`.
+    pub archive_dir: String,
+    /// The size the write-ahead log is kept under, MiB.
+    pub wal_limit_mb: u64,
 }
 
 impl Default for JournalConfig {
@@ -190,6 +197,9 @@ impl Default for JournalConfig {
             batch_max: 256,
             max_size_mb: 0,
             busy_timeout_ms: 5000,
+            retain_days: u64::from(crate::journal::DEFAULT_RETAIN_DAYS),
+            archive_dir: String::new(),
+            wal_limit_mb: crate::journal::wal::DEFAULT_WAL_LIMIT_BYTES / (1024 * 1024),
         }
     }
 }

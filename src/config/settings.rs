@@ -237,6 +237,12 @@ pub struct Settings {
     pub batch_max: usize,
     pub journal_max_bytes: Option<u64>,
     pub busy_timeout: Duration,
+    /// `[journal] retain_days`: 0 never archives.
+    pub retain_days: u32,
+    /// `[journal] archive_dir`, or `archive/` beside the journal.
+    pub archive_dir: PathBuf,
+    /// `[journal] wal_limit_mb`, in bytes.
+    pub wal_limit_bytes: u64,
     pub pin: String,
     pub timezone: Tz,
     pub profile: Profile,

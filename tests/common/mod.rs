@@ -141,6 +141,17 @@ pub fn receipt(name: &str, price: &str) -> Value {
     })
 }
 
+/// [`receipt`] as the API hands it to the journal: for journals built with
+/// `fiscald::journal::bulk` (retention, scale).
+pub fn domain_receipt(name: &str, price: &str) -> fiscald::domain::Receipt {
+    let draft = fiscald::api::native::parse_receipt(&receipt(name, price)).expect("parses");
+    let profile = config::load_str(config::DEMO_CONFIG)
+        .expect("demo config")
+        .profile;
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date");
+    fiscald::domain::validate(draft, &profile, date).expect("valid")
+}
+
 /// An Uzbek till (`demo-uz.toml`) fiscalizing through the FiscalBox at
 /// `box_url`, with short retries so outages heal in test time.
 pub fn uz_settings(dir: &std::path::Path, box_url: &str) -> Settings {

@@ -3,6 +3,7 @@
 //! "rule", "message"}]}}`. Field names match the domain model, so the domain's
 //! JSON pointers are its own field paths. See `api::dialect` for the seam.
 
+pub mod archive;
 pub mod devices;
 pub mod parse;
 pub mod render;
@@ -54,6 +55,7 @@ fn routes() -> Router<Arc<AppState>> {
         .route("/receipts", post(create_receipt).get(list_receipts))
         .route("/receipts/{id}", get(get_receipt))
         .route("/devices", get(devices::list))
+        .merge(archive::routes())
         .merge(operator)
         .merge(super::operations::routes())
         .fallback(not_found)
@@ -226,9 +228,15 @@ async fn health(State(app): Shared) -> Response {
             "path": app.journal.path().display().to_string(),
             "receipts": s.receipts,
             "last_number": s.last_number,
-            "by_state": s.by_state.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "by_state": s.by_state.iter().map(|(k, v)| (k.code().to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "schema_version": s.schema_version,
             "size_bytes": s.size_bytes,
+            "free_bytes": s.free_bytes,
+            "jobs": s.jobs,
+            "oldest_pending": s.oldest_pending,
+            "archived": s.archived,
+            "wal": s.wal,
+            "retention": app.journal.last_retention(),
             "writer": app.journal.commit_stats(),
         }),
         Err(e) => json!({"writable": writer.is_ok(), "error": e.to_string()}),
