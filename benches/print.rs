@@ -39,6 +39,7 @@ fn sample() -> Receipt {
             let price = Money(4_550 + 1_000 * i as i64);
             let qty = Quantity(1_000 + 250 * (i as i64 % 3));
             Item {
+                receipt_discount: Default::default(),
                 line: Line {
                     name: format!("{} №{}", names[i % names.len()], i + 1),
                     quantity: qty,
@@ -51,6 +52,9 @@ fn sample() -> Receipt {
                     class_code: None,
                     package_code: None,
                     marking: vec![],
+                    unit: Default::default(),
+                    discount: Default::default(),
+                    agent: None,
                 },
                 total: line_total(price, qty).expect("small numbers"),
             }
@@ -58,6 +62,8 @@ fn sample() -> Receipt {
         .collect();
     let total = Money(items.iter().map(|i| i.total.0).sum());
     Receipt {
+        discount: Default::default(),
+        original_date: None,
         kind: ReceiptKind::Sale,
         tax_system: TaxSystem::Common,
         currency: "RUB".into(),

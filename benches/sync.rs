@@ -30,10 +30,13 @@ const LATENCY_MS: u64 = 20;
 fn receipt(i: u64) -> Receipt {
     let price = Money(1000 + (i % 5000) as i64);
     Receipt {
+        discount: Default::default(),
+        original_date: None,
         kind: ReceiptKind::Sale,
         tax_system: TaxSystem::Common,
         currency: "RUB".into(),
         items: vec![Item {
+            receipt_discount: Default::default(),
             line: Line {
                 name: format!("Товар {i}"),
                 quantity: Quantity(1000),
@@ -45,6 +48,9 @@ fn receipt(i: u64) -> Receipt {
                 class_code: None,
                 package_code: None,
                 marking: vec![],
+                unit: Default::default(),
+                discount: Default::default(),
+                agent: None,
             },
             total: price,
         }],

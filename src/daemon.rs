@@ -98,6 +98,8 @@ impl Daemon {
             journal: journal.clone(),
             profile: settings.profile.clone(),
             timezone: settings.timezone.name().to_string(),
+            tz: settings.timezone,
+            clock: clock.clone(),
             max_body_bytes: settings.max_body_bytes,
             write_timeout: settings.write_timeout,
             started: Instant::now(),

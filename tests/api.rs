@@ -64,7 +64,7 @@ async fn repeat_with_same_key_returns_the_original_and_writes_nothing() {
     // Same receipt, other key order and spelling of the numbers: the same content.
     let same = json!({
         "payments": [{"amount": 150, "kind": "cash"}],
-        "items": [{"vat": 20, "price": "150", "quantity": "1.000", "name": "Кофе"}],
+        "items": [{"vat": 22, "price": "150", "quantity": "1.000", "name": "Кофе"}],
         "type": "sale"
     });
     let (s2, r2) = t.post(&same, Some("pos-7-order-1001")).await;
@@ -121,7 +121,7 @@ async fn three_broken_rules_are_all_reported_and_nothing_is_written() {
     let body = json!({
         "type": "sale",
         "items": [
-            {"name": "x".repeat(129), "quantity": 1, "price": "10.00", "vat": "20"},
+            {"name": "x".repeat(129), "quantity": 1, "price": "10.00", "vat": "22"},
             {"name": "Вода", "quantity": 2, "price": "30.00", "total": "50.00", "vat": "12"}
         ],
         "payments": [{"kind": "cash", "amount": "100.00"}]
@@ -298,7 +298,7 @@ async fn a_full_journal_answers_503_and_leaves_nothing_half_written() {
     // A 256 KiB cap stands in for a full disk: SQLite reports SQLITE_FULL either way.
     let t = TestDaemon::start_with(|s| s.journal_max_bytes = Some(256 * 1024)).await;
     let items: Vec<Value> = (0..200)
-        .map(|i| json!({"name": format!("{i:03} {}", "Товар с длинным названием ".repeat(4)), "quantity": 1, "price": "1.00", "vat": "20"}))
+        .map(|i| json!({"name": format!("{i:03} {}", "Товар с длинным названием ".repeat(4)), "quantity": 1, "price": "1.00", "vat": "22"}))
         .collect();
     let big =
         json!({"type": "sale", "items": items, "payments": [{"kind": "cash", "amount": "200.00"}]});

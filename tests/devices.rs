@@ -235,16 +235,16 @@ async fn unplug_case(command: u16, after_execute: bool) -> (usize, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unplugged_after_the_register_closed_the_check_the_receipt_is_not_registered_twice() {
-    // Close check (0x85) executed, its reply lost with the cable.
-    let (receipts, _) = unplug_case(0x85, true).await;
+    // Close check (0xFF45) executed, its reply lost with the cable.
+    let (receipts, _) = unplug_case(0xFF45, true).await;
     assert_eq!(receipts, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unplugged_mid_receipt_the_open_check_is_cancelled_and_the_receipt_registered_once() {
-    // Pulled while the sale line (0x80) was on the wire: the check is open
+    // Pulled while the sale line (0xFF46) was on the wire: the check is open
     // on the register when it comes back.
-    let (receipts, cancelled) = unplug_case(0x80, false).await;
+    let (receipts, cancelled) = unplug_case(0xFF46, false).await;
     assert_eq!(receipts, 2);
     assert_eq!(cancelled, 1, "the interrupted check was cancelled");
 }
@@ -265,7 +265,7 @@ async fn an_interrupted_receipt_is_not_overtaken_by_an_identical_one() {
     sim.register
         .set_faults(fiscald::sim::devices::register::RegisterFaults {
             unplug_at: Some(UnplugAt {
-                command: 0x85,
+                command: 0xFF45,
                 after_execute: false,
                 replug_after: Some(Duration::from_millis(150)),
             }),

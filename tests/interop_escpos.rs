@@ -120,6 +120,7 @@ fn python_escpos_talks_to_the_emulator() {
 
 fn item(name: &str, qty: i64, price: i64, vat: Vat) -> Item {
     Item {
+        receipt_discount: Default::default(),
         line: Line {
             name: name.into(),
             quantity: Quantity(qty),
@@ -131,6 +132,9 @@ fn item(name: &str, qty: i64, price: i64, vat: Vat) -> Item {
             class_code: None,
             package_code: None,
             marking: vec![],
+            unit: Default::default(),
+            discount: Default::default(),
+            agent: None,
         },
         total: line_total(Money(price), Quantity(qty)).unwrap(),
     }
@@ -145,6 +149,8 @@ fn sample_receipt() -> Receipt {
     ];
     let total = Money(items.iter().map(|i| i.total.0).sum());
     Receipt {
+        discount: Default::default(),
+        original_date: None,
         kind: ReceiptKind::Sale,
         tax_system: TaxSystem::Common,
         currency: "RUB".into(),

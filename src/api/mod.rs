@@ -33,6 +33,10 @@ pub struct AppState {
     pub journal: Journal,
     pub profile: Profile,
     pub timezone: String,
+    /// The till's time zone: a receipt's date (for the date-dependent VAT
+    /// rules) is the till's local date.
+    pub tz: chrono_tz::Tz,
+    pub clock: Arc<dyn crate::clock::Clock>,
     pub max_body_bytes: usize,
     pub write_timeout: Duration,
     pub started: Instant,
@@ -76,7 +80,8 @@ async fn create_receipt(
     let caller_key = caller_key(&headers)?;
     let json = body::read_json(&headers, body, app.max_body_bytes).await?;
     let draft = native::parse_receipt(&json).map_err(ApiError::invalid_receipt)?;
-    let receipt = validate(draft, &app.profile).map_err(ApiError::invalid_receipt)?;
+    let today = app.clock.now().with_timezone(&app.tz).date_naive();
+    let receipt = validate(draft, &app.profile, today).map_err(ApiError::invalid_receipt)?;
     let new = NewReceipt {
         source: Source::Native,
         caller_key,

@@ -8,7 +8,7 @@
 //! and returned as decimal strings: `"150.00"`, `"1.500"`.
 
 use crate::domain::{
-    Buyer, CalculationMethod, Cashier, Draft, DraftItem, Line, Money, Payment, PaymentKind,
+    Agent, AgentKind, Unit, Buyer, CalculationMethod, Cashier, Draft, DraftItem, Line, Money, Payment, PaymentKind,
     PaymentSubject, Quantity, ReceiptKind, TaxSystem, Vat, Violation, money::DecimalError,
 };
 use crate::journal::{Event, StoredReceipt};
@@ -38,6 +38,8 @@ const RECEIPT_FIELDS: &[&str] = &[
     "total",
     "cashier",
     "buyer",
+    "discount",
+    "original_date",
 ];
 const ITEM_FIELDS: &[&str] = &[
     "name",
@@ -51,7 +53,11 @@ const ITEM_FIELDS: &[&str] = &[
     "class_code",
     "package_code",
     "marking",
+    "unit",
+    "discount",
+    "agent",
 ];
+const AGENT_FIELDS: &[&str] = &["kind", "supplier_name", "supplier_inn", "supplier_phone"];
 
 impl Parser {
     fn err(&mut self, path: &str, rule: &'static str, message: impl Into<String>) {
@@ -183,6 +189,9 @@ impl Parser {
             .and_then(|v| self.payments(v));
         let cashier = Self::optional(map, "cashier").map(|v| self.cashier(v));
         let buyer = Self::optional(map, "buyer").map(|v| self.buyer(v));
+        let discount =
+            Self::optional(map, "discount").map(|v| self.decimal(v, "/discount", Money::parse));
+        let original_date = Self::optional(map, "original_date").map(|v| self.date(v));
         Some(Draft {
             kind: kind?,
             tax_system: tax_system.map(|t| t.ok_or(())).transpose().ok()?,
@@ -192,6 +201,47 @@ impl Parser {
             total: total.map(|t| t.ok_or(())).transpose().ok()?,
             cashier: cashier.map(|t| t.ok_or(())).transpose().ok()?,
             buyer: buyer.map(|t| t.ok_or(())).transpose().ok()?,
+            discount: discount.map(|t| t.ok_or(())).transpose().ok()?,
+            original_date: original_date.map(|t| t.ok_or(())).transpose().ok()?,
+        })
+    }
+
+    fn date(&mut self, v: &Value) -> Option<chrono::NaiveDate> {
+        let text = self.string(v, "/original_date")?;
+        let date = chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok();
+        if date.is_none() {
+            self.err(
+                "/original_date",
+                "date",
+                format!("{text:?} is not a date such as 2025-12-20"),
+            );
+        }
+        date
+    }
+
+    fn agent(&mut self, v: &Value, path: &str) -> Option<Agent> {
+        let map = self.object(v, path, AGENT_FIELDS)?;
+        let kind = self.required(map, path, "kind").and_then(|v| {
+            self.code(
+                v,
+                &format!("{path}/kind"),
+                AgentKind::from_code,
+                AgentKind::codes,
+            )
+        });
+        let name = self
+            .required(map, path, "supplier_name")
+            .and_then(|v| self.string(v, &format!("{path}/supplier_name")));
+        let inn = self
+            .required(map, path, "supplier_inn")
+            .and_then(|v| self.string(v, &format!("{path}/supplier_inn")));
+        let phone = Self::optional(map, "supplier_phone")
+            .map(|v| self.string(v, &format!("{path}/supplier_phone")));
+        Some(Agent {
+            kind: kind?,
+            supplier_name: name?,
+            supplier_inn: inn?,
+            supplier_phone: phone.map(|t| t.ok_or(())).transpose().ok()?,
         })
     }
 
@@ -244,6 +294,15 @@ impl Parser {
             ),
             None => Some(CalculationMethod::FullPay),
         };
+        let unit = match Self::optional(map, "unit") {
+            Some(v) => self.code(v, &at("unit"), Unit::from_code, Unit::codes),
+            None => Some(Unit::Piece),
+        };
+        let discount = match Self::optional(map, "discount") {
+            Some(v) => self.decimal(v, &at("discount"), Money::parse),
+            None => Some(Money::ZERO),
+        };
+        let agent = Self::optional(map, "agent").map(|v| self.agent(v, &at("agent")));
         let mut text = |key: &str| Self::optional(map, key).map(|v| self.string(v, &at(key)));
         let barcode = text("barcode");
         let class_code = text("class_code");
@@ -278,6 +337,9 @@ impl Parser {
                 class_code: class_code.map(|t| t.ok_or(())).transpose().ok()?,
                 package_code: package_code.map(|t| t.ok_or(())).transpose().ok()?,
                 marking: marking?,
+                unit: unit?,
+                discount: discount?,
+                agent: agent.map(|t| t.ok_or(())).transpose().ok()?,
             },
             total: total.map(|t| t.ok_or(())).transpose().ok()?,
         })
@@ -331,12 +393,18 @@ impl Parser {
     }
 
     fn buyer(&mut self, v: &Value) -> Option<Buyer> {
-        let map = self.object(v, "/buyer", &["email", "phone"])?;
-        let email = Self::optional(map, "email").map(|v| self.string(v, "/buyer/email"));
-        let phone = Self::optional(map, "phone").map(|v| self.string(v, "/buyer/phone"));
+        let map = self.object(v, "/buyer", &["email", "phone", "name", "inn"])?;
+        let mut text =
+            |key: &str| Self::optional(map, key).map(|v| self.string(v, &format!("/buyer/{key}")));
+        let email = text("email");
+        let phone = text("phone");
+        let name = text("name");
+        let inn = text("inn");
         Some(Buyer {
             email: email.map(|t| t.ok_or(())).transpose().ok()?,
             phone: phone.map(|t| t.ok_or(())).transpose().ok()?,
+            name: name.map(|t| t.ok_or(())).transpose().ok()?,
+            inn: inn.map(|t| t.ok_or(())).transpose().ok()?,
         })
     }
 }
@@ -385,6 +453,24 @@ pub fn render(r: &StoredReceipt) -> Value {
             if !l.marking.is_empty() {
                 obj.insert("marking".into(), json!(l.marking));
             }
+            if l.unit != Unit::Piece {
+                obj.insert("unit".into(), json!(l.unit.code()));
+            }
+            if !l.discount.is_zero() {
+                obj.insert("discount".into(), json!(l.discount.to_decimal()));
+            }
+            if !item.receipt_discount.is_zero() {
+                obj.insert(
+                    "receipt_discount".into(),
+                    json!(item.receipt_discount.to_decimal()),
+                );
+            }
+            if let Some(a) = &l.agent {
+                obj.insert(
+                    "agent".into(),
+                    serde_json::to_value(a).expect("agent serializes"),
+                );
+            }
             v
         })
         .collect();
@@ -426,6 +512,12 @@ pub fn render(r: &StoredReceipt) -> Value {
             "buyer".into(),
             serde_json::to_value(b).expect("buyer serializes"),
         );
+    }
+    if !receipt.discount.is_zero() {
+        obj.insert("discount".into(), json!(receipt.discount.to_decimal()));
+    }
+    if let Some(d) = receipt.original_date {
+        obj.insert("original_date".into(), json!(d.to_string()));
     }
     if let Some(f) = &r.fiscal {
         obj.insert(

@@ -41,6 +41,11 @@ impl Money {
         self.0
     }
 
+    /// For `skip_serializing_if`: zero amounts are left out of stored JSON.
+    pub fn is_zero(&self) -> bool {
+        self.0 == 0
+    }
+
     /// Parse a decimal such as `150`, `150.5`, `-3.00` (at most two decimals).
     pub fn parse(text: &str) -> Result<Money, DecimalError> {
         parse_scaled(text, MONEY_SCALE).map(Money)

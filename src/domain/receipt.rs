@@ -6,6 +6,7 @@
 //! units and thousandths); API replies render it through `domain::money`.
 
 use super::money::{Money, Quantity};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 /// Declares a closed set of codes, each with its wire spelling in the native
@@ -86,17 +87,57 @@ code_enum!(
 );
 
 code_enum!(
-    /// Fiscal tag 1212: what is being sold.
+    /// Fiscal tag 1212: what is being sold. The full list of FFD 1.2
+    /// (values 1–27 and 30–33, see [`PaymentSubject::tag_value`]).
     PaymentSubject {
         Commodity = "commodity",
         Excise = "excise",
         Job = "job",
         Service = "service",
+        GamblingBet = "gambling_bet",
+        GamblingPrize = "gambling_prize",
+        Lottery = "lottery",
+        LotteryPrize = "lottery_prize",
+        IntellectualActivity = "intellectual_activity",
         Payment = "payment",
         AgentCommission = "agent_commission",
+        PayOut = "pay_out",
         Another = "another",
+        PropertyRight = "property_right",
+        NonOperatingGain = "non_operating_gain",
+        OtherContributions = "other_contributions",
+        TradeFee = "trade_fee",
+        ResortFee = "resort_fee",
+        Pledge = "pledge",
+        Expense = "expense",
+        PensionInsuranceIp = "pension_insurance_ip",
+        PensionInsurance = "pension_insurance",
+        MedicalInsuranceIp = "medical_insurance_ip",
+        MedicalInsurance = "medical_insurance",
+        SocialInsurance = "social_insurance",
+        CasinoPayment = "casino_payment",
+        CashIssue = "cash_issue",
+        ExciseUnmarked = "excise_unmarked",
+        ExciseMarked = "excise_marked",
+        CommodityUnmarked = "commodity_unmarked",
+        CommodityMarked = "commodity_marked",
     }
 );
+
+impl PaymentSubject {
+    /// The value of tag 1212: FFD 1.2 table "Значения реквизита «признак
+    /// предмета расчета» (тег 1212)" — 1 товар … 27 выдача денежных средств,
+    /// 30 АТНМ, 31 АТМ, 32 ТНМ, 33 ТМ (30–33 for goods subject to marking;
+    /// see also shared/spec/shtrih-m-ffd12.md §1.2). The variants above are in
+    /// table order, so the value follows from the position.
+    pub fn tag_value(self) -> u8 {
+        let i = Self::ALL
+            .iter()
+            .position(|&s| s == self)
+            .expect("a variant is in ALL") as u8;
+        if i < 27 { i + 1 } else { i + 3 }
+    }
+}
 
 code_enum!(
     /// Fiscal tag 1214: how the line is settled.
@@ -110,6 +151,212 @@ code_enum!(
         CreditPayment = "credit_payment",
     }
 );
+
+impl CalculationMethod {
+    /// The value of tag 1214 (FFD table: 1 предоплата 100 % … 7 оплата
+    /// кредита; `shared/spec/shtrih-m-ffd12.md` §1.2, J `TLVTags.addList1214`).
+    pub fn tag_value(self) -> u8 {
+        match self {
+            CalculationMethod::FullPrepay => 1,
+            CalculationMethod::PartialPrepay => 2,
+            CalculationMethod::Advance => 3,
+            CalculationMethod::FullPay => 4,
+            CalculationMethod::PartialPayAndCredit => 5,
+            CalculationMethod::CreditTransfer => 6,
+            CalculationMethod::CreditPayment => 7,
+        }
+    }
+
+    /// A prepayment or an advance: the goods are not handed over yet, so the
+    /// line takes a calculated VAT rate (NK RF art. 164 p. 4).
+    pub fn is_prepayment(self) -> bool {
+        matches!(
+            self,
+            CalculationMethod::FullPrepay
+                | CalculationMethod::PartialPrepay
+                | CalculationMethod::Advance
+        )
+    }
+}
+
+impl Vat {
+    /// A calculated rate (`22/122` and friends), used for prepayments.
+    pub fn is_calculated(self) -> bool {
+        matches!(
+            self,
+            Vat::Vat105 | Vat::Vat107 | Vat::Vat110 | Vat::Vat120 | Vat::Vat122
+        )
+    }
+
+    /// The rate in hundredths of a percent and whether it is calculated
+    /// (`rate / (100 + rate)`); `None` for "no VAT".
+    pub fn rate_bp(self) -> Option<(i64, bool)> {
+        Some(match self {
+            Vat::None => return None,
+            Vat::Vat0 => (0, false),
+            Vat::Vat5 => (500, false),
+            Vat::Vat7 => (700, false),
+            Vat::Vat10 => (1000, false),
+            Vat::Vat12 => (1200, false),
+            Vat::Vat20 => (2000, false),
+            Vat::Vat22 => (2200, false),
+            Vat::Vat105 => (500, true),
+            Vat::Vat107 => (700, true),
+            Vat::Vat110 => (1000, true),
+            Vat::Vat120 => (2000, true),
+            Vat::Vat122 => (2200, true),
+        })
+    }
+
+    /// The VAT contained in `amount` at this rate, rounded half away from
+    /// zero; `None` for "no VAT". Checked: never overflows.
+    pub fn tax_in(self, amount: Money) -> Option<Money> {
+        let (bp, _) = self.rate_bp()?;
+        let a = i128::from(amount.0);
+        let den = 10_000 + i128::from(bp);
+        let num = a * i128::from(bp);
+        Some(Money(((num + den / 2) / den) as i64))
+    }
+}
+
+code_enum!(
+    /// Fiscal tag 2108: the unit the quantity is measured in.
+    Unit {
+        Piece = "piece",
+        Gram = "g",
+        Kilogram = "kg",
+        Ton = "t",
+        Centimeter = "cm",
+        Decimeter = "dm",
+        Meter = "m",
+        SquareCentimeter = "cm2",
+        SquareDecimeter = "dm2",
+        SquareMeter = "m2",
+        Milliliter = "ml",
+        Liter = "l",
+        CubicMeter = "m3",
+        KilowattHour = "kwh",
+        Gigacalorie = "gcal",
+        Day = "day",
+        Hour = "hour",
+        Minute = "min",
+        Second = "s",
+        Kilobyte = "kb",
+        Megabyte = "mb",
+        Gigabyte = "gb",
+        Terabyte = "tb",
+        Other = "other",
+    }
+);
+
+impl Default for Unit {
+    fn default() -> Unit {
+        Unit::Piece
+    }
+}
+
+impl Unit {
+    /// The value of tag 2108 (FFD 1.2 table "мера количества"; J
+    /// `TLVTags.addList2108`, `shared/spec/shtrih-m-ffd12.md` §3.4).
+    pub fn tag_value(self) -> u8 {
+        match self {
+            Unit::Piece => 0,
+            Unit::Gram => 10,
+            Unit::Kilogram => 11,
+            Unit::Ton => 12,
+            Unit::Centimeter => 20,
+            Unit::Decimeter => 21,
+            Unit::Meter => 22,
+            Unit::SquareCentimeter => 30,
+            Unit::SquareDecimeter => 31,
+            Unit::SquareMeter => 32,
+            Unit::Milliliter => 40,
+            Unit::Liter => 41,
+            Unit::CubicMeter => 42,
+            Unit::KilowattHour => 50,
+            Unit::Gigacalorie => 51,
+            Unit::Day => 70,
+            Unit::Hour => 71,
+            Unit::Minute => 72,
+            Unit::Second => 73,
+            Unit::Kilobyte => 80,
+            Unit::Megabyte => 81,
+            Unit::Gigabyte => 82,
+            Unit::Terabyte => 83,
+            Unit::Other => 255,
+        }
+    }
+
+    /// As printed after the quantity (FFD short names).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Unit::Piece => "шт",
+            Unit::Gram => "г",
+            Unit::Kilogram => "кг",
+            Unit::Ton => "т",
+            Unit::Centimeter => "см",
+            Unit::Decimeter => "дм",
+            Unit::Meter => "м",
+            Unit::SquareCentimeter => "кв.см",
+            Unit::SquareDecimeter => "кв.дм",
+            Unit::SquareMeter => "кв.м",
+            Unit::Milliliter => "мл",
+            Unit::Liter => "л",
+            Unit::CubicMeter => "куб.м",
+            Unit::KilowattHour => "кВт*ч",
+            Unit::Gigacalorie => "Гкал",
+            Unit::Day => "сутки",
+            Unit::Hour => "час",
+            Unit::Minute => "мин",
+            Unit::Second => "с",
+            Unit::Kilobyte => "Кбайт",
+            Unit::Megabyte => "Мбайт",
+            Unit::Gigabyte => "Гбайт",
+            Unit::Terabyte => "Тбайт",
+            Unit::Other => "",
+        }
+    }
+}
+
+code_enum!(
+    /// Fiscal tags 1057 (receipt) and 1222 (line): the kind of agent the
+    /// seller acts as. One kind per line; the receipt's 1057 is the union.
+    AgentKind {
+        BankPayingAgent = "bank_paying_agent",
+        BankPayingSubagent = "bank_paying_subagent",
+        PayingAgent = "paying_agent",
+        PayingSubagent = "paying_subagent",
+        Attorney = "attorney",
+        CommissionAgent = "commission_agent",
+        Agent = "agent",
+    }
+);
+
+impl AgentKind {
+    /// The bit of tags 1057/1222: bit 0 банковский платёжный агент … bit 6
+    /// агент (FFD table; J, `shared/spec/shtrih-m-ffd12.md` §3.4).
+    pub fn bit(self) -> u8 {
+        1 << Self::ALL
+            .iter()
+            .position(|&k| k == self)
+            .expect("a variant is in ALL")
+    }
+}
+
+/// The agent and the supplier of a line sold on someone else's behalf
+/// (tags 1222, 1224 {1225, 1171}, 1226).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// Tag 1222.
+    pub kind: AgentKind,
+    /// Tag 1225: the supplier's name.
+    pub supplier_name: String,
+    /// Tag 1226: the supplier's INN (10 or 12 digits).
+    pub supplier_inn: String,
+    /// Tag 1171: the supplier's phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supplier_phone: Option<String>,
+}
 
 code_enum!(
     /// How the buyer paid.
@@ -226,6 +473,19 @@ pub struct Line {
     /// Marking codes (Chestny ZNAK and the like), one per marked unit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marking: Vec<String>,
+    /// Tag 2108 (journal rows from before it was kept read as pieces).
+    #[serde(default, skip_serializing_if = "is_piece")]
+    pub unit: Unit,
+    /// The line's own discount, off price × quantity.
+    #[serde(default, skip_serializing_if = "Money::is_zero")]
+    pub discount: Money,
+    /// Sold as an agent for a supplier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
+}
+
+fn is_piece(u: &Unit) -> bool {
+    *u == Unit::Piece
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,7 +498,24 @@ pub struct DraftItem {
 pub struct Item {
     #[serde(flatten)]
     pub line: Line,
+    /// What the buyer pays for the line: price × quantity minus the line's
+    /// discount and its share of the receipt's discount (tag 1043).
     pub total: Money,
+    /// This line's share of the receipt-level discount.
+    #[serde(default, skip_serializing_if = "Money::is_zero")]
+    pub receipt_discount: Money,
+}
+
+impl Item {
+    /// Price × quantity before any discount.
+    pub fn gross(&self) -> Money {
+        Money(self.total.0 + self.line.discount.0 + self.receipt_discount.0)
+    }
+
+    /// Every discount on the line.
+    pub fn discount(&self) -> Money {
+        Money(self.line.discount.0 + self.receipt_discount.0)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,13 +531,25 @@ pub struct Cashier {
     pub inn: Option<String>,
 }
 
-/// Where the electronic copy of the receipt goes (fiscal tag 1008).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The buyer: where the electronic copy goes (fiscal tag 1008: email or
+/// phone) and who they are (1227 name, 1228 INN).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Buyer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inn: Option<String>,
+}
+
+impl Buyer {
+    /// Tag 1008: the email when given, else the phone.
+    pub fn contact(&self) -> Option<&str> {
+        self.email.as_deref().or(self.phone.as_deref())
+    }
 }
 
 /// A receipt as a dialect parsed it, before arithmetic and rules.
@@ -274,6 +563,10 @@ pub struct Draft {
     pub total: Option<Money>,
     pub cashier: Option<Cashier>,
     pub buyer: Option<Buyer>,
+    /// A discount on the whole receipt, spread over the lines.
+    pub discount: Option<Money>,
+    /// On a return or a settlement: the date of the operation it refers to.
+    pub original_date: Option<NaiveDate>,
 }
 
 /// A validated receipt: every total present and consistent.
@@ -291,9 +584,41 @@ pub struct Receipt {
     pub cashier: Option<Cashier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buyer: Option<Buyer>,
+    /// The receipt-level discount (already in the lines' totals).
+    #[serde(default, skip_serializing_if = "Money::is_zero")]
+    pub discount: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_date: Option<NaiveDate>,
 }
 
 impl Receipt {
+    /// Tag 1057: every agent kind the lines are sold under; `None` when no
+    /// line is an agent's.
+    pub fn agent_kinds(&self) -> Option<u8> {
+        let bits = self
+            .items
+            .iter()
+            .filter_map(|i| i.line.agent.as_ref())
+            .fold(0u8, |acc, a| acc | a.kind.bit());
+        (bits != 0).then_some(bits)
+    }
+
+    /// Turnover per VAT rate, in the order rates first appear: (rate, sum of
+    /// line totals, VAT in it). "No VAT" has no VAT amount.
+    pub fn vat_breakdown(&self) -> Vec<(Vat, Money, Option<Money>)> {
+        let mut out: Vec<(Vat, Money, Option<Money>)> = Vec::new();
+        for i in &self.items {
+            match out.iter_mut().find(|(v, ..)| *v == i.line.vat) {
+                Some((_, sum, _)) => sum.0 += i.total.0,
+                None => out.push((i.line.vat, i.total, None)),
+            }
+        }
+        for (v, sum, tax) in &mut out {
+            *tax = v.tax_in(*sum);
+        }
+        out
+    }
+
     /// A stable fingerprint of the receipt's content: two requests that mean the
     /// same receipt (whatever their whitespace or key order) share it. Used to
     /// tell a caller's harmless repeat from a conflicting reuse of its key.

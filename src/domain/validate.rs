@@ -5,7 +5,11 @@
 //! Pure: no clock, no I/O. One run reports every broken rule.
 
 use super::money::{self, MAX_MONEY_MINOR, MAX_QUANTITY_MILLI, Money};
-use super::receipt::{Buyer, Cashier, Country, Draft, Item, PaymentKind, Receipt, TaxSystem};
+use super::receipt::{
+    Agent, Buyer, CalculationMethod, Cashier, Country, Draft, Item, Line, Payment, PaymentKind,
+    Receipt, ReceiptKind, TaxSystem, Vat,
+};
+use chrono::NaiveDate;
 use serde::Serialize;
 
 /// The longest item name a fiscal register prints (fiscal tag 1030).
@@ -15,6 +19,8 @@ pub const MAX_CASHIER_CHARS: usize = 64;
 pub const MAX_CODE_CHARS: usize = 150;
 pub const MAX_MARKING_CHARS: usize = 256;
 pub const MAX_CONTACT_CHARS: usize = 64;
+/// Tags 1225 and 1227 (supplier and buyer names).
+pub const MAX_PARTY_NAME_CHARS: usize = 256;
 
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -45,7 +51,13 @@ pub struct Profile {
     pub default_tax_system: TaxSystem,
 }
 
-pub fn validate(draft: Draft, profile: &Profile) -> Result<Receipt, Vec<Violation>> {
+/// Validates `draft` as accepted on `today` (the till's local date: the 2026
+/// VAT rule depends on it).
+pub fn validate(
+    draft: Draft,
+    profile: &Profile,
+    today: NaiveDate,
+) -> Result<Receipt, Vec<Violation>> {
     let mut v = Vec::new();
 
     if let Some(currency) = &draft.currency
@@ -79,84 +91,46 @@ pub fn validate(draft: Draft, profile: &Profile) -> Result<Receipt, Vec<Violatio
         ));
     }
 
-    let mut items = Vec::with_capacity(draft.items.len());
+    // Lines: price × quantity − the line's discount, every step checked.
+    let mut nets: Vec<(Line, Money)> = Vec::with_capacity(draft.items.len());
     let mut sum = Some(Money::ZERO);
     for (i, d) in draft.items.into_iter().enumerate() {
         let p = |field: &str| format!("/items/{i}/{field}");
         let line = d.line;
-        let chars = line.name.chars().count();
-        if line.name.trim().is_empty() {
-            v.push(Violation::new(
-                p("name"),
-                "not_empty",
-                "item name must not be empty",
-            ));
-        } else if chars > MAX_NAME_CHARS {
-            v.push(Violation::new(
-                p("name"),
-                "max_length",
-                format!("item name may be at most {MAX_NAME_CHARS} characters, got {chars}"),
-            ));
-        }
-        if line.quantity.0 <= 0 {
-            v.push(Violation::new(
-                p("quantity"),
-                "positive",
-                "quantity must be greater than 0",
-            ));
-        } else if line.quantity.0 > MAX_QUANTITY_MILLI {
-            v.push(Violation::new(
-                p("quantity"),
-                "max",
-                format!(
-                    "quantity may be at most {}",
-                    money::Quantity(MAX_QUANTITY_MILLI)
-                ),
-            ));
-        }
-        check_amount(&mut v, &p("price"), line.price);
-        if !profile.country.allowed_vat().contains(&line.vat) {
-            let allowed: Vec<_> = profile
-                .country
-                .allowed_vat()
-                .iter()
-                .map(|v| v.code())
-                .collect();
-            v.push(Violation::new(
-                p("vat"),
-                "allowed_for_country",
-                format!(
-                    "VAT {} is not used in country {}; allowed: {}",
-                    line.vat,
-                    profile.country,
-                    allowed.join(", ")
-                ),
-            ));
-        }
-        for (field, value) in [
-            ("barcode", &line.barcode),
-            ("class_code", &line.class_code),
-            ("package_code", &line.package_code),
-        ] {
-            if let Some(value) = value {
-                check_text(&mut v, &p(field), value, MAX_CODE_CHARS);
-            }
-        }
-        for (m, code) in line.marking.iter().enumerate() {
-            check_text(
-                &mut v,
-                &format!("/items/{i}/marking/{m}"),
-                code,
-                MAX_MARKING_CHARS,
-            );
-        }
-
-        let computed = if line.quantity.0 > 0 && (0..=MAX_MONEY_MINOR).contains(&line.price.0) {
+        check_line(&mut v, i, &line, profile);
+        let inputs_ok = line.quantity.0 > 0
+            && (0..=MAX_MONEY_MINOR).contains(&line.price.0)
+            && (0..=MAX_MONEY_MINOR).contains(&line.discount.0);
+        let gross = if inputs_ok {
             money::line_total(line.price, line.quantity)
         } else {
             None
         };
-        let total = match (d.total, computed) {
+        if inputs_ok && gross.is_none() {
+            // Also when the POS gave a total: a line whose price × quantity
+            // does not fit is refused, never trusted.
+            v.push(Violation::new(
+                p("total"),
+                "overflow",
+                format!("price × quantity is larger than {}", Money(MAX_MONEY_MINOR)),
+            ));
+        }
+        let expected = match gross {
+            Some(g) if line.discount > g => {
+                v.push(Violation::new(
+                    p("discount"),
+                    "discount_within_line",
+                    format!(
+                        "the line's discount {} is more than price × quantity = {g}",
+                        line.discount
+                    ),
+                ));
+                None
+            }
+            Some(g) => Some(Money(g.0 - line.discount.0)),
+            None => None,
+        };
+        let net = match (d.total, expected) {
             (Some(given), _) if given.0 < 0 => {
                 v.push(Violation::new(
                     p("total"),
@@ -166,11 +140,16 @@ pub fn validate(draft: Draft, profile: &Profile) -> Result<Receipt, Vec<Violatio
                 given
             }
             (Some(given), Some(expected)) if given != expected => {
+                let less = if line.discount.is_zero() {
+                    String::new()
+                } else {
+                    format!(" − discount {}", line.discount)
+                };
                 v.push(Violation::new(
                     p("total"),
                     "line_total",
                     format!(
-                        "line total {given} is not price × quantity = {} × {} = {expected} (rounded to the minor unit)",
+                        "line total {given} is not price × quantity{less} = {} × {}{less} = {expected} (rounded to the minor unit)",
                         line.price, line.quantity
                     ),
                 ));
@@ -178,23 +157,20 @@ pub fn validate(draft: Draft, profile: &Profile) -> Result<Receipt, Vec<Violatio
             }
             (Some(given), _) => given,
             (None, Some(expected)) => expected,
-            (None, None) => {
-                if line.quantity.0 > 0 && (0..=MAX_MONEY_MINOR).contains(&line.price.0) {
-                    v.push(Violation::new(
-                        p("total"),
-                        "overflow",
-                        format!("price × quantity is larger than {}", Money(MAX_MONEY_MINOR)),
-                    ));
-                }
-                Money::ZERO
-            }
+            (None, None) => Money::ZERO,
         };
-        sum = sum.and_then(|s| s.checked_add(total));
-        items.push(Item { line, total });
+        sum = sum.and_then(|s| s.checked_add(net));
+        nets.push((line, net));
     }
 
-    let total = match (sum, draft.total) {
-        (None, _) => {
+    // The receipt's discount, spread over the lines in proportion to what
+    // each costs (largest remainder, so the shares add up exactly).
+    let discount = draft.discount.unwrap_or(Money::ZERO);
+    if draft.discount.is_some() {
+        check_amount(&mut v, "/discount", discount);
+    }
+    let (total, shares) = match sum {
+        None => {
             v.push(Violation::new(
                 "/total",
                 "overflow",
@@ -203,18 +179,52 @@ pub fn validate(draft: Draft, profile: &Profile) -> Result<Receipt, Vec<Violatio
                     Money(MAX_MONEY_MINOR)
                 ),
             ));
-            Money::ZERO
+            (Money::ZERO, vec![Money::ZERO; nets.len()])
         }
-        (Some(sum), Some(given)) if given != sum => {
+        Some(sum) if discount > sum => {
             v.push(Violation::new(
-                "/total",
-                "receipt_total",
-                format!("receipt total {given} is not the sum of the line totals {sum}"),
+                "/discount",
+                "discount_within_total",
+                format!("the receipt's discount {discount} is more than the sum of the lines {sum}"),
             ));
-            sum
+            (sum, vec![Money::ZERO; nets.len()])
         }
-        (Some(sum), _) => sum,
+        Some(sum) => {
+            let lines: Vec<Money> = nets.iter().map(|(_, n)| *n).collect();
+            (Money(sum.0 - discount.0), spread(discount, &lines))
+        }
     };
+    if let Some(given) = draft.total
+        && given != total
+        && sum.is_some()
+    {
+        let less = if discount.is_zero() {
+            String::new()
+        } else {
+            format!(" minus the receipt's discount {discount}")
+        };
+        v.push(Violation::new(
+            "/total",
+            "receipt_total",
+            format!("receipt total {given} is not the sum of the line totals{less}: {total}"),
+        ));
+    }
+    if total.is_zero() && !nets.is_empty() && sum.is_some() {
+        v.push(Violation::new(
+            "/total",
+            "positive_total",
+            "a receipt's total must be greater than 0; a zero-total receipt cannot be registered",
+        ));
+    }
+    let items: Vec<Item> = nets
+        .into_iter()
+        .zip(shares)
+        .map(|((line, net), share)| Item {
+            line,
+            total: Money(net.0 - share.0),
+            receipt_discount: share,
+        })
+        .collect();
 
     let mut paid = Some(Money::ZERO);
     let mut non_cash = Money::ZERO;
@@ -282,6 +292,27 @@ pub fn validate(draft: Draft, profile: &Profile) -> Result<Receipt, Vec<Violatio
         }
     };
 
+    check_settlement(&mut v, &items, &draft.payments);
+    if let Some(date) = draft.original_date
+        && date > today
+    {
+        v.push(Violation::new(
+            "/original_date",
+            "not_future",
+            format!("the original operation's date {date} is after today {today}"),
+        ));
+    }
+    if profile.country == Country::Ru {
+        check_vat_2026(
+            &mut v,
+            &items,
+            draft.kind,
+            &draft.payments,
+            draft.original_date,
+            today,
+        );
+    }
+
     if let Some(cashier) = &draft.cashier {
         check_cashier(&mut v, cashier);
     }
@@ -302,7 +333,256 @@ pub fn validate(draft: Draft, profile: &Profile) -> Result<Receipt, Vec<Violatio
         change,
         cashier: draft.cashier,
         buyer: draft.buyer,
+        discount,
+        original_date: draft.original_date,
     })
+}
+
+/// The shape rules of one line (name, quantity, price, VAT for the country,
+/// codes, unit, discount, agent).
+fn check_line(v: &mut Vec<Violation>, i: usize, line: &Line, profile: &Profile) {
+    let p = |field: &str| format!("/items/{i}/{field}");
+    let chars = line.name.chars().count();
+    if line.name.trim().is_empty() {
+        v.push(Violation::new(
+            p("name"),
+            "not_empty",
+            "item name must not be empty",
+        ));
+    } else if chars > MAX_NAME_CHARS {
+        v.push(Violation::new(
+            p("name"),
+            "max_length",
+            format!("item name may be at most {MAX_NAME_CHARS} characters, got {chars}"),
+        ));
+    }
+    if line.quantity.0 <= 0 {
+        v.push(Violation::new(
+            p("quantity"),
+            "positive",
+            "quantity must be greater than 0",
+        ));
+    } else if line.quantity.0 > MAX_QUANTITY_MILLI {
+        v.push(Violation::new(
+            p("quantity"),
+            "max",
+            format!(
+                "quantity may be at most {}",
+                money::Quantity(MAX_QUANTITY_MILLI)
+            ),
+        ));
+    }
+    check_amount(v, &p("price"), line.price);
+    if !line.discount.is_zero() {
+        check_amount(v, &p("discount"), line.discount);
+    }
+    if !profile.country.allowed_vat().contains(&line.vat) {
+        let allowed: Vec<_> = profile
+            .country
+            .allowed_vat()
+            .iter()
+            .map(|v| v.code())
+            .collect();
+        v.push(Violation::new(
+            p("vat"),
+            "allowed_for_country",
+            format!(
+                "VAT {} is not used in country {}; allowed: {}",
+                line.vat,
+                profile.country,
+                allowed.join(", ")
+            ),
+        ));
+    } else if line.calculation_method.is_prepayment()
+        && !line.vat.is_calculated()
+        && !matches!(line.vat, Vat::None | Vat::Vat0)
+    {
+        // NK RF art. 164 p. 4: VAT on a prepayment is computed at the
+        // calculated rate; FFD 1.2 tag 1199 values 3/4/9/10/12.
+        v.push(Violation::new(
+            p("vat"),
+            "prepayment_calculated_rate",
+            format!(
+                "a {} line is a prepayment: it takes a calculated VAT rate (such as 22/122 or 10/110), not {}",
+                line.calculation_method, line.vat
+            ),
+        ));
+    }
+    for (field, value) in [
+        ("barcode", &line.barcode),
+        ("class_code", &line.class_code),
+        ("package_code", &line.package_code),
+    ] {
+        if let Some(value) = value {
+            check_text(v, &p(field), value, MAX_CODE_CHARS);
+        }
+    }
+    for (m, code) in line.marking.iter().enumerate() {
+        check_text(
+            v,
+            &format!("/items/{i}/marking/{m}"),
+            code,
+            MAX_MARKING_CHARS,
+        );
+    }
+    if let Some(agent) = &line.agent {
+        check_agent(v, &p("agent"), agent);
+    }
+}
+
+fn check_agent(v: &mut Vec<Violation>, path: &str, agent: &Agent) {
+    check_text(
+        v,
+        &format!("{path}/supplier_name"),
+        &agent.supplier_name,
+        MAX_PARTY_NAME_CHARS,
+    );
+    check_inn(v, &format!("{path}/supplier_inn"), &agent.supplier_inn);
+    if let Some(phone) = &agent.supplier_phone {
+        check_phone(v, &format!("{path}/supplier_phone"), phone, 19);
+    }
+}
+
+/// `share_i = discount × line_i / Σ lines`, floored, the kopecks left over
+/// going one each to the largest remainders (ties to the earlier line). The
+/// shares add up to `discount` exactly and no share exceeds its line.
+/// `discount` must not exceed the sum of `lines`.
+pub fn spread(discount: Money, lines: &[Money]) -> Vec<Money> {
+    let sum: i128 = lines.iter().map(|m| i128::from(m.0)).sum();
+    if discount.is_zero() || sum == 0 {
+        return vec![Money::ZERO; lines.len()];
+    }
+    let d = i128::from(discount.0);
+    let mut shares: Vec<(i64, i128)> = lines
+        .iter()
+        .map(|m| {
+            let x = d * i128::from(m.0);
+            ((x / sum) as i64, x % sum)
+        })
+        .collect();
+    let given: i64 = shares.iter().map(|s| s.0).sum();
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by(|&a, &b| shares[b].1.cmp(&shares[a].1).then(a.cmp(&b)));
+    for &i in order.iter().take((discount.0 - given) as usize) {
+        shares[i].0 += 1;
+    }
+    shares.into_iter().map(|(s, _)| Money(s)).collect()
+}
+
+/// Payment kinds must match how the lines are settled: an offset of a
+/// prepayment (tag 1215) pays for goods handed over now (1214 = 4 or 5), a
+/// credit (1216) goes with a line handed over on credit (1214 = 5 or 6).
+fn check_settlement(v: &mut Vec<Violation>, items: &[Item], payments: &[Payment]) {
+    let covered = |methods: &[CalculationMethod]| -> i64 {
+        items
+            .iter()
+            .filter(|i| methods.contains(&i.line.calculation_method))
+            .map(|i| i.total.0)
+            .sum()
+    };
+    for (i, pay) in payments.iter().enumerate() {
+        if pay.amount.0 <= 0 {
+            continue;
+        }
+        let (methods, rule, what): (&[CalculationMethod], &'static str, &str) = match pay.kind {
+            PaymentKind::Prepaid => (
+                &[
+                    CalculationMethod::FullPay,
+                    CalculationMethod::PartialPayAndCredit,
+                ],
+                "prepaid_offsets_settlement",
+                "an earlier prepayment can only pay for lines settled now (full_pay or partial_pay_and_credit)",
+            ),
+            PaymentKind::Credit => (
+                &[
+                    CalculationMethod::PartialPayAndCredit,
+                    CalculationMethod::CreditTransfer,
+                ],
+                "credit_needs_credit_line",
+                "a credit can only pay for lines handed over on credit (partial_pay_and_credit or credit_transfer)",
+            ),
+            _ => continue,
+        };
+        let limit = covered(methods);
+        if pay.amount.0 > limit {
+            v.push(Violation::new(
+                format!("/payments/{i}/amount"),
+                rule,
+                format!("{what}; such lines total {}, got {}", Money(limit), pay.amount),
+            ));
+        }
+    }
+}
+
+/// The first day of the 22 % general rate (Federal law 425-FZ of 28.11.2025,
+/// NK RF art. 164 p. 3 as amended).
+pub fn vat22_from() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 1, 1).expect("a valid date")
+}
+
+/// From 2026 the general rate is 22 %; 20 % and 20/120 stay only for
+/// returns, corrections and settlements (credit payments, offsets of a
+/// prepayment) of operations made before 2026-01-01.
+///
+/// Source: FNS letter АБ-4-20/11248@ of 15.12.2025. ASSUMED: the letter's
+/// text could not be read from here (see docs/API.md "VAT in 2026"); this
+/// rule follows its summary in the issue and the transition provision of
+/// 425-FZ (art. 164 applies to goods shipped from 2026-01-01). This is the
+/// one place that encodes it.
+fn check_vat_2026(
+    v: &mut Vec<Violation>,
+    items: &[Item],
+    kind: ReceiptKind,
+    payments: &[Payment],
+    original_date: Option<NaiveDate>,
+    today: NaiveDate,
+) {
+    if today < vat22_from() {
+        return;
+    }
+    let before = original_date.is_some_and(|d| d < vat22_from());
+    let is_return = matches!(kind, ReceiptKind::SaleReturn | ReceiptKind::PurchaseReturn);
+    let offsets_prepayment = payments
+        .iter()
+        .any(|p| p.kind == PaymentKind::Prepaid && p.amount.0 > 0);
+    for (i, item) in items.iter().enumerate() {
+        if !matches!(item.line.vat, Vat::Vat20 | Vat::Vat120) {
+            continue;
+        }
+        let settlement = item.line.calculation_method == CalculationMethod::CreditPayment
+            || (offsets_prepayment && !item.line.calculation_method.is_prepayment());
+        if !(before && (is_return || settlement)) {
+            v.push(Violation::new(
+                format!("/items/{i}/vat"),
+                "vat_20_before_2026_only",
+                format!(
+                    "VAT {} is accepted from 2026-01-01 only on a return or settlement of an operation made before 2026 \
+                     (give original_date before 2026-01-01); use 22 or 22/122 (FNS letter АБ-4-20/11248@ of 15.12.2025)",
+                    item.line.vat
+                ),
+            ));
+        }
+    }
+}
+
+fn check_inn(v: &mut Vec<Violation>, path: &str, inn: &str) {
+    if !(matches!(inn.len(), 10 | 12) && inn.bytes().all(|b| b.is_ascii_digit())) {
+        v.push(Violation::new(path, "inn", "INN must be 10 or 12 digits"));
+    }
+}
+
+fn check_phone(v: &mut Vec<Violation>, path: &str, phone: &str, max: usize) {
+    let digits = phone.strip_prefix('+').unwrap_or("");
+    let ok = (10..=15).contains(&digits.len())
+        && phone.len() <= max
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    if !ok {
+        v.push(Violation::new(
+            path,
+            "phone",
+            "must be an international number: + and 10 to 15 digits, e.g. +79001234567",
+        ));
+    }
 }
 
 fn check_amount(v: &mut Vec<Violation>, path: &str, amount: Money) {
@@ -346,23 +626,17 @@ fn check_text(v: &mut Vec<Violation>, path: &str, value: &str, max: usize) {
 
 fn check_cashier(v: &mut Vec<Violation>, cashier: &Cashier) {
     check_text(v, "/cashier/name", &cashier.name, MAX_CASHIER_CHARS);
-    if let Some(inn) = &cashier.inn
-        && !(matches!(inn.len(), 10 | 12) && inn.bytes().all(|b| b.is_ascii_digit()))
-    {
-        v.push(Violation::new(
-            "/cashier/inn",
-            "inn",
-            "INN must be 10 or 12 digits",
-        ));
+    if let Some(inn) = &cashier.inn {
+        check_inn(v, "/cashier/inn", inn);
     }
 }
 
 fn check_buyer(v: &mut Vec<Violation>, buyer: &Buyer) {
-    if buyer.email.is_none() && buyer.phone.is_none() {
+    if buyer == &Buyer::default() {
         v.push(Violation::new(
             "/buyer",
             "email_or_phone",
-            "give the buyer's email or phone, or leave buyer out",
+            "give the buyer's email, phone, name or INN, or leave buyer out",
         ));
     }
     if let Some(email) = &buyer.email {
@@ -380,15 +654,13 @@ fn check_buyer(v: &mut Vec<Violation>, buyer: &Buyer) {
         }
     }
     if let Some(phone) = &buyer.phone {
-        let digits = phone.strip_prefix('+').unwrap_or("");
-        let ok = (10..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
-        if !ok {
-            v.push(Violation::new(
-                "/buyer/phone",
-                "phone",
-                "must be an international number: + and 10 to 15 digits, e.g. +79001234567",
-            ));
-        }
+        check_phone(v, "/buyer/phone", phone, MAX_CONTACT_CHARS);
+    }
+    if let Some(name) = &buyer.name {
+        check_text(v, "/buyer/name", name, MAX_PARTY_NAME_CHARS);
+    }
+    if let Some(inn) = &buyer.inn {
+        check_inn(v, "/buyer/inn", inn);
     }
 }
 
@@ -397,6 +669,11 @@ mod tests {
     use super::*;
     use crate::domain::money::Quantity;
     use crate::domain::receipt::*;
+
+    /// Before the 2026 VAT change, for the rules that do not depend on it.
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 6, 1).unwrap()
+    }
 
     fn ru() -> Profile {
         Profile {
@@ -418,11 +695,16 @@ mod tests {
             class_code: None,
             package_code: None,
             marking: vec![],
+            unit: Default::default(),
+            discount: Default::default(),
+            agent: None,
         }
     }
 
     fn draft(items: Vec<DraftItem>, payments: Vec<Payment>) -> Draft {
         Draft {
+            discount: Default::default(),
+            original_date: None,
             kind: ReceiptKind::Sale,
             tax_system: None,
             currency: None,
@@ -465,7 +747,7 @@ mod tests {
             ],
             vec![pay(PaymentKind::Cash, 20000)],
         );
-        let r = validate(d, &ru()).unwrap();
+        let r = validate(d, &ru(), day()).unwrap();
         assert_eq!(r.items[0].total, Money(9100));
         assert_eq!(r.total, Money(18090));
         assert_eq!(r.change, Money(1910));
@@ -484,7 +766,7 @@ mod tests {
             vec![pay(PaymentKind::Electronic, 10_000)],
         );
         d.total = Some(Money(1));
-        let got = rules(validate(d, &ru()));
+        let got = rules(validate(d, &ru(), day()));
         assert_eq!(
             got,
             vec![
@@ -509,13 +791,13 @@ mod tests {
             vec![item(line("Non", 500000, 1000, Vat::Vat12), None)],
             vec![pay(PaymentKind::Cash, 500000)],
         );
-        assert!(validate(ok, &uz).is_ok());
+        assert!(validate(ok, &uz, day()).is_ok());
         let bad = draft(
             vec![item(line("Non", 500000, 1000, Vat::Vat20), None)],
             vec![pay(PaymentKind::Cash, 500000)],
         );
         assert_eq!(
-            rules(validate(bad, &uz)),
+            rules(validate(bad, &uz, day())),
             vec![("/items/0/vat".into(), "allowed_for_country")]
         );
     }
@@ -527,7 +809,7 @@ mod tests {
             vec![pay(PaymentKind::Cash, 3000), pay(PaymentKind::Cash, 3000)],
         );
         assert_eq!(
-            rules(validate(d, &ru())),
+            rules(validate(d, &ru(), day())),
             vec![
                 ("/payments/1/kind".into(), "unique_kind"),
                 ("/payments".into(), "payments_cover_total")
@@ -541,7 +823,7 @@ mod tests {
             vec![pay(PaymentKind::Cash, 1)],
         );
         assert_eq!(
-            rules(validate(big, &ru()))[0],
+            rules(validate(big, &ru(), day()))[0],
             ("/total".into(), "overflow")
         );
         let huge_line = draft(
@@ -549,7 +831,7 @@ mod tests {
             vec![],
         );
         assert_eq!(
-            rules(validate(huge_line, &ru()))[0],
+            rules(validate(huge_line, &ru(), day()))[0],
             ("/items/0/total".into(), "overflow")
         );
     }
@@ -562,6 +844,8 @@ mod tests {
         );
         d.currency = Some("USD".into());
         d.buyer = Some(Buyer {
+            inn: None,
+            name: None,
             email: Some("nobody".into()),
             phone: Some("89001234567".into()),
         });
@@ -570,7 +854,7 @@ mod tests {
             inn: Some("123".into()),
         });
         assert_eq!(
-            rules(validate(d, &ru())),
+            rules(validate(d, &ru(), day())),
             vec![
                 ("/currency".into(), "till_currency"),
                 ("/cashier/inn".into(), "inn"),

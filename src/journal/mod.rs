@@ -543,12 +543,18 @@ mod tests {
             class_code: None,
             package_code: None,
             marking: vec![],
+            unit: Default::default(),
+            discount: Default::default(),
+            agent: None,
         };
         Receipt {
+            discount: Default::default(),
+            original_date: None,
             kind: ReceiptKind::Sale,
             tax_system: TaxSystem::Common,
             currency: "RUB".into(),
             items: vec![Item {
+                receipt_discount: Default::default(),
                 line,
                 total: Money(price),
             }],

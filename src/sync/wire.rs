@@ -10,8 +10,8 @@
 
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::{
-    CalculationMethod, Money, PaymentKind, PaymentSubject, Quantity, Receipt, ReceiptKind,
-    TaxSystem, Vat,
+    AgentKind, CalculationMethod, Money, PaymentKind, PaymentSubject, Quantity, Receipt, ReceiptKind,
+    TaxSystem, Unit, Vat,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Number;
@@ -58,6 +58,17 @@ pub struct ReceiptBody {
     pub items: Vec<ItemBody>,
     pub total: Number,
     pub payments: BTreeMap<String, Number>,
+    /// ASSUMED: tag 1057, the bit mask of the agent kinds of the lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_sign: Option<u8>,
+    /// ASSUMED: the receipt-level discount (already spread into the items'
+    /// totals; for the record and the printed form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount: Option<Number>,
+    /// ASSUMED: on a return or settlement, the original operation's date
+    /// (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_date: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,10 +79,29 @@ pub struct CashierBody {
     pub inn: Option<String>,
 }
 
-/// Where the electronic receipt goes (tag 1008): email or phone.
+/// The buyer: where the electronic receipt goes (tag 1008: email or phone,
+/// seed 001) and, ASSUMED names, who they are (1227 `name`, 1228 `inn`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClientBody {
-    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inn: Option<String>,
+}
+
+/// ASSUMED: an agent line's agent kind (1222) and supplier (1224: 1225 name,
+/// 1171 phones; 1226 INN).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentBody {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub supplier_name: String,
+    pub supplier_inn: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supplier_phones: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,6 +117,16 @@ pub struct ItemBody {
     /// ASSUMED: marking codes (tag 1162/2000) as a list of strings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marking_codes: Vec<String>,
+    /// ASSUMED: tag 2108, the FFD number of the unit (0 pieces, 11 kg, …);
+    /// left out for pieces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<u8>,
+    /// ASSUMED: every discount on the line (its own and its share of the
+    /// receipt's); `total = price × quantity − discount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount: Option<Number>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentBody>,
 }
 
 /// ASSUMED document reply of `GET /protected/documents/{id}`.
@@ -178,15 +218,55 @@ pub fn calculation_method_code(m: CalculationMethod) -> &'static str {
     }
 }
 
+/// ASSUMED: tag 1212 values spelled as the seed's `SERVICE`: our code in
+/// capitals (`COMMODITY_MARKED`, `AGENT_COMMISSION`, …).
 pub fn payment_subject_code(s: PaymentSubject) -> &'static str {
+    use PaymentSubject as P;
     match s {
-        PaymentSubject::Commodity => "COMMODITY",
-        PaymentSubject::Excise => "EXCISE",
-        PaymentSubject::Job => "JOB",
-        PaymentSubject::Service => "SERVICE",
-        PaymentSubject::Payment => "PAYMENT",
-        PaymentSubject::AgentCommission => "AGENT_COMMISSION",
-        PaymentSubject::Another => "ANOTHER",
+        P::Commodity => "COMMODITY",
+        P::Excise => "EXCISE",
+        P::Job => "JOB",
+        P::Service => "SERVICE",
+        P::GamblingBet => "GAMBLING_BET",
+        P::GamblingPrize => "GAMBLING_PRIZE",
+        P::Lottery => "LOTTERY",
+        P::LotteryPrize => "LOTTERY_PRIZE",
+        P::IntellectualActivity => "INTELLECTUAL_ACTIVITY",
+        P::Payment => "PAYMENT",
+        P::AgentCommission => "AGENT_COMMISSION",
+        P::PayOut => "PAY_OUT",
+        P::Another => "ANOTHER",
+        P::PropertyRight => "PROPERTY_RIGHT",
+        P::NonOperatingGain => "NON_OPERATING_GAIN",
+        P::OtherContributions => "OTHER_CONTRIBUTIONS",
+        P::TradeFee => "TRADE_FEE",
+        P::ResortFee => "RESORT_FEE",
+        P::Pledge => "PLEDGE",
+        P::Expense => "EXPENSE",
+        P::PensionInsuranceIp => "PENSION_INSURANCE_IP",
+        P::PensionInsurance => "PENSION_INSURANCE",
+        P::MedicalInsuranceIp => "MEDICAL_INSURANCE_IP",
+        P::MedicalInsurance => "MEDICAL_INSURANCE",
+        P::SocialInsurance => "SOCIAL_INSURANCE",
+        P::CasinoPayment => "CASINO_PAYMENT",
+        P::CashIssue => "CASH_ISSUE",
+        P::ExciseUnmarked => "EXCISE_UNMARKED",
+        P::ExciseMarked => "EXCISE_MARKED",
+        P::CommodityUnmarked => "COMMODITY_UNMARKED",
+        P::CommodityMarked => "COMMODITY_MARKED",
+    }
+}
+
+/// ASSUMED: tag 1222 (agent kind) in capitals, like the other codes.
+pub fn agent_kind_code(k: AgentKind) -> &'static str {
+    match k {
+        AgentKind::BankPayingAgent => "BANK_PAYING_AGENT",
+        AgentKind::BankPayingSubagent => "BANK_PAYING_SUBAGENT",
+        AgentKind::PayingAgent => "PAYING_AGENT",
+        AgentKind::PayingSubagent => "PAYING_SUBAGENT",
+        AgentKind::Attorney => "ATTORNEY",
+        AgentKind::CommissionAgent => "COMMISSION_AGENT",
+        AgentKind::Agent => "AGENT",
     }
 }
 
@@ -244,11 +324,10 @@ pub fn receipt_body(r: &Receipt) -> ReceiptBody {
             name: c.name.clone(),
             inn: c.inn.clone(),
         }),
-        client: r.buyer.as_ref().and_then(|b| {
-            b.email
-                .clone()
-                .or_else(|| b.phone.clone())
-                .map(|address| ClientBody { address })
+        client: r.buyer.as_ref().map(|b| ClientBody {
+            address: b.contact().map(str::to_string),
+            name: b.name.clone(),
+            inn: b.inn.clone(),
         }),
         items: r
             .items
@@ -262,10 +341,21 @@ pub fn receipt_body(r: &Receipt) -> ReceiptBody {
                 vat: vat_code(i.line.vat).into(),
                 total: money(i.total),
                 marking_codes: i.line.marking.clone(),
+                measure: (i.line.unit != Unit::Piece).then(|| i.line.unit.tag_value()),
+                discount: (!i.discount().is_zero()).then(|| money(i.discount())),
+                agent: i.line.agent.as_ref().map(|a| AgentBody {
+                    kind: agent_kind_code(a.kind).into(),
+                    supplier_name: a.supplier_name.clone(),
+                    supplier_inn: a.supplier_inn.clone(),
+                    supplier_phones: a.supplier_phone.iter().cloned().collect(),
+                }),
             })
             .collect(),
         total: money(r.total),
         payments,
+        agent_sign: r.agent_kinds(),
+        discount: (!r.discount.is_zero()).then(|| money(r.discount)),
+        original_date: r.original_date.map(|d| d.to_string()),
     }
 }
 
@@ -313,12 +403,18 @@ mod tests {
             class_code: None,
             package_code: None,
             marking: vec![],
+            unit: Default::default(),
+            discount: Default::default(),
+            agent: None,
         };
         let r = Receipt {
+            discount: Default::default(),
+            original_date: None,
             kind: ReceiptKind::Sale,
             tax_system: TaxSystem::Common,
             currency: "RUB".into(),
             items: vec![Item {
+                receipt_discount: Default::default(),
                 line,
                 total: Money(10000),
             }],
@@ -333,6 +429,8 @@ mod tests {
                 inn: None,
             }),
             buyer: Some(Buyer {
+                inn: None,
+                name: None,
                 email: None,
                 phone: Some("+79001234567".into()),
             }),

@@ -93,7 +93,7 @@ impl TestDaemon {
 pub fn receipt(name: &str, price: &str) -> Value {
     json!({
         "type": "sale",
-        "items": [{"name": name, "quantity": 1, "price": price, "vat": "20"}],
+        "items": [{"name": name, "quantity": 1, "price": price, "vat": "22"}],
         "payments": [{"kind": "cash", "amount": price}]
     })
 }

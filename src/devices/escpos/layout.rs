@@ -317,6 +317,7 @@ mod tests {
 
     pub(crate) fn item(name: &str, qty: i64, price: i64, vat: Vat) -> Item {
         Item {
+            receipt_discount: Default::default(),
             line: Line {
                 name: name.into(),
                 quantity: Quantity(qty),
@@ -328,6 +329,9 @@ mod tests {
                 class_code: None,
                 package_code: None,
                 marking: vec![],
+                unit: Default::default(),
+                discount: Default::default(),
+                agent: None,
             },
             total: crate::domain::money::line_total(Money(price), Quantity(qty)).unwrap(),
         }
@@ -399,6 +403,8 @@ mod tests {
 
     fn sample() -> Receipt {
         Receipt {
+            discount: Default::default(),
+            original_date: None,
             kind: ReceiptKind::Sale,
             tax_system: TaxSystem::Common,
             currency: "RUB".into(),

@@ -2,46 +2,100 @@
 //! silent or marked [?], in one place. The driver, the receipt planner and
 //! the emulator all read these; change a register's programming here.
 
-use crate::domain::receipt::{PaymentKind, Vat};
+use crate::domain::receipt::{PaymentKind, TaxSystem, Vat};
 
-/// ASSUMED: the register's tax table (table 6) is programmed as service
-/// engineers set it for 2026, when the general VAT rate became 22 %:
-/// 1 = VAT 22 %, 2 = VAT 10 %, 3 = VAT 0 %, 4 = no VAT (the factory table had
-/// 20 % in group 1). Command 0x80 can name only groups 1–4, so any other rate
-/// (20 % of receipts before 2026, 5 %, 7 %, the calculated rates) is refused
-/// until the table is reprogrammed and this map follows.
-pub fn tax_group(vat: Vat) -> Option<u8> {
-    match vat {
-        Vat::Vat22 => Some(1),
-        Vat::Vat10 => Some(2),
-        Vat::Vat0 => Some(3),
-        Vat::None => Some(4),
-        _ => None,
-    }
+/// The FF46 tax code of a VAT rate: a bit code, not a group number.
+/// Source: the vendor driver shtrih-m/javapos_shtrih, HEAD af0a237b (Feb
+/// 2026), `jpos/FiscalPrinterImpl.java` `getVatCodeShtrih` and
+/// `Doc/VatTable.txt` (`shared/spec/shtrih-m-ffd12.md` §1.1): 20 % 0x01,
+/// 10 % 0x02, 0 % 0x04, no VAT 0x08, 20/120 0x10, 10/110 0x20, 5 % 0x81,
+/// 7 % 0x82, 5/105 0x84, 7/107 0x88, 22 % 0xCB, 22/122 0xCC.
+///
+/// ASSUMED where the sources disagree or are silent ([?] in the note):
+/// - 7/107 is 0x88 (the newest J code) and not 0x90 (`VatTable.txt`);
+/// - 22 % and 22/122 are 0xCB/0xCC (J's "0xC0 + id" for the Shtrih family;
+///   a ШТРИХ-НАНО-Ф would need 0x90/0xA0);
+/// - 0x01 still means 20 % in 2026 firmware (it is how a 2026 return of a
+///   2025 sale at 20 % is registered).
+///
+/// 12 % (Uzbekistan) has no code: such a receipt is refused before sending.
+pub fn tax_code(vat: Vat) -> Option<u8> {
+    Some(match vat {
+        Vat::Vat20 => 0x01,
+        Vat::Vat10 => 0x02,
+        Vat::Vat0 => 0x04,
+        Vat::None => 0x08,
+        Vat::Vat120 => 0x10,
+        Vat::Vat110 => 0x20,
+        Vat::Vat5 => 0x81,
+        Vat::Vat7 => 0x82,
+        Vat::Vat105 => 0x84,
+        Vat::Vat107 => 0x88,
+        Vat::Vat22 => 0xCB,
+        Vat::Vat122 => 0xCC,
+        Vat::Vat12 => return None,
+    })
 }
 
-/// ASSUMED: the four payment slots of command 0x85 carry, in order, cash
-/// (slot 1, fixed by the protocol), electronic (slot 2, "card" in the
-/// factory table), prepaid/advance (slot 3) and credit (slot 4). "Other" has
-/// no slot: such a receipt is refused rather than booked as something else.
-pub fn payment_slot(kind: PaymentKind) -> Option<usize> {
+/// The VAT rate an FF46 tax code stands for (the emulator's side of
+/// [`tax_code`]).
+pub fn vat_of_tax_code(code: u8) -> Option<Vat> {
+    crate::domain::receipt::Vat::ALL
+        .iter()
+        .copied()
+        .find(|&v| tax_code(v) == Some(code))
+}
+
+/// The FF45 payment field (0-based) of a payment kind. Source: J
+/// `command/FSCloseReceipt.java` class comment and the vendor protocol
+/// («Протокол ККТ» v1.17 p. 52; `shared/spec/shtrih-m-ffd12.md` §2): field 1
+/// cash (tag 1031), fields 2–13 summed as electronic (1081), 14 prepayment
+/// offset (1215), 15 credit / postpayment (1216), 16 counter-provision (1217).
+pub fn payment_field(kind: PaymentKind) -> usize {
     match kind {
-        PaymentKind::Cash => Some(0),
-        PaymentKind::Electronic => Some(1),
-        PaymentKind::Prepaid => Some(2),
-        PaymentKind::Credit => Some(3),
-        PaymentKind::Other => None,
+        PaymentKind::Cash => 0,
+        PaymentKind::Electronic => 1,
+        PaymentKind::Prepaid => 13,
+        PaymentKind::Credit => 14,
+        PaymentKind::Other => 15,
     }
 }
 
-/// ASSUMED: the text field of item and close commands. The vendor manual
-/// says 40 bytes; pyshtrih pads to the model's print width (48 on М-01Ф),
-/// so the emulator accepts any length and the driver sends 40.
+/// The FF45 tax-system byte: the tag 1055 bit (J, [D]; note §2): bit 0 ОСН,
+/// 1 УСН доход, 2 УСН доход − расход, 3 ЕНВД, 4 ЕСХН, 5 ПСН.
+pub fn tax_system_bit(t: TaxSystem) -> u8 {
+    match t {
+        TaxSystem::Common => 0x01,
+        TaxSystem::Simplified => 0x02,
+        TaxSystem::SimplifiedWithExpense => 0x04,
+        TaxSystem::Envd => 0x08,
+        TaxSystem::CommonAgricultural => 0x10,
+        TaxSystem::Patent => 0x20,
+    }
+}
+
+/// ASSUMED: the cashier's name goes as tag 1021 in an FF0C before the items,
+/// as other FFD 1.2 drivers send it. The vendor driver instead writes it into
+/// table 2 field 2 of the current operator and the firmware is inferred to
+/// build 1021 from it ([?] in the note §3.4).
+pub const CASHIER_AS_TLV: bool = true;
+
+/// The legacy text field of 0x17, 0x80–0x85. The vendor manual says 40
+/// bytes; pyshtrih pads to the model's print width (48 on М-01Ф), so the
+/// emulator accepts any length and the driver sends 40.
 pub const TEXT_FIELD_BYTES: usize = 40;
 
-/// ASSUMED: the KKT registration number (tag 1037) is not read from the
-/// register (it lives in table 18, which the driver does not read yet); it
-/// is derived from the factory serial, zero-padded to 16 digits.
+/// The KKT registration number (tag 1037): the fiscal-storage table, row 1,
+/// field 3, as the vendor driver reads it (J `SMFiscalPrinterImpl.readRnm`,
+/// `getFsTableNumber`: table 18; 14 on ШТРИХ-MOBILE-Ф; note §6). A CHAR field:
+/// CP1251, trailing NULs and spaces trimmed.
+pub const RNM_TABLE: u8 = 18;
+pub const RNM_ROW: u16 = 1;
+pub const RNM_FIELD: u8 = 3;
+
+/// ASSUMED: when table 18 cannot be read (an older firmware answers an
+/// error), the registration number falls back to the factory serial,
+/// zero-padded to 16 digits, and a warning is logged.
 pub fn kkt_reg_id(serial: &str) -> String {
     format!("{serial:0>16}")
 }

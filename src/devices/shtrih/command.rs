@@ -29,6 +29,16 @@ pub const DEVICE_TYPE: u16 = 0xFC;
 pub const FN_STATUS: u16 = 0xFF01;
 pub const FIND_DOCUMENT: u16 = 0xFF0A;
 pub const SHIFT_PARAMS: u16 = 0xFF40;
+pub const READ_TABLE: u16 = 0x1F;
+pub const WRITE_TLV: u16 = 0xFF0C;
+pub const CLOSE_CHECK_V2: u16 = 0xFF45;
+pub const OPERATION_V2: u16 = 0xFF46;
+pub const WRITE_OPERATION_TLV: u16 = 0xFF4D;
+
+/// `FF×5` in a 5-byte amount field of FF46: "not given, the device computes it".
+pub const AMOUNT_NOT_GIVEN: u64 = 0xFF_FFFF_FFFF;
+/// FF46's name field: at most 128 bytes, not padded.
+pub const ITEM_V2_NAME_BYTES: usize = 128;
 
 /// Largest 5-byte amount the register takes (kopecks or thousandths).
 pub const MAX_U40: u64 = 9_999_999_999;
@@ -100,6 +110,103 @@ pub struct CloseCheck {
     pub text: String,
 }
 
+/// 0xFF46 «Операция V2»: one line with its FFD 1.2 attributes. Layout from
+/// the vendor driver (shtrih-m/javapos_shtrih `command/FSPrintRecItem.java`,
+/// `SMFiscalPrinterImpl.fsPrintRecItem2`; `shared/spec/shtrih-m-ffd12.md`
+/// §1): password (4), operation (1), quantity ×10⁶ (6), price (5), amount
+/// (5, `FF×5` = computed), tax amount (5), tax code (1, a bit code: see
+/// `assumed::tax_code`), department (1), tag 1214 (1), tag 1212 (1), name
+/// (CP1251, 0–128 bytes, no padding).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemV2 {
+    /// 1 приход, 2 возврат прихода, 3 расход, 4 возврат расхода.
+    pub operation: u8,
+    /// Millionths of a unit.
+    pub quantity: u64,
+    /// Kopecks per unit.
+    pub price: u64,
+    /// Kopecks, or [`AMOUNT_NOT_GIVEN`].
+    pub amount: u64,
+    /// Kopecks; J sends 0 when the POS gives none (the device computes it in
+    /// tax mode 0).
+    pub tax_amount: u64,
+    pub tax_code: u8,
+    pub department: u8,
+    /// Tag 1214.
+    pub calculation_method: u8,
+    /// Tag 1212.
+    pub payment_subject: u8,
+    pub name: String,
+}
+
+impl ItemV2 {
+    /// What the line books: the given amount, else price × quantity rounded
+    /// half up.
+    pub fn sum(&self) -> u64 {
+        if self.amount == AMOUNT_NOT_GIVEN {
+            self.computed()
+        } else {
+            self.amount
+        }
+    }
+
+    /// Price × quantity, rounded half up to the kopeck.
+    pub fn computed(&self) -> u64 {
+        let exact = u128::from(self.quantity) * u128::from(self.price);
+        u64::try_from((exact + 500_000) / 1_000_000).unwrap_or(u64::MAX)
+    }
+}
+
+/// 0xFF45 «Закрытие чека расширенное вариант №2» (J
+/// `command/FSCloseReceipt.java`; `shared/spec/shtrih-m-ffd12.md` §2):
+/// password (4), 16 payment sums (5 each: 1 cash, 2–13 electronic, 14
+/// prepayment offset, 15 credit, 16 counter-provision), rounding (1), six tax
+/// sums (5 each), tax system (1, tag 1055 bit), text (CP1251, unpadded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseV2 {
+    pub payments: [u64; 16],
+    /// Kopecks, 0–99.
+    pub rounding: u8,
+    pub taxes: [u64; 6],
+    pub tax_system: u8,
+    pub text: String,
+}
+
+/// The reply to 0xFF45: change (5), FD (4), fiscal sign (4), optionally the
+/// document's date-time (5) (J `FSCloseReceipt.decode`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseV2Reply {
+    pub change: u64,
+    pub fd: u32,
+    pub fiscal_sign: u32,
+    pub date_time: Option<NaiveDateTime>,
+}
+
+impl CloseV2Reply {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut p = Vec::with_capacity(18);
+        put_u40(&mut p, self.change);
+        p.extend_from_slice(&self.fd.to_le_bytes());
+        p.extend_from_slice(&self.fiscal_sign.to_le_bytes());
+        if let Some(t) = self.date_time {
+            put_dt5(&mut p, t);
+        }
+        p
+    }
+
+    pub fn decode(p: &[u8]) -> Result<CloseV2Reply, ReplyError> {
+        if p.len() < 13 {
+            return Err(short(CLOSE_CHECK_V2, 13, p.len()));
+        }
+        Ok(CloseV2Reply {
+            change: get_u40(&p[0..5]),
+            fd: u32::from_le_bytes([p[5], p[6], p[7], p[8]]),
+            fiscal_sign: u32::from_le_bytes([p[9], p[10], p[11], p[12]]),
+            date_time: p.get(13..18).and_then(get_dt5),
+        })
+    }
+}
+
 /// Every command fiscald sends, with its parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -132,6 +239,20 @@ pub enum Command {
     FnStatus,
     FindDocument(u32),
     ShiftParams,
+    /// 0x1F «Чтение таблицы»: table (1), row (u16), field (1) (J
+    /// `command/ReadTable.java`). The reply is the raw field, no operator byte.
+    ReadTable {
+        table: u8,
+        row: u16,
+        field: u8,
+    },
+    ItemV2(ItemV2),
+    CloseV2(CloseV2),
+    /// 0xFF0C: one receipt-level TLV (J `command/FSWriteTLV.java`).
+    WriteTlv(Vec<u8>),
+    /// 0xFF4D: one TLV bound to the last item (J
+    /// `command/FSWriteOperationTLV.java`).
+    WriteOperationTlv(Vec<u8>),
 }
 
 /// Why a request could not be decoded (emulator side).
@@ -178,16 +299,28 @@ impl Command {
             Command::FnStatus => FN_STATUS,
             Command::FindDocument(_) => FIND_DOCUMENT,
             Command::ShiftParams => SHIFT_PARAMS,
+            Command::ReadTable { .. } => READ_TABLE,
+            Command::ItemV2(_) => OPERATION_V2,
+            Command::CloseV2(_) => CLOSE_CHECK_V2,
+            Command::WriteTlv(_) => WRITE_TLV,
+            Command::WriteOperationTlv(_) => WRITE_OPERATION_TLV,
         }
     }
 
     /// pyshtrih's choice: the administrator password for reports, B0 and
-    /// every FFxx command; the cashier's elsewhere.
+    /// every FFxx command; the cashier's elsewhere. Exceptions from the vendor
+    /// driver (`shared/spec/shtrih-m-ffd12.md` §0): FF46 and FF45 go with the
+    /// cashier's password (the operator they are booked to), 0x1F with the
+    /// administrator's.
     pub fn needs_admin(&self) -> bool {
-        matches!(
-            self,
-            Command::XReport | Command::ZReport | Command::ContinuePrint
-        ) || self.code() > 0xFF
+        match self {
+            Command::ItemV2(_) | Command::CloseV2(_) => false,
+            Command::XReport
+            | Command::ZReport
+            | Command::ContinuePrint
+            | Command::ReadTable { .. } => true,
+            _ => self.code() > 0xFF,
+        }
     }
 
     /// Whether the register prints for this command (pyshtrih waits for
@@ -246,6 +379,37 @@ impl Command {
             }
             Command::OpenCheck(t) => d.push(*t as u8),
             Command::FindDocument(fd) => d.extend_from_slice(&fd.to_le_bytes()),
+            Command::ReadTable { table, row, field } => {
+                d.push(*table);
+                d.extend_from_slice(&row.to_le_bytes());
+                d.push(*field);
+            }
+            Command::ItemV2(op) => {
+                d.push(op.operation);
+                d.extend_from_slice(&op.quantity.to_le_bytes()[..6]);
+                put_u40(&mut d, op.price);
+                put_u40(&mut d, op.amount);
+                put_u40(&mut d, op.tax_amount);
+                d.push(op.tax_code);
+                d.push(op.department);
+                d.push(op.calculation_method);
+                d.push(op.payment_subject);
+                let mut name = encode_cp1251(&op.name);
+                name.truncate(ITEM_V2_NAME_BYTES);
+                d.extend_from_slice(&name);
+            }
+            Command::CloseV2(c) => {
+                for p in c.payments {
+                    put_u40(&mut d, p);
+                }
+                d.push(c.rounding);
+                for t in c.taxes {
+                    put_u40(&mut d, t);
+                }
+                d.push(c.tax_system);
+                d.extend_from_slice(&encode_cp1251(&c.text));
+            }
+            Command::WriteTlv(tlv) | Command::WriteOperationTlv(tlv) => d.extend_from_slice(tlv),
         }
         Frame::new(self.code(), d)
     }
@@ -316,6 +480,49 @@ impl Command {
             FN_STATUS => Command::FnStatus,
             FIND_DOCUMENT => Command::FindDocument(r.u32()?),
             SHIFT_PARAMS => Command::ShiftParams,
+            READ_TABLE => Command::ReadTable {
+                table: r.u8()?,
+                row: r.u16()?,
+                field: r.u8()?,
+            },
+            OPERATION_V2 => {
+                let operation = r.u8()?;
+                let q = r.take(6)?;
+                let mut qb = [0u8; 8];
+                qb[..6].copy_from_slice(q);
+                Command::ItemV2(ItemV2 {
+                    operation,
+                    quantity: u64::from_le_bytes(qb),
+                    price: r.u40()?,
+                    amount: r.u40()?,
+                    tax_amount: r.u40()?,
+                    tax_code: r.u8()?,
+                    department: r.u8()?,
+                    calculation_method: r.u8()?,
+                    payment_subject: r.u8()?,
+                    name: r.text(),
+                })
+            }
+            CLOSE_CHECK_V2 => {
+                let mut payments = [0u64; 16];
+                for p in &mut payments {
+                    *p = r.u40()?;
+                }
+                let rounding = r.u8()?;
+                let mut taxes = [0u64; 6];
+                for t in &mut taxes {
+                    *t = r.u40()?;
+                }
+                Command::CloseV2(CloseV2 {
+                    payments,
+                    rounding,
+                    taxes,
+                    tax_system: r.u8()?,
+                    text: r.text(),
+                })
+            }
+            WRITE_TLV => Command::WriteTlv(r.rest()),
+            WRITE_OPERATION_TLV => Command::WriteOperationTlv(r.rest()),
             other => return Err(DecodeError::Unsupported(other)),
         };
         Ok((password, cmd))
@@ -846,6 +1053,12 @@ impl<'a> Reader<'a> {
 
     fn text(&mut self) -> String {
         let t = decode_text(self.b);
+        self.b = &[];
+        t
+    }
+
+    fn rest(&mut self) -> Vec<u8> {
+        let t = self.b.to_vec();
         self.b = &[];
         t
     }

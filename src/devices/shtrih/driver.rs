@@ -80,6 +80,9 @@ pub struct RegisterStatus {
     pub document_number: u32,
     pub date_time: NaiveDateTime,
     pub fn_shift_open: bool,
+    /// The registration number from table 18 (`None` when the register
+    /// could not answer it).
+    pub rnm: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,13 +97,17 @@ pub struct ClosedReceipt {
 
 impl ClosedReceipt {
     /// Fiscal attributes from this receipt and a status read right after it.
-    /// The KKT registration number comes from [`assumed::kkt_reg_id`].
+    /// The KKT registration number is the RNM read from table 18; only when
+    /// that failed, [`assumed::kkt_reg_id`].
     pub fn fiscal_attributes(&self, status: &RegisterStatus) -> FiscalAttributes {
         FiscalAttributes {
             fiscal_document_number: u64::from(self.fd),
             fiscal_sign: self.fiscal_sign.to_string(),
             fiscal_drive_number: status.fn_number.clone(),
-            kkt_reg_id: assumed::kkt_reg_id(&status.serial),
+            kkt_reg_id: status
+                .rnm
+                .clone()
+                .unwrap_or_else(|| assumed::kkt_reg_id(&status.serial)),
             shift_number: u64::from(status.shift_number),
             receipt_number_in_shift: u64::from(status.receipts_in_shift),
             date_time: self.date_time,
@@ -145,6 +152,8 @@ pub struct Register {
     port: Box<dyn Port>,
     opts: RegisterOptions,
     round_trips: u64,
+    /// The RNM once read (`Some(None)`: the register cannot tell it).
+    rnm: Option<Option<String>>,
 }
 
 impl Register {
@@ -153,12 +162,15 @@ impl Register {
             port,
             opts,
             round_trips: 0,
+            rnm: None,
         }
     }
 
     /// Swaps in a freshly opened port (after a hang-up); counters are kept.
     pub fn replace_port(&mut self, port: Box<dyn Port>) {
         self.port = port;
+        // Another register may be on the cable now.
+        self.rnm = None;
     }
 
     /// Commands exchanged so far.
@@ -313,7 +325,37 @@ impl Register {
             document_number: u32::from(full.document_number),
             date_time: full.date_time,
             fn_shift_open: fns.shift_open,
+            rnm: self.rnm()?,
         })
+    }
+
+    /// 0x1F: one table field, raw.
+    pub fn read_table(&mut self, table: u8, row: u16, field: u8) -> Result<Vec<u8>, ShtrihError> {
+        self.query(&Command::ReadTable { table, row, field })
+    }
+
+    /// The registration number (tag 1037) from table 18, read once per
+    /// connection. A register that refuses the read answers `None` (and
+    /// the fallback of [`assumed::kkt_reg_id`] is used); a link failure is
+    /// an error and the read is tried again next time.
+    pub fn rnm(&mut self) -> Result<Option<String>, ShtrihError> {
+        if let Some(rnm) = &self.rnm {
+            return Ok(rnm.clone());
+        }
+        let rnm = match self.read_table(assumed::RNM_TABLE, assumed::RNM_ROW, assumed::RNM_FIELD) {
+            Ok(raw) => {
+                let text = command::decode_text(&raw);
+                let text = text.trim();
+                (!text.is_empty()).then(|| text.to_string())
+            }
+            Err(ShtrihError::Device { code, .. }) => {
+                tracing::warn!(code, "register: table 18 (RNM) cannot be read; using the serial");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        self.rnm = Some(rnm.clone());
+        Ok(rnm)
     }
 
     /// 0xE0.

@@ -11,6 +11,7 @@
 use super::SimConfig;
 use crate::domain::money::{MAX_MONEY_MINOR, MAX_QUANTITY_MILLI, line_total};
 use crate::domain::{
+    AgentKind, Unit,
     CalculationMethod, Country, Money, PaymentKind, PaymentSubject, Quantity, ReceiptKind,
     TaxSystem,
 };
@@ -400,6 +401,12 @@ impl CloudModel {
     }
 
     /// How many documents are stored.
+    /// Every registered receipt body as kept, oldest first: tests assert
+    /// each tag the processing received.
+    pub fn bodies(&self) -> Vec<ReceiptBody> {
+        self.documents.iter().map(|d| d.body.clone()).collect()
+    }
+
     pub fn document_count(&self) -> usize {
         self.documents.len()
     }
@@ -506,15 +513,53 @@ pub fn validate_receipt(body: &ReceiptBody) -> Result<Money, Vec<String>> {
         let price = money(&at("price"), &item.price, &mut problems);
         let quantity = quantity(&at("quantity"), &item.quantity, &mut problems);
         let total = money(&at("total"), &item.total, &mut problems);
-        if let (Some(price), Some(quantity), Some(total)) = (price, quantity, total) {
+        let discount = match &item.discount {
+            Some(d) => money(&at("discount"), d, &mut problems),
+            None => Some(Money::ZERO),
+        };
+        if let (Some(price), Some(quantity), Some(total), Some(discount)) =
+            (price, quantity, total, discount)
+        {
             match line_total(price, quantity) {
                 None => problems.push(format!("{}: price × quantity is too large", at("total"))),
-                Some(expected) if expected != total => problems.push(format!(
-                    "{} {total} is not price × quantity = {expected}",
-                    at("total")
+                Some(gross) if discount > gross => problems.push(format!(
+                    "{} {discount} is more than price × quantity = {gross}",
+                    at("discount")
+                )),
+                Some(gross) if Money(gross.0 - discount.0) != total => problems.push(format!(
+                    "{} {total} is not price × quantity{} = {}",
+                    at("total"),
+                    if discount.is_zero() { "" } else { " − discount" },
+                    Money(gross.0 - discount.0)
                 )),
                 Some(_) => {}
             }
+        }
+        if let Some(agent) = &item.agent {
+            code(
+                &at("agent.type"),
+                &agent.kind,
+                AgentKind::ALL,
+                wire::agent_kind_code,
+                &mut problems,
+            );
+            if agent.supplier_name.trim().is_empty() {
+                problems.push(format!("{} must not be empty", at("agent.supplierName")));
+            }
+            if !(matches!(agent.supplier_inn.len(), 10 | 12)
+                && agent.supplier_inn.bytes().all(|b| b.is_ascii_digit()))
+            {
+                problems.push(format!(
+                    "{} {:?} must be 10 or 12 digits",
+                    at("agent.supplierInn"),
+                    agent.supplier_inn
+                ));
+            }
+        }
+        if let Some(m) = item.measure
+            && !Unit::ALL.iter().any(|u| u.tag_value() == m)
+        {
+            problems.push(format!("{} {m} is not an FFD unit (tag 2108)", at("measure")));
         }
         item_totals = match (item_totals, total) {
             (Some(sum), Some(t)) => sum.checked_add(t),

@@ -5,9 +5,11 @@
 
 use crate::devices::shtrih::assumed;
 use crate::devices::shtrih::command::{
-    CheckType, Command, DeviceType, FnDocument, FnReceiptData, FnStatus, FullStatus, ItemOp,
-    MAX_U40, Reply, ShiftParams, ShortStatus, fd_type, flags, put_dt5,
+    AMOUNT_NOT_GIVEN, CheckType, CloseV2Reply, Command, DeviceType, FnDocument, FnReceiptData,
+    FnStatus, FullStatus, ItemOp, ItemV2, MAX_U40, Reply, ShiftParams, ShortStatus, fd_type, flags,
+    put_dt5,
 };
+use crate::devices::shtrih::tlv::{self, Tlv};
 use crate::devices::shtrih::frame::Frame;
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 
@@ -17,6 +19,8 @@ pub struct ModelConfig {
     pub model_name: String,
     pub serial: u32,
     pub fn_number: String,
+    /// The registration number in table 18 (row 1, field 3).
+    pub rnm: String,
 }
 
 impl ModelConfig {
@@ -28,18 +32,36 @@ impl ModelConfig {
             model_name: assumed::EMULATED_MODEL_NAME.to_string(),
             serial: 10_000_000 + (h % 89_999_999) as u32,
             fn_number: format!("99990789{:08}", (h >> 32) % 100_000_000),
+            rnm: format!("00074{:011}", (h >> 8) % 100_000_000_000),
         }
     }
 }
 
 /// A line of a registered receipt.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ModelLine {
     pub name: String,
+    /// Thousandths.
     pub quantity: u64,
     pub price: u64,
     pub sum: u64,
+    /// Legacy 0x80: the tax group (1–4); 0 for an FF46 line.
     pub tax_group: u8,
+    /// FF46: the tax code byte; 0 for a legacy line.
+    pub tax_code: u8,
+    /// FF46: tag 1214 (0 for a legacy line).
+    pub calculation_method: u8,
+    /// FF46: tag 1212 (0 for a legacy line).
+    pub payment_subject: u8,
+    /// Every TLV bound to the line (FF4D), in the order received.
+    pub tags: Vec<Tlv>,
+}
+
+impl ModelLine {
+    /// The line's TLV `tag` (looking inside STLVs too).
+    pub fn tag(&self, tag: u16) -> Option<Tlv> {
+        tlv::find(&self.tags, tag)
+    }
 }
 
 /// A receipt the fiscal drive holds.
@@ -52,11 +74,24 @@ pub struct RegisteredReceipt {
     /// FF0A operation (1 income, 2 return of income, 3 expense, 4 return of expense).
     pub operation: u8,
     pub total: u64,
-    pub payments: [u64; 4],
+    /// The 16 payment types of FF45 (0x85 fills the first four): 1 cash,
+    /// 2–13 electronic, 14 prepayment offset, 15 credit, 16 other.
+    pub payments: [u64; 16],
     pub change: u64,
     pub lines: Vec<ModelLine>,
     pub shift: u16,
     pub number_in_shift: u16,
+    /// FF45: the tag 1055 bit; 0 after a legacy 0x85.
+    pub tax_system: u8,
+    /// Every receipt-level TLV (FF0C), in the order received.
+    pub tags: Vec<Tlv>,
+}
+
+impl RegisteredReceipt {
+    /// The receipt's TLV `tag` (looking inside STLVs too).
+    pub fn tag(&self, tag: u16) -> Option<Tlv> {
+        tlv::find(&self.tags, tag)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +110,7 @@ struct OpenCheck {
     check_type: CheckType,
     lines: Vec<ModelLine>,
     total: u64,
+    tags: Vec<Tlv>,
 }
 
 /// The emulated register.
@@ -89,8 +125,10 @@ pub struct RegisterModel {
     documents: Vec<FnDoc>,
     check: Option<OpenCheck>,
     receipts: Vec<RegisteredReceipt>,
-    /// Per payment slot, since the last Z report.
-    pub shift_payments: [u64; 4],
+    /// Per payment type, since the last Z report.
+    pub shift_payments: [u64; 16],
+    /// FF0C tags sent outside a check: they belong to the next receipt.
+    pending_tags: Vec<Tlv>,
     cash_in_drawer: u64,
     cancelled: u32,
     z_reports: u32,
@@ -111,7 +149,8 @@ impl RegisterModel {
             documents: Vec::new(),
             check: None,
             receipts: Vec::new(),
-            shift_payments: [0; 4],
+            shift_payments: [0; 16],
+            pending_tags: Vec::new(),
             cash_in_drawer: 0,
             cancelled: 0,
             z_reports: 0,
@@ -248,7 +287,11 @@ impl RegisterModel {
         let prints = cmd.prints()
             || matches!(
                 cmd,
-                Command::Item(..) | Command::CloseCheck(_) | Command::OpenShift
+                Command::Item(..)
+                    | Command::CloseCheck(_)
+                    | Command::ItemV2(_)
+                    | Command::CloseV2(_)
+                    | Command::OpenShift
             );
         if prints && self.paper_out {
             Err(0x6B)
@@ -263,6 +306,70 @@ impl RegisterModel {
             3 => Err(0x4E),
             _ => Err(assumed::SHIFT_NOT_OPEN),
         }
+    }
+
+    /// Closes the open check with `payments` (the 16 FF45 types): the
+    /// receipt becomes an FN document. Returns change, FD and fiscal sign.
+    fn close(
+        &mut self,
+        payments: [u64; 16],
+        tax_system: u8,
+        now: NaiveDateTime,
+    ) -> Result<(u64, u32, u32), u8> {
+        let Some(check) = &self.check else {
+            return Err(0x55);
+        };
+        let total = check.total;
+        if total == 0 {
+            return Err(0x8E);
+        }
+        let non_cash: u64 = payments[1..].iter().sum();
+        let paid: u64 = payments.iter().sum();
+        if non_cash > total {
+            return Err(0x4D);
+        }
+        if paid < total {
+            return Err(0x45);
+        }
+        let change = paid - total;
+        let check = self.check.take().expect("checked above");
+        let outgoing = matches!(
+            check.check_type,
+            CheckType::ReturnSale | CheckType::Purchase
+        );
+        let cash_net = payments[0] - change;
+        if outgoing {
+            if cash_net > self.cash_in_drawer {
+                self.check = Some(check);
+                return Err(0x46);
+            }
+            self.cash_in_drawer -= cash_net;
+        } else {
+            self.cash_in_drawer += cash_net;
+        }
+        for (acc, p) in self.shift_payments.iter_mut().zip(payments) {
+            *acc += p;
+        }
+        self.shift_payments[0] -= change;
+        let operation = check.check_type.operation();
+        let (fd, fiscal_sign) = self.add_document(fd_type::RECEIPT, now, operation, total);
+        self.receipts_in_shift += 1;
+        self.receipts.push(RegisteredReceipt {
+            fd,
+            fiscal_sign,
+            date_time: now,
+            check_type: check.check_type,
+            operation,
+            total,
+            payments,
+            change,
+            lines: check.lines,
+            shift: self.shift_number,
+            number_in_shift: self.receipts_in_shift,
+            tax_system,
+            tags: check.tags,
+        });
+        Ok((change, fd, fiscal_sign))
     }
 
     fn run(&mut self, cmd: &Command, op: u8, now: NaiveDateTime) -> Result<Vec<u8>, u8> {
@@ -324,7 +431,7 @@ impl RegisterModel {
                 self.shift_number += 1;
                 self.shift_opened_at = Some(now);
                 self.receipts_in_shift = 0;
-                self.shift_payments = [0; 4];
+                self.shift_payments = [0; 16];
                 self.add_document(fd_type::SHIFT_OPEN, now, 0, 0);
                 Ok(if assumed::OPEN_SHIFT_REPLY_HAS_OPERATOR {
                     vec![op]
@@ -378,16 +485,19 @@ impl RegisterModel {
                     check_type: *t,
                     lines: Vec::new(),
                     total: 0,
+                    tags: std::mem::take(&mut self.pending_tags),
                 });
                 Ok(vec![op])
             }
             Command::Item(t, item) => {
                 self.shift_ok_for_sale(now)?;
                 validate_item(item)?;
-                let check = self.check.get_or_insert(OpenCheck {
+                let pending = &mut self.pending_tags;
+                let check = self.check.get_or_insert_with(|| OpenCheck {
                     check_type: *t,
                     lines: Vec::new(),
                     total: 0,
+                    tags: std::mem::take(pending),
                 });
                 if check.check_type != *t {
                     return Err(0x49);
@@ -407,64 +517,107 @@ impl RegisterModel {
                     price: item.price,
                     sum,
                     tax_group: item.taxes[0],
+                    tax_code: 0,
+                    calculation_method: 0,
+                    payment_subject: 0,
+                    tags: Vec::new(),
                 });
                 Ok(vec![op])
             }
-            Command::CloseCheck(c) => {
-                let Some(check) = &self.check else {
-                    return Err(0x55);
+            Command::ItemV2(item) => {
+                self.shift_ok_for_sale(now)?;
+                validate_item_v2(item)?;
+                let t = match item.operation {
+                    1 => CheckType::Sale,
+                    2 => CheckType::ReturnSale,
+                    3 => CheckType::Purchase,
+                    _ => CheckType::ReturnPurchase,
                 };
-                if c.payments.iter().any(|&p| p > MAX_U40) {
+                let pending = &mut self.pending_tags;
+                let check = self.check.get_or_insert_with(|| OpenCheck {
+                    check_type: t,
+                    lines: Vec::new(),
+                    total: 0,
+                    tags: std::mem::take(pending),
+                });
+                if check.check_type != t {
+                    return Err(0x49);
+                }
+                let sum = item.sum();
+                let total = check.total + sum;
+                if total > MAX_U40 {
+                    return Err(0x48);
+                }
+                if check.lines.len() >= 200 {
+                    return Err(0x4B);
+                }
+                check.total = total;
+                check.lines.push(ModelLine {
+                    name: item.name.clone(),
+                    quantity: item.quantity / 1000,
+                    price: item.price,
+                    sum,
+                    tax_group: 0,
+                    tax_code: item.tax_code,
+                    calculation_method: item.calculation_method,
+                    payment_subject: item.payment_subject,
+                    tags: Vec::new(),
+                });
+                Ok(vec![])
+            }
+            Command::WriteTlv(bytes) => {
+                let t = one_tlv(bytes)?;
+                match &mut self.check {
+                    Some(check) => check.tags.push(t),
+                    None => self.pending_tags.push(t),
+                }
+                Ok(vec![])
+            }
+            Command::WriteOperationTlv(bytes) => {
+                let t = one_tlv(bytes)?;
+                let line = self
+                    .check
+                    .as_mut()
+                    .and_then(|c| c.lines.last_mut())
+                    .ok_or(0x55u8)?;
+                line.tags.push(t);
+                Ok(vec![])
+            }
+            Command::ReadTable { table, row, field } => {
+                if *table != assumed::RNM_TABLE || *row != 1 {
                     return Err(0x33);
                 }
-                let total = check.total;
-                if total == 0 {
-                    return Err(0x8E);
+                let (text, width) = match *field {
+                    1 => (self.config.serial.to_string(), 21),
+                    2 => ("7701234567".to_string(), 17),
+                    3 => (self.config.rnm.clone(), 21),
+                    4 => (self.config.fn_number.clone(), 17),
+                    _ => return Err(0x33),
+                };
+                let mut p = crate::devices::shtrih::command::encode_cp1251(&text);
+                p.resize(width, 0);
+                Ok(p)
+            }
+            Command::CloseV2(c) => {
+                if c.payments.iter().any(|&p| p > MAX_U40) || c.rounding > 99 {
+                    return Err(0x33);
                 }
-                let non_cash: u64 = c.payments[1..].iter().sum();
-                let paid: u64 = c.payments.iter().sum();
-                if non_cash > total {
-                    return Err(0x4D);
+                if c.tax_system.count_ones() != 1 || c.tax_system > 0x20 {
+                    return Err(0x33);
                 }
-                if paid < total {
-                    return Err(0x45);
-                }
-                let change = paid - total;
-                let check = self.check.take().expect("checked above");
-                let outgoing = matches!(
-                    check.check_type,
-                    CheckType::ReturnSale | CheckType::Purchase
-                );
-                let cash_net = c.payments[0] - change;
-                if outgoing {
-                    if cash_net > self.cash_in_drawer {
-                        self.check = Some(check);
-                        return Err(0x46);
-                    }
-                    self.cash_in_drawer -= cash_net;
-                } else {
-                    self.cash_in_drawer += cash_net;
-                }
-                for (acc, p) in self.shift_payments.iter_mut().zip(c.payments) {
-                    *acc += p;
-                }
-                self.shift_payments[0] -= change;
-                let operation = check.check_type.operation();
-                let (fd, fiscal_sign) = self.add_document(fd_type::RECEIPT, now, operation, total);
-                self.receipts_in_shift += 1;
-                self.receipts.push(RegisteredReceipt {
+                let (change, fd, fiscal_sign) = self.close(c.payments, c.tax_system, now)?;
+                Ok(CloseV2Reply {
+                    change,
                     fd,
                     fiscal_sign,
-                    date_time: now,
-                    check_type: check.check_type,
-                    operation,
-                    total,
-                    payments: c.payments,
-                    change,
-                    lines: check.lines,
-                    shift: self.shift_number,
-                    number_in_shift: self.receipts_in_shift,
-                });
+                    date_time: Some(now),
+                }
+                .encode())
+            }
+            Command::CloseCheck(c) => {
+                let mut payments = [0u64; 16];
+                payments[..4].copy_from_slice(&c.payments);
+                let (change, _, _) = self.close(payments, 0, now)?;
                 let mut p = vec![op];
                 crate::devices::shtrih::command::put_u40(&mut p, change);
                 Ok(p)
@@ -537,6 +690,41 @@ fn validate_item(item: &ItemOp) -> Result<(), u8> {
         return Err(0x33);
     }
     Ok(())
+}
+
+/// FF46 checks (the vendor protocol, `shared/spec/shtrih-m-ffd12.md` §1): an
+/// amount must be within ±1 kopeck of price × quantity; codes in range.
+fn validate_item_v2(item: &ItemV2) -> Result<(), u8> {
+    if !(1..=4).contains(&item.operation) {
+        return Err(0x33);
+    }
+    if item.quantity == 0 || item.quantity > MAX_U40 * 1000 {
+        return Err(0x62);
+    }
+    if item.price > MAX_U40 {
+        return Err(0x61);
+    }
+    if item.department > 16 && item.department != 255 {
+        return Err(0x63);
+    }
+    if item.amount != AMOUNT_NOT_GIVEN && item.amount.abs_diff(item.computed()) > 1 {
+        return Err(0x33);
+    }
+    if assumed::vat_of_tax_code(item.tax_code).is_none()
+        || !(1..=7).contains(&item.calculation_method)
+        || !matches!(item.payment_subject, 1..=27 | 30..=33)
+    {
+        return Err(0x33);
+    }
+    Ok(())
+}
+
+/// Exactly one TLV, or a bad-parameter error.
+fn one_tlv(bytes: &[u8]) -> Result<Tlv, u8> {
+    match Tlv::parse_all(bytes) {
+        Some(mut v) if v.len() == 1 => Ok(v.remove(0)),
+        _ => Err(0x33),
+    }
 }
 
 /// splitmix64: a fixed, seedable mix for serials and fiscal signs.
