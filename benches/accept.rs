@@ -801,7 +801,12 @@ async fn handler_cpu(journal: &Journal, n: usize) -> Row {
         let start = Instant::now();
         let json: serde_json::Value = serde_json::from_slice(RECEIPT.as_bytes()).expect("JSON");
         let draft = native::parse_receipt(&json).expect("parses");
-        let receipt = validate(draft, &profile, chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date")).expect("valid");
+        let receipt = validate(
+            draft,
+            &profile,
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date"),
+        )
+        .expect("valid");
         let reply = serde_json::to_vec(&native::render(&stored)).expect("encodes");
         std::hint::black_box((receipt, reply));
         start.elapsed()
@@ -822,7 +827,12 @@ fn valid_receipt() -> Receipt {
     let profile = config::load_str(config::DEMO_CONFIG)
         .expect("the demo config is valid")
         .profile;
-    validate(draft, &profile, chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date")).unwrap_or_else(|v| panic!("RECEIPT is not valid: {v:?}"))
+    validate(
+        draft,
+        &profile,
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date"),
+    )
+    .unwrap_or_else(|v| panic!("RECEIPT is not valid: {v:?}"))
 }
 
 /// Run the futures as tasks on the current runtime; their outputs in input order.

@@ -5,6 +5,8 @@
 pub mod body;
 pub mod devices;
 pub mod error;
+pub mod form;
+pub mod gateway;
 pub mod native;
 pub mod server;
 

@@ -8,8 +8,9 @@
 //! and returned as decimal strings: `"150.00"`, `"1.500"`.
 
 use crate::domain::{
-    Agent, AgentKind, Unit, Buyer, CalculationMethod, Cashier, Draft, DraftItem, Line, Money, Payment, PaymentKind,
-    PaymentSubject, Quantity, ReceiptKind, TaxSystem, Vat, Violation, money::DecimalError,
+    Agent, AgentKind, Buyer, CalculationMethod, Cashier, Draft, DraftItem, Line, Money, Payment,
+    PaymentKind, PaymentSubject, Quantity, ReceiptKind, TaxSystem, Unit, Vat, Violation,
+    money::DecimalError,
 };
 use crate::journal::{Event, StoredReceipt};
 use serde_json::{Map, Value, json};

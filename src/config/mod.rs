@@ -25,8 +25,9 @@ pub use schema::{
 };
 pub use secrets::SecretFile;
 pub use settings::{
-    ApiSettings, ApiToken, AuthSettings, CloudSettings, DeviceSettings, DrawerSettings, Limits,
-    PrinterSettings, RegisterSettings, Secret, Settings, TokenHash,
+    ApiSettings, ApiToken, AuthSettings, Bitrix24Settings, CloudSettings, DeviceSettings,
+    DrawerSettings, GatewaySettings, Limits, PrinterSettings, RegisterSettings, RemoteSettings,
+    Secret, Settings, TlsFiles, TokenHash,
 };
 
 use std::fmt;

@@ -185,7 +185,9 @@ pub fn validate(
             v.push(Violation::new(
                 "/discount",
                 "discount_within_total",
-                format!("the receipt's discount {discount} is more than the sum of the lines {sum}"),
+                format!(
+                    "the receipt's discount {discount} is more than the sum of the lines {sum}"
+                ),
             ));
             (sum, vec![Money::ZERO; nets.len()])
         }
@@ -508,7 +510,11 @@ fn check_settlement(v: &mut Vec<Violation>, items: &[Item], payments: &[Payment]
             v.push(Violation::new(
                 format!("/payments/{i}/amount"),
                 rule,
-                format!("{what}; such lines total {}, got {}", Money(limit), pay.amount),
+                format!(
+                    "{what}; such lines total {}, got {}",
+                    Money(limit),
+                    pay.amount
+                ),
             ));
         }
     }

@@ -10,8 +10,8 @@
 
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::{
-    AgentKind, CalculationMethod, Money, PaymentKind, PaymentSubject, Quantity, Receipt, ReceiptKind,
-    TaxSystem, Unit, Vat,
+    AgentKind, CalculationMethod, Money, PaymentKind, PaymentSubject, Quantity, Receipt,
+    ReceiptKind, TaxSystem, Unit, Vat,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Number;

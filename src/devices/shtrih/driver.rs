@@ -349,7 +349,10 @@ impl Register {
                 (!text.is_empty()).then(|| text.to_string())
             }
             Err(ShtrihError::Device { code, .. }) => {
-                tracing::warn!(code, "register: table 18 (RNM) cannot be read; using the serial");
+                tracing::warn!(
+                    code,
+                    "register: table 18 (RNM) cannot be read; using the serial"
+                );
                 None
             }
             Err(e) => return Err(e),

@@ -27,7 +27,11 @@ pub enum PlanError {
     #[error(
         "item {item} ({name:?}): the discounted total {total} is not price × quantity within 1 kopeck for any whole-kopeck price (rule: FF46 amount ±1 kopeck); split the line"
     )]
-    Discount { item: usize, name: String, total: i64 },
+    Discount {
+        item: usize,
+        name: String,
+        total: i64,
+    },
     #[error(
         "the register's total {register} differs from the receipt total {receipt} (rule: receipt total)"
     )]
@@ -40,7 +44,9 @@ pub enum PlanError {
         total: i64,
         non_cash: i64,
     },
-    #[error("tag {tag} is {bytes} bytes; the register takes at most {MAX_TLV_BYTES} (rule: FF0C/FF4D size)")]
+    #[error(
+        "tag {tag} is {bytes} bytes; the register takes at most {MAX_TLV_BYTES} (rule: FF0C/FF4D size)"
+    )]
     TlvTooLong { tag: u16, bytes: usize },
     #[error("a receipt needs at least one item (rule: items)")]
     Empty,
@@ -422,7 +428,10 @@ mod tests {
             .collect();
         assert_eq!(codes.len(), rates.len());
         for &v in rates {
-            assert_eq!(assumed::vat_of_tax_code(assumed::tax_code(v).unwrap()), Some(v));
+            assert_eq!(
+                assumed::vat_of_tax_code(assumed::tax_code(v).unwrap()),
+                Some(v)
+            );
         }
     }
 

@@ -125,7 +125,10 @@ fn a_receipt_is_registered_and_its_fd_and_fiscal_sign_read_back() {
     assert_eq!(closed.operation, 1);
     assert_eq!(on_device.payments[..4], [30000, 10000, 0, 0]);
     assert_eq!(on_device.change, 5000);
-    assert_eq!(on_device.lines[1].tax_code, 0x02, "10 %: FF46 tax code 0x02");
+    assert_eq!(
+        on_device.lines[1].tax_code, 0x02,
+        "10 %: FF46 tax code 0x02"
+    );
 
     let st = b.reg.status().unwrap();
     assert_eq!(

@@ -164,7 +164,10 @@ mod tests {
         );
         let back = Tlv::parse_all(&s.encode()).unwrap();
         assert_eq!(back, vec![s.clone()]);
-        assert_eq!(find(&back, tag::SUPPLIER_NAME).unwrap().text(), "ООО Ромашка");
+        assert_eq!(
+            find(&back, tag::SUPPLIER_NAME).unwrap().text(),
+            "ООО Ромашка"
+        );
         assert_eq!(Tlv::string(1021, "Иванов").value[0], 0x88, "CP866 И");
         assert_eq!(Tlv::parse_all(&[1, 2, 5, 0, 1]), None);
     }

@@ -11,9 +11,8 @@
 use super::SimConfig;
 use crate::domain::money::{MAX_MONEY_MINOR, MAX_QUANTITY_MILLI, line_total};
 use crate::domain::{
-    AgentKind, Unit,
-    CalculationMethod, Country, Money, PaymentKind, PaymentSubject, Quantity, ReceiptKind,
-    TaxSystem,
+    AgentKind, CalculationMethod, Country, Money, PaymentKind, PaymentSubject, Quantity,
+    ReceiptKind, TaxSystem, Unit,
 };
 use crate::sync::wire::{self, DocumentReply, ErrorBody, FiscalAttributesBody, ReceiptBody};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -529,7 +528,11 @@ pub fn validate_receipt(body: &ReceiptBody) -> Result<Money, Vec<String>> {
                 Some(gross) if Money(gross.0 - discount.0) != total => problems.push(format!(
                     "{} {total} is not price × quantity{} = {}",
                     at("total"),
-                    if discount.is_zero() { "" } else { " − discount" },
+                    if discount.is_zero() {
+                        ""
+                    } else {
+                        " − discount"
+                    },
                     Money(gross.0 - discount.0)
                 )),
                 Some(_) => {}
@@ -559,7 +562,10 @@ pub fn validate_receipt(body: &ReceiptBody) -> Result<Money, Vec<String>> {
         if let Some(m) = item.measure
             && !Unit::ALL.iter().any(|u| u.tag_value() == m)
         {
-            problems.push(format!("{} {m} is not an FFD unit (tag 2108)", at("measure")));
+            problems.push(format!(
+                "{} {m} is not an FFD unit (tag 2108)",
+                at("measure")
+            ));
         }
         item_totals = match (item_totals, total) {
             (Some(sum), Some(t)) => sum.checked_add(t),

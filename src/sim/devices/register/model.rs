@@ -9,8 +9,8 @@ use crate::devices::shtrih::command::{
     FnStatus, FullStatus, ItemOp, ItemV2, MAX_U40, Reply, ShiftParams, ShortStatus, fd_type, flags,
     put_dt5,
 };
-use crate::devices::shtrih::tlv::{self, Tlv};
 use crate::devices::shtrih::frame::Frame;
+use crate::devices::shtrih::tlv::{self, Tlv};
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 
 #[derive(Clone, Debug)]
