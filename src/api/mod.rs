@@ -2,6 +2,7 @@
 //! dialect that only parses requests into domain commands. Nothing here talks
 //! to a device or writes SQL: handlers hand validated receipts to the journal.
 
+pub mod bitrix24;
 pub mod body;
 pub mod devices;
 pub mod error;
