@@ -9,6 +9,7 @@ pub mod error;
 pub mod form;
 pub mod gateway;
 pub mod native;
+pub mod remote;
 pub mod server;
 
 use crate::domain::{Profile, ReceiptState, Source, Violation, validate};
@@ -53,6 +54,10 @@ pub struct AppState {
     pub devices: Option<Arc<crate::devices::manager::Devices>>,
     /// `cloud` or `register`.
     pub backend: crate::config::Backend,
+    /// `[bitrix24]`, when enabled: its routes exist only then.
+    pub bitrix24: Option<Arc<crate::config::Bitrix24Settings>>,
+    /// `[gateway]`, when enabled.
+    pub gateway: Option<Arc<crate::config::GatewaySettings>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -68,8 +73,40 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/shifts/open", post(devices::open_shift))
         .route("/v1/shifts/close", post(devices::close_shift))
         .route("/v1/reports/x", post(devices::x_report))
+        .merge(online_routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .with_state(Arc::new(state))
+}
+
+/// The online-order dialects (Bitrix24, gateway), each only when configured.
+/// Served on the local listener and, alone, on the remote one.
+fn online_routes(state: &AppState) -> Router<Arc<AppState>> {
+    let mut r = Router::new();
+    if state.bitrix24.is_some() {
+        r = r
+            .route("/bitrix24/print", post(bitrix24::print))
+            .route("/bitrix24/check", post(bitrix24::check));
+    }
+    if state.gateway.is_some() {
+        r = r
+            .route("/gateway/sale", post(gateway::sale))
+            .route("/gateway/status", post(gateway::status));
+    }
+    r
+}
+
+/// The remote listener's router: the online-order dialects and nothing else
+/// (no native API, no operator endpoint, no status page), every client held
+/// to a rate limit. Each dialect checks its own credentials.
+pub fn remote_router(state: AppState, limiter: Arc<remote::RateLimiter>) -> Router {
+    online_routes(&state)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            remote::rate_limit,
+        ))
         .with_state(Arc::new(state))
 }
 
@@ -83,23 +120,8 @@ async fn create_receipt(
     let caller_key = caller_key(&headers)?;
     let json = body::read_json(&headers, body, app.max_body_bytes).await?;
     let draft = native::parse_receipt(&json).map_err(ApiError::invalid_receipt)?;
-    let today = app.clock.now().with_timezone(&app.tz).date_naive();
-    let receipt = validate(draft, &app.profile, today).map_err(ApiError::invalid_receipt)?;
-    let new = NewReceipt {
-        source: Source::Native,
-        caller_key,
-        receipt,
-    };
-    match app.journal.accept(new, app.write_timeout).await? {
+    match accept_draft(&app, Source::Native, caller_key, draft).await? {
         Accepted::Created(stored) => {
-            app.sync_wake.notify_one();
-            app.device_wake.notify_one();
-            tracing::info!(
-                id = %stored.id,
-                number = stored.number,
-                total = %stored.receipt.total,
-                "receipt accepted"
-            );
             let location = format!("/v1/receipts/{}", stored.id);
             Ok((
                 StatusCode::CREATED,
@@ -109,10 +131,45 @@ async fn create_receipt(
                 .into_response())
         }
         Accepted::Replayed(stored) => {
-            tracing::info!(id = %stored.id, number = stored.number, "receipt repeated with the same Idempotency-Key");
             Ok((StatusCode::OK, Json(native::render(&stored))).into_response())
         }
     }
+}
+
+/// The accept path every dialect shares once it has a draft: validate (as of
+/// the till's local date), commit, wake the workers. Nothing after this knows
+/// the dialect except the recorded `source`.
+pub(crate) async fn accept_draft(
+    app: &AppState,
+    source: Source,
+    caller_key: Option<String>,
+    draft: crate::domain::Draft,
+) -> Result<Accepted, ApiError> {
+    let today = app.clock.now().with_timezone(&app.tz).date_naive();
+    let receipt = validate(draft, &app.profile, today).map_err(ApiError::invalid_receipt)?;
+    let new = NewReceipt {
+        source,
+        caller_key,
+        receipt,
+    };
+    let accepted = app.journal.accept(new, app.write_timeout).await?;
+    match &accepted {
+        Accepted::Created(stored) => {
+            app.sync_wake.notify_one();
+            app.device_wake.notify_one();
+            tracing::info!(
+                id = %stored.id,
+                number = stored.number,
+                total = %stored.receipt.total,
+                source = source.code(),
+                "receipt accepted"
+            );
+        }
+        Accepted::Replayed(stored) => {
+            tracing::info!(id = %stored.id, number = stored.number, source = source.code(), "receipt repeated with the same caller key");
+        }
+    }
+    Ok(accepted)
 }
 
 fn caller_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

@@ -59,6 +59,73 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
+/// The remote listener's loop: like [`serve`], but every request carries the
+/// peer's address ([`super::remote::ClientAddr`], for the rate limit) and,
+/// with `tls`, the connection is TLS (the handshake bounded by
+/// `header_timeout` too).
+pub async fn serve_remote(
+    listener: TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "remote: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app
+                    .clone()
+                    .layer(axum::Extension(super::remote::ClientAddr(peer)));
+                let service = TowerToHyperService::new(app);
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let result = match tls {
+                        Some(acceptor) => {
+                            let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "remote: TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "remote: TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await
+                        }
+                        None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "remote: connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
