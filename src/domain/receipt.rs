@@ -249,6 +249,8 @@ code_enum!(
     }
 );
 
+// `code_enum!` takes no variant attributes, so `#[default]` cannot be derived.
+#[allow(clippy::derivable_impls)]
 impl Default for Unit {
     fn default() -> Unit {
         Unit::Piece

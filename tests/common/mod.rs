@@ -238,13 +238,12 @@ pub fn gateway_seed_request(currency: &str, cheque: Option<&str>) -> String {
         .map(|l| l.replace("\u{a4}cy=USD", "&currency=USD"))
         .map(|l| {
             let (k, v) = l.trim_start_matches('&').split_once('=').unwrap();
-            let v = match (k, cheque) {
+            match (k, cheque) {
                 ("currency", _) => form_encode(&[(k.into(), currency.into())]),
                 ("cheque", Some(c)) => form_encode(&[(k.into(), c.into())]),
                 ("control", _) => format!("control={control}"),
                 _ => format!("{k}={v}"),
-            };
-            v
+            }
         })
         .collect::<Vec<_>>()
         .join("&")
