@@ -592,3 +592,22 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod handler_tests {
+    #[test]
+    fn the_handler_json_names_both_urls_and_the_auth_section() {
+        let j = super::facts::handler_json("https://till.example.com:8443/");
+        assert_eq!(
+            j["SETTINGS"]["PRINT_URL"],
+            "https://till.example.com:8443/bitrix24/print"
+        );
+        assert_eq!(
+            j["SETTINGS"]["CHECK_URL"],
+            "https://till.example.com:8443/bitrix24/check"
+        );
+        let auth = &j["SETTINGS"]["CONFIG"]["AUTH"]["ITEMS"];
+        assert_eq!(auth["LOGIN"]["REQUIRED"], "Y");
+        assert_eq!(auth["PASSWORD"]["TYPE"], "STRING");
+    }
+}
