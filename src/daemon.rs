@@ -77,7 +77,7 @@ impl Daemon {
                     source,
                 })?;
         let addr = listener.local_addr().map_err(DaemonError::Serve)?;
-        let sync_wake = Arc::new(tokio::sync::Notify::new());
+        let sync_wake = journal.outbox().sync.clone();
         let worker = if settings.cloud.enabled {
             let client = CloudClient::new(&settings.cloud, journal.clone(), clock.clone())
                 .map_err(DaemonError::Cloud)?;
@@ -99,7 +99,7 @@ impl Daemon {
             );
             None
         };
-        let device_wake = Arc::new(tokio::sync::Notify::new());
+        let device_wake = journal.outbox().devices.clone();
         let devices = (settings.devices.register.is_some() || settings.devices.printer.is_some())
             .then(|| Arc::new(Devices::start(&settings.devices)));
         let device_worker = devices.as_ref().map(|d| {
@@ -119,9 +119,8 @@ impl Daemon {
             max_body_bytes: settings.max_body_bytes,
             write_timeout: settings.write_timeout,
             started: Instant::now(),
-            sync_wake,
+            api: settings.api.clone(),
             sync_status: worker.as_ref().map(|w| w.status.clone()),
-            device_wake,
             devices: devices.clone(),
             backend: settings.devices.backend,
             bitrix24: settings.bitrix24.clone().map(Arc::new),
@@ -133,10 +132,13 @@ impl Daemon {
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(api::server::serve(
+        let server = tokio::spawn(api::server::serve_with(
             listener,
             app,
-            api::server::HEADER_READ_TIMEOUT,
+            api::server::ServeOptions::from_limits(
+                api::server::HEADER_READ_TIMEOUT,
+                &settings.api.limits,
+            ),
             async {
                 let _ = rx.await;
             },

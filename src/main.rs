@@ -242,6 +242,20 @@ fn demo(
     if let Some(listen) = listen {
         settings.listen = listen;
     }
+    if !devices_control.ip().is_loopback() {
+        bail!(
+            "--devices-control {devices_control}: the emulators' control interface listens on loopback only"
+        );
+    }
+    // The demo's API asks for a token like a till's should: one operator
+    // token, kept (0600) in the state directory across runs.
+    let token_path = state_dir.join("operator.token");
+    let token = demo_token(&token_path)?;
+    settings.api.tokens = vec![config::ApiToken {
+        name: "demo operator".into(),
+        role: config::Role::Operator,
+        hash: config::TokenHash::of(&token),
+    }];
     // The emulated devices live under the state directory.
     let devices_dir = std::fs::canonicalize(&state_dir)
         .unwrap_or(state_dir.clone())
@@ -298,7 +312,7 @@ fn demo(
         .await;
         settings.cloud.base_url = sim.base_url();
         eprintln!(
-            "fiscald demo: {} till, fiscalized by the {}, journal {}\n  processing simulator {}\n  emulated devices: {} (register), {} (printer); control http://{}/sim/devices\n  try: curl -s http://{}/v1/health",
+            "fiscald demo: {} till, fiscalized by the {}, journal {}\n  processing simulator {}\n  emulated devices: {} (register), {} (printer); control http://{}/sim/devices\n  operator token: {token} (in {}; send it as Authorization: Bearer <token>)\n  try: TOKEN=$(cat {}); curl -s -H \"Authorization: Bearer $TOKEN\" http://{}/v1/health",
             settings.profile.country,
             match backend { DemoBackend::Cloud => "cloud", DemoBackend::Register => "register" },
             settings.journal_path.display(),
@@ -306,6 +320,8 @@ fn demo(
             register_path.display(),
             printer_path.display(),
             devices_control,
+            token_path.display(),
+            token_path.display(),
             settings.listen
         );
         let served = fiscald::daemon::run_until_signal(&settings, Arc::new(SystemClock)).await;
@@ -373,6 +389,11 @@ fn sim(what: SimCommand) -> Result<()> {
                     format!("cannot start the device emulators in {}", dir.display())
                 })?,
             );
+            if !control.ip().is_loopback() {
+                bail!(
+                    "--control {control}: the emulators' control interface listens on loopback only"
+                );
+            }
             let listener = tokio::net::TcpListener::bind(control)
                 .await
                 .with_context(|| format!("cannot listen on {control}"))?;
@@ -392,6 +413,28 @@ fn sim(what: SimCommand) -> Result<()> {
             Ok(())
         }),
     }
+}
+
+/// The demo's operator token: read from `path`, or made (random, 0600).
+fn demo_token(path: &std::path::Path) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return config::secrets::read_token_file(path)
+            .map(|s| s.expose().to_string())
+            .map_err(anyhow::Error::msg);
+    }
+    let token: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{token}").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

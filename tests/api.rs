@@ -361,3 +361,161 @@ async fn graceful_stop_flushes_and_reopen_continues_numbering() {
     assert_eq!(s, 201);
     assert_eq!(r["number"], 4);
 }
+
+/// The rules (path, rule, message) of a 422 reply.
+fn violations(r: &Value) -> Vec<(String, String, String)> {
+    r["error"]["details"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap_or_default().to_string(),
+                d["rule"].as_str().unwrap_or_default().to_string(),
+                d["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A daemon whose clock stands on 23 November 2026 (Moscow, the till's zone).
+async fn daemon_in_2026() -> TestDaemon {
+    use chrono::TimeZone;
+    let at = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 23, 11, 5, 0)
+        .unwrap();
+    TestDaemon::start_with_clock(
+        |_| {},
+        std::sync::Arc::new(fiscald::clock::ManualClock::new(at)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn in_2026_vat_20_is_only_for_returns_and_settlements_of_2025_operations() {
+    let t = daemon_in_2026().await;
+
+    // A 2026 sale at 20 %: refused, naming the rule and the FNS letter.
+    let mut sale = receipt("Чайник", "2400.00");
+    sale["items"][0]["vat"] = "20".into();
+    let (s, r) = t.post(&sale, None).await;
+    assert_eq!(s, 422, "{r}");
+    let v = violations(&r);
+    assert_eq!(v.len(), 1, "{r}");
+    assert_eq!(
+        (v[0].0.as_str(), v[0].1.as_str()),
+        ("/items/0/vat", "vat_20_before_2026_only")
+    );
+    assert!(v[0].2.contains("АБ-4-20/11248@"), "{}", v[0].2);
+
+    // The return of a sale of 20 December 2025 at 20 %: accepted, dated.
+    let (s, r) = t.post(&common::return_of_2025_sale_at_20(), None).await;
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(r["original_date"], "2025-12-20");
+    assert_eq!(r["items"][0]["vat"], "20");
+
+    // The same return of a 2026 sale, or with no date: refused.
+    let mut late = common::return_of_2025_sale_at_20();
+    late["original_date"] = "2026-01-05".into();
+    let (s, r) = t.post(&late, None).await;
+    assert_eq!(
+        (s, violations(&r)[0].1.as_str()),
+        (422, "vat_20_before_2026_only")
+    );
+    late.as_object_mut().unwrap().remove("original_date");
+    let (s, r) = t.post(&late, None).await;
+    assert_eq!(
+        (s, violations(&r)[0].1.as_str()),
+        (422, "vat_20_before_2026_only")
+    );
+
+    // A settlement: offsetting a 2025 prepayment at 20/120 → 20 % is fine.
+    let settle = json!({
+        "type": "sale", "original_date": "2025-11-30",
+        "items": [{"name": "Шкаф по предоплате", "quantity": 1, "price": "12000.00", "vat": "20"}],
+        "payments": [{"kind": "prepaid", "amount": "12000.00"}]
+    });
+    let (s, r) = t.post(&settle, None).await;
+    assert_eq!(s, 201, "{r}");
+
+    // A future original date is refused.
+    let mut future = common::return_of_2025_sale_at_20();
+    future["original_date"] = "2026-12-01".into();
+    let (s, r) = t.post(&future, None).await;
+    assert_eq!(s, 422);
+    assert!(violations(&r).iter().any(|v| v.1 == "not_future"), "{r}");
+}
+
+#[tokio::test]
+async fn overflow_with_a_given_total_zero_totals_and_disagreeing_methods_are_422() {
+    let t = daemon_in_2026().await;
+    // price × quantity overflows; the POS's own "total" does not save it.
+    let overflow = json!({
+        "type": "sale",
+        "items": [{"name": "x", "quantity": "99999.999", "price": "999999999.99",
+                   "total": "1.00", "vat": "22"}],
+        "payments": [{"kind": "cash", "amount": "1.00"}]
+    });
+    let (s, r) = t.post(&overflow, None).await;
+    assert_eq!(s, 422, "{r}");
+    assert!(
+        violations(&r)
+            .iter()
+            .any(|v| v.0 == "/items/0/total" && v.1 == "overflow"),
+        "{r}"
+    );
+
+    // A zero-total receipt.
+    let zero = json!({
+        "type": "sale",
+        "items": [{"name": "Пакет", "quantity": 1, "price": "0.00", "vat": "22"}],
+        "payments": []
+    });
+    let (s, r) = t.post(&zero, None).await;
+    assert_eq!(s, 422, "{r}");
+    assert_eq!(violations(&r)[0].1, "positive_total", "{r}");
+    // Zero after a discount is zero too.
+    let mut all_off = receipt("Пакет", "5.00");
+    all_off["discount"] = "5.00".into();
+    let (s, r) = t.post(&all_off, None).await;
+    assert_eq!(
+        (s, violations(&r)[0].1.as_str()),
+        (422, "positive_total"),
+        "{r}"
+    );
+
+    // An advance at a flat rate; a prepayment offset with nothing settled.
+    let mut advance = common::advance_22_122();
+    advance["items"][0]["vat"] = "22".into();
+    let (s, r) = t.post(&advance, None).await;
+    assert_eq!(s, 422);
+    assert_eq!(violations(&r)[0].1, "prepayment_calculated_rate", "{r}");
+    let mut offset = common::advance_22_122();
+    offset["payments"] = json!([{"kind": "prepaid", "amount": "1000.00"}]);
+    let (s, r) = t.post(&offset, None).await;
+    assert_eq!(s, 422);
+    assert_eq!(violations(&r)[0].1, "prepaid_offsets_settlement", "{r}");
+    // Nothing of the above was written.
+    assert_eq!(t.receipt_count().await, 0);
+
+    // The fixtures themselves are valid.
+    let (s, r) = t
+        .post(&common::Fiscal2026 { marked: None }.json(), None)
+        .await;
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(r["total"], common::Fiscal2026::TOTAL);
+    assert_eq!(r["change"], common::Fiscal2026::CHANGE);
+    let shares: i64 = r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            fiscald::domain::Money::parse(i["receipt_discount"].as_str().unwrap_or("0"))
+                .unwrap()
+                .0
+        })
+        .sum();
+    assert_eq!(shares, 1000, "the receipt discount is spread exactly: {r}");
+    let (s, r) = t.post(&common::advance_22_122(), None).await;
+    assert_eq!(s, 201, "{r}");
+}

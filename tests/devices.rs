@@ -411,7 +411,12 @@ async fn operator_actions_shift_reports_drawer_and_their_errors() {
     assert_eq!(s, 200, "{v}");
     let (s, v) = post("/v1/drawer/open").await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(drawer_kicks(&sim.printer.output()), 1);
+    // The pulse is on the wire when the call returns; the emulator reads it
+    // from the pty on its own thread.
+    until("the drawer pulse", Duration::from_secs(5), async || {
+        (drawer_kicks(&sim.printer.output()) == 1).then_some(())
+    })
+    .await;
     let (s, v) = post("/v1/shifts/close").await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["register"]["shift"], "closed");
@@ -457,4 +462,272 @@ async fn without_devices_the_device_endpoints_say_so() {
     assert_eq!(s, 200);
     assert_eq!(v["devices"], json!([]));
     d.daemon.stop().await.unwrap();
+}
+
+// ------------------------------------------------- FFD 1.2 data, 2026
+
+fn minor(v: &Value) -> u64 {
+    fiscald::domain::Money::parse(v.as_str().unwrap())
+        .unwrap()
+        .0 as u64
+}
+
+/// The printed text shows every piece of the 2026 fixture.
+fn assert_printed_fiscal_2026(text: &str) {
+    use common::Fiscal2026 as F;
+    for want in [
+        "Молоко 3,2% 1 л",
+        "2.000 шт x 89.90 = 179.80",
+        "0.350 кг x 899.00 = 314.65",
+        "СКИДКА",
+        "СКИДКА НА ЧЕК",
+        "-10.00",
+        "ПРИЗНАК АГЕНТА: КОМИССИОНЕР",
+        F::SUPPLIER,
+        F::SUPPLIER_INN,
+        F::SUPPLIER_PHONE,
+        "СУММА НДС 22%",
+        "СУММА НДС 10%",
+        F::TOTAL,
+        "ПРЕДОПЛАТА (АВАНС)",
+        F::PREPAID,
+        "НАЛИЧНЫМИ",
+        F::CHANGE,
+        F::CASHIER,
+        F::CASHIER_INN,
+        F::BUYER_EMAIL,
+        F::BUYER_NAME,
+        F::BUYER_INN,
+        "СНО",
+        "ОСН",
+    ] {
+        assert!(text.contains(want), "{want:?} missing in\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_receipt_reaches_the_register_with_every_ffd_tag_and_is_printed() {
+    use common::Fiscal2026 as F;
+    use fiscald::devices::shtrih::tlv::tag;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = bench(dir.path());
+    let d = TestDaemon::start_with(|s| wire(s, &sim, Backend::Register)).await;
+
+    let mut ids = Vec::new();
+    for body in [F { marked: None }.json(), common::advance_22_122()] {
+        let (status, r) = d.post(&body, None).await;
+        assert_eq!(status, 201, "{r}");
+        ids.push(r["id"].as_str().unwrap().to_string());
+    }
+    let mut done = Vec::new();
+    for id in &ids {
+        done.push(
+            receipt_when(&d, id, "fiscalized and printed", |r| {
+                r["state"] == "fiscalized" && r["print"]["state"] == "done"
+            })
+            .await,
+        );
+    }
+    let reg = sim.register.snapshot();
+    assert_eq!(reg.receipts.len(), 2, "{reg:?}");
+
+    // The sale: receipt-level tags (FF0C) with their values.
+    let sale = &reg.receipts[0];
+    let text = |t: Option<fiscald::devices::shtrih::tlv::Tlv>| t.expect("tag present").text();
+    assert_eq!(text(sale.tag(tag::BUYER_CONTACT)), F::BUYER_EMAIL);
+    assert_eq!(text(sale.tag(tag::CASHIER)), F::CASHIER);
+    assert_eq!(text(sale.tag(tag::CASHIER_INN)), F::CASHIER_INN);
+    assert_eq!(text(sale.tag(tag::BUYER_NAME)), F::BUYER_NAME);
+    assert_eq!(text(sale.tag(tag::BUYER_INN)), F::BUYER_INN);
+    assert_eq!(
+        sale.tag(tag::AGENT_SIGN).unwrap().value,
+        [1 << 5],
+        "commission agent"
+    );
+    assert_eq!(sale.tax_system, 0x01, "ОСН");
+    // FF45: cash in type 1, the prepayment offset in type 14.
+    let mut payments = [0u64; 16];
+    payments[0] = minor(&json!(F::CASH));
+    payments[13] = minor(&json!(F::PREPAID));
+    assert_eq!(sale.payments, payments);
+    assert_eq!(sale.change, minor(&json!(F::CHANGE)));
+    assert_eq!(sale.total, minor(&json!(F::TOTAL)));
+
+    // Lines (FF46 + FF4D): tax code per rate, 1212, 1214, 2108, agent data,
+    // and the amounts after both discounts.
+    let api_items = done[0]["items"].as_array().unwrap();
+    assert_eq!(sale.lines.len(), 3);
+    for (line, item) in sale.lines.iter().zip(api_items) {
+        assert_eq!(line.sum, minor(&item["total"]), "{line:?} vs {item}");
+        assert_eq!(line.calculation_method, 4, "1214 full payment");
+    }
+    let codes: Vec<u8> = sale.lines.iter().map(|l| l.tax_code).collect();
+    assert_eq!(codes, [0xCB, 0x02, 0xCB], "22 %, 10 %, 22 %");
+    let subjects: Vec<u8> = sale.lines.iter().map(|l| l.payment_subject).collect();
+    assert_eq!(subjects, [1, 1, 4], "1212: commodity, commodity, service");
+    let units: Vec<Option<Vec<u8>>> = sale
+        .lines
+        .iter()
+        .map(|l| l.tag(tag::UNIT).map(|t| t.value))
+        .collect();
+    assert_eq!(
+        units,
+        [None, Some(vec![11]), None],
+        "2108: kg sent; pieces are the register's default"
+    );
+    let agent = &sale.lines[2];
+    assert_eq!(agent.tag(tag::ITEM_AGENT_SIGN).unwrap().value, [1 << 5]);
+    assert_eq!(text(agent.tag(tag::SUPPLIER_NAME)), F::SUPPLIER);
+    assert_eq!(text(agent.tag(tag::SUPPLIER_PHONE)), F::SUPPLIER_PHONE);
+    assert_eq!(text(agent.tag(tag::SUPPLIER_INN)), F::SUPPLIER_INN);
+    assert!(sale.lines[0].tag(tag::ITEM_AGENT_SIGN).is_none());
+
+    // The advance at 22/122: tax code 0xCC, 1214 = 3 (аванс), 1212 = 10 (платёж).
+    let adv = &reg.receipts[1];
+    assert_eq!(
+        (
+            adv.lines[0].tax_code,
+            adv.lines[0].calculation_method,
+            adv.lines[0].payment_subject
+        ),
+        (0xCC, 3, 10)
+    );
+    assert_eq!(adv.payments[1], 100_000, "electronic");
+
+    // The registration number is the register's RNM (table 18), not the serial.
+    assert_eq!(done[0]["fiscal"]["kkt_reg_id"], reg.rnm.as_str());
+
+    // On paper.
+    let out = sim.printer.output();
+    let texts = texts(&out);
+    assert_eq!(texts.len(), 2);
+    assert_printed_fiscal_2026(&texts[0]);
+    assert!(texts[0].contains(&reg.rnm), "РН ККТ printed: {}", texts[0]);
+    assert!(texts[1].contains("АВАНС"), "{}", texts[1]);
+    assert!(texts[1].contains("НДС 22/122"), "{}", texts[1]);
+    d.daemon.stop().await.unwrap();
+    sim.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_return_of_a_2025_sale_is_registered_with_the_20_percent_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = bench(dir.path());
+    let d = TestDaemon::start_with(|s| wire(s, &sim, Backend::Register)).await;
+    let (status, r) = d.post(&common::return_of_2025_sale_at_20(), None).await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    receipt_when(&d, &id, "fiscalized and printed", |r| {
+        r["state"] == "fiscalized" && r["print"]["state"] == "done"
+    })
+    .await;
+    let reg = sim.register.snapshot();
+    assert_eq!(reg.receipts.len(), 1);
+    let ret = &reg.receipts[0];
+    assert_eq!(ret.operation, 2, "возврат прихода");
+    assert_eq!(ret.lines[0].tax_code, 0x01, "the 20 % code");
+    let text = texts(&sim.printer.output()).join("\n");
+    assert!(text.contains("ВОЗВРАТ ПО ОПЕРАЦИИ ОТ"), "{text}");
+    assert!(text.contains("20.12.2025"), "{text}");
+    assert!(text.contains("НДС 20%"), "{text}");
+    d.daemon.stop().await.unwrap();
+    sim.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_receipt_reaches_the_cloud_with_every_field_and_is_printed() {
+    use common::Fiscal2026 as F;
+    use fiscald::sim::cloud::{SimCloud, SimConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = bench(dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cloud = SimCloud::start(listener, SimConfig::default()).await;
+    let d = TestDaemon::start_with(|s| {
+        wire(s, &sim, Backend::Cloud);
+        s.cloud.enabled = true;
+        s.cloud.base_url = cloud.base_url();
+        s.cloud.poll_interval = Duration::from_millis(50);
+        s.cloud.probe_interval = Duration::from_millis(100);
+    })
+    .await;
+    let mut ids = Vec::new();
+    for body in [F { marked: None }.json(), common::advance_22_122()] {
+        let (status, r) = d.post(&body, None).await;
+        assert_eq!(status, 201, "{r}");
+        ids.push(r["id"].as_str().unwrap().to_string());
+    }
+    let mut done = Vec::new();
+    for id in &ids {
+        done.push(
+            receipt_when(&d, id, "fiscalized and printed", |r| {
+                r["state"] == "fiscalized" && r["print"]["state"] == "done"
+            })
+            .await,
+        );
+    }
+    let bodies = cloud.with_model(|m| m.bodies());
+    assert_eq!(bodies.len(), 2);
+    // The sync may send both at once: tell them apart by content.
+    let (sale, adv): (Vec<_>, Vec<_>) = bodies
+        .iter()
+        .map(|b| serde_json::to_value(b).unwrap())
+        .partition(|b| b["items"].as_array().unwrap().len() == 3);
+    let (sale, adv) = (&sale[0], &adv[0]);
+    let client = &sale["client"];
+    assert_eq!(
+        (&client["address"], &client["name"], &client["inn"]),
+        (
+            &json!(F::BUYER_EMAIL),
+            &json!(F::BUYER_NAME),
+            &json!(F::BUYER_INN)
+        )
+    );
+    assert_eq!(
+        sale["cashier"],
+        json!({"name": F::CASHIER, "inn": F::CASHIER_INN})
+    );
+    assert_eq!(sale["agentSign"], 1 << 5);
+    assert_eq!(sale["taxSystem"], "COMMON");
+    assert_eq!(sale["discount"].to_string(), "10.00");
+    assert_eq!(sale["total"].to_string(), F::TOTAL);
+    assert_eq!(sale["payments"]["PREPAID"].to_string(), F::PREPAID);
+    assert_eq!(sale["payments"]["CASH"].to_string(), F::CASH);
+    let items = sale["items"].as_array().unwrap();
+    let vats: Vec<&str> = items.iter().map(|i| i["vat"].as_str().unwrap()).collect();
+    assert_eq!(vats, ["VAT_22", "VAT_10", "VAT_22"]);
+    assert_eq!(items[1]["measure"], 11, "2108 kg");
+    assert!(items[0].get("measure").is_none(), "pieces are the default");
+    assert_eq!(items[2]["paymentSubject"], "SERVICE");
+    assert_eq!(
+        items[2]["agent"],
+        json!({"type": "COMMISSION_AGENT", "supplierName": F::SUPPLIER,
+               "supplierInn": F::SUPPLIER_INN, "supplierPhones": [F::SUPPLIER_PHONE]})
+    );
+    let api_items = done[0]["items"].as_array().unwrap();
+    for (wire_item, item) in items.iter().zip(api_items) {
+        assert_eq!(
+            wire_item["total"].to_string(),
+            item["total"].as_str().unwrap()
+        );
+    }
+    // Line 0: its own 9.80 plus its share of the receipt's 10.00.
+    let share = minor(&api_items[0]["receipt_discount"]);
+    assert_eq!(minor(&json!(items[0]["discount"].to_string())), 980 + share);
+    assert_eq!(
+        (
+            &adv["items"][0]["vat"],
+            &adv["items"][0]["calculationMethod"],
+            &adv["items"][0]["paymentSubject"]
+        ),
+        (&json!("VAT_122"), &json!("ADVANCE"), &json!("PAYMENT"))
+    );
+
+    // Printed at once with the offline link, showing the same data.
+    let out = sim.printer.output();
+    let texts = texts(&out);
+    assert_eq!(texts.len(), 2);
+    assert_printed_fiscal_2026(&texts[0]);
+    d.daemon.stop().await.unwrap();
+    cloud.stop().await;
+    sim.stop();
 }

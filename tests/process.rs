@@ -308,7 +308,17 @@ async fn demo_runs_with_nothing_to_configure() {
         "--devices-control",
         "127.0.0.1:0",
     ]);
-    let client = reqwest::Client::new();
+    // The demo asks for its operator token (kept 0600 in the state
+    // directory, printed at start); without it: 401.
+    let token = common::demo_token(&state);
+    let anonymous = reqwest::Client::new();
+    let refused = anonymous
+        .get(format!("{base}/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let client = common::client_with_token(&token);
     let health: Value = client
         .get(format!("{base}/v1/health"))
         .send()
@@ -390,6 +400,7 @@ async fn demo_runs_with_nothing_to_configure() {
     let out = Command::new("bash")
         .arg(&script)
         .env("FISCALD_URL", &base)
+        .env("FISCALD_TOKEN", &token)
         .output()
         .unwrap();
     assert!(

@@ -1,18 +1,23 @@
-//! The one error shape every endpoint answers with:
-//! `{"error": {"code", "message", "details": [{"path", "rule", "message"}]}}`.
+//! What went wrong with a request, independent of any dialect: a status, a
+//! stable code, a message and the problems in detail. A handler (or the
+//! policy, or a body reader) returns an [`ApiError`]; its response carries the
+//! error in its extensions, and the error layer in [`super::dialect`] renders
+//! it in the shape of the dialect the request's path belongs to. The native
+//! shape is `{"error": {"code", "message", "details": [{"path", "rule",
+//! "message"}]}}` (`native::render_error`).
 
 use crate::domain::Violation;
 use crate::journal::JournalError;
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use std::sync::Arc;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Each with a path in the dialect's own terms.
     pub details: Vec<Violation>,
 }
 
@@ -57,6 +62,10 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message.clone())
             .with_detail(Violation::new(path, rule, message))
     }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, code, message)
+    }
 }
 
 impl From<JournalError> for ApiError {
@@ -83,22 +92,14 @@ impl From<JournalError> for ApiError {
     }
 }
 
+/// The error waiting in a response's extensions for its dialect's renderer.
+#[derive(Clone)]
+pub struct Unrendered(pub Arc<ApiError>);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "details": self.details,
-            }
-        });
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
-            );
-        }
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(Unrendered(Arc::new(self)));
         response
     }
 }

@@ -1,19 +1,66 @@
 //! The HTTP/1.1 server loop. axum's `serve` sets no timer, so a client that
 //! opens a connection and never sends a request would hold it forever; this
-//! loop gives every connection a header-read timeout and shuts down
-//! gracefully (in-flight requests finish, idle connections close).
+//! loop gives every connection a header-read timeout, bounds the request head
+//! (size and header count: 431 above), caps the connections served at once
+//! (one more gets a fast 503 and is closed, never left hanging), and shuts
+//! down gracefully (in-flight requests finish, idle connections close).
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// How long a client may take to send a request's headers (also bounds idle
 /// keep-alive connections).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bounds on what clients may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    pub header_timeout: Duration,
+    /// Largest request head in bytes (at least 8192).
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl ServeOptions {
+    pub fn new(header_timeout: Duration) -> ServeOptions {
+        let l = crate::config::Limits::default();
+        ServeOptions {
+            header_timeout,
+            max_header_bytes: l.max_header_bytes,
+            max_headers: l.max_headers,
+            max_connections: l.max_connections,
+        }
+    }
+
+    pub fn from_limits(header_timeout: Duration, l: &crate::config::Limits) -> ServeOptions {
+        ServeOptions {
+            header_timeout,
+            max_header_bytes: l.max_header_bytes,
+            max_headers: l.max_headers,
+            max_connections: l.max_connections,
+        }
+    }
+}
+
+/// What a connection over the cap is told before it is closed.
+fn busy_reply() -> Vec<u8> {
+    let body = r#"{"error":{"code":"too_many_connections","message":"too many connections at once (api.limits.max_connections); try again","details":[]}}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
 
 /// Serve `app` on `listener` until `shutdown` resolves, then wait for the
 /// connections in flight (the caller bounds that wait).
@@ -23,17 +70,31 @@ pub async fn serve(
     header_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with(listener, app, ServeOptions::new(header_timeout), shutdown).await
+}
+
+/// [`serve`] with explicit limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(options.header_timeout)
+        .max_buf_size(options.max_header_bytes.max(8192) + 8192)
+        .max_header_size(options.max_header_bytes)
+        .max_headers(options.max_headers)
         .keep_alive(true);
+    let slots = Arc::new(Semaphore::new(options.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
+                let mut stream = match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
                         // Out of file descriptors and the like: back off, don't spin.
@@ -41,6 +102,17 @@ pub async fn serve(
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!("connection refused: api.limits.max_connections reached");
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            stream.write_all(&busy_reply()).await?;
+                            stream.shutdown().await
+                        })
+                        .await;
+                    });
+                    continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let service = TowerToHyperService::new(app.clone());
@@ -50,6 +122,7 @@ pub async fn serve(
                     if let Err(e) = watched.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,

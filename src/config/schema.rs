@@ -138,8 +138,10 @@ impl Default for AuthConfig {
             native: AuthMode::Token,
             // FiscalBox-compatible POS apps send no credentials.
             fiscalbox: AuthMode::None,
-            bitrix24: AuthMode::Token,
-            gateway: AuthMode::Token,
+            // Bitrix24 cannot send a bearer token, and both carry their own
+            // credentials (cashbox_params[AUTH], control), checked always.
+            bitrix24: AuthMode::None,
+            gateway: AuthMode::None,
         }
     }
 }

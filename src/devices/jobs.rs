@@ -23,13 +23,15 @@
 
 use super::escpos::layout::{LayoutOptions, ReceiptPrint, receipt as layout_receipt};
 use super::manager::{CALL_LIMIT, Devices};
+pub use super::reconcile::RegisterMarker;
+use super::reconcile::{Action, DocSummary, Observed, reconcile, refusal_parks};
 use super::runtime::{DeviceError, DeviceState};
 use super::shtrih::ClosedReceipt;
 use crate::clock::Clock;
 use crate::config::{CutMode, DrawerVia, TextEncoding};
 use crate::domain::PaymentKind;
 use crate::domain::fiscal::operation_type;
-use crate::journal::{JOB_PRINT, JOB_REGISTER, Job, Journal, StoredReceipt};
+use crate::journal::{Job, JobKind, JobMarker, Journal, StoredReceipt};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,15 +43,6 @@ const RETRY_DELAY: Duration = Duration::from_secs(2);
 /// Longest sleep with nothing due (the worker also wakes on every accept and
 /// every device state change).
 const IDLE_WAIT: Duration = Duration::from_secs(300);
-
-/// The register job's durable progress marker (the job's `data`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegisterMarker {
-    /// The register's last fiscal document number just before this receipt
-    /// was sent to it; present once sending may have begun.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fd_before: Option<u32>,
-}
 
 /// The print job's durable progress marker.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,12 +66,22 @@ pub enum Reconciled {
     },
 }
 
-/// Does a receipt document read back from the register stand for this receipt?
-/// Pure: the sum and the operation type must both match. Only documents
-/// after the marker's `fd_before` are ever asked, so an earlier identical
-/// sale cannot be mistaken for this one.
-pub fn is_this_receipt(doc: &ClosedReceipt, receipt: &StoredReceipt) -> bool {
-    doc.total == receipt.receipt.total && doc.operation == operation_type(receipt.receipt.kind)
+impl JobMarker for RegisterMarker {}
+impl JobMarker for PrintMarker {}
+
+/// What a receipt looks like as a register document: its operation and total.
+pub fn expected_doc(receipt: &StoredReceipt) -> DocSummary {
+    DocSummary {
+        operation: operation_type(receipt.receipt.kind),
+        total: receipt.receipt.total,
+    }
+}
+
+fn summary(doc: &ClosedReceipt) -> DocSummary {
+    DocSummary {
+        operation: doc.operation,
+        total: doc.total,
+    }
 }
 
 pub struct DeviceWorker {
@@ -122,11 +125,11 @@ async fn run(
         let mut wait = IDLE_WAIT;
         for (kind, device_ready) in [
             (
-                JOB_REGISTER,
+                JobKind::Register,
                 devices.register.as_ref().map(|d| ready(d.status().state)),
             ),
             (
-                JOB_PRINT,
+                JobKind::Print,
                 devices.printer.as_ref().map(|d| ready(d.status().state)),
             ),
         ] {
@@ -156,7 +159,7 @@ async fn run(
                 continue;
             }
             worked = true;
-            let result = if kind == JOB_REGISTER {
+            let result = if kind == JobKind::Register {
                 register_job(&journal, &devices, &clock, job).await
             } else {
                 print_job(&journal, &devices, &clock, job).await
@@ -213,7 +216,7 @@ async fn register_job(
     job: Job,
 ) -> Result<(), crate::journal::JournalError> {
     let stored = load(journal, &job).await?;
-    let marker: RegisterMarker = serde_json::from_str(&job.data).unwrap_or_default();
+    let marker: RegisterMarker = job.marker();
     let register = devices.register.as_ref().expect("checked by the caller");
     let auto_open_shift = devices
         .settings
@@ -221,55 +224,62 @@ async fn register_job(
         .as_ref()
         .is_some_and(|r| r.auto_open_shift);
 
-    // 1. Read the register and reconcile with the marker.
+    // 1. Read the register and reconcile with the marker: the pure
+    //    `reconcile` decides, this loop performs its actions.
     let check = {
-        let stored = stored.clone();
+        let expected = expected_doc(&stored);
         let marker = marker.clone();
         register
             .call(CALL_LIMIT, move |d| {
                 let reg = &mut d.register;
-                let mut status = reg.status()?;
                 let mut cancelled = false;
-                if status.document_open {
-                    // Ours, interrupted before it closed (or a stray one): a
-                    // check that never closed registered nothing.
-                    reg.cancel_check()?;
-                    cancelled = true;
-                    status = reg.status()?;
-                }
-                if let Some(fd_before) = marker.fd_before {
-                    for fd in fd_before.saturating_add(1)..=status.last_fd {
-                        if let Some(doc) = find_receipt(reg, fd)?
-                            && is_this_receipt(&doc, &stored)
-                        {
+                let mut docs: Vec<(u32, Option<DocSummary>)> = Vec::new();
+                let mut closed: Vec<Option<ClosedReceipt>> = Vec::new();
+                // Each action changes what the register shows; a register
+                // that does not settle within a few rounds is a link problem.
+                for _ in 0..6 {
+                    let status = reg.status()?;
+                    let seen = Observed {
+                        document_open: status.document_open,
+                        last_fd: status.last_fd,
+                        shift: status.shift,
+                        documents: &docs,
+                    };
+                    match reconcile(&marker, &seen, expected, auto_open_shift) {
+                        Action::CancelOpenCheck => {
+                            reg.cancel_check()?;
+                            cancelled = true;
+                        }
+                        Action::ReadBack { from, to } => {
+                            for fd in from..=to {
+                                let doc = find_receipt(reg, fd)?;
+                                docs.push((fd, doc.as_ref().map(summary)));
+                                closed.push(doc);
+                            }
+                        }
+                        Action::Registered { fd } => {
+                            let doc = docs
+                                .iter()
+                                .position(|(f, _)| *f == fd)
+                                .and_then(|i| closed[i].clone())
+                                .expect("reconcile names a document it was shown");
                             return Ok((Reconciled::Registered(Box::new(doc)), status));
+                        }
+                        Action::OpenShift => reg.open_shift()?,
+                        Action::Wait(why) => return Err(DeviceError::NotReady(why.into())),
+                        Action::Send { fd_before } => {
+                            return Ok((
+                                Reconciled::NotRegistered {
+                                    last_fd: fd_before,
+                                    cancelled_open_check: cancelled,
+                                },
+                                status,
+                            ));
                         }
                     }
                 }
-                match status.shift {
-                    super::shtrih::ShiftState::Open => {}
-                    super::shtrih::ShiftState::Closed if auto_open_shift => {
-                        reg.open_shift()?;
-                        status = reg.status()?;
-                    }
-                    super::shtrih::ShiftState::Closed => {
-                        return Err(DeviceError::NotReady(
-                            "the shift is closed: open it with POST /v1/shifts/open".into(),
-                        ));
-                    }
-                    super::shtrih::ShiftState::Expired => {
-                        return Err(DeviceError::NotReady(
-                            "the shift is over 24 hours old: close it (Z report) with POST /v1/shifts/close"
-                                .into(),
-                        ));
-                    }
-                }
-                Ok((
-                    Reconciled::NotRegistered {
-                        last_fd: status.last_fd,
-                        cancelled_open_check: cancelled,
-                    },
-                    status,
+                Err(DeviceError::Link(
+                    "the register's state kept changing while reconciling".into(),
                 ))
             })
             .await
@@ -299,7 +309,12 @@ async fn register_job(
             }
             // 2. The marker, committed before a byte of the receipt is sent.
             journal
-                .mark_job(job.id, serde_json::json!({ "fd_before": last_fd }))
+                .mark_job(
+                    job.id,
+                    &RegisterMarker {
+                        fd_before: Some(last_fd),
+                    },
+                )
                 .await?;
             // 3. Send it. The register must still be where the marker says.
             let receipt = stored.receipt.clone();
@@ -328,7 +343,13 @@ async fn register_job(
                                 reg.cancel_check()?;
                             }
                             let after = reg.status()?;
-                            if after.last_fd != last_fd || after.document_open {
+                            let seen = Observed {
+                                document_open: after.document_open,
+                                last_fd: after.last_fd,
+                                shift: after.shift,
+                                documents: &[],
+                            };
+                            if !refusal_parks(last_fd, &seen) {
                                 return Err(DeviceError::Link(format!(
                                     "{e}; the register's documents changed, reconciling"
                                 )));
@@ -430,7 +451,7 @@ async fn print_job(
     job: Job,
 ) -> Result<(), crate::journal::JournalError> {
     let stored = load(journal, &job).await?;
-    let marker: PrintMarker = serde_json::from_str(&job.data).unwrap_or_default();
+    let marker: PrintMarker = job.marker();
     let printer = devices.printer.as_ref().expect("checked by the caller");
     let settings = devices
         .settings
@@ -455,7 +476,12 @@ async fn print_job(
 
     // 2. The marker: from here on a retry prints a copy.
     journal
-        .mark_job(job.id, serde_json::json!({ "copies": marker.copies + 1 }))
+        .mark_job(
+            job.id,
+            &PrintMarker {
+                copies: marker.copies + 1,
+            },
+        )
         .await?;
 
     let (qr, caption) = match &stored.fiscal_qr {

@@ -341,7 +341,7 @@ impl Devices {
 
     /// Open the register's shift; returns the register's status after.
     pub async fn open_shift(&self) -> Result<Value, ActionError> {
-        Ok(self
+        let details = self
             .register()?
             .call(CALL_LIMIT, |r| {
                 let s = r.register.status()?;
@@ -354,12 +354,15 @@ impl Devices {
                 r.register.open_shift()?;
                 Ok(register_details(&r.register.status()?))
             })
-            .await?)
+            .await?;
+        // Receipts held for a shift may go now: the device worker looks again.
+        self.changed.notify_one();
+        Ok(details)
     }
 
     /// Close the shift with a Z report.
     pub async fn close_shift(&self) -> Result<Value, ActionError> {
-        Ok(self
+        let details = self
             .register()?
             .call(CALL_LIMIT, |r| {
                 let s = r.register.status()?;
@@ -375,7 +378,10 @@ impl Devices {
                 r.register.z_report()?;
                 Ok(register_details(&r.register.status()?))
             })
-            .await?)
+            .await?;
+        // A shift over 24 h held receipts until this Z report.
+        self.changed.notify_one();
+        Ok(details)
     }
 
     /// Print an X report (shift totals, shift stays open).

@@ -5,5 +5,6 @@ pub mod escpos;
 pub mod jobs;
 pub mod manager;
 pub mod port;
+pub mod reconcile;
 pub mod runtime;
 pub mod shtrih;

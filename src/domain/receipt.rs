@@ -187,36 +187,6 @@ impl Vat {
             Vat::Vat105 | Vat::Vat107 | Vat::Vat110 | Vat::Vat120 | Vat::Vat122
         )
     }
-
-    /// The rate in hundredths of a percent and whether it is calculated
-    /// (`rate / (100 + rate)`); `None` for "no VAT".
-    pub fn rate_bp(self) -> Option<(i64, bool)> {
-        Some(match self {
-            Vat::None => return None,
-            Vat::Vat0 => (0, false),
-            Vat::Vat5 => (500, false),
-            Vat::Vat7 => (700, false),
-            Vat::Vat10 => (1000, false),
-            Vat::Vat12 => (1200, false),
-            Vat::Vat20 => (2000, false),
-            Vat::Vat22 => (2200, false),
-            Vat::Vat105 => (500, true),
-            Vat::Vat107 => (700, true),
-            Vat::Vat110 => (1000, true),
-            Vat::Vat120 => (2000, true),
-            Vat::Vat122 => (2200, true),
-        })
-    }
-
-    /// The VAT contained in `amount` at this rate, rounded half away from
-    /// zero; `None` for "no VAT". Checked: never overflows.
-    pub fn tax_in(self, amount: Money) -> Option<Money> {
-        let (bp, _) = self.rate_bp()?;
-        let a = i128::from(amount.0);
-        let den = 10_000 + i128::from(bp);
-        let num = a * i128::from(bp);
-        Some(Money(((num + den / 2) / den) as i64))
-    }
 }
 
 code_enum!(
@@ -603,22 +573,6 @@ impl Receipt {
             .filter_map(|i| i.line.agent.as_ref())
             .fold(0u8, |acc, a| acc | a.kind.bit());
         (bits != 0).then_some(bits)
-    }
-
-    /// Turnover per VAT rate, in the order rates first appear: (rate, sum of
-    /// line totals, VAT in it). "No VAT" has no VAT amount.
-    pub fn vat_breakdown(&self) -> Vec<(Vat, Money, Option<Money>)> {
-        let mut out: Vec<(Vat, Money, Option<Money>)> = Vec::new();
-        for i in &self.items {
-            match out.iter_mut().find(|(v, ..)| *v == i.line.vat) {
-                Some((_, sum, _)) => sum.0 += i.total.0,
-                None => out.push((i.line.vat, i.total, None)),
-            }
-        }
-        for (v, sum, tax) in &mut out {
-            *tax = v.tax_in(*sum);
-        }
-        out
     }
 
     /// A stable fingerprint of the receipt's content: two requests that mean the

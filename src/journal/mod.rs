@@ -16,9 +16,7 @@ mod read;
 mod writer;
 
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
-pub use ops::{
-    JOB_CANCELLED, JOB_DONE, JOB_FISCALIZE, JOB_PARKED, JOB_PENDING, JOB_PRINT, JOB_REGISTER,
-};
+pub use ops::{JobKind, JobMarker, JobState};
 pub use read::{Job, Page, Stats, SyncCounts};
 
 use crate::clock::Clock;
@@ -47,13 +45,13 @@ pub struct Options {
     pub pin: String,
     pub timezone: Tz,
     pub offline_base_url: String,
-    /// The job that fiscalizes a new receipt: [`JOB_FISCALIZE`] (the cloud)
-    /// or [`JOB_REGISTER`] (the fiscal register).
-    pub fiscal_job: &'static str,
-    /// Queue a [`JOB_PRINT`] job for every new receipt (a printer is
+    /// The job that fiscalizes a new receipt: [`JobKind::Fiscalize`] (the cloud)
+    /// or [`JobKind::Register`] (the fiscal register).
+    pub fiscal_job: JobKind,
+    /// Queue a [`JobKind::Print`] job for every new receipt (a printer is
     /// configured and the cloud fiscalizes: it prints with the offline link).
     pub print_on_accept: bool,
-    /// Queue a [`JOB_PRINT`] job when the register has fiscalized a receipt
+    /// Queue a [`JobKind::Print`] job when the register has fiscalized a receipt
     /// (the customer copy with the fiscal QR).
     pub print_after_register: bool,
 }
@@ -75,8 +73,8 @@ impl Options {
             timezone: settings.timezone,
             offline_base_url: settings.cloud.base_url.clone(),
             fiscal_job: match backend {
-                Backend::Cloud => JOB_FISCALIZE,
-                Backend::Register => JOB_REGISTER,
+                Backend::Cloud => JobKind::Fiscalize,
+                Backend::Register => JobKind::Register,
             },
             print_on_accept: printer && backend == Backend::Cloud,
             print_after_register: printer && backend == Backend::Register,
@@ -140,8 +138,8 @@ pub struct StoredReceipt {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SyncView {
     /// `fiscalize` (the cloud) or `register` (the fiscal register).
-    pub kind: String,
-    pub job_state: String,
+    pub kind: JobKind,
+    pub job_state: JobState,
     pub attempts: u32,
     pub last_error: Option<String>,
     /// Unix milliseconds; 0 means "as soon as possible".
@@ -152,7 +150,7 @@ pub struct SyncView {
 /// Where a receipt's print job stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PrintView {
-    pub job_state: String,
+    pub job_state: JobState,
     pub attempts: u32,
     pub last_error: Option<String>,
     /// Times the receipt went (wholly or partly) to the printer; more than one
@@ -220,6 +218,25 @@ impl From<rusqlite::Error> for JournalError {
     }
 }
 
+/// The journal's outbox notifier: woken by the journal after it commits a
+/// job (a new receipt's jobs, an operator's retry or reprint), never by an
+/// API handler. The sync worker waits on `sync`, the device worker on
+/// `devices`. A write that adds jobs calls [`Outbox::committed`] after its
+/// commit.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pub sync: Arc<tokio::sync::Notify>,
+    pub devices: Arc<tokio::sync::Notify>,
+}
+
+impl Outbox {
+    /// Jobs were committed: every worker looks again.
+    pub fn committed(&self) {
+        self.sync.notify_one();
+        self.devices.notify_one();
+    }
+}
+
 /// A handle to the journal; cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct Journal {
@@ -227,6 +244,7 @@ pub struct Journal {
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
     reader: Arc<read::Reader>,
     metrics: Arc<writer::WriterMetrics>,
+    outbox: Arc<Outbox>,
 }
 
 impl Journal {
@@ -236,9 +254,14 @@ impl Journal {
             && !dir.as_os_str().is_empty()
             && !dir.exists()
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                JournalError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    JournalError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
         }
         let conn = writer::open_writer(&options)?;
         let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
@@ -261,7 +284,13 @@ impl Journal {
             writer: Arc::new(Mutex::new(Some(thread))),
             reader,
             metrics,
+            outbox: Arc::new(Outbox::default()),
         })
+    }
+
+    /// The notifier the workers wait on.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
     }
 
     /// Journal a receipt. Returns only after the commit is durable on disk.
@@ -273,8 +302,13 @@ impl Journal {
         // Serialize and hash on the caller's thread: the writer's time is the
         // one resource every receipt shares.
         let encoded = new.receipt.encoded();
-        self.apply(timeout, move |c, ctx| ops::accept(c, ctx, new, encoded))
-            .await
+        let accepted = self
+            .apply(timeout, move |c, ctx| ops::accept(c, ctx, new, encoded))
+            .await?;
+        if let Accepted::Created(_) = accepted {
+            self.outbox.committed();
+        }
+        Ok(accepted)
     }
 
     /// Round trip through the writer: proves it is alive and committing.
@@ -311,11 +345,12 @@ impl Journal {
 
     /// Merge `patch` (a JSON object) into the job's data: a device job's
     /// progress marker, written *before* the device is told to act.
-    pub async fn mark_job(
+    pub async fn mark_job<M: JobMarker>(
         &self,
         job_id: i64,
-        patch: serde_json::Value,
+        marker: &M,
     ) -> Result<(), JournalError> {
+        let patch = serde_json::to_value(marker).expect("a marker serializes");
         self.apply(WRITE_TIMEOUT, move |c, ctx| {
             ops::mark_job(c, ctx, job_id, &patch)
         })
@@ -358,18 +393,24 @@ impl Journal {
     }
 
     pub async fn operator_retry(&self, receipt_id: String) -> Result<StoredReceipt, JournalError> {
-        self.apply(WRITE_TIMEOUT, move |c, ctx| {
-            ops::operator_retry(c, ctx, &receipt_id)
-        })
-        .await
+        let stored = self
+            .apply(WRITE_TIMEOUT, move |c, ctx| {
+                ops::operator_retry(c, ctx, &receipt_id)
+            })
+            .await?;
+        self.outbox.committed();
+        Ok(stored)
     }
 
     /// Print the receipt (again, as a copy, if it was printed before).
     pub async fn operator_print(&self, receipt_id: String) -> Result<StoredReceipt, JournalError> {
-        self.apply(WRITE_TIMEOUT, move |c, ctx| {
-            ops::operator_print(c, ctx, &receipt_id)
-        })
-        .await
+        let stored = self
+            .apply(WRITE_TIMEOUT, move |c, ctx| {
+                ops::operator_print(c, ctx, &receipt_id)
+            })
+            .await?;
+        self.outbox.committed();
+        Ok(stored)
     }
 
     pub async fn operator_discard(
@@ -460,7 +501,7 @@ impl Journal {
     /// Pending jobs of `kind` due at `now_ms`, oldest first, skipping `busy` ones.
     pub async fn due_jobs(
         &self,
-        kind: &'static str,
+        kind: JobKind,
         now_ms: i64,
         limit: usize,
         busy: Vec<i64>,
@@ -470,14 +511,14 @@ impl Journal {
     }
 
     /// When the earliest pending job of `kind` falls due (unix ms).
-    pub async fn next_due_at(&self, kind: &'static str) -> Result<Option<i64>, JournalError> {
+    pub async fn next_due_at(&self, kind: JobKind) -> Result<Option<i64>, JournalError> {
         self.read(move |r| r.next_due_at(kind)).await
     }
 
     /// Pending and parked jobs of each kind (for `GET /v1/devices`).
     pub async fn job_counts(
         &self,
-        kinds: &'static [&'static str],
+        kinds: &'static [JobKind],
     ) -> Result<serde_json::Value, JournalError> {
         self.read(move |r| r.job_counts(kinds)).await
     }
@@ -535,7 +576,7 @@ mod tests {
             pin: "1234".into(),
             timezone: chrono_tz::Europe::Moscow,
             offline_base_url: "https://fp.example/processing-api/".into(),
-            fiscal_job: JOB_FISCALIZE,
+            fiscal_job: JobKind::Fiscalize,
             print_on_accept: false,
             print_after_register: false,
         }
@@ -643,7 +684,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(
             Options {
-                fiscal_job: JOB_REGISTER,
+                fiscal_job: JobKind::Register,
                 print_after_register: true,
                 ..options(dir.path())
             },
@@ -659,25 +700,30 @@ mod tests {
         else {
             panic!("created")
         };
-        assert_eq!(r.sync.as_ref().unwrap().kind, JOB_REGISTER);
+        assert_eq!(r.sync.as_ref().unwrap().kind, JobKind::Register);
         let job = journal
-            .due_jobs(JOB_REGISTER, i64::MAX, 1, vec![])
+            .due_jobs(JobKind::Register, i64::MAX, 1, vec![])
             .await
             .unwrap()[0]
             .clone();
         journal
-            .mark_job(job.id, serde_json::json!({"fd_before": 41}))
+            .mark_job(
+                job.id,
+                &crate::devices::reconcile::RegisterMarker {
+                    fd_before: Some(41),
+                },
+            )
             .await
             .unwrap();
         journal.park(job.id, "refused".into()).await.unwrap();
         journal.operator_retry(r.id.clone()).await.unwrap();
         // The retry must first ask the register whether it has the receipt after all.
         let again = journal
-            .due_jobs(JOB_REGISTER, i64::MAX, 1, vec![])
+            .due_jobs(JobKind::Register, i64::MAX, 1, vec![])
             .await
             .unwrap();
-        let data: serde_json::Value = serde_json::from_str(&again[0].data).unwrap();
-        assert_eq!(data["fd_before"], 41);
+        let marker: crate::devices::reconcile::RegisterMarker = again[0].marker();
+        assert_eq!(marker.fd_before, Some(41));
 
         // Fiscalized by the register: the customer copy's print job follows.
         let attrs = crate::domain::fiscal::FiscalAttributes {
@@ -698,12 +744,12 @@ mod tests {
             .await
             .unwrap();
         let print = journal
-            .due_jobs(JOB_PRINT, i64::MAX, 1, vec![])
+            .due_jobs(JobKind::Print, i64::MAX, 1, vec![])
             .await
             .unwrap()[0]
             .clone();
         journal
-            .mark_job(print.id, serde_json::json!({"copies": 1}))
+            .mark_job(print.id, &crate::devices::jobs::PrintMarker { copies: 1 })
             .await
             .unwrap();
         journal
@@ -712,10 +758,10 @@ mod tests {
             .unwrap();
         let done = journal.get(r.id.clone()).await.unwrap().unwrap();
         assert_eq!(done.state, ReceiptState::Fiscalized);
-        assert_eq!(done.print.as_ref().unwrap().job_state, JOB_DONE);
+        assert_eq!(done.print.as_ref().unwrap().job_state, JobState::Done);
         // A reprint reopens the same job, its copy count intact.
         let again = journal.operator_print(r.id.clone()).await.unwrap();
-        assert_eq!(again.print.as_ref().unwrap().job_state, JOB_PENDING);
+        assert_eq!(again.print.as_ref().unwrap().job_state, JobState::Pending);
         assert_eq!(again.print.as_ref().unwrap().copies, 1);
         let events: Vec<_> = journal
             .get(r.id.clone())

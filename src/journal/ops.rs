@@ -11,20 +11,99 @@ use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::idempotency::{idempotency_key, offline_url};
 use chrono::SecondsFormat;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
 
-/// Fiscalize a receipt at the cloud processing.
-pub const JOB_FISCALIZE: &str = "fiscalize";
-/// Fiscalize (register and print) a receipt on the fiscal register.
-pub const JOB_REGISTER: &str = "register";
-/// Print a receipt on the ESC/POS printer.
-pub const JOB_PRINT: &str = "print";
+/// What an outbox job does: a closed set, stored as its `as_str` text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Fiscalize a receipt at the cloud processing.
+    Fiscalize,
+    /// Fiscalize (register and print) a receipt on the fiscal register.
+    Register,
+    /// Print a receipt on the ESC/POS printer.
+    Print,
+}
+
+/// Where an outbox job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Pending,
+    Done,
+    Parked,
+    Cancelled,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 3] = [JobKind::Fiscalize, JobKind::Register, JobKind::Print];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Fiscalize => "fiscalize",
+            JobKind::Register => "register",
+            JobKind::Print => "print",
+        }
+    }
+}
+
+impl JobState {
+    pub const ALL: [JobState; 4] = [
+        JobState::Pending,
+        JobState::Done,
+        JobState::Parked,
+        JobState::Cancelled,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Done => "done",
+            JobState::Parked => "parked",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+macro_rules! sql_text_enum {
+    ($t:ty) => {
+        impl rusqlite::types::ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $t {
+            fn column_result(
+                v: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                let text = v.as_str()?;
+                <$t>::ALL
+                    .into_iter()
+                    .find(|k| k.as_str() == text)
+                    .ok_or_else(|| {
+                        rusqlite::types::FromSqlError::Other(
+                            format!("unknown {} {text:?}", stringify!($t)).into(),
+                        )
+                    })
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+sql_text_enum!(JobKind);
+sql_text_enum!(JobState);
+
+/// A job's durable progress marker (its `data`), typed per kind.
+pub trait JobMarker: Serialize + serde::de::DeserializeOwned + Default {}
+
 /// The job kinds that fiscalize a receipt; a receipt has exactly one.
 const FISCAL_JOBS: &str = "('fiscalize', 'register')";
-
-pub const JOB_PENDING: &str = "pending";
-pub const JOB_DONE: &str = "done";
-pub const JOB_PARKED: &str = "parked";
-pub const JOB_CANCELLED: &str = "cancelled";
 
 /// Run a statement through the connection's statement cache: the writer runs
 /// the same few statements for every receipt.
@@ -150,9 +229,9 @@ pub(super) fn accept(
     }
     insert_job(c, options.fiscal_job, &id, &created_at)?;
     let print = if options.print_on_accept {
-        insert_job(c, JOB_PRINT, &id, &created_at)?;
+        insert_job(c, JobKind::Print, &id, &created_at)?;
         Some(PrintView {
-            job_state: JOB_PENDING.into(),
+            job_state: JobState::Pending,
             attempts: 0,
             last_error: None,
             copies: 0,
@@ -175,8 +254,8 @@ pub(super) fn accept(
         fiscal_qr: None,
         print,
         sync: Some(SyncView {
-            kind: options.fiscal_job.into(),
-            job_state: JOB_PENDING.into(),
+            kind: options.fiscal_job,
+            job_state: JobState::Pending,
             attempts: 0,
             last_error: None,
             next_attempt_at: 0,
@@ -241,7 +320,7 @@ pub(super) fn record_fiscalized(
     exec(
         c,
         "UPDATE jobs SET state = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1",
-        params![job_id, JOB_DONE, at],
+        params![job_id, JobState::Done, at],
     )?;
     let note = format!(
         "FD {} FP {} FN {}",
@@ -254,7 +333,7 @@ pub(super) fn record_fiscalized(
             c,
             "INSERT OR IGNORE INTO jobs (kind, receipt_id, state, next_attempt_at, created_at, updated_at)
              VALUES (?1, ?2, ?3, 0, ?4, ?4)",
-            params![JOB_PRINT, receipt_id, JOB_PENDING, at],
+            params![JobKind::Print, receipt_id, JobState::Pending, at],
         )?;
     }
     Ok(())
@@ -291,19 +370,24 @@ pub(super) fn complete_job(
     exec(
         c,
         "UPDATE jobs SET state = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1",
-        params![job_id, JOB_DONE, at],
+        params![job_id, JobState::Done, at],
     )?;
     let state = receipt_state(c, &receipt_id)?;
     event(c, &receipt_id, &at, actor, state, note)?;
     Ok(())
 }
 
-fn insert_job(c: &Connection, kind: &str, receipt_id: &str, at: &str) -> Result<(), JournalError> {
+fn insert_job(
+    c: &Connection,
+    kind: JobKind,
+    receipt_id: &str,
+    at: &str,
+) -> Result<(), JournalError> {
     exec(
         c,
         "INSERT INTO jobs (kind, receipt_id, state, next_attempt_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, 0, ?4, ?4)",
-        params![kind, receipt_id, JOB_PENDING, at],
+        params![kind, receipt_id, JobState::Pending, at],
     )?;
     Ok(())
 }
@@ -347,13 +431,13 @@ pub(super) fn park(
     exec(
         c,
         "UPDATE jobs SET state = ?2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE id = ?1",
-        params![job_id, JOB_PARKED, message, at],
+        params![job_id, JobState::Parked, message, at],
     )?;
     set_state(c, &receipt_id, &at, ReceiptState::Rejected)?;
-    let kind: String = c.query_row("SELECT kind FROM jobs WHERE id = ?1", [job_id], |r| {
+    let kind: JobKind = c.query_row("SELECT kind FROM jobs WHERE id = ?1", [job_id], |r| {
         r.get(0)
     })?;
-    let actor = if kind == JOB_REGISTER {
+    let actor = if kind == JobKind::Register {
         "register"
     } else {
         "sync"
@@ -377,10 +461,10 @@ pub(super) fn operator_retry(
         c,
         &format!(
             "UPDATE jobs SET state = ?2, next_attempt_at = 0, updated_at = ?3,
-                    data = CASE WHEN kind = '{JOB_REGISTER}' THEN data ELSE '{{}}' END
+                    data = CASE WHEN kind = 'register' THEN data ELSE '{{}}' END
              WHERE receipt_id = ?1 AND kind IN {FISCAL_JOBS}"
         ),
-        params![receipt_id, JOB_PENDING, at],
+        params![receipt_id, JobState::Pending, at],
     )?;
     set_state(c, receipt_id, &at, ReceiptState::Accepted)?;
     event(
@@ -408,7 +492,7 @@ pub(super) fn operator_print(
     // only once the register has it.
     let on_register: bool = c.query_row(
         "SELECT EXISTS (SELECT 1 FROM jobs WHERE receipt_id = ?1 AND kind = ?2)",
-        params![receipt_id, JOB_REGISTER],
+        params![receipt_id, JobKind::Register],
         |r| r.get(0),
     )?;
     if on_register && state != ReceiptState::Fiscalized {
@@ -418,26 +502,26 @@ pub(super) fn operator_print(
             wanted: ReceiptState::Fiscalized,
         });
     }
-    let job: Option<String> = c
+    let job: Option<JobState> = c
         .query_row(
             "SELECT state FROM jobs WHERE receipt_id = ?1 AND kind = ?2",
-            params![receipt_id, JOB_PRINT],
+            params![receipt_id, JobKind::Print],
             |r| r.get(0),
         )
         .optional()?;
-    let note = match job.as_deref() {
-        Some(JOB_PENDING) => return loaded(c, receipt_id),
+    let note = match job {
+        Some(JobState::Pending) => return loaded(c, receipt_id),
         Some(_) => {
             exec(
                 c,
                 "UPDATE jobs SET state = ?3, next_attempt_at = 0, last_error = NULL, updated_at = ?4
                  WHERE receipt_id = ?1 AND kind = ?2",
-                params![receipt_id, JOB_PRINT, JOB_PENDING, at],
+                params![receipt_id, JobKind::Print, JobState::Pending, at],
             )?;
             "reprint requested (printed as a copy)"
         }
         None => {
-            insert_job(c, JOB_PRINT, receipt_id, &at)?;
+            insert_job(c, JobKind::Print, receipt_id, &at)?;
             "print requested"
         }
     };
@@ -459,7 +543,7 @@ pub(super) fn operator_discard(
         &format!(
             "UPDATE jobs SET state = ?2, updated_at = ?3 WHERE receipt_id = ?1 AND kind IN {FISCAL_JOBS}"
         ),
-        params![receipt_id, JOB_CANCELLED, at],
+        params![receipt_id, JobState::Cancelled, at],
     )?;
     set_state(c, receipt_id, &at, ReceiptState::Discarded)?;
     event(

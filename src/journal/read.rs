@@ -1,5 +1,6 @@
 //! Read queries, on read-only connections that run beside the writer (WAL).
 
+use super::ops::{JobKind, JobState};
 use super::{Event, JournalError, PrintView, StoredReceipt, SyncView};
 use crate::domain::{ReceiptState, Source};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -54,6 +55,14 @@ pub struct Job {
     pub next_attempt_at: i64,
     /// Kind-specific JSON (a device job's progress marker).
     pub data: String,
+}
+
+impl Job {
+    /// The job's progress marker; a missing or unreadable one reads as the
+    /// marker's default (nothing done yet).
+    pub fn marker<M: super::JobMarker>(&self) -> M {
+        serde_json::from_str(&self.data).unwrap_or_default()
+    }
 }
 
 /// The outbox at a glance, for health and status.
@@ -169,7 +178,7 @@ impl Reader {
 
     pub(super) fn due_jobs(
         &self,
-        kind: &str,
+        kind: JobKind,
         now_ms: i64,
         limit: usize,
         busy: &[i64],
@@ -198,7 +207,7 @@ impl Reader {
         })
     }
 
-    pub(super) fn next_due_at(&self, kind: &str) -> Result<Option<i64>, JournalError> {
+    pub(super) fn next_due_at(&self, kind: JobKind) -> Result<Option<i64>, JournalError> {
         self.with(|c| {
             Ok(c.query_row(
                 "SELECT min(next_attempt_at) FROM jobs WHERE kind = ?1 AND state = 'pending'",
@@ -209,7 +218,7 @@ impl Reader {
     }
 
     /// Per kind: pending and parked jobs, and the oldest pending job's last error.
-    pub(super) fn job_counts(&self, kinds: &[&str]) -> Result<serde_json::Value, JournalError> {
+    pub(super) fn job_counts(&self, kinds: &[JobKind]) -> Result<serde_json::Value, JournalError> {
         self.with(|c| {
             let mut out = serde_json::Map::new();
             let mut stmt = c.prepare_cached(
@@ -221,7 +230,7 @@ impl Reader {
                 let (pending, parked, last_error): (u64, u64, Option<String>) =
                     stmt.query_row([kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                 out.insert(
-                    kind.to_string(),
+                    kind.as_str().to_string(),
                     serde_json::json!({"pending": pending, "parked": parked, "oldest_pending_error": last_error}),
                 );
             }
@@ -339,7 +348,7 @@ fn row_to_receipt(r: &Row<'_>) -> rusqlite::Result<StoredReceipt> {
             None => None,
         },
         fiscal_qr: r.get(11)?,
-        sync: match r.get::<_, Option<String>>(12)? {
+        sync: match r.get::<_, Option<JobState>>(12)? {
             Some(job_state) => Some(SyncView {
                 kind: r.get(17)?,
                 job_state,
@@ -350,7 +359,7 @@ fn row_to_receipt(r: &Row<'_>) -> rusqlite::Result<StoredReceipt> {
             }),
             None => None,
         },
-        print: match r.get::<_, Option<String>>(18)? {
+        print: match r.get::<_, Option<JobState>>(18)? {
             Some(job_state) => Some(PrintView {
                 job_state,
                 attempts: r.get(19)?,

@@ -98,6 +98,7 @@ pub(super) enum Command {
 }
 
 pub(super) fn open_writer(options: &Options) -> Result<Connection, JournalError> {
+    owner_only(&options.path)?;
     let mut conn = Connection::open(&options.path).map_err(|e| {
         JournalError::Unavailable(format!("cannot open {}: {e}", options.path.display()))
     })?;
@@ -121,6 +122,37 @@ pub(super) fn open_writer(options: &Options) -> Result<Connection, JournalError>
     }
     migrations::migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// The journal holds every receipt (buyers' e-mails and phones among them)
+/// and the cloud tokens: only its owner may read it, also when fiscald runs
+/// outside systemd (no `UMask=0077`). The file is created 0600 before SQLite
+/// opens it, and SQLite gives its `-wal` and `-shm` files the database's
+/// mode; files left too open by an earlier run are narrowed.
+fn owner_only(path: &std::path::Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e: std::io::Error| {
+        JournalError::Unavailable(format!("cannot create {}: {e}", path.display()))
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(fail)?;
+        }
+    }
+    Ok(())
 }
 
 /// Counters the writer keeps for health and status pages.

@@ -8,7 +8,7 @@ use super::client::CloudClient;
 use super::policy::{Connectivity, Decision, Failure, RetryPolicy};
 use super::wire;
 use crate::clock::Clock;
-use crate::journal::{JOB_FISCALIZE, Job, Journal};
+use crate::journal::{Job, JobKind, Journal};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -147,7 +147,7 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             .collect();
         let jobs = match shared
             .journal
-            .due_jobs(JOB_FISCALIZE, now_ms, free, busy)
+            .due_jobs(JobKind::Fiscalize, now_ms, free, busy)
             .await
         {
             Ok(jobs) => jobs,
@@ -161,7 +161,7 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             }
         };
         if jobs.is_empty() {
-            let wait = match shared.journal.next_due_at(JOB_FISCALIZE).await {
+            let wait = match shared.journal.next_due_at(JobKind::Fiscalize).await {
                 Ok(Some(at)) if at > now_ms => {
                     Duration::from_millis((at - now_ms) as u64).min(IDLE_WAIT)
                 }

@@ -89,6 +89,30 @@ impl TestDaemon {
     }
 }
 
+/// The operator token `fiscald demo` made in its state directory; the file
+/// must be 0600.
+pub fn demo_token(state_dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = state_dir.join("operator.token");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{} is {:o}", path.display(), mode);
+    std::fs::read_to_string(&path).unwrap().trim().to_string()
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>` on every request.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 /// A valid receipt: one line of `price` × 1, paid in cash.
 pub fn receipt(name: &str, price: &str) -> Value {
     json!({
@@ -333,4 +357,142 @@ pub fn bitrix_print(uuid: &str, price: &str, login: &str, password: &str) -> Str
         fields.push(f("cashbox_params[AUTH][PASSWORD]", password));
     }
     form_encode(&fields)
+}
+
+/// The device emulators (register, printer with drawer) on pseudo-terminals
+/// under `dir/devices`, printer unpaced.
+pub fn emulators(dir: &std::path::Path) -> fiscald::sim::devices::control::SimDevices {
+    fiscald::sim::devices::control::SimDevices::start(
+        &dir.join("devices"),
+        fiscald::sim::devices::control::SimDevicesOptions {
+            printer_pace_baud: None,
+            seed: 7,
+            timezone: None,
+        },
+    )
+    .expect("emulators start")
+}
+
+/// Point a daemon's settings at the emulators: the register fiscalizes, the
+/// printer prints, the drawer hangs on the printer; fast status polls.
+pub fn wire_emulators(s: &mut Settings, sim: &fiscald::sim::devices::control::SimDevices) {
+    use std::time::Duration;
+    let demo = config::load_str(config::DEMO_CONFIG).expect("demo config");
+    let mut register = demo.devices.register.clone().expect("demo register");
+    register.path = sim.register_path();
+    register.reply_timeout = Duration::from_millis(1500);
+    let mut printer = demo.devices.printer.clone().expect("demo printer");
+    printer.path = sim.printer_path();
+    s.devices.register = Some(register);
+    s.devices.printer = Some(printer);
+    s.devices.drawer.via = config::DrawerVia::Printer;
+    s.devices.backend = config::Backend::Register;
+    s.devices.status_interval = Duration::from_millis(200);
+    s.devices.reconnect_base = Duration::from_millis(50);
+    s.devices.reconnect_cap = Duration::from_millis(400);
+}
+
+/// One raw HTTP/1.1 exchange, so a test controls every header (`Host`
+/// included): `head` is the request line and headers without the final
+/// blank line. Returns the status, the response head and the body.
+pub async fn raw_http(addr: std::net::SocketAddr, head: &str, body: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut reply),
+    )
+    .await
+    .expect("the server answers")
+    .unwrap();
+    let reply = String::from_utf8_lossy(&reply).to_string();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+// ------------------------------------------------------------ fixtures
+
+/// The FFD 1.2 receipt of 2026 the fiscal-data tests push through every
+/// backend: two VAT rates (22 % and 10 %), a line discount and a receipt
+/// discount, a weighed line in kilograms, an agent's line with its
+/// supplier, the buyer's email, name and INN, the cashier with INN, and an
+/// earlier prepayment offset plus cash. `marked` is the hook for a marked
+/// item (Честный ЗНАК): when given, it is appended as the last line.
+pub struct Fiscal2026 {
+    pub marked: Option<Value>,
+}
+
+impl Fiscal2026 {
+    pub const BUYER_EMAIL: &'static str = "buyer@example.com";
+    pub const BUYER_NAME: &'static str = "ООО Покупатель";
+    pub const BUYER_INN: &'static str = "7707083893";
+    pub const CASHIER: &'static str = "Иванова А.А.";
+    pub const CASHIER_INN: &'static str = "500100732259";
+    pub const SUPPLIER: &'static str = "ООО Партнёр";
+    pub const SUPPLIER_INN: &'static str = "7701234567";
+    pub const SUPPLIER_PHONE: &'static str = "+74951234567";
+    /// 179.80 − 9.80 + 314.65 + 500.00 − 10.00.
+    pub const TOTAL: &'static str = "974.65";
+    pub const PREPAID: &'static str = "300.00";
+    pub const CASH: &'static str = "700.00";
+    pub const CHANGE: &'static str = "25.35";
+
+    pub fn json(&self) -> Value {
+        let mut items = vec![
+            json!({"name": "Молоко 3,2% 1 л", "quantity": 2, "price": "89.90", "vat": "22",
+                   "discount": "9.80"}),
+            json!({"name": "Сыр весовой", "quantity": "0.350", "price": "899.00", "vat": "10",
+                   "unit": "kg"}),
+            json!({"name": "Подарочная карта партнёра", "quantity": 1, "price": "500.00",
+                   "vat": "22", "payment_subject": "service",
+                   "agent": {"kind": "commission_agent", "supplier_name": Self::SUPPLIER,
+                             "supplier_inn": Self::SUPPLIER_INN,
+                             "supplier_phone": Self::SUPPLIER_PHONE}}),
+        ];
+        items.extend(self.marked.clone());
+        json!({
+            "type": "sale",
+            "tax_system": "common",
+            "items": items,
+            "discount": "10.00",
+            "buyer": {"email": Self::BUYER_EMAIL, "name": Self::BUYER_NAME, "inn": Self::BUYER_INN},
+            "cashier": {"name": Self::CASHIER, "inn": Self::CASHIER_INN},
+            "payments": [
+                {"kind": "prepaid", "amount": Self::PREPAID},
+                {"kind": "cash", "amount": Self::CASH}
+            ]
+        })
+    }
+}
+
+/// An advance (prepayment) receipt at the calculated rate 22/122.
+pub fn advance_22_122() -> Value {
+    json!({
+        "type": "sale",
+        "items": [{"name": "Аванс за заказ № 15", "quantity": 1, "price": "1000.00",
+                   "vat": "22/122", "calculation_method": "advance",
+                   "payment_subject": "payment"}],
+        "payments": [{"kind": "electronic", "amount": "1000.00"}]
+    })
+}
+
+/// A 2026 return of a sale made in 2025 at 20 %.
+pub fn return_of_2025_sale_at_20() -> Value {
+    json!({
+        "type": "sale_return",
+        "original_date": "2025-12-20",
+        "items": [{"name": "Чайник", "quantity": 1, "price": "2400.00", "vat": "20"}],
+        "payments": [{"kind": "electronic", "amount": "2400.00"}]
+    })
 }

@@ -8,21 +8,64 @@
 pub mod facts;
 pub mod parse;
 
+use super::AppState;
+use super::accept::accept;
+use super::body::{self, Format};
+use super::dialect::Dialect;
 use super::error::ApiError;
-use super::{AppState, accept_draft, form};
 use crate::domain::{ReceiptState, Source};
-use crate::journal::{Accepted, StoredReceipt};
+use crate::journal::StoredReceipt;
+use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
+use axum::routing::post;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+pub static DIALECT: Dialect = Dialect {
+    source: Source::Bitrix24,
+    prefix: "/bitrix24",
+    routes,
+    render_error,
+    field_path,
+};
+
+fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/print", post(print))
+        .route("/check", post(check))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the Bitrix24 cashbox has /bitrix24/print and /bitrix24/check",
+            )
+        })
+}
+
+/// A domain pointer in Bitrix24's field names.
+fn field_path(pointer: &str) -> String {
+    let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["total"] => "total_sum".into(),
+        ["buyer", "email"] => "client_email".into(),
+        ["buyer", "phone"] => "client_phone".into(),
+        ["payments", i, "amount"] => format!("payments/{i}/sum"),
+        ["payments", i, "kind"] => format!("payments/{i}/type"),
+        ["items", i, "total"] => format!("items/{i}/sum"),
+        ["items", i, "marking", ..] => format!("items/{i}/nomenclature_code"),
+        ["items", i, "payment_subject"] => format!("items/{i}/payment_object"),
+        ["items", i, "calculation_method"] => format!("items/{i}/payment_method"),
+        _ => pointer.trim_start_matches('/').to_string(),
+    }
+}
+
 /// `{"ERRORS": [...]}`: with HTTP 200 for everything about the request (the
-/// seed's handler answers so), with the original status for limits and an
-/// unavailable journal (Bitrix24 may then try again).
-fn errors(e: ApiError) -> Response {
+/// seed's handler answers so), with the original status for limits, the
+/// front door's refusals and an unavailable journal.
+pub fn render_error(e: &ApiError) -> Response {
     let mut list = Vec::new();
     if e.details.is_empty() {
         list.push(e.message.clone());
@@ -34,23 +77,19 @@ fn errors(e: ApiError) -> Response {
             format!("{}: {}", d.path.trim_start_matches('/'), d.message)
         });
     }
-    let status = if e.status.is_server_error()
-        || matches!(
-            e.status,
-            StatusCode::PAYLOAD_TOO_LARGE
-                | StatusCode::REQUEST_TIMEOUT
-                | StatusCode::UNSUPPORTED_MEDIA_TYPE
-                | StatusCode::TOO_MANY_REQUESTS
-        ) {
-        e.status
-    } else {
-        StatusCode::OK
+    let status = match e.status {
+        StatusCode::BAD_REQUEST
+        | StatusCode::UNAUTHORIZED
+        | StatusCode::NOT_FOUND
+        | StatusCode::CONFLICT
+        | StatusCode::UNPROCESSABLE_ENTITY
+            if e.code != "unauthorized_token" =>
+        {
+            StatusCode::OK
+        }
+        other => other,
     };
     (status, Json(json!({"ERRORS": list}))).into_response()
-}
-
-fn refused(message: String) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
 async fn authenticated(
@@ -62,55 +101,62 @@ async fn authenticated(
         .bitrix24
         .clone()
         .ok_or_else(|| ApiError::not_found("the Bitrix24 cashbox ([bitrix24] enabled = false)"))?;
-    let body = form::read(headers, body, app.max_body_bytes).await?;
+    let body = body::read(
+        headers,
+        body,
+        app.max_body_bytes,
+        &[Format::Form, Format::Json],
+    )
+    .await?;
     if let Err(message) = parse::authenticate(&body, &cfg) {
         tracing::warn!("bitrix24: request refused: {message}");
-        return Err(refused(message));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            message,
+        ));
     }
     Ok((body, cfg))
 }
 
-/// `POST /bitrix24/print`.
-pub async fn print(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let result = async {
-        let (body, cfg) = authenticated(&app, &headers, body).await?;
-        let p = parse::print(&body, &cfg).map_err(ApiError::invalid_receipt)?;
-        let accepted = accept_draft(&app, Source::Bitrix24, Some(p.uuid.clone()), p.draft).await?;
-        if let Accepted::Replayed(stored) = &accepted {
-            tracing::info!(id = %stored.id, uuid = %p.uuid, "bitrix24: PRINT repeated; nothing new");
-        }
-        Ok::<_, ApiError>(p.uuid)
+/// `POST /bitrix24/print`: `{"UUID"}` once journaled; a repeat of the uuid
+/// answers the same and journals nothing.
+async fn print(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (body, cfg) = authenticated(&app, &headers, body).await?;
+    let p = parse::print(&body, &cfg).map_err(ApiError::invalid_receipt)?;
+    let outcome = accept(&app, &DIALECT, Some(p.uuid.clone()), p.draft).await?;
+    if let super::accept::Outcome::Replayed(stored) = &outcome {
+        tracing::info!(id = %stored.id, uuid = %p.uuid, "bitrix24: PRINT repeated; nothing new");
     }
-    .await;
-    match result {
-        Ok(uuid) => Json(json!({"UUID": uuid})).into_response(),
-        Err(e) => errors(e),
-    }
+    Ok(Json(json!({"UUID": p.uuid})).into_response())
 }
 
 /// `POST /bitrix24/check`.
-pub async fn check(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let result = async {
-        let (body, _) = authenticated(&app, &headers, body).await?;
-        let uuid = parse::uuid(&body).map_err(|v| {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", v.message.clone()).with_detail(v)
-        })?;
-        let stored = app
-            .journal
-            .by_caller_key(Source::Bitrix24, uuid.clone())
-            .await?;
-        Ok::<_, ApiError>((uuid, stored))
-    }
-    .await;
-    match result {
-        Ok((uuid, Some(stored))) => Json(check_reply(&uuid, &stored, app.tz)).into_response(),
-        Ok((uuid, None)) => Json(json!({
+async fn check(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (body, _) = authenticated(&app, &headers, body).await?;
+    let uuid = parse::uuid(&body).map_err(|v| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", v.message.clone()).with_detail(v)
+    })?;
+    let reply = match app
+        .journal
+        .by_caller_key(Source::Bitrix24, uuid.clone())
+        .await?
+    {
+        Some(stored) => check_reply(&uuid, &stored, app.tz),
+        None => json!({
             "STATUS": "ERROR",
             "ERROR": format!("no receipt with uuid {uuid:?} was printed by this cashbox"),
-        }))
-        .into_response(),
-        Err(e) => errors(e),
-    }
+        }),
+    };
+    Ok(Json(reply).into_response())
 }
 
 /// The CHECK answer for a stored receipt (pure): `DONE` with the fiscal

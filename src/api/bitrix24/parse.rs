@@ -1,6 +1,6 @@
 //! Bitrix24 PRINT and CHECK bodies → a domain [`Draft`] and the document's
 //! `uuid`. Pure: takes the decoded body (a PHP-style form or JSON, read into
-//! one tree by `api::form`) and the configured rules. Fields Bitrix24 sends
+//! one tree by `api::body`) and the configured rules. Fields Bitrix24 sends
 //! that fiscald has no use for (`unique_id`, `date_create`, `number_kkm`,
 //! `service_email`, `additional_params`, other `cashbox_params` sections) are
 //! ignored: their set changes between Bitrix versions.
@@ -436,7 +436,7 @@ impl P<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::form::decode;
+    use crate::api::body::parse_form as decode;
     use crate::domain::{PaymentKind, PaymentSubject, ReceiptKind, Vat};
 
     fn cfg() -> Bitrix24Settings {

@@ -551,7 +551,8 @@ mod tests {
             .map(|l| l.replace("\u{a4}cy=USD", "&currency=RUB"))
             .collect();
         let mut form =
-            crate::api::form::flat(&crate::api::form::decode(body.as_bytes()).unwrap()).unwrap();
+            crate::api::gateway::flat(&crate::api::body::parse_form(body.as_bytes()).unwrap())
+                .unwrap();
         if let Some(c) = cheque {
             form.insert("cheque".into(), c.into());
         }

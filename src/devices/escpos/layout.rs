@@ -4,7 +4,9 @@
 use super::command::{Align, Commands, CutMode, LF, QrEc, TextEncoding, code_tables};
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::money::Money;
-use crate::domain::receipt::{Item, PaymentKind, Receipt, ReceiptKind, Vat};
+use crate::domain::receipt::{
+    AgentKind, CalculationMethod, Item, PaymentKind, Receipt, ReceiptKind, TaxSystem, Unit, Vat,
+};
 
 /// Vendor- and paper-dependent choices, each with a default for an
 /// Epson-compatible 80 mm printer.
@@ -128,6 +130,43 @@ pub fn kind_title(kind: ReceiptKind) -> &'static str {
     }
 }
 
+/// How the settlement method (tag 1214) is printed (FFD names).
+pub fn method_label(m: CalculationMethod) -> &'static str {
+    match m {
+        CalculationMethod::FullPrepay => "ПРЕДОПЛАТА 100%",
+        CalculationMethod::PartialPrepay => "ПРЕДОПЛАТА",
+        CalculationMethod::Advance => "АВАНС",
+        CalculationMethod::FullPay => "ПОЛНЫЙ РАСЧЕТ",
+        CalculationMethod::PartialPayAndCredit => "ЧАСТИЧНЫЙ РАСЧЕТ И КРЕДИТ",
+        CalculationMethod::CreditTransfer => "ПЕРЕДАЧА В КРЕДИТ",
+        CalculationMethod::CreditPayment => "ОПЛАТА КРЕДИТА",
+    }
+}
+
+/// How an agent kind (tag 1222) is printed.
+pub fn agent_label(k: AgentKind) -> &'static str {
+    match k {
+        AgentKind::BankPayingAgent => "БАНК. ПЛ. АГЕНТ",
+        AgentKind::BankPayingSubagent => "БАНК. ПЛ. СУБАГЕНТ",
+        AgentKind::PayingAgent => "ПЛ. АГЕНТ",
+        AgentKind::PayingSubagent => "ПЛ. СУБАГЕНТ",
+        AgentKind::Attorney => "ПОВЕРЕННЫЙ",
+        AgentKind::CommissionAgent => "КОМИССИОНЕР",
+        AgentKind::Agent => "АГЕНТ",
+    }
+}
+
+pub fn tax_system_label(t: TaxSystem) -> &'static str {
+    match t {
+        TaxSystem::Common => "ОСН",
+        TaxSystem::Simplified => "УСН ДОХОД",
+        TaxSystem::SimplifiedWithExpense => "УСН ДОХОД-РАСХОД",
+        TaxSystem::Envd => "ЕНВД",
+        TaxSystem::CommonAgricultural => "ЕСХН",
+        TaxSystem::Patent => "ПСН",
+    }
+}
+
 pub fn payment_label(kind: PaymentKind) -> &'static str {
     match kind {
         PaymentKind::Cash => "НАЛИЧНЫМИ",
@@ -207,32 +246,78 @@ pub fn receipt(doc: &ReceiptPrint, opts: &LayoutOptions) -> Vec<u8> {
     }
     c.line(&rule);
 
+    if let Some(date) = r.original_date {
+        let what = match r.kind {
+            ReceiptKind::SaleReturn | ReceiptKind::PurchaseReturn => "ВОЗВРАТ ПО ОПЕРАЦИИ ОТ",
+            _ => "РАСЧЕТ ПО ОПЕРАЦИИ ОТ",
+        };
+        for l in two_columns(what, &date.format("%d.%m.%Y").to_string(), w) {
+            c.line(&l);
+        }
+        c.line(&rule);
+    }
+
     for (i, item) in r.items.iter().enumerate() {
         for l in wrap(&format!("{}. {}", i + 1, item.line.name), w) {
             c.line(&l);
         }
+        let unit = match item.line.unit {
+            Unit::Other => String::new(),
+            u => format!(" {}", u.short_name()),
+        };
         let calc = format!(
-            "{} x {} = {}",
+            "{}{unit} x {} = {}",
             item.line.quantity.to_decimal(),
             item.line.price.to_decimal(),
-            item.total.to_decimal()
+            item.gross().to_decimal()
         );
         for l in two_columns(&vat_label(item.line.vat), &calc, w) {
             c.line(&l);
+        }
+        if !item.discount().is_zero() {
+            for l in two_columns("  СКИДКА", &format!("-{}", item.discount().to_decimal()), w)
+            {
+                c.line(&l);
+            }
+            for l in two_columns("  СТОИМОСТЬ", &item.total.to_decimal(), w) {
+                c.line(&l);
+            }
+        }
+        if item.line.calculation_method != CalculationMethod::FullPay {
+            c.line(&format!("  {}", method_label(item.line.calculation_method)));
+        }
+        if let Some(a) = &item.line.agent {
+            c.line(&format!("  ПРИЗНАК АГЕНТА: {}", agent_label(a.kind)));
+            for l in wrap(&format!("  ПОСТАВЩИК: {}", a.supplier_name), w) {
+                c.line(&l);
+            }
+            for l in two_columns("  ИНН ПОСТАВЩИКА", &a.supplier_inn, w) {
+                c.line(&l);
+            }
+            if let Some(phone) = &a.supplier_phone {
+                for l in two_columns("  ТЕЛ. ПОСТАВЩИКА", phone, w) {
+                    c.line(&l);
+                }
+            }
         }
     }
     c.line(&rule);
 
     for v in vat_breakdown(&r.items) {
-        let right = match v.vat {
-            Vat::None => v.base.to_decimal(),
-            _ => v.amount.to_decimal(),
-        };
-        let left = match v.vat {
-            Vat::None => "СУММА БЕЗ НДС".to_owned(),
-            _ => format!("СУММА {}", vat_label(v.vat)),
+        // Without VAT and at 0 % the turnover is printed (FFD tags 1104,
+        // 1105: "сумма расчета по чеку с НДС по ставке 0%", "без НДС").
+        let (left, right) = match v.vat {
+            Vat::None => ("СУММА БЕЗ НДС".to_owned(), v.base.to_decimal()),
+            Vat::Vat0 => ("СУММА С НДС 0%".to_owned(), v.base.to_decimal()),
+            _ => (format!("СУММА {}", vat_label(v.vat)), v.amount.to_decimal()),
         };
         for l in two_columns(&left, &right, w) {
+            c.line(&l);
+        }
+    }
+    if !r.discount.is_zero() {
+        for l in two_columns("СКИДКА НА ЧЕК", &format!("-{}", r.discount.to_decimal()), w)
+        {
             c.line(&l);
         }
     }
@@ -257,6 +342,28 @@ pub fn receipt(doc: &ReceiptPrint, opts: &LayoutOptions) -> Vec<u8> {
         for l in two_columns("КАССИР", &cashier.name, w) {
             c.line(&l);
         }
+        if let Some(inn) = &cashier.inn {
+            for l in two_columns("ИНН КАССИРА", inn, w) {
+                c.line(&l);
+            }
+        }
+    }
+    if let Some(b) = &r.buyer {
+        for (label, value) in [
+            ("ПОКУПАТЕЛЬ", &b.name),
+            ("ИНН ПОКУПАТЕЛЯ", &b.inn),
+            ("ЭЛ. АДР. ПОКУПАТЕЛЯ", &b.email),
+            ("ТЕЛ. ПОКУПАТЕЛЯ", &b.phone),
+        ] {
+            if let Some(value) = value {
+                for l in two_columns(label, value, w) {
+                    c.line(&l);
+                }
+            }
+        }
+    }
+    for l in two_columns("СНО", tax_system_label(r.tax_system), w) {
+        c.line(&l);
     }
 
     if let Some(f) = doc.fiscal {
@@ -445,7 +552,7 @@ mod tests {
         assert_eq!(text.matches("КОПИЯ").count(), 2);
         for want in [
             "Хлеб ржаной",
-            "2.000 x 45.50 = 91.00",
+            "2.000 шт x 45.50 = 91.00",
             "=405.65",
             "СДАЧА",
             "94.35",

@@ -8,7 +8,7 @@
 use super::assumed;
 use super::command::{CheckType, CloseV2, Command, ItemV2, MAX_U40};
 use super::tlv::{MAX_TLV_BYTES, Tlv, tag};
-use crate::domain::receipt::{Item, Receipt, ReceiptKind, Vat};
+use crate::domain::receipt::{Item, Receipt, ReceiptKind, Unit, Vat};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -98,12 +98,17 @@ pub fn receipt_tags(r: &Receipt) -> Vec<Tlv> {
     tags
 }
 
-/// A line's TLVs (`FF4D`, after its `FF46`): unit 2108 (always: mandatory in
-/// FFD 1.2, 0 = pieces), agent kind 1222, supplier data 1224 {1225, 1171},
-/// supplier INN 1226. The marking-code flow (FF61/FF69/FF67) is added after
-/// these by [`marking_commands`].
+/// A line's TLVs (`FF4D`, after its `FF46`): unit 2108 unless pieces (the
+/// register's default is 0 = pieces: vendor doc «Доработка драйвера под ФФД
+/// 1_2», `shared/spec/shtrih-m-ffd12.md` §3.4 — one round trip saved per
+/// line), agent kind 1222, supplier data 1224 {1225, 1171}, supplier INN
+/// 1226. The marking-code flow (FF61/FF69/FF67) is added after these by
+/// [`marking_commands`].
 pub fn line_tags(item: &Item) -> Vec<Tlv> {
-    let mut tags = vec![Tlv::byte(tag::UNIT, item.line.unit.tag_value())];
+    let mut tags = Vec::new();
+    if item.line.unit != Unit::Piece {
+        tags.push(Tlv::byte(tag::UNIT, item.line.unit.tag_value()));
+    }
     if let Some(a) = &item.line.agent {
         tags.push(Tlv::byte(tag::ITEM_AGENT_SIGN, a.kind.bit()));
         let mut supplier = vec![Tlv::string(tag::SUPPLIER_NAME, &a.supplier_name)];
@@ -317,7 +322,7 @@ mod tests {
         r.items[1].line.unit = crate::domain::receipt::Unit::Kilogram;
         let plan = plan_receipt(&r).unwrap();
         let codes: Vec<u16> = plan.iter().map(Command::code).collect();
-        assert_eq!(codes, [0x8D, 0xFF46, 0xFF4D, 0xFF46, 0xFF4D, 0xFF45]);
+        assert_eq!(codes, [0x8D, 0xFF46, 0xFF46, 0xFF4D, 0xFF45]);
         assert_eq!(plan[0], Command::OpenCheck(CheckType::ReturnSale));
         let Command::ItemV2(op) = &plan[1] else {
             panic!("{:?}", plan[1])
@@ -328,16 +333,16 @@ mod tests {
         );
         assert_eq!((op.calculation_method, op.payment_subject), (4, 1));
         assert_eq!(op.name, long, "FF46 takes up to 128 bytes of name");
-        let Command::ItemV2(op2) = &plan[3] else {
+        let Command::ItemV2(op2) = &plan[2] else {
             panic!()
         };
         assert_eq!(op2.tax_code, 0x08);
         assert_eq!(
-            plan[4],
+            plan[3],
             Command::WriteOperationTlv(vec![0x3C, 0x08, 1, 0, 11]),
-            "2108 = 11 (kg)"
+            "2108 = 11 (kg); pieces are the register's default and not sent"
         );
-        let Command::CloseV2(c) = &plan[5] else {
+        let Command::CloseV2(c) = &plan[4] else {
             panic!()
         };
         assert_eq!(&c.payments[..2], &[40000, 10000]);

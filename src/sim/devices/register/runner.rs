@@ -71,6 +71,8 @@ pub struct RegisterFaults {
 pub struct RegisterSnapshot {
     pub serial: u32,
     pub fn_number: String,
+    /// The registration number in table 18.
+    pub rnm: String,
     pub mode: u8,
     pub shift_open: bool,
     pub shift_number: u16,
@@ -167,6 +169,7 @@ impl RegisterEmulator {
         RegisterSnapshot {
             serial: s.model.config().serial,
             fn_number: s.model.config().fn_number.clone(),
+            rnm: s.model.config().rnm.clone(),
             mode: s.model.mode(now),
             shift_open: s.model.shift_open(),
             shift_number: s.model.shift_number(),

@@ -5,10 +5,10 @@
 //! what is wrong with it.
 
 use super::Shared;
-use super::error::ApiError;
+use crate::api::error::ApiError;
 use crate::devices::manager::{ActionError, Devices};
 use crate::devices::runtime::DeviceError;
-use crate::journal::{JOB_PRINT, JOB_REGISTER};
+use crate::journal::JobKind;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -43,14 +43,17 @@ impl From<ActionError> for ApiError {
     }
 }
 
-fn devices(app: &super::AppState) -> Result<&Arc<Devices>, ApiError> {
+fn devices(app: &crate::api::AppState) -> Result<&Arc<Devices>, ApiError> {
     app.devices
         .as_ref()
         .ok_or_else(|| ActionError::NotConfigured("device").into())
 }
 
 pub(super) async fn list(State(app): Shared) -> Result<Response, ApiError> {
-    let counts = app.journal.job_counts(&[JOB_REGISTER, JOB_PRINT]).await?;
+    let counts = app
+        .journal
+        .job_counts(&[JobKind::Register, JobKind::Print])
+        .await?;
     let (statuses, drawer) = match &app.devices {
         Some(d) => (d.statuses(), d.drawer_view()),
         None => (Vec::new(), json!({"via": "none"})),
@@ -74,9 +77,8 @@ pub(super) async fn print_receipt(
         return Err(ActionError::NotConfigured("receipt printer").into());
     }
     let stored = app.journal.operator_print(id).await?;
-    app.device_wake.notify_one();
     tracing::info!(id = %stored.id, number = stored.number, "operator: print requested");
-    Ok((StatusCode::ACCEPTED, Json(super::native::render(&stored))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(super::render(&stored))).into_response())
 }
 
 pub(super) async fn open_drawer(State(app): Shared) -> Result<Response, ApiError> {
@@ -88,14 +90,12 @@ pub(super) async fn open_drawer(State(app): Shared) -> Result<Response, ApiError
 pub(super) async fn open_shift(State(app): Shared) -> Result<Response, ApiError> {
     let register = devices(&app)?.open_shift().await?;
     tracing::info!("operator: shift opened");
-    app.device_wake.notify_one();
     Ok(Json(json!({"register": register})).into_response())
 }
 
 pub(super) async fn close_shift(State(app): Shared) -> Result<Response, ApiError> {
     let register = devices(&app)?.close_shift().await?;
     tracing::info!("operator: shift closed (Z report)");
-    app.device_wake.notify_one();
     Ok(Json(json!({"register": register})).into_response())
 }
 
