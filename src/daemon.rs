@@ -225,13 +225,16 @@ async fn start_remote(
         })?;
     let addr = listener.local_addr().map_err(DaemonError::Serve)?;
     let limiter = Arc::new(api::remote::RateLimiter::new(r.rate_per_minute, r.burst));
+    let state_limits = state.api.limits;
     let app = api::remote_router(state, limiter);
     let (tx, rx) = oneshot::channel::<()>();
     let has_tls = tls.is_some();
+    let options =
+        api::server::ServeOptions::from_limits(api::server::HEADER_READ_TIMEOUT, &state_limits);
     let server = tokio::spawn(api::server::serve_remote(
         listener,
         app,
-        api::server::HEADER_READ_TIMEOUT,
+        options,
         tls,
         async {
             let _ = rx.await;

@@ -586,3 +586,43 @@ async fn the_remote_listener_limits_each_client() {
     assert_eq!(s, 200);
     d.daemon.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_local_listener_a_cross_site_post_is_refused_even_with_credentials() {
+    let d = TestDaemon::start_with(online).await;
+    let signed_sale = gateway_seed_request("RUB", None);
+    let print = bitrix_print("check|x|9", "10.00", "shop", "s3cret");
+    for (path, body) in [("/gateway/sale", &signed_sale), ("/bitrix24/print", &print)] {
+        for extra in [
+            [
+                ("origin", "http://evil.example"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            [("origin", "null"), ("sec-fetch-mode", "navigate")],
+        ] {
+            let mut req = d
+                .client
+                .post(format!("{}{path}", d.base))
+                .header("content-type", FORM)
+                .body(body.clone());
+            for (k, v) in extra {
+                req = req.header(k, v);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 403, "{path} {extra:?}");
+        }
+    }
+    assert_eq!(d.receipt_count().await, 0);
+    // The same from a program (no Origin): accepted.
+    let (status, _) = post_form(&d, &d.base, "/gateway/sale", signed_sale).await;
+    assert_eq!(status, 201);
+    // The body limit holds on these dialects too, in their envelope.
+    let huge = format!("uuid=x&pad={}", "a".repeat(2 * 1024 * 1024));
+    let (status, r) = post_form(&d, &d.base, "/bitrix24/print", huge).await;
+    assert_eq!(status, 413, "{r}");
+    assert!(
+        r["ERRORS"][0].as_str().unwrap().contains("larger than"),
+        "{r}"
+    );
+    d.daemon.stop().await.unwrap();
+}
