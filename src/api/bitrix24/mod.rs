@@ -62,9 +62,10 @@ fn field_path(pointer: &str) -> String {
     }
 }
 
-/// `{"ERRORS": [...]}`: with HTTP 200 for everything about the request (the
-/// seed's handler answers so), with the original status for limits, the
-/// front door's refusals and an unavailable journal.
+/// `{"ERRORS": [...]}`: with HTTP 200 for what is wrong with the request
+/// (shape, credentials, rules, a reused uuid: the seed's handler answers so),
+/// with the original status for the front door's refusals (403), limits
+/// (408, 413, 415, 429, 431) and an unavailable journal (503).
 pub fn render_error(e: &ApiError) -> Response {
     let mut list = Vec::new();
     if e.details.is_empty() {
@@ -82,11 +83,7 @@ pub fn render_error(e: &ApiError) -> Response {
         | StatusCode::UNAUTHORIZED
         | StatusCode::NOT_FOUND
         | StatusCode::CONFLICT
-        | StatusCode::UNPROCESSABLE_ENTITY
-            if e.code != "unauthorized_token" =>
-        {
-            StatusCode::OK
-        }
+        | StatusCode::UNPROCESSABLE_ENTITY => StatusCode::OK,
         other => other,
     };
     (status, Json(json!({"ERRORS": list}))).into_response()
