@@ -626,3 +626,36 @@ async fn on_the_local_listener_a_cross_site_post_is_refused_even_with_credential
     );
     d.daemon.stop().await.unwrap();
 }
+
+#[test]
+fn handler_json_prints_the_registration_for_sale_cashbox_handler_add() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fiscald"))
+        .args([
+            "bitrix24",
+            "handler-json",
+            "--url",
+            "https://till.example.com:8443",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        j["SETTINGS"]["PRINT_URL"],
+        "https://till.example.com:8443/bitrix24/print"
+    );
+    assert_eq!(
+        j["SETTINGS"]["CHECK_URL"],
+        "https://till.example.com:8443/bitrix24/check"
+    );
+    assert!(j["SETTINGS"]["CONFIG"]["AUTH"]["ITEMS"]["PASSWORD"].is_object());
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_fiscald"))
+        .args(["bitrix24", "handler-json", "--url", "till.example.com"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
