@@ -508,6 +508,9 @@ async fn the_remote_listener_over_tls_serves_only_the_online_dialects_with_crede
         (Method::POST, "/v1/drawer/open"),
         (Method::POST, "/v1/shifts/close"),
         (Method::GET, "/v1/devices"),
+        (Method::GET, "/v1/status"),
+        (Method::GET, "/metrics"),
+        (Method::POST, "/fiscalbox/order/create"),
         (Method::GET, "/"),
     ] {
         let (status, r) = call(m.clone(), path, common::receipt("x", "1.00").to_string()).await;

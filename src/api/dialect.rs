@@ -18,7 +18,7 @@ use super::error::{ApiError, Unrendered};
 use super::{AppState, native};
 use crate::domain::Source;
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::sync::Arc;
@@ -38,28 +38,40 @@ pub struct Dialect {
 }
 
 /// Every dialect the daemon serves: the one place a new dialect is registered.
+/// The first is the one paths outside every prefix answer in.
 pub static DIALECTS: &[&Dialect] = &[
     &native::DIALECT,
+    &super::fiscalbox::DIALECT,
     &super::bitrix24::DIALECT,
     &super::gateway::DIALECT,
 ];
 
-/// The dialect a path belongs to; paths of none answer in the native shape.
-pub fn for_path(path: &str) -> &'static Dialect {
-    DIALECTS
-        .iter()
-        .copied()
-        .find(|d| {
-            path.strip_prefix(d.prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
-        .unwrap_or(&native::DIALECT)
+/// A set of dialects, looked up by path.
+#[derive(Clone, Copy)]
+pub struct Dialects(pub &'static [&'static Dialect]);
+
+impl Dialects {
+    /// The dialect a path belongs to; paths of none answer in the first's shape.
+    pub fn for_path(&self, path: &str) -> &'static Dialect {
+        self.0
+            .iter()
+            .copied()
+            .find(|d| {
+                path.strip_prefix(d.prefix)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .unwrap_or(self.0[0])
+    }
 }
 
 /// The outermost layer: an error anywhere inside (policy, routing, body,
 /// handler) is rendered in the envelope of the request's dialect.
-pub async fn render_errors(request: Request, next: Next) -> Response {
-    let dialect = for_path(request.uri().path());
+pub async fn render_errors(
+    State(dialects): State<Dialects>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let dialect = dialects.for_path(request.uri().path());
     let response = next.run(request).await;
     match response.extensions().get::<Unrendered>().cloned() {
         None => response,
@@ -84,23 +96,36 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     }
 }
 
-/// Build the whole router: every dialect nested under its prefix.
+/// The daemon's router: every registered dialect behind the front door.
 pub fn router(state: Arc<AppState>) -> Router {
+    router_with(state, Dialects(DIALECTS))
+}
+
+/// The router for a given set of dialects (tests plug in their own).
+pub fn router_with(state: Arc<AppState>, dialects: Dialects) -> Router {
     let mut app = Router::new();
-    for d in DIALECTS {
+    for d in dialects.0 {
         app = app.nest(d.prefix, (d.routes)());
     }
-    app.fallback(|| async {
-        ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "not_found",
-            "no such endpoint; see docs/API.md",
-        )
-    })
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        super::policy::enforce,
-    ))
-    .layer(axum::middleware::from_fn(render_errors))
-    .with_state(state)
+    app.merge(super::page::routes())
+        .fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see docs/API.md",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            super::policy::Front {
+                app: state.clone(),
+                dialects,
+            },
+            super::policy::enforce,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            dialects,
+            render_errors,
+        ))
+        .layer(axum::middleware::from_fn(super::audit::audit))
+        .with_state(state)
 }

@@ -5,15 +5,20 @@
 //! ARCHITECTURE.md "Adding a dialect".
 
 pub mod accept;
+pub mod audit;
 pub mod bitrix24;
 pub mod body;
 pub mod dialect;
 pub mod error;
+pub mod fiscalbox;
 pub mod gateway;
+pub mod metrics;
 pub mod native;
+pub mod page;
 pub mod policy;
 pub mod remote;
 pub mod server;
+pub mod status;
 
 use crate::config::ApiSettings;
 use crate::domain::Profile;
@@ -47,13 +52,31 @@ pub struct AppState {
     pub sync_status: Option<Arc<std::sync::Mutex<crate::sync::worker::SyncStatus>>>,
     /// The till's devices (none configured: all `None` inside).
     pub devices: Option<Arc<crate::devices::manager::Devices>>,
-    /// `cloud` or `register`.
+    /// `cloud`, `register` or `fiscalbox`.
     pub backend: crate::config::Backend,
     /// `[bitrix24]`, when enabled (its endpoints answer 404 otherwise).
     pub bitrix24: Option<Arc<crate::config::Bitrix24Settings>>,
     /// `[gateway]`, when enabled.
     pub gateway: Option<Arc<crate::config::GatewaySettings>>,
+    /// The status page: config summary and its sign-in sessions.
+    pub ops: Arc<page::OpsState>,
+    /// The FiscalBox link, with backend `fiscalbox`.
+    pub fiscalbox: Option<Arc<FiscalboxState>>,
 }
+
+/// What the API knows of the till's FiscalBox.
+pub struct FiscalboxState {
+    /// For payment and tool calls that go to the box at once.
+    pub client: crate::fiscalbox::client::BoxClient,
+    pub status: Arc<std::sync::Mutex<crate::fiscalbox::worker::BoxStatus>>,
+    /// How long `order/create` waits for the box's fiscal data.
+    pub reply_wait: Duration,
+    /// The last reconciliation of the shift with the box (differences,
+    /// receipts not yet on the box), for `/v1/health`.
+    pub sverka: std::sync::Mutex<serde_json::Value>,
+}
+
+type Shared = axum::extract::State<Arc<AppState>>;
 
 /// The whole API: the front door, then every dialect under its prefix.
 pub fn router(state: AppState) -> Router {
@@ -64,6 +87,11 @@ pub fn router(state: AppState) -> Router {
 /// carry their own credentials. Never native (its operator endpoints and
 /// status page included).
 pub static REMOTE_DIALECTS: &[&dialect::Dialect] = &[&bitrix24::DIALECT, &gateway::DIALECT];
+
+/// Whose envelope an error on the remote listener is rendered in: the
+/// online-order dialects on their paths, fiscald's own shape elsewhere.
+static REMOTE_ENVELOPES: &[&dialect::Dialect] =
+    &[&native::DIALECT, &bitrix24::DIALECT, &gateway::DIALECT];
 
 /// The remote listener's router: [`REMOTE_DIALECTS`] and nothing else, every
 /// client held to a rate limit, errors in each dialect's envelope. The
@@ -83,6 +111,9 @@ pub fn remote_router(state: AppState, limiter: Arc<remote::RateLimiter>) -> Rout
         )
     })
     .layer(axum::middleware::from_fn_with_state(limiter, remote::rate_limit))
-    .layer(axum::middleware::from_fn(dialect::render_errors))
+    .layer(axum::middleware::from_fn_with_state(
+        dialect::Dialects(REMOTE_ENVELOPES),
+        dialect::render_errors,
+    ))
     .with_state(Arc::new(state))
 }

@@ -21,13 +21,14 @@ pub mod settings;
 
 pub use rules::BAUD_RATES;
 pub use schema::{
-    AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia, Role, TextEncoding,
+    AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia, FiscalboxConfig, Role,
+    TextEncoding,
 };
 pub use secrets::SecretFile;
 pub use settings::{
     ApiSettings, ApiToken, AuthSettings, Bitrix24Settings, CloudSettings, DeviceSettings,
-    DrawerSettings, GatewaySettings, Limits, PrinterSettings, RegisterSettings, RemoteSettings,
-    Secret, Settings, TlsFiles, TokenHash,
+    DrawerSettings, FiscalboxSettings, GatewaySettings, Limits, PrinterSettings, RegisterSettings,
+    RemoteSettings, Secret, Settings, TlsFiles, TokenHash,
 };
 
 use std::fmt;
@@ -222,14 +223,41 @@ mod tests {
     #[test]
     fn currency_must_match_country() {
         let problems =
-            load_str("[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\ncurrency=\"RUB\"\n")
+            load_str("[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\ncurrency=\"RUB\"\nbackend=\"fiscalbox\"\n[fiscalbox]\nurl=\"http://10.0.0.5\"\n")
                 .unwrap_err();
         assert_eq!(problems[0].key, "fiscal.currency");
         let s = load_str(
-            "[till]\npin=\"1234\"\ntimezone=\"Asia/Tashkent\"\n[fiscal]\ncountry=\"uz\"\n",
+            "[till]\npin=\"1234\"\ntimezone=\"Asia/Tashkent\"\n[fiscal]\ncountry=\"uz\"\nbackend=\"fiscalbox\"\n[fiscalbox]\nurl=\"http://192.168.1.50:8080/\"\n",
         )
         .unwrap();
         assert_eq!(s.profile.currency, "UZS");
+        assert_eq!(s.fiscalbox.unwrap().url, "http://192.168.1.50:8080");
+    }
+
+    #[test]
+    fn an_uzbek_till_fiscalizes_through_a_fiscalbox_only() {
+        for backend in ["cloud", "register"] {
+            let text = format!(
+                "[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\nbackend=\"{backend}\"\n[register]\npath=\"/dev/null\"\n"
+            );
+            let problems = load_str(&text).unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].key, "fiscal.backend");
+            assert_eq!(problems[0].line, Some(5));
+            assert!(
+                problems[0].message.contains("fiscalbox"),
+                "{}",
+                problems[0].message
+            );
+        }
+        let problems =
+            load_str("[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\nbackend=\"fiscalbox\"\n")
+                .unwrap_err();
+        assert_eq!(problems[0].key, "fiscalbox.url");
+        let problems = load_str("[till]\npin=\"1234\"\n[fiscal]\nbackend=\"fiscalbox\"\n[fiscalbox]\nurl=\"http://10.0.0.5\"\nretry_base_ms=5\n")
+            .unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["fiscal.backend", "fiscalbox.retry_base_ms"]);
     }
 
     #[test]
@@ -299,6 +327,12 @@ mod tests {
         );
         let s = load_str(&with).unwrap();
         assert_eq!(s.api.tokens.len(), 1);
+        // 0.0.0.0 is no name: the allowed hosts stay as configured.
+        assert_eq!(s.api.allowed_hosts, ["localhost", "127.0.0.1", "[::1]"]);
+        // A LAN address listened on is a name the API may be called by.
+        let lan = with.replace("0.0.0.0", "192.168.1.10");
+        let s = load_str(&lan).unwrap();
+        assert!(s.api.allowed_hosts.contains(&"192.168.1.10".to_string()));
         assert_eq!(s.api.tokens[0].role, Role::Pos);
         // ::1 and 127.0.0.1 are loopback: no tokens needed.
         load_str("[api]\nlisten = \"[::1]:8730\"\n[till]\npin=\"1234\"\n").unwrap();
@@ -360,7 +394,8 @@ mod tests {
         assert_eq!(got, ["api.allowed_hosts[1]", "api.allowed_origins[1]"]);
         assert_eq!(problems[0].line, Some(2));
         let s = load_str("[api]\nallowed_hosts = [\"LocalHost\", \"[::1]\"]\nallowed_origins = [\"http://LOCALHOST:3000/\"]\n[till]\npin=\"1234\"\n").unwrap();
-        assert_eq!(s.api.allowed_hosts, ["localhost", "[::1]"]);
+        // The listen address (127.0.0.1 by default) is always allowed.
+        assert_eq!(s.api.allowed_hosts, ["localhost", "[::1]", "127.0.0.1"]);
         assert_eq!(s.api.allowed_origins, ["http://localhost:3000"]);
     }
 

@@ -262,6 +262,7 @@ impl P<'_> {
             buyer,
             discount: None,
             original_date: None,
+            uz: None,
         })
     }
 

@@ -463,6 +463,7 @@ pub fn parse_cheque(
         buyer: None,
         discount: None,
         original_date: None,
+        uz: None,
     })
 }
 
