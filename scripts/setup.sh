@@ -7,6 +7,10 @@ need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v sha256sum >/dev/null || need_apt+=(coreutils)
 command -v curl >/dev/null || need_apt+=(curl)
+# tests/online_orders.rs makes a self-signed certificate for the remote listener.
+command -v openssl >/dev/null || need_apt+=(openssl)
+# The gateway test compares fiscald's control signature with sha1sum's.
+command -v sha1sum >/dev/null || need_apt+=(coreutils)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 # scripts/package-check.sh: systemd-analyze (verify, security), dpkg-deb,
 # adduser (the package's postinst), unshare/chroot, strip.

@@ -33,6 +33,21 @@ pub enum DaemonError {
     Cloud(String),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] api::remote::TlsError),
+    #[error("cannot listen on {addr} ([remote] listen): {source}")]
+    BindRemote {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The remote listener, when `[remote] listen` is set.
+struct Remote {
+    addr: SocketAddr,
+    tls: bool,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<()>,
 }
 
 /// A running daemon: the API is bound and the journal open.
@@ -40,6 +55,7 @@ pub struct Daemon {
     pub addr: SocketAddr,
     pub journal: Journal,
     shutdown: Option<oneshot::Sender<()>>,
+    remote: Option<Remote>,
     server: JoinHandle<()>,
     worker: Option<Worker>,
     devices: Option<Arc<Devices>>,
@@ -135,6 +151,8 @@ impl Daemon {
             sync_status: worker.as_ref().map(|w| w.status.clone()),
             devices: devices.clone(),
             backend: settings.devices.backend,
+            bitrix24: settings.bitrix24.clone().map(Arc::new),
+            gateway: settings.gateway.clone().map(Arc::new),
             ops: Arc::new(api::page::OpsState::new(api::status::ConfigSummary::of(
                 settings,
             ))),
@@ -150,6 +168,10 @@ impl Daemon {
                 .marking
                 .clone()
                 .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m))),
+        };
+        let remote = match &settings.remote {
+            Some(r) => Some(start_remote(r, state.clone()).await?),
+            None => None,
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
@@ -169,6 +191,7 @@ impl Daemon {
             addr,
             journal,
             shutdown: Some(tx),
+            remote,
             server,
             worker,
             devices,
@@ -179,10 +202,25 @@ impl Daemon {
         })
     }
 
+    /// The remote listener's address and whether it speaks TLS.
+    pub fn remote_addr(&self) -> Option<(SocketAddr, bool)> {
+        self.remote.as_ref().map(|r| (r.addr, r.tls))
+    }
+
     /// Stop accepting, let in-flight requests finish, flush the journal.
     pub async fn stop(mut self) -> Result<(), DaemonError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(remote) = self.remote.take() {
+            let _ = remote.shutdown.send(());
+            let mut server = remote.server;
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
         }
         let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
             Ok(Ok(())) => Ok(()),
@@ -253,6 +291,47 @@ fn spawn_retention(
     })
 }
 
+/// Bind and serve the remote listener: the online-order dialects only.
+async fn start_remote(
+    r: &crate::config::RemoteSettings,
+    state: AppState,
+) -> Result<Remote, DaemonError> {
+    let tls = match &r.tls {
+        Some(files) => Some(api::remote::tls_acceptor(&files.cert, &files.key)?),
+        None => None,
+    };
+    let listener = TcpListener::bind(r.listen)
+        .await
+        .map_err(|source| DaemonError::BindRemote {
+            addr: r.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(DaemonError::Serve)?;
+    let limiter = Arc::new(api::remote::RateLimiter::new(r.rate_per_minute, r.burst));
+    let state_limits = state.api.limits;
+    let app = api::remote_router(state, limiter);
+    let (tx, rx) = oneshot::channel::<()>();
+    let has_tls = tls.is_some();
+    let options =
+        api::server::ServeOptions::from_limits(api::server::HEADER_READ_TIMEOUT, &state_limits);
+    let server = tokio::spawn(api::server::serve_remote(
+        listener,
+        app,
+        options,
+        tls,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    tracing::info!(%addr, tls = has_tls, "remote listener serving the Bitrix24 and gateway dialects");
+    Ok(Remote {
+        addr,
+        tls: has_tls,
+        shutdown: tx,
+        server,
+    })
+}
+
 /// Run as a service until SIGTERM or SIGINT: readiness and watchdog for systemd.
 pub async fn run_until_signal(
     settings: &Settings,
@@ -261,6 +340,10 @@ pub async fn run_until_signal(
     let daemon = Daemon::start(settings, clock).await?;
     // One plain line on stdout: how scripts and tests learn a port-0 address.
     println!("fiscald listening on http://{}", daemon.addr);
+    if let Some((addr, tls)) = daemon.remote_addr() {
+        let scheme = if tls { "https" } else { "http" };
+        println!("fiscald remote listening on {scheme}://{addr}");
+    }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let watchdog = spawn_watchdog(daemon.journal.clone());
 

@@ -96,6 +96,22 @@ enum Command {
         #[command(subcommand)]
         what: SimCommand,
     },
+    /// Bitrix24 REST cashbox helpers.
+    Bitrix24 {
+        #[command(subcommand)]
+        what: Bitrix24Command,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bitrix24Command {
+    /// Print the JSON for `sale.cashbox.handler.add` (PRINT_URL, CHECK_URL and
+    /// the CONFIG sections fiscald reads) for a fiscald reachable at --url.
+    HandlerJson {
+        /// The public base URL of the remote listener, e.g. https://till.example.com:8443
+        #[arg(long)]
+        url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -311,6 +327,20 @@ fn main() -> ExitCode {
             marking_listen,
         )),
         Command::Sim { what } => report(sim(what)),
+        Command::Bitrix24 {
+            what: Bitrix24Command::HandlerJson { url },
+        } => {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                eprintln!("--url must be an http(s) URL such as https://till.example.com:8443");
+                return ExitCode::from(2);
+            }
+            let json = fiscald::api::bitrix24::facts::handler_json(&url);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).expect("JSON serializes")
+            );
+            ExitCode::SUCCESS
+        }
         Command::Status { api, json } => status(&api, json),
         Command::Receipts { api, what } => report(receipts(&api, what)),
         Command::Diagnostics { api, output } => report(diagnostics(&api, output)),

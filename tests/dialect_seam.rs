@@ -177,6 +177,8 @@ async fn serve(tweak: impl FnOnce(&mut fiscald::config::Settings)) -> Toy {
         )),
         fiscalbox: None,
         marking: None,
+        bitrix24: None,
+        gateway: None,
     };
     let app = fiscald::api::dialect::router_with(Arc::new(state), Dialects(BOTH));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

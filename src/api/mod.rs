@@ -6,15 +6,18 @@
 
 pub mod accept;
 pub mod audit;
+pub mod bitrix24;
 pub mod body;
 pub mod dialect;
 pub mod error;
 pub mod fiscalbox;
+pub mod gateway;
 pub mod metrics;
 pub mod native;
 pub mod operations;
 pub mod page;
 pub mod policy;
+pub mod remote;
 pub mod server;
 pub mod status;
 
@@ -52,6 +55,10 @@ pub struct AppState {
     pub devices: Option<Arc<crate::devices::manager::Devices>>,
     /// `cloud`, `register` or `fiscalbox`.
     pub backend: crate::config::Backend,
+    /// `[bitrix24]`, when enabled (its endpoints answer 404 otherwise).
+    pub bitrix24: Option<Arc<crate::config::Bitrix24Settings>>,
+    /// `[gateway]`, when enabled.
+    pub gateway: Option<Arc<crate::config::GatewaySettings>>,
     /// The status page: config summary and its sign-in sessions.
     pub ops: Arc<page::OpsState>,
     /// The FiscalBox link, with backend `fiscalbox`.
@@ -77,4 +84,39 @@ type Shared = axum::extract::State<Arc<AppState>>;
 /// The whole API: the front door, then every dialect under its prefix.
 pub fn router(state: AppState) -> Router {
     dialect::router(Arc::new(state))
+}
+
+/// The dialects the remote listener serves: the online-order ones, which
+/// carry their own credentials. Never native (its operator endpoints and
+/// status page included).
+pub static REMOTE_DIALECTS: &[&dialect::Dialect] = &[&bitrix24::DIALECT, &gateway::DIALECT];
+
+/// Whose envelope an error on the remote listener is rendered in: the
+/// online-order dialects on their paths, fiscald's own shape elsewhere.
+static REMOTE_ENVELOPES: &[&dialect::Dialect] =
+    &[&native::DIALECT, &bitrix24::DIALECT, &gateway::DIALECT];
+
+/// The remote listener's router: [`REMOTE_DIALECTS`] and nothing else, every
+/// client held to a rate limit, errors in each dialect's envelope. The
+/// front door's Host/Origin/token policy is not applied: callers are servers
+/// on the internet reaching the shop's public name, and each request proves
+/// itself with its dialect's credentials (docs/REMOTE.md).
+pub fn remote_router(state: AppState, limiter: Arc<remote::RateLimiter>) -> Router {
+    let mut app = Router::new();
+    for d in REMOTE_DIALECTS {
+        app = app.nest(d.prefix, (d.routes)());
+    }
+    app.fallback(|| async {
+        error::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "the remote listener serves only /bitrix24/print, /bitrix24/check, /gateway/sale and /gateway/status",
+        )
+    })
+    .layer(axum::middleware::from_fn_with_state(limiter, remote::rate_limit))
+    .layer(axum::middleware::from_fn_with_state(
+        dialect::Dialects(REMOTE_ENVELOPES),
+        dialect::render_errors,
+    ))
+    .with_state(Arc::new(state))
 }

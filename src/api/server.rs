@@ -132,6 +132,94 @@ pub async fn serve_with(
     graceful.shutdown().await;
 }
 
+/// The remote listener's loop: [`serve_with`]'s limits, and every request
+/// carries the peer's address ([`super::remote::ClientAddr`], for the rate
+/// limit); with `tls`, the connection is TLS (the handshake bounded by the
+/// header timeout too). A connection over the cap is closed at once (on TLS
+/// no plain 503 can be written before the handshake).
+pub async fn serve_remote(
+    listener: TcpListener,
+    app: Router,
+    options: ServeOptions,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .max_buf_size(options.max_header_bytes.max(8192) + 8192)
+        .max_header_size(options.max_header_bytes)
+        .max_headers(options.max_headers)
+        .keep_alive(true);
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (mut stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "remote: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "remote: connection refused: api.limits.max_connections reached");
+                    let plain = tls.is_none();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            if plain {
+                                stream.write_all(&busy_reply()).await?;
+                            }
+                            stream.shutdown().await
+                        })
+                        .await;
+                    });
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app
+                    .clone()
+                    .layer(axum::Extension(super::remote::ClientAddr(peer)));
+                let service = TowerToHyperService::new(app);
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                let tls = tls.clone();
+                let handshake_timeout = options.header_timeout;
+                tokio::spawn(async move {
+                    let result = match tls {
+                        Some(acceptor) => {
+                            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "remote: TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "remote: TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await
+                        }
+                        None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "remote: connection ended with an error");
+                    }
+                    drop(slot);
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,9 @@ fn index_value(text: &str, path: &str, value: &toml::de::DeValue<'_>, out: &mut 
     }
 }
 
+/// Tables whose keys are the user's own (a code → a rate), not schema keys.
+pub const OPEN_TABLES: &[&str] = &["bitrix24.vat", "gateway.tax"];
+
 fn remove_unknown(
     table: &mut toml::Table,
     known: &toml::Table,
@@ -119,6 +122,8 @@ fn remove_unknown(
     for key in keys {
         let path = join(prefix, &key);
         match (known.get(&key), table.get_mut(&key)) {
+            (Some(toml::Value::Table(_)), Some(toml::Value::Table(_)))
+                if OPEN_TABLES.contains(&path.as_str()) => {}
             (Some(toml::Value::Table(k)), Some(toml::Value::Table(t))) => {
                 remove_unknown(t, k, &path, lines, problems);
             }

@@ -26,9 +26,9 @@ pub use schema::{
 };
 pub use secrets::SecretFile;
 pub use settings::{
-    ApiSettings, ApiToken, AuthSettings, CloudSettings, DeviceSettings, DrawerSettings,
-    FiscalboxSettings, Limits, MarkingService, MarkingSettings, PrinterSettings, RegisterSettings,
-    Secret, Settings, TokenHash,
+    ApiSettings, ApiToken, AuthSettings, Bitrix24Settings, CloudSettings, DeviceSettings,
+    DrawerSettings, FiscalboxSettings, GatewaySettings, Limits, MarkingService, MarkingSettings,
+    PrinterSettings, RegisterSettings, RemoteSettings, Secret, Settings, TlsFiles, TokenHash,
 };
 
 use std::fmt;
@@ -125,6 +125,56 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "[till]\npin = \"1234\"\ntimezone = \"Europe/Moscow\"\n";
+
+    #[test]
+    fn online_order_sections_are_checked_with_their_keys() {
+        let hash = "a".repeat(64);
+        let ok = format!(
+            "{GOOD}[bitrix24]\nenabled = true\nlogin = \"shop\"\npassword_sha256 = \"{hash}\"\n\
+             [bitrix24.vat]\n\"0\" = \"none\"\n\"2\" = \"22\"\n\
+             [gateway]\nenabled = true\nendpoint_id = \"1111\"\nmerchant_key = \"k\"\n\
+             [gateway.tax]\n\"1\" = \"22\"\n\
+             [remote]\nlisten = \"127.0.0.1:8731\"\n"
+        );
+        let s = load_str(&ok).unwrap();
+        assert_eq!(s.bitrix24.unwrap().vat["2"], crate::domain::Vat::Vat22);
+        let g = s.gateway.unwrap();
+        assert_eq!((g.tax.len(), g.merchant_key.expose()), (1, "k"));
+        assert!(s.remote.unwrap().tls.is_none());
+
+        let bad = format!(
+            "{GOOD}[bitrix24]\nenabled = true\npassword_sha256 = \"x\"\n\
+             [bitrix24.vat]\n\"a\" = \"22\"\n\
+             [gateway]\nenabled = true\n\
+             [gateway.tax]\n\"7\" = \"22\"\n\
+             [remote]\nlisten = \"0.0.0.0:8443\"\n"
+        );
+        let keys: Vec<String> = load_str(&bad)
+            .unwrap_err()
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        for key in [
+            "bitrix24.login",
+            "bitrix24.password_sha256",
+            "bitrix24.vat.a",
+            "gateway.endpoint_id",
+            "gateway.merchant_key_file",
+            "gateway.tax.7",
+            "remote.listen",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
+        }
+        // A remote listener with nothing to serve.
+        let idle = format!("{GOOD}[remote]\nlisten = \"127.0.0.1:8731\"\n");
+        let problems = load_str(&idle).unwrap_err();
+        assert!(
+            problems[0].message.contains("enable one of them"),
+            "{problems:?}"
+        );
+        // Off by default.
+        assert!(load_str(GOOD).unwrap().remote.is_none());
+    }
 
     #[test]
     fn minimal_config_takes_defaults() {

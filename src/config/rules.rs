@@ -214,6 +214,7 @@ pub fn check(
         );
     }
 
+    let online = check_online(c, lines, &mut secret_files, &mut bad);
     let devices = check_devices(c, &mut bad);
     let fiscalbox = check_fiscalbox(c, country, &mut bad);
     let marking = check_marking(c, &mut bad);
@@ -260,6 +261,16 @@ pub fn check(
         devices: devices?,
         fiscalbox: fiscalbox?,
         marking: marking?,
+        bitrix24: None,
+        gateway: None,
+        remote: None,
+    };
+    let (bitrix24, gateway, remote) = online?;
+    let settings = Settings {
+        bitrix24,
+        gateway,
+        remote,
+        ..settings
     };
     Some((settings, secret_files))
 }
@@ -739,4 +750,180 @@ pub fn check_range(
             format!("must be between {} and {}", range.start(), range.end()),
         );
     }
+}
+
+type Online = (
+    Option<Bitrix24Settings>,
+    Option<GatewaySettings>,
+    Option<RemoteSettings>,
+);
+
+/// `[bitrix24]`, `[gateway]` and `[remote]`: the online-order dialects and
+/// their listener.
+fn check_online(
+    c: &Config,
+    lines: &Lines,
+    secret_files: &mut Vec<SecretFile>,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<Online> {
+    let mut ok = true;
+    let b = &c.bitrix24;
+    let bitrix24 = if b.enabled {
+        if b.login.trim().is_empty() {
+            bad(
+                "bitrix24.login",
+                "the login Bitrix24 sends in cashbox_params[AUTH][LOGIN] is required".into(),
+            );
+            ok = false;
+        }
+        let password = TokenHash::from_hex(&b.password_sha256);
+        if password.is_none() {
+            bad(
+                "bitrix24.password_sha256",
+                "must be the 64-digit hex SHA-256 of the password: printf %s \"$PASSWORD\" | sha256sum"
+                    .into(),
+            );
+            ok = false;
+        }
+        for id in b.vat.keys() {
+            if id.is_empty() || !id.bytes().all(|d| d.is_ascii_digit()) {
+                bad(
+                    &format!("bitrix24.vat.{id}"),
+                    format!("{id:?} is not a Bitrix24 VAT id (a whole number such as \"1\")"),
+                );
+                ok = false;
+            }
+        }
+        password.map(|password| Bitrix24Settings {
+            login: b.login.trim().to_string(),
+            password,
+            vat: b.vat.clone(),
+        })
+    } else {
+        None
+    };
+
+    let g = &c.gateway;
+    let gateway = if g.enabled {
+        if g.endpoint_id.trim().is_empty() {
+            bad(
+                "gateway.endpoint_id",
+                "the endpoint id merchants sign requests with is required".into(),
+            );
+            ok = false;
+        }
+        let key = match (g.merchant_key.is_empty(), g.merchant_key_file.is_empty()) {
+            (true, true) => {
+                bad(
+                    "gateway.merchant_key_file",
+                    "the merchant control key is required: set gateway.merchant_key_file (or gateway.merchant_key)".into(),
+                );
+                ok = false;
+                Secret::new("")
+            }
+            (false, false) => {
+                bad(
+                    "gateway.merchant_key_file",
+                    "set gateway.merchant_key or gateway.merchant_key_file, not both".into(),
+                );
+                ok = false;
+                Secret::new("")
+            }
+            (false, true) => Secret::new(g.merchant_key.trim()),
+            (true, false) => {
+                secret_files.push(SecretFile {
+                    key: "gateway.merchant_key_file".into(),
+                    line: line_for(lines, "gateway.merchant_key_file"),
+                    path: PathBuf::from(&g.merchant_key_file),
+                    slot: Slot::GatewayKey,
+                });
+                Secret::new("")
+            }
+        };
+        let mut tax = std::collections::BTreeMap::new();
+        for (code, vat) in &g.tax {
+            match code.parse::<u8>() {
+                Ok(n) if (1..=6).contains(&n) => {
+                    tax.insert(n, *vat);
+                }
+                _ => {
+                    bad(
+                        &format!("gateway.tax.{code}"),
+                        format!("{code:?} is not a gateway tax code (1 to 6)"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        Some(GatewaySettings {
+            endpoint_id: g.endpoint_id.trim().to_string(),
+            merchant_key: key,
+            payment_subject: g.payment_subject,
+            tax,
+        })
+    } else {
+        None
+    };
+
+    let r = &c.remote;
+    let remote = if r.listen.trim().is_empty() {
+        None
+    } else {
+        let listen = r.listen.trim().parse::<SocketAddr>().ok();
+        if listen.is_none() {
+            bad(
+                "remote.listen",
+                format!("{:?} is not an address such as 0.0.0.0:8443", r.listen),
+            );
+            ok = false;
+        }
+        let tls = match (r.tls_cert.trim().is_empty(), r.tls_key.trim().is_empty()) {
+            (true, true) => None,
+            (false, false) => Some(TlsFiles {
+                cert: PathBuf::from(r.tls_cert.trim()),
+                key: PathBuf::from(r.tls_key.trim()),
+            }),
+            (true, false) => {
+                bad("remote.tls_cert", "tls_key is set: set tls_cert too".into());
+                ok = false;
+                None
+            }
+            (false, true) => {
+                bad("remote.tls_key", "tls_cert is set: set tls_key too".into());
+                ok = false;
+                None
+            }
+        };
+        if let Some(addr) = listen
+            && !addr.ip().is_loopback()
+            && r.tls_cert.trim().is_empty()
+            && r.tls_key.trim().is_empty()
+        {
+            bad(
+                "remote.listen",
+                format!(
+                    "{addr} is reachable from other machines: set remote.tls_cert and remote.tls_key, \
+                     or listen on loopback behind a reverse proxy that terminates TLS (docs/REMOTE.md)"
+                ),
+            );
+            ok = false;
+        }
+        if !b.enabled && !g.enabled {
+            bad(
+                "remote.listen",
+                "the remote listener serves only [bitrix24] and [gateway]: enable one of them"
+                    .into(),
+            );
+            ok = false;
+        }
+        check_range("remote.rate_per_minute", r.rate_per_minute, 1..=60_000, bad);
+        check_range("remote.burst", r.burst, 1..=10_000, bad);
+        listen.map(|listen| RemoteSettings {
+            listen,
+            tls,
+            rate_per_minute: r.rate_per_minute.min(60_000) as u32,
+            burst: r.burst.min(10_000) as u32,
+        })
+    };
+    ok.then_some((bitrix24, gateway, remote))
 }

@@ -5,8 +5,9 @@
 //! [`super::load`]. Nothing here judges a value against another: that is
 //! [`super::rules`].
 
-use crate::domain::{Country, TaxSystem};
+use crate::domain::{Country, PaymentSubject, TaxSystem, Vat};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Production base URL of the fiscal processing (seed 001).
 pub const DEFAULT_CLOUD_BASE_URL: &str = "https://fp.bifit.com/processing-api";
@@ -25,6 +26,9 @@ pub struct Config {
     pub register: RegisterConfig,
     pub printer: PrinterConfig,
     pub drawer: DrawerConfig,
+    pub bitrix24: Bitrix24Config,
+    pub gateway: GatewayConfig,
+    pub remote: RemoteConfig,
     pub fiscalbox: FiscalboxConfig,
     pub marking: MarkingConfig,
 }
@@ -136,8 +140,10 @@ impl Default for AuthConfig {
             native: AuthMode::Token,
             // FiscalBox-compatible POS apps send no credentials.
             fiscalbox: AuthMode::None,
-            bitrix24: AuthMode::Token,
-            gateway: AuthMode::Token,
+            // Bitrix24 cannot send a bearer token, and both carry their own
+            // credentials (cashbox_params[AUTH], control), checked always.
+            bitrix24: AuthMode::None,
+            gateway: AuthMode::None,
         }
     }
 }
@@ -516,6 +522,107 @@ impl Default for CloudConfig {
             retry_after_max_ms: 3_600_000,
             poll_interval_ms: 1_000,
             probe_interval_ms: 5_000,
+        }
+    }
+}
+
+/// `[bitrix24]`: the Bitrix24 REST cashbox (`POST /bitrix24/print`,
+/// `/bitrix24/check`; docs/REMOTE.md).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bitrix24Config {
+    /// Serve the Bitrix24 endpoints (local listener and `[remote]`).
+    pub enabled: bool,
+    /// What Bitrix24 sends as `cashbox_params[AUTH][LOGIN]`.
+    pub login: String,
+    /// Lower-case hex SHA-256 of the password Bitrix24 sends as
+    /// `cashbox_params[AUTH][PASSWORD]`: `printf %s "$PASSWORD" | sha256sum`.
+    pub password_sha256: String,
+    /// Bitrix24 catalog VAT id → fiscald VAT code (`"none"`, `"0"`, `"10"`,
+    /// `"22"`, `"10/110"`, `"22/122"` …). Bitrix sends the id of its catalog
+    /// VAT entry, not a rate; an id missing here refuses the receipt.
+    pub vat: BTreeMap<String, Vat>,
+}
+
+impl Default for Bitrix24Config {
+    fn default() -> Self {
+        Bitrix24Config {
+            enabled: false,
+            login: String::new(),
+            password_sha256: String::new(),
+            // Bitrix24 sends 0 for "no VAT" (shared/spec/bitrix24-and-gateway.md).
+            vat: BTreeMap::from([("0".to_string(), Vat::None)]),
+        }
+    }
+}
+
+/// `[gateway]`: the payment gateway's fiscalization cheque
+/// (`POST /gateway/sale`, `/gateway/status`; docs/REMOTE.md).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub enabled: bool,
+    /// The endpoint id the merchant signs requests with (first part of `control`).
+    pub endpoint_id: String,
+    /// The merchant control key, inline. Prefer `merchant_key_file`.
+    pub merchant_key: String,
+    /// A file holding the merchant control key; mode 0600 or 0640.
+    pub merchant_key_file: String,
+    /// Tag 1212 of every position (the cheque does not say).
+    pub payment_subject: PaymentSubject,
+    /// Gateway position `tax` code (1–6) → fiscald VAT code. The default is
+    /// the gateway's own meaning (1 = 20 %, 5 = 20/120): from 2026 a shop maps
+    /// 1 and 5 to "22" and "22/122", or such receipts are refused.
+    pub tax: BTreeMap<String, Vat>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            enabled: false,
+            endpoint_id: String::new(),
+            merchant_key: String::new(),
+            merchant_key_file: String::new(),
+            payment_subject: PaymentSubject::Commodity,
+            tax: BTreeMap::from([
+                ("1".to_string(), Vat::Vat20),
+                ("2".to_string(), Vat::Vat10),
+                ("3".to_string(), Vat::Vat0),
+                ("4".to_string(), Vat::None),
+                ("5".to_string(), Vat::Vat120),
+                ("6".to_string(), Vat::Vat110),
+            ]),
+        }
+    }
+}
+
+/// `[remote]`: a second listener for callers on the internet that serves only
+/// the Bitrix24 and gateway endpoints (never the native API, the operator
+/// endpoints or the status page).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteConfig {
+    /// Address to bind, e.g. `0.0.0.0:8443` (with TLS) or `127.0.0.1:8731`
+    /// (behind a reverse proxy). Empty: off.
+    pub listen: String,
+    /// PEM certificate chain; with `tls_key`, the listener speaks TLS.
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
+    /// Requests one client (IP address) may make per minute.
+    pub rate_per_minute: u64,
+    /// Requests a client may make at once above the steady rate.
+    pub burst: u64,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            listen: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            rate_per_minute: 120,
+            burst: 20,
         }
     }
 }

@@ -14,6 +14,8 @@ pub enum Slot {
     CloudToken,
     /// `api.tokens[i].file`: an API token, kept only as its hash.
     ApiToken { name: String, role: Role },
+    /// `gateway.merchant_key_file`: the gateway's merchant control key.
+    GatewayKey,
 }
 
 /// A secret the config names by file, not yet read.
@@ -39,6 +41,11 @@ pub fn resolve(settings: &mut Settings, files: &[SecretFile]) -> Vec<Problem> {
                     role: *role,
                     hash: TokenHash::of(secret.expose()),
                 }),
+                Slot::GatewayKey => {
+                    if let Some(g) = settings.gateway.as_mut() {
+                        g.merchant_key = secret;
+                    }
+                }
             },
             Err(message) => problems.push(Problem {
                 key: f.key.clone(),

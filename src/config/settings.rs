@@ -248,9 +248,52 @@ pub struct Settings {
     pub profile: Profile,
     pub cloud: CloudSettings,
     pub devices: DeviceSettings,
+    /// `[fiscalbox]`, with `backend = "fiscalbox"`.
     pub fiscalbox: Option<FiscalboxSettings>,
     /// `None`: marking codes are not checked with a service.
     pub marking: Option<MarkingSettings>,
+    /// `[bitrix24]`, when enabled.
+    pub bitrix24: Option<Bitrix24Settings>,
+    /// `[gateway]`, when enabled (its key filled in by the secrets step).
+    pub gateway: Option<GatewaySettings>,
+    /// `[remote]`, when it listens.
+    pub remote: Option<RemoteSettings>,
+}
+
+/// The validated `[bitrix24]` section.
+#[derive(Clone, Debug)]
+pub struct Bitrix24Settings {
+    pub login: String,
+    pub password: TokenHash,
+    /// Bitrix catalog VAT id → rate.
+    pub vat: std::collections::BTreeMap<String, crate::domain::Vat>,
+}
+
+/// The validated `[gateway]` section.
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    pub endpoint_id: String,
+    pub merchant_key: Secret,
+    pub payment_subject: crate::domain::PaymentSubject,
+    /// Gateway tax code (1–6) → rate.
+    pub tax: std::collections::BTreeMap<u8, crate::domain::Vat>,
+}
+
+/// Where the remote listener gets its certificate.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The validated `[remote]` section.
+#[derive(Clone, Debug)]
+pub struct RemoteSettings {
+    pub listen: SocketAddr,
+    /// `None`: plain HTTP (only on loopback, behind a reverse proxy).
+    pub tls: Option<TlsFiles>,
+    pub rate_per_minute: u32,
+    pub burst: u32,
 }
 
 /// One permissive-mode service.

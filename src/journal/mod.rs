@@ -610,6 +610,16 @@ impl Journal {
         self.read(move |r| r.get(&id)).await
     }
 
+    /// The receipt `(source, caller key)` names, if any.
+    pub async fn by_caller_key(
+        &self,
+        source: Source,
+        key: String,
+    ) -> Result<Option<StoredReceipt>, JournalError> {
+        self.read(move |r| r.by_caller_key(source.code(), &key))
+            .await
+    }
+
     pub async fn list(
         &self,
         state: Option<ReceiptState>,

@@ -182,6 +182,27 @@ impl Reader {
         self.with(|c| load(c, id))
     }
 
+    /// The receipt a caller's key names, for the dialects whose status calls
+    /// ask by their own id (Bitrix24 `uuid`, gateway `client_orderid`).
+    pub(super) fn by_caller_key(
+        &self,
+        source: &str,
+        key: &str,
+    ) -> Result<Option<StoredReceipt>, JournalError> {
+        self.with(|c| {
+            let id: Option<String> = c
+                .prepare_cached(
+                    "SELECT receipt_id FROM caller_keys WHERE source = ?1 AND caller_key = ?2",
+                )?
+                .query_row([source, key], |r| r.get(0))
+                .optional()?;
+            match id {
+                Some(id) => load(c, &id),
+                None => Ok(None),
+            }
+        })
+    }
+
     pub(super) fn find_by_link(&self, link: &str) -> Result<Option<StoredReceipt>, JournalError> {
         self.with(|c| match find_by_link(c, link)? {
             Some(id) => load(c, &id),

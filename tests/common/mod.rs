@@ -319,6 +319,121 @@ pub fn run_python(
     (status, out, err)
 }
 
+/// The seed 004 sale request (tests/common/seeds/README.md): its `¤cy=USD`
+/// line restored as `&currency=<currency>`, `cheque` replaced when given,
+/// signed for endpoint 1111 with [`GATEWAY_KEY`].
+pub fn gateway_seed_request(currency: &str, cheque: Option<&str>) -> String {
+    let control = fiscald::api::gateway::parse::sale_control(
+        "1111",
+        "902B4FF5",
+        fiscald::domain::Money(70000),
+        "john.smith@gmail.com",
+        GATEWAY_KEY,
+    );
+    // The seed's lines are already form fields (`&key=value`, values as the
+    // seed wrote them); only the replaced values are encoded here.
+    include_str!("seeds/004_sale_request.txt")
+        .lines()
+        .map(|l| l.replace("\u{a4}cy=USD", "&currency=USD"))
+        .map(|l| {
+            let (k, v) = l.trim_start_matches('&').split_once('=').unwrap();
+            match (k, cheque) {
+                ("currency", _) => form_encode(&[(k.into(), currency.into())]),
+                ("cheque", Some(c)) => form_encode(&[(k.into(), c.into())]),
+                ("control", _) => format!("control={control}"),
+                _ => format!("{k}={v}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The merchant key of the spec's example.
+pub const GATEWAY_KEY: &str = "B17F59B4-A7DC-41B4-8FF9-37D986B43D20";
+
+/// `application/x-www-form-urlencoded`, PHP style (brackets percent-encoded).
+pub fn form_encode(fields: &[(String, String)]) -> String {
+    fn enc(s: &str) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Online-order settings for tests: Bitrix24 login `shop` / password
+/// `s3cret` (VAT id 0 none, 2 = 22 %), the gateway as in the spec's example.
+pub fn online(s: &mut Settings) {
+    s.bitrix24 = Some(config::Bitrix24Settings {
+        login: "shop".into(),
+        password: config::TokenHash::of("s3cret"),
+        vat: [
+            ("0".to_string(), fiscald::domain::Vat::None),
+            ("2".to_string(), fiscald::domain::Vat::Vat22),
+        ]
+        .into(),
+    });
+    s.gateway = Some(config::GatewaySettings {
+        endpoint_id: "1111".into(),
+        merchant_key: config::Secret::new(GATEWAY_KEY),
+        payment_subject: fiscald::domain::PaymentSubject::Commodity,
+        tax: [
+            (1, fiscald::domain::Vat::Vat22),
+            (2, fiscald::domain::Vat::Vat10),
+            (3, fiscald::domain::Vat::Vat0),
+            (4, fiscald::domain::Vat::None),
+            (5, fiscald::domain::Vat::Vat122),
+            (6, fiscald::domain::Vat::Vat110),
+        ]
+        .into(),
+    });
+}
+
+/// A Bitrix24 PRINT as it posts it: one line of `price` at VAT id 2 (22 %),
+/// paid by card, with the given uuid and credentials.
+pub fn bitrix_print(uuid: &str, price: &str, login: &str, password: &str) -> String {
+    let f = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let mut fields = vec![
+        f("type", "sell"),
+        f("calculated_sign", "income"),
+        f("unique_id", "17"),
+        f("date_create", "1767261600"),
+        f("uuid", uuid),
+        f("number_kkm", "1"),
+        f("client_email", "buyer@example.com"),
+        f("total_sum", price),
+        f("items[0][name]", "Green tea"),
+        f("items[0][price]", price),
+        f("items[0][sum]", price),
+        f("items[0][quantity]", "1"),
+        f("items[0][vat]", "2"),
+        f("items[0][payment_object]", "commodity"),
+        f("items[0][payment_method]", "full_payment"),
+        f("payments[0][type]", "cashless"),
+        f("payments[0][is_cash]", "N"),
+        f("payments[0][sum]", price),
+    ];
+    if !login.is_empty() {
+        fields.push(f("cashbox_params[AUTH][LOGIN]", login));
+    }
+    if !password.is_empty() {
+        fields.push(f("cashbox_params[AUTH][PASSWORD]", password));
+    }
+    form_encode(&fields)
+}
+
 /// The device emulators (register, printer with drawer) on pseudo-terminals
 /// under `dir/devices`, printer unpaced.
 pub fn emulators(dir: &std::path::Path) -> fiscald::sim::devices::control::SimDevices {
