@@ -319,6 +319,7 @@ mod tests {
             change: Money(paid - total.0),
             cashier: None,
             buyer: None,
+            uz: None,
         }
     }
 
