@@ -64,6 +64,7 @@ fn receipt(i: u64) -> Receipt {
         change: Money::ZERO,
         cashier: None,
         buyer: None,
+        uz: None,
     }
 }
 

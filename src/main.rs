@@ -50,8 +50,36 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8732")]
         devices_control: SocketAddr,
         /// Address of the built-in marking-service simulator (permissive mode).
-        #[arg(long, default_value = "127.0.0.1:8733")]
+        #[arg(long, default_value = "127.0.0.1:8734")]
         marking_listen: SocketAddr,
+        /// Address of the simulated FiscalBox (`--country uz`).
+        #[arg(long, default_value = "127.0.0.1:8733")]
+        fiscalbox_listen: SocketAddr,
+    },
+    /// A technician's summary of the running daemon; exit code 1 when
+    /// something needs attention, 2 when the daemon cannot be reached.
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Print the raw JSON of GET /v1/status instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List, show, retry or discard receipts.
+    Receipts {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        what: ReceiptsCommand,
+    },
+    /// Write a diagnostics tarball: redacted config, recent logs, journal
+    /// statistics, device states, versions.
+    Diagnostics {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Where to write it.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Run a simulator of an outside system.
     Sim {
@@ -116,7 +144,7 @@ enum SimCommand {
     /// The permissive-mode services for marking codes (Честный ЗНАК): the
     /// online check and the local module ЛМ ЧЗ, with fault knobs.
     Marking {
-        #[arg(long, default_value = "127.0.0.1:8733")]
+        #[arg(long, default_value = "127.0.0.1:8734")]
         listen: SocketAddr,
         /// Refuse a code: CODE=REASON (sold, blocked, not_found, invalid); repeatable.
         #[arg(long, value_parser = parse_refusal)]
@@ -134,12 +162,88 @@ enum SimCommand {
         #[arg(long, default_value_t = 60_000)]
         last_sync_age_ms: i64,
     },
+    /// The Uzbek FiscalBox (fiscal module, shifts, payment providers, card
+    /// terminals), with fault knobs; `/sim/stats`, `/sim/knobs`.
+    Fiscalbox {
+        #[arg(long, default_value = "127.0.0.1:8733")]
+        listen: SocketAddr,
+        /// Fiscal module number.
+        #[arg(long, default_value = "UZ170703100189")]
+        terminal_id: String,
+        /// Start unplugged (every request dropped unanswered).
+        #[arg(long)]
+        down: bool,
+        /// Added to every request.
+        #[arg(long)]
+        slow_ms: Option<u64>,
+        /// Lose the replies of the next N fiscal operations and confirms.
+        #[arg(long)]
+        lose_replies: Option<u32>,
+        /// Refuse every refund (65275).
+        #[arg(long)]
+        refuse_refunds: bool,
+        /// Seed of fiscal signs and payment ids.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
-fn parse_refusal(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(c, r)| (c.to_string(), r.to_string()))
-        .ok_or_else(|| format!("{s:?}: expected CODE=REASON"))
+/// How the technician commands reach the daemon.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// The daemon's API; by default the `[api] listen` of --config.
+    #[arg(long, env = "FISCALD_URL")]
+    url: Option<String>,
+    /// The config file (for the API address, and for diagnostics).
+    #[arg(long, env = "FISCALD_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// An operator token, sent as `Authorization: Bearer`.
+    #[arg(long, env = "FISCALD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl ApiArgs {
+    fn client(&self) -> Result<fiscald::technician::Client> {
+        let url = match &self.url {
+            Some(u) => u.clone(),
+            None => match config::load_file(&self.config) {
+                Ok(s) => {
+                    let mut addr = s.listen;
+                    if addr.ip().is_unspecified() {
+                        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                    }
+                    format!("http://{addr}")
+                }
+                Err(_) => "http://127.0.0.1:8730".to_string(),
+            },
+        };
+        Ok(fiscald::technician::Client::new(&url, self.token.clone())?)
+    }
+}
+
+#[derive(Subcommand)]
+enum ReceiptsCommand {
+    /// One line per receipt, oldest first.
+    List {
+        /// Only receipts in this state (accepted, fiscalized, rejected, …).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Continue after this receipt id.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// One receipt with its history, as JSON.
+    Show { id: String },
+    /// Send a rejected receipt again.
+    Retry { id: String },
+    /// Give up on a rejected receipt.
+    Discard {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -167,6 +271,7 @@ fn main() -> ExitCode {
             backend,
             devices_control,
             marking_listen,
+            fiscalbox_listen,
         } => report(demo(
             state_dir,
             listen,
@@ -174,9 +279,15 @@ fn main() -> ExitCode {
             sim_listen,
             backend,
             devices_control,
-            marking_listen,
+            SimAddrs {
+                marking: marking_listen,
+                fiscalbox: fiscalbox_listen,
+            },
         )),
         Command::Sim { what } => report(sim(what)),
+        Command::Status { api, json } => status(&api, json),
+        Command::Receipts { api, what } => report(receipts(&api, what)),
+        Command::Diagnostics { api, output } => report(diagnostics(&api, output)),
     }
 }
 
@@ -222,6 +333,12 @@ fn run(config: &std::path::Path) -> Result<()> {
     serve(settings)
 }
 
+/// Where the demo's in-process simulators listen.
+struct SimAddrs {
+    marking: SocketAddr,
+    fiscalbox: SocketAddr,
+}
+
 fn demo(
     state_dir: PathBuf,
     listen: Option<SocketAddr>,
@@ -229,8 +346,12 @@ fn demo(
     sim_listen: SocketAddr,
     backend: DemoBackend,
     devices_control: SocketAddr,
-    marking_listen: SocketAddr,
+    sims: SimAddrs,
 ) -> Result<()> {
+    let SimAddrs {
+        marking: marking_listen,
+        fiscalbox: fiscalbox_listen,
+    } = sims;
     let text = match country {
         DemoCountry::Ru => config::DEMO_CONFIG,
         DemoCountry::Uz => config::DEMO_UZ_CONFIG,
@@ -337,10 +458,23 @@ fn demo(
             on_unreachable: config::OnUnreachable::SellUnchecked,
         });
         eprintln!("  marking simulator {}/sim/knobs (refuse a code: POST {{\"refuse\": {{\"<code>\": \"sold\"}}}})", marking.base_url());
+        // An Uzbek till fiscalizes through a (simulated) FiscalBox.
+        let fiscalbox = match settings.fiscalbox.as_mut() {
+            Some(fb) => {
+                let listener = tokio::net::TcpListener::bind(fiscalbox_listen)
+                    .await
+                    .with_context(|| format!("cannot start the FiscalBox simulator on {fiscalbox_listen} (use --fiscalbox-listen)"))?;
+                let sim = fiscald::sim::fiscalbox::SimFiscalBox::start(listener, Default::default()).await;
+                fb.url = sim.base_url();
+                eprintln!("  FiscalBox simulator {} (knobs: POST {}/sim/knobs)", sim.base_url(), sim.base_url());
+                Some(sim)
+            }
+            None => None,
+        };
         eprintln!(
             "fiscald demo: {} till, fiscalized by the {}, journal {}\n  processing simulator {}\n  emulated devices: {} (register), {} (printer); control http://{}/sim/devices\n  operator token: {token} (in {}; send it as Authorization: Bearer <token>)\n  try: TOKEN=$(cat {}); curl -s -H \"Authorization: Bearer $TOKEN\" http://{}/v1/health",
             settings.profile.country,
-            match backend { DemoBackend::Cloud => "cloud", DemoBackend::Register => "register" },
+            match (backend, settings.fiscalbox.is_some()) { (_, true) => "FiscalBox", (DemoBackend::Cloud, _) => "cloud", (DemoBackend::Register, _) => "register" },
             settings.journal_path.display(),
             sim.base_url(),
             register_path.display(),
@@ -353,6 +487,9 @@ fn demo(
         let served = fiscald::daemon::run_until_signal(&settings, Arc::new(SystemClock)).await;
         sim.stop().await;
         marking.stop().await;
+        if let Some(fb) = fiscalbox {
+            fb.stop().await;
+        }
         let _ = control_stop.send(());
         let _ = control_task.await;
         if let Ok(devices) = Arc::try_unwrap(devices) {
@@ -397,6 +534,31 @@ fn sim(what: SimCommand) -> Result<()> {
             runtime()?.block_on(fiscald::sim::cloud::run_cli(listen, config))?;
             Ok(())
         }
+        SimCommand::Fiscalbox {
+            listen,
+            terminal_id,
+            down,
+            slow_ms,
+            lose_replies,
+            refuse_refunds,
+            seed,
+        } => runtime()?.block_on(async move {
+            let config = fiscald::sim::fiscalbox::BoxConfig {
+                terminal_id,
+                seed,
+                ..Default::default()
+            };
+            let knobs = fiscald::sim::fiscalbox::BoxKnobs {
+                down: Some(down),
+                slow_ms,
+                lose_replies,
+                drop_shift: None,
+                refuse_refunds: Some(refuse_refunds),
+            };
+            fiscald::sim::fiscalbox::run_cli(listen, config, knobs)
+                .await
+                .with_context(|| format!("FiscalBox simulator on {listen}"))
+        }),
         SimCommand::Devices {
             dir,
             control,
@@ -460,6 +622,91 @@ fn sim(what: SimCommand) -> Result<()> {
     }
 }
 
+fn status(api: &ApiArgs, json: bool) -> ExitCode {
+    let result = (|| -> Result<serde_json::Value> {
+        let client = api.client()?;
+        Ok(runtime()?.block_on(client.get_json("/v1/status"))?)
+    })();
+    match result {
+        Ok(s) if json => {
+            println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            ExitCode::from(
+                if s["attention"].as_array().is_some_and(|a| !a.is_empty()) {
+                    1
+                } else {
+                    0
+                },
+            )
+        }
+        Ok(s) => {
+            let (text, attention) = fiscald::technician::summarize(&s);
+            print!("{text}");
+            ExitCode::from(if attention { 1 } else { 0 })
+        }
+        Err(e) => {
+            eprintln!("fiscald: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn receipts(api: &ApiArgs, what: ReceiptsCommand) -> Result<()> {
+    let client = api.client()?;
+    runtime()?.block_on(async move {
+        match what {
+            ReceiptsCommand::List {
+                state,
+                limit,
+                after,
+            } => {
+                let mut q = format!("/v1/receipts?limit={limit}");
+                if let Some(s) = state {
+                    q.push_str(&format!("&state={s}"));
+                }
+                if let Some(a) = after {
+                    q.push_str(&format!("&after={a}"));
+                }
+                let page = client.get_json(&q).await?;
+                print!("{}", fiscald::technician::receipt_lines(&page));
+            }
+            ReceiptsCommand::Show { id } => {
+                let r = client.get_json(&format!("/v1/receipts/{id}")).await?;
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+            ReceiptsCommand::Retry { id } => {
+                let r = client
+                    .post_json(&format!("/v1/receipts/{id}/retry"), &serde_json::json!({}))
+                    .await?;
+                println!("receipt {} is {} again", r["number"], r["state"]);
+            }
+            ReceiptsCommand::Discard { id, reason } => {
+                let r = client
+                    .post_json(
+                        &format!("/v1/receipts/{id}/discard"),
+                        &serde_json::json!({ "reason": reason }),
+                    )
+                    .await?;
+                println!("receipt {} is {}", r["number"], r["state"]);
+            }
+        }
+        Ok(())
+    })
+}
+
+fn diagnostics(api: &ApiArgs, output: Option<PathBuf>) -> Result<()> {
+    let client = api.client()?;
+    let out = output.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "fiscald-diagnostics-{}.tar.gz",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ))
+    });
+    let bundle = runtime()?.block_on(fiscald::technician::gather(&client, Some(&api.config)));
+    let written = fiscald::technician::write_tarball(&bundle, &out)?;
+    println!("{}", written.display());
+    Ok(())
+}
+
 /// The demo's operator token: read from `path`, or made (random, 0600).
 fn demo_token(path: &std::path::Path) -> Result<String> {
     use std::io::Write;
@@ -499,4 +746,10 @@ fn serve(settings: Settings) -> Result<()> {
         Arc::new(SystemClock),
     ))?;
     Ok(())
+}
+
+fn parse_refusal(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(c, r)| (c.to_string(), r.to_string()))
+        .ok_or_else(|| format!("{s:?}: expected CODE=REASON"))
 }

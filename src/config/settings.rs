@@ -202,6 +202,18 @@ pub struct DrawerSettings {
     pub open_on_cash: bool,
 }
 
+/// The validated `[fiscalbox]` section (present with backend "fiscalbox").
+#[derive(Clone, Debug)]
+pub struct FiscalboxSettings {
+    /// Base URL without a trailing slash.
+    pub url: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub reply_wait: Duration,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+}
+
 /// The validated device sections.
 #[derive(Clone, Debug)]
 pub struct DeviceSettings {
@@ -230,6 +242,7 @@ pub struct Settings {
     pub profile: Profile,
     pub cloud: CloudSettings,
     pub devices: DeviceSettings,
+    pub fiscalbox: Option<FiscalboxSettings>,
     /// `None`: marking codes are not checked with a service.
     pub marking: Option<MarkingSettings>,
 }

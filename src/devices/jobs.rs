@@ -21,14 +21,14 @@
 //! (the printer vanished, paper ran out mid-receipt) prints again marked as a
 //! copy.
 
-use super::escpos::layout::{LayoutOptions, ReceiptPrint, receipt as layout_receipt};
+use super::escpos::layout::{ReceiptPrint, receipt as layout_receipt};
 use super::manager::{CALL_LIMIT, Devices};
 pub use super::reconcile::RegisterMarker;
 use super::reconcile::{Action, DocSummary, Observed, reconcile, refusal_parks};
 use super::runtime::{DeviceError, DeviceState};
 use super::shtrih::ClosedReceipt;
 use crate::clock::Clock;
-use crate::config::{CutMode, DrawerVia, TextEncoding};
+use crate::config::DrawerVia;
 use crate::domain::PaymentKind;
 use crate::domain::fiscal::operation_type;
 use crate::journal::{Job, JobKind, JobMarker, Journal, StoredReceipt};
@@ -551,20 +551,7 @@ async fn print_job(
             slip,
             footer: &settings.footer,
         },
-        &LayoutOptions {
-            width: settings.width,
-            code_table: settings.code_table,
-            encoding: match settings.encoding {
-                TextEncoding::Cp866 => super::escpos::TextEncoding::Cp866,
-                TextEncoding::Cp1251 => super::escpos::TextEncoding::Cp1251,
-            },
-            cut: match settings.cut {
-                CutMode::None => super::escpos::CutMode::None,
-                CutMode::Partial => super::escpos::CutMode::Partial,
-                CutMode::Full => super::escpos::CutMode::Full,
-            },
-            ..LayoutOptions::default()
-        },
+        &super::manager::layout_options(&settings),
     );
     let drawer = devices.settings.drawer.clone();
     // The drawer opens with the first paper the buyer gets, not again for

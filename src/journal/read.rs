@@ -42,7 +42,7 @@ const SELECT: &str = "SELECT r.id, r.number, r.source, r.state, r.idempotency_ke
             j.state, j.attempts, j.last_error, j.next_attempt_at, json_extract(j.data, '$.document_id'), j.kind,
             p.state, p.attempts, p.last_error, coalesce(json_extract(p.data, '$.copies'), 0)
      FROM receipts r
-     LEFT JOIN jobs j ON j.receipt_id = r.id AND j.kind IN ('fiscalize', 'register')
+     LEFT JOIN jobs j ON j.receipt_id = r.id AND j.kind IN ('fiscalize', 'register', 'fiscalbox')
      LEFT JOIN jobs p ON p.receipt_id = r.id AND p.kind = 'print'";
 
 /// A job as the worker sees it.
@@ -123,6 +123,13 @@ impl Reader {
         self.with(|c| load(c, id))
     }
 
+    pub(super) fn find_by_link(&self, link: &str) -> Result<Option<StoredReceipt>, JournalError> {
+        self.with(|c| match find_by_link(c, link)? {
+            Some(id) => load(c, &id),
+            None => Ok(None),
+        })
+    }
+
     pub(super) fn list(
         &self,
         state: Option<ReceiptState>,
@@ -160,6 +167,35 @@ impl Reader {
                 receipts,
                 next_after,
             })
+        })
+    }
+
+    /// Receipts numbered in `(after, upto]`, in order (a shift's receipts).
+    pub(super) fn numbered(
+        &self,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<StoredReceipt>, JournalError> {
+        self.with(|c| {
+            let sql = format!("{SELECT} WHERE r.number > ?1 AND r.number <= ?2 ORDER BY r.number");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(params![after, upto], row_to_receipt)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// A named counter (0 when never set).
+    pub(super) fn counter(&self, name: &str) -> Result<i64, JournalError> {
+        self.with(|c| {
+            Ok(
+                c.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+                .unwrap_or(0),
+            )
         })
     }
 
@@ -231,7 +267,7 @@ impl Reader {
             Ok(c.query_row(
                 "SELECT count(*) FILTER (WHERE j.state = 'pending'), count(*) FILTER (WHERE j.state = 'parked'),
                         min(r.created_at) FILTER (WHERE j.state = 'pending')
-                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind IN ('fiscalize', 'register') AND j.state IN ('pending', 'parked')",
+                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind IN ('fiscalize', 'register', 'fiscalbox') AND j.state IN ('pending', 'parked')",
                 [],
                 |r| {
                     Ok(SyncCounts {
@@ -284,6 +320,16 @@ impl Reader {
 }
 
 /// One receipt with its state history; shared by the reader and the writer.
+/// The receipt a POS-facing link names: its offline link, or its fiscal QR
+/// (for a FiscalBox receipt, the Soliq link).
+pub(super) fn find_by_link(c: &Connection, link: &str) -> Result<Option<String>, JournalError> {
+    Ok(c.prepare_cached(
+        "SELECT id FROM receipts WHERE offline_url = ?1 OR fiscal_qr = ?1 ORDER BY number LIMIT 1",
+    )?
+    .query_row([link], |r| r.get(0))
+    .optional()?)
+}
+
 pub(super) fn load(c: &Connection, id: &str) -> Result<Option<StoredReceipt>, JournalError> {
     let sql = format!("{SELECT} WHERE r.id = ?1");
     let Some(mut receipt) = c
@@ -369,4 +415,136 @@ fn state_from(r: &Row<'_>, column: usize) -> rusqlite::Result<ReceiptState> {
             format!("unknown receipt state {text:?}").into(),
         )
     })
+}
+
+/// What the status page and `/metrics` show of the journal, read in one go.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct OpsView {
+    /// Receipts by (state, source). The source is the dialect it came in.
+    pub receipts: Vec<(String, String, u64)>,
+    /// Receipts accepted on the till-local date asked for.
+    pub receipts_today: u64,
+    /// Jobs waiting or parked, by (kind, state).
+    pub jobs: Vec<(String, String, u64)>,
+    /// Acceptance time of the oldest receipt still waiting to be fiscalized.
+    pub oldest_unfiscalized: Option<String>,
+    /// Today's receipts summed by (receipt kind, payment kind), minor units;
+    /// change given back is its own negative row, `change`.
+    pub payments_today: Vec<(String, String, i64)>,
+    /// Receipts an operator must decide on: (id, number, kind of job, error, accepted at).
+    pub rejected: Vec<RejectedReceipt>,
+    /// The latest state changes, newest first.
+    pub events: Vec<RecentEvent>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RejectedReceipt {
+    pub id: String,
+    pub number: u64,
+    pub job: String,
+    pub error: Option<String>,
+    pub accepted_at: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RecentEvent {
+    pub at: String,
+    pub number: u64,
+    pub receipt_id: String,
+    pub actor: String,
+    pub state: String,
+    pub note: Option<String>,
+}
+
+/// Most rejected receipts and events an `OpsView` carries.
+const OPS_LIST_MAX: i64 = 20;
+
+impl Reader {
+    /// `today` is the till-local date, `YYYY-MM-DD` (receipts' `created_at`
+    /// is till-local time, so its first ten characters are that date).
+    pub(super) fn ops_view(&self, today: &str) -> Result<OpsView, JournalError> {
+        self.with(|c| {
+            let triples = |sql: &str, arg: Option<&str>| -> Result<Vec<(String, String, u64)>, JournalError> {
+                let mut stmt = c.prepare_cached(sql)?;
+                let rows = match arg {
+                    Some(a) => stmt.query_map([a], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?,
+                    None => stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?,
+                };
+                Ok(rows)
+            };
+            let receipts = triples(
+                "SELECT state, source, count(*) FROM receipts GROUP BY state, source ORDER BY state, source",
+                None,
+            )?;
+            let jobs = triples(
+                "SELECT kind, state, count(*) FROM jobs WHERE state IN ('pending', 'parked') GROUP BY kind, state ORDER BY kind, state",
+                None,
+            )?;
+            let receipts_today: u64 = c.query_row(
+                "SELECT count(*) FROM receipts WHERE substr(created_at, 1, 10) = ?1",
+                [today],
+                |r| r.get(0),
+            )?;
+            let oldest_unfiscalized: Option<String> = c.query_row(
+                "SELECT min(r.created_at) FROM jobs j JOIN receipts r ON r.id = j.receipt_id
+                 WHERE j.kind IN ('fiscalize', 'register') AND j.state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut stmt = c.prepare_cached(
+                "SELECT json_extract(r.body, '$.kind'), json_extract(p.value, '$.kind'), sum(json_extract(p.value, '$.amount'))
+                 FROM receipts r, json_each(r.body, '$.payments') p
+                 WHERE substr(r.created_at, 1, 10) = ?1 AND r.state != 'discarded'
+                 GROUP BY 1, 2
+                 UNION ALL
+                 SELECT json_extract(body, '$.kind'), 'change', -sum(json_extract(body, '$.change'))
+                 FROM receipts WHERE substr(created_at, 1, 10) = ?1 AND state != 'discarded'
+                 GROUP BY 1 HAVING sum(json_extract(body, '$.change')) != 0
+                 ORDER BY 1, 2",
+            )?;
+            let payments_today = stmt
+                .query_map([today], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = c.prepare_cached(
+                "SELECT r.id, r.number, j.kind, j.last_error, r.created_at FROM jobs j JOIN receipts r ON r.id = j.receipt_id
+                 WHERE j.state = 'parked' ORDER BY j.id DESC LIMIT ?1",
+            )?;
+            let rejected = stmt
+                .query_map([OPS_LIST_MAX], |r| {
+                    Ok(RejectedReceipt {
+                        id: r.get(0)?,
+                        number: r.get(1)?,
+                        job: r.get(2)?,
+                        error: r.get(3)?,
+                        accepted_at: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = c.prepare_cached(
+                "SELECT e.at, r.number, r.id, e.actor, e.state, e.note FROM receipt_events e JOIN receipts r ON r.id = e.receipt_id
+                 ORDER BY e.seq DESC LIMIT ?1",
+            )?;
+            let events = stmt
+                .query_map([OPS_LIST_MAX], |r| {
+                    Ok(RecentEvent {
+                        at: r.get(0)?,
+                        number: r.get(1)?,
+                        receipt_id: r.get(2)?,
+                        actor: r.get(3)?,
+                        state: r.get(4)?,
+                        note: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(OpsView {
+                receipts,
+                receipts_today,
+                jobs,
+                oldest_unfiscalized,
+                payments_today,
+                rejected,
+                events,
+            })
+        })
+    }
 }

@@ -241,6 +241,7 @@ mod tests {
             marking_checks: vec![],
             discount: Default::default(),
             original_date: None,
+            uz: None,
         }
     }
 

@@ -8,4 +8,5 @@
 
 pub mod cloud;
 pub mod devices;
+pub mod fiscalbox;
 pub mod marking;

@@ -50,6 +50,7 @@ fn routes() -> Router<Arc<AppState>> {
         .route_layer(axum::middleware::from_fn(require_operator));
     Router::new()
         .route("/health", get(health))
+        .route("/status", get(super::status::get_status))
         .route("/receipts", post(create_receipt).get(list_receipts))
         .route("/receipts/{id}", get(get_receipt))
         .route("/devices", get(devices::list))
@@ -89,7 +90,14 @@ async fn create_receipt(
             )
                 .into_response())
         }
-        Outcome::Replayed(stored) => Ok((StatusCode::OK, Json(render(&stored))).into_response()),
+        Outcome::Replayed(stored) => {
+            let mut response = (StatusCode::OK, Json(render(&stored))).into_response();
+            // No Location on a repeat: tell the audit line which receipt.
+            response
+                .extensions_mut()
+                .insert(super::audit::AuditReceipt(stored.id.clone()));
+            Ok(response)
+        }
     }
 }
 
@@ -246,6 +254,11 @@ async fn health(State(app): Shared) -> Response {
         },
         "journal": journal,
         "sync": sync,
+        "fiscalbox": app.fiscalbox.as_ref().map(|f| json!({
+            "url": f.client.base_url(),
+            "state": f.status.lock().expect("box status lock").clone(),
+            "sverka": f.sverka.lock().expect("sverka lock").clone(),
+        })),
     });
     let status = if ok {
         StatusCode::OK

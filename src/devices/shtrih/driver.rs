@@ -147,6 +147,7 @@ fn port_error(e: PortError) -> ShtrihError {
             ShtrihError::Hangup(format!("{}: {message}", path.display()))
         }
         PortError::Timeout(t) => ShtrihError::Link(format!("write timed out after {t:?}")),
+        e @ PortError::NoReadBack(_) => ShtrihError::Link(e.to_string()),
     }
 }
 
