@@ -131,10 +131,6 @@ impl Daemon {
             sync_status: worker.as_ref().map(|w| w.status.clone()),
             devices: devices.clone(),
             backend: settings.devices.backend,
-            marking: settings
-                .marking
-                .clone()
-                .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m))),
             ops: Arc::new(api::page::OpsState::new(api::status::ConfigSummary::of(
                 settings,
             ))),
@@ -146,6 +142,10 @@ impl Daemon {
                     sverka: std::sync::Mutex::new(serde_json::Value::Null),
                 })
             }),
+            marking: settings
+                .marking
+                .clone()
+                .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m))),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();

@@ -49,12 +49,12 @@ enum Command {
         /// Address of the device emulators' control interface.
         #[arg(long, default_value = "127.0.0.1:8732")]
         devices_control: SocketAddr,
-        /// Address of the built-in marking-service simulator (permissive mode).
-        #[arg(long, default_value = "127.0.0.1:8734")]
-        marking_listen: SocketAddr,
         /// Address of the simulated FiscalBox (`--country uz`).
         #[arg(long, default_value = "127.0.0.1:8733")]
         fiscalbox_listen: SocketAddr,
+        /// Address of the built-in marking-service simulator (permissive mode).
+        #[arg(long, default_value = "127.0.0.1:8734")]
+        marking_listen: SocketAddr,
     },
     /// A technician's summary of the running daemon; exit code 1 when
     /// something needs attention, 2 when the daemon cannot be reached.
@@ -141,27 +141,6 @@ enum SimCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// The permissive-mode services for marking codes (Честный ЗНАК): the
-    /// online check and the local module ЛМ ЧЗ, with fault knobs.
-    Marking {
-        #[arg(long, default_value = "127.0.0.1:8734")]
-        listen: SocketAddr,
-        /// Refuse a code: CODE=REASON (sold, blocked, not_found, invalid); repeatable.
-        #[arg(long, value_parser = parse_refusal)]
-        refuse: Vec<(String, String)>,
-        /// Drop every connection, as if the service were not there.
-        #[arg(long)]
-        unreachable: bool,
-        /// Only the online check fails; the local module answers.
-        #[arg(long)]
-        online_down: bool,
-        /// Added before every answer.
-        #[arg(long, default_value_t = 0)]
-        slow_ms: u64,
-        /// Age of the local module's last sync (72 h and more: sync_error).
-        #[arg(long, default_value_t = 60_000)]
-        last_sync_age_ms: i64,
-    },
     /// The Uzbek FiscalBox (fiscal module, shifts, payment providers, card
     /// terminals), with fault knobs; `/sim/stats`, `/sim/knobs`.
     Fiscalbox {
@@ -185,6 +164,27 @@ enum SimCommand {
         /// Seed of fiscal signs and payment ids.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// The permissive-mode services for marking codes (Честный ЗНАК): the
+    /// online check and the local module ЛМ ЧЗ, with fault knobs.
+    Marking {
+        #[arg(long, default_value = "127.0.0.1:8734")]
+        listen: SocketAddr,
+        /// Refuse a code: CODE=REASON (sold, blocked, not_found, invalid); repeatable.
+        #[arg(long, value_parser = parse_refusal)]
+        refuse: Vec<(String, String)>,
+        /// Drop every connection, as if the service were not there.
+        #[arg(long)]
+        unreachable: bool,
+        /// Only the online check fails; the local module answers.
+        #[arg(long)]
+        online_down: bool,
+        /// Added before every answer.
+        #[arg(long, default_value_t = 0)]
+        slow_ms: u64,
+        /// Age of the local module's last sync (72 h and more: sync_error).
+        #[arg(long, default_value_t = 60_000)]
+        last_sync_age_ms: i64,
     },
 }
 
@@ -246,6 +246,12 @@ enum ReceiptsCommand {
     },
 }
 
+fn parse_refusal(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(c, r)| (c.to_string(), r.to_string()))
+        .ok_or_else(|| format!("{s:?}: expected CODE=REASON"))
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DemoBackend {
     Cloud,
@@ -270,8 +276,8 @@ fn main() -> ExitCode {
             sim_listen,
             backend,
             devices_control,
-            marking_listen,
             fiscalbox_listen,
+            marking_listen,
         } => report(demo(
             state_dir,
             listen,
@@ -279,10 +285,8 @@ fn main() -> ExitCode {
             sim_listen,
             backend,
             devices_control,
-            SimAddrs {
-                marking: marking_listen,
-                fiscalbox: fiscalbox_listen,
-            },
+            fiscalbox_listen,
+            marking_listen,
         )),
         Command::Sim { what } => report(sim(what)),
         Command::Status { api, json } => status(&api, json),
@@ -333,12 +337,8 @@ fn run(config: &std::path::Path) -> Result<()> {
     serve(settings)
 }
 
-/// Where the demo's in-process simulators listen.
-struct SimAddrs {
-    marking: SocketAddr,
-    fiscalbox: SocketAddr,
-}
-
+// One argument per `demo` flag, as clap parsed them.
+#[allow(clippy::too_many_arguments)]
 fn demo(
     state_dir: PathBuf,
     listen: Option<SocketAddr>,
@@ -346,12 +346,9 @@ fn demo(
     sim_listen: SocketAddr,
     backend: DemoBackend,
     devices_control: SocketAddr,
-    sims: SimAddrs,
+    fiscalbox_listen: SocketAddr,
+    marking_listen: SocketAddr,
 ) -> Result<()> {
-    let SimAddrs {
-        marking: marking_listen,
-        fiscalbox: fiscalbox_listen,
-    } = sims;
     let text = match country {
         DemoCountry::Ru => config::DEMO_CONFIG,
         DemoCountry::Uz => config::DEMO_UZ_CONFIG,
@@ -435,6 +432,19 @@ fn demo(
         )
         .await;
         settings.cloud.base_url = sim.base_url();
+        // An Uzbek till fiscalizes through a (simulated) FiscalBox.
+        let fiscalbox = match settings.fiscalbox.as_mut() {
+            Some(fb) => {
+                let listener = tokio::net::TcpListener::bind(fiscalbox_listen)
+                    .await
+                    .with_context(|| format!("cannot start the FiscalBox simulator on {fiscalbox_listen} (use --fiscalbox-listen)"))?;
+                let sim = fiscald::sim::fiscalbox::SimFiscalBox::start(listener, Default::default()).await;
+                fb.url = sim.base_url();
+                eprintln!("  FiscalBox simulator {} (knobs: POST {}/sim/knobs)", sim.base_url(), sim.base_url());
+                Some(sim)
+            }
+            None => None,
+        };
         // Marked items are checked against the marking simulator: online
         // first, then the "local module" (the same simulator).
         let marking_listener = tokio::net::TcpListener::bind(marking_listen)
@@ -458,19 +468,6 @@ fn demo(
             on_unreachable: config::OnUnreachable::SellUnchecked,
         });
         eprintln!("  marking simulator {}/sim/knobs (refuse a code: POST {{\"refuse\": {{\"<code>\": \"sold\"}}}})", marking.base_url());
-        // An Uzbek till fiscalizes through a (simulated) FiscalBox.
-        let fiscalbox = match settings.fiscalbox.as_mut() {
-            Some(fb) => {
-                let listener = tokio::net::TcpListener::bind(fiscalbox_listen)
-                    .await
-                    .with_context(|| format!("cannot start the FiscalBox simulator on {fiscalbox_listen} (use --fiscalbox-listen)"))?;
-                let sim = fiscald::sim::fiscalbox::SimFiscalBox::start(listener, Default::default()).await;
-                fb.url = sim.base_url();
-                eprintln!("  FiscalBox simulator {} (knobs: POST {}/sim/knobs)", sim.base_url(), sim.base_url());
-                Some(sim)
-            }
-            None => None,
-        };
         eprintln!(
             "fiscald demo: {} till, fiscalized by the {}, journal {}\n  processing simulator {}\n  emulated devices: {} (register), {} (printer); control http://{}/sim/devices\n  operator token: {token} (in {}; send it as Authorization: Bearer <token>)\n  try: TOKEN=$(cat {}); curl -s -H \"Authorization: Bearer $TOKEN\" http://{}/v1/health",
             settings.profile.country,
@@ -486,10 +483,10 @@ fn demo(
         );
         let served = fiscald::daemon::run_until_signal(&settings, Arc::new(SystemClock)).await;
         sim.stop().await;
-        marking.stop().await;
         if let Some(fb) = fiscalbox {
             fb.stop().await;
         }
+        marking.stop().await;
         let _ = control_stop.send(());
         let _ = control_task.await;
         if let Ok(devices) = Arc::try_unwrap(devices) {
@@ -746,10 +743,4 @@ fn serve(settings: Settings) -> Result<()> {
         Arc::new(SystemClock),
     ))?;
     Ok(())
-}
-
-fn parse_refusal(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(c, r)| (c.to_string(), r.to_string()))
-        .ok_or_else(|| format!("{s:?}: expected CODE=REASON"))
 }

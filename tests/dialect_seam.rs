@@ -134,8 +134,8 @@ async fn toy_sell(
         buyer: None,
         discount: None,
         original_date: None,
-        correction: None,
         uz: None,
+        correction: None,
     };
     match accept(&app, &TOY, None, draft).await? {
         Outcome::Created(r) => Ok((
@@ -172,11 +172,11 @@ async fn serve(tweak: impl FnOnce(&mut fiscald::config::Settings)) -> Toy {
         sync_status: None,
         devices: None,
         backend: s.devices.backend,
-        marking: None,
         ops: Arc::new(fiscald::api::page::OpsState::new(
             fiscald::api::status::ConfigSummary::of(&s),
         )),
         fiscalbox: None,
+        marking: None,
     };
     let app = fiscald::api::dialect::router_with(Arc::new(state), Dialects(BOTH));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

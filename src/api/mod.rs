@@ -52,12 +52,12 @@ pub struct AppState {
     pub devices: Option<Arc<crate::devices::manager::Devices>>,
     /// `cloud`, `register` or `fiscalbox`.
     pub backend: crate::config::Backend,
-    /// The permissive-mode check of marking codes, when configured.
-    pub marking: Option<Arc<crate::marking::client::MarkingClient>>,
     /// The status page: config summary and its sign-in sessions.
     pub ops: Arc<page::OpsState>,
     /// The FiscalBox link, with backend `fiscalbox`.
     pub fiscalbox: Option<Arc<FiscalboxState>>,
+    /// The permissive-mode check of marking codes, when configured.
+    pub marking: Option<Arc<crate::marking::client::MarkingClient>>,
 }
 
 /// What the API knows of the till's FiscalBox.

@@ -238,8 +238,8 @@ pub fn check(
             probe_interval: Duration::from_millis(c.cloud.probe_interval_ms),
         },
         devices: devices?,
-        marking: marking?,
         fiscalbox: fiscalbox?,
+        marking: marking?,
     };
     Some((settings, secret_files))
 }

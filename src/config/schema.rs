@@ -25,8 +25,8 @@ pub struct Config {
     pub register: RegisterConfig,
     pub printer: PrinterConfig,
     pub drawer: DrawerConfig,
-    pub marking: MarkingConfig,
     pub fiscalbox: FiscalboxConfig,
+    pub marking: MarkingConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

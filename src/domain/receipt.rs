@@ -535,10 +535,10 @@ pub struct Draft {
     pub total: Option<Money>,
     pub cashier: Option<Cashier>,
     pub buyer: Option<Buyer>,
-    /// Present on a correction receipt (`POST /v1/corrections`).
-    pub correction: Option<Correction>,
     /// The Uzbek extension (FiscalBox dialect); `None` elsewhere.
     pub uz: Option<super::uz::UzReceipt>,
+    /// Present on a correction receipt (`POST /v1/corrections`).
+    pub correction: Option<Correction>,
     /// A discount on the whole receipt, spread over the lines.
     pub discount: Option<Money>,
     /// On a return or a settlement: the date of the operation it refers to.

@@ -513,8 +513,6 @@ mod tests {
         let receipt = |kind, cash: i64, card: i64, change: i64| {
             let items = vec![item("Non", cash + card - change, 1000)];
             Receipt {
-                correction: None,
-                marking_checks: vec![],
                 kind,
                 tax_system: TaxSystem::Common,
                 currency: "UZS".into(),
@@ -532,6 +530,8 @@ mod tests {
                 cashier: None,
                 buyer: None,
                 uz: None,
+                correction: None,
+                marking_checks: vec![],
                 discount: Money::ZERO,
                 original_date: None,
             }

@@ -19,7 +19,7 @@ mod writer;
 pub use cash::{CashAccepted, JOB_CASH, StoredCash};
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
 pub use ops::{JobKind, JobMarker, JobState};
-pub use read::{Job, OpsView, Page, RecentEvent, RejectedReceipt, Stats, SyncCounts};
+pub use read::{Job, JobCounts, OpsView, Page, RecentEvent, RejectedReceipt, Stats, SyncCounts};
 
 use crate::clock::Clock;
 use crate::domain::fiscal::FiscalAttributes;
@@ -618,7 +618,7 @@ impl Journal {
     pub async fn job_counts(
         &self,
         kinds: &'static [JobKind],
-    ) -> Result<serde_json::Value, JournalError> {
+    ) -> Result<std::collections::BTreeMap<JobKind, JobCounts>, JournalError> {
         self.read(move |r| r.job_counts(kinds)).await
     }
 

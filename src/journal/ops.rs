@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// What an outbox job does: a closed set, stored as its `as_str` text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Fiscalize a receipt at the cloud processing.
@@ -23,13 +23,13 @@ pub enum JobKind {
     Register,
     /// Print a receipt on the ESC/POS printer.
     Print,
-    /// Cash in or out on the register (no receipt; see `journal::cash`).
-    Cash,
     /// Fiscalize a receipt on the FiscalBox (Uzbekistan).
     Fiscalbox,
     /// Deliver a QR payment provider's `_confirm` through the FiscalBox once
     /// the paid receipt is fiscalized; data `{provider, id, qr_code}`.
     FiscalboxConfirm,
+    /// Cash in or out on the register (no receipt; see `journal::cash`).
+    Cash,
 }
 
 /// Where an outbox job stands.
@@ -47,9 +47,9 @@ impl JobKind {
         JobKind::Fiscalize,
         JobKind::Register,
         JobKind::Print,
-        JobKind::Cash,
         JobKind::Fiscalbox,
         JobKind::FiscalboxConfirm,
+        JobKind::Cash,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -57,9 +57,9 @@ impl JobKind {
             JobKind::Fiscalize => "fiscalize",
             JobKind::Register => "register",
             JobKind::Print => "print",
-            JobKind::Cash => "cash",
             JobKind::Fiscalbox => "fiscalbox",
             JobKind::FiscalboxConfirm => "fiscalbox_confirm",
+            JobKind::Cash => "cash",
         }
     }
 }

@@ -239,9 +239,9 @@ mod tests {
             buyer: None,
             correction: None,
             marking_checks: vec![],
+            uz: None,
             discount: Default::default(),
             original_date: None,
-            uz: None,
         }
     }
 

@@ -10,7 +10,7 @@ use super::command::{
 use super::error::ShtrihError;
 use super::frame::Frame;
 use super::link::{HostLink, LinkLimits, Then};
-use super::plan::{PlanError, plan_receipt};
+use super::plan::plan_receipt;
 use crate::devices::port::{Port, PortError};
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::money::Money;
@@ -131,12 +131,6 @@ impl ClosedReceipt {
             total: Money(data.sum as i64),
             correction: doc.doc_type == command::fd_type::CORRECTION,
         }))
-    }
-}
-
-impl From<PlanError> for ShtrihError {
-    fn from(e: PlanError) -> ShtrihError {
-        ShtrihError::Protocol(format!("receipt cannot be registered: {e}"))
     }
 }
 
