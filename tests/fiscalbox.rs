@@ -400,6 +400,17 @@ async fn the_same_day_with_the_box_unplugged_half_the_time() {
                 offline_answers += 1;
             }
         }
+        if i == 10 {
+            // The box is unplugged: what waits for it is visible, receipts
+            // and confirms, with the error.
+            let (_, health) = t.get("/v1/health").await;
+            let jobs = &health["fiscalbox"]["jobs"];
+            assert!(
+                jobs["fiscalbox"]["pending"].as_u64().unwrap() > 0,
+                "{health}"
+            );
+            assert_eq!(health["fiscalbox"]["state"]["online"], false, "{health}");
+        }
     }
     assert!(
         offline_answers > 0,
