@@ -18,6 +18,9 @@ for f in config/*.toml; do
   target/debug/fiscald check-config "$f"
 done
 
+echo "== Debian package: build, file list, install/upgrade/remove/purge in a scratch root"
+scripts/package-check.sh
+
 echo "== benchmark smoke run (numbers in docs/PERFORMANCE.md come from full runs)"
 FISCALD_BENCH_QUICK=1 cargo bench --locked --bench accept
 FISCALD_BENCH_QUICK=1 cargo bench --locked --bench sync

@@ -131,6 +131,9 @@ impl Daemon {
             sync_status: worker.as_ref().map(|w| w.status.clone()),
             devices: devices.clone(),
             backend: settings.devices.backend,
+            ops: Arc::new(api::page::OpsState::new(api::status::ConfigSummary::of(
+                settings,
+            ))),
             fiscalbox: fiscalbox.as_ref().map(|(client, worker, reply_wait)| {
                 Arc::new(api::FiscalboxState {
                     client: client.clone(),

@@ -11,3 +11,5 @@ pub mod journal;
 pub mod logging;
 pub mod sim;
 pub mod sync;
+pub mod technician;
+pub mod telemetry;

@@ -13,11 +13,16 @@ pub fn init() {
     if std::env::var_os("JOURNAL_STREAM").is_some()
         && let Ok(layer) = tracing_journald::layer()
     {
-        let _ = Registry::default().with(filter).with(layer).try_init();
+        let _ = Registry::default()
+            .with(filter)
+            .with(crate::telemetry::RecentErrors)
+            .with(layer)
+            .try_init();
         return;
     }
     let _ = Registry::default()
         .with(filter)
+        .with(crate::telemetry::RecentErrors)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)

@@ -53,6 +53,31 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8733")]
         fiscalbox_listen: SocketAddr,
     },
+    /// A technician's summary of the running daemon; exit code 1 when
+    /// something needs attention, 2 when the daemon cannot be reached.
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Print the raw JSON of GET /v1/status instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List, show, retry or discard receipts.
+    Receipts {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        what: ReceiptsCommand,
+    },
+    /// Write a diagnostics tarball: redacted config, recent logs, journal
+    /// statistics, device states, versions.
+    Diagnostics {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Where to write it.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Run a simulator of an outside system.
     Sim {
         #[command(subcommand)]
@@ -139,6 +164,64 @@ enum SimCommand {
     },
 }
 
+/// How the technician commands reach the daemon.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// The daemon's API; by default the `[api] listen` of --config.
+    #[arg(long, env = "FISCALD_URL")]
+    url: Option<String>,
+    /// The config file (for the API address, and for diagnostics).
+    #[arg(long, env = "FISCALD_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// An operator token, sent as `Authorization: Bearer`.
+    #[arg(long, env = "FISCALD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl ApiArgs {
+    fn client(&self) -> Result<fiscald::technician::Client> {
+        let url = match &self.url {
+            Some(u) => u.clone(),
+            None => match config::load_file(&self.config) {
+                Ok(s) => {
+                    let mut addr = s.listen;
+                    if addr.ip().is_unspecified() {
+                        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                    }
+                    format!("http://{addr}")
+                }
+                Err(_) => "http://127.0.0.1:8730".to_string(),
+            },
+        };
+        Ok(fiscald::technician::Client::new(&url, self.token.clone())?)
+    }
+}
+
+#[derive(Subcommand)]
+enum ReceiptsCommand {
+    /// One line per receipt, oldest first.
+    List {
+        /// Only receipts in this state (accepted, fiscalized, rejected, …).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Continue after this receipt id.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// One receipt with its history, as JSON.
+    Show { id: String },
+    /// Send a rejected receipt again.
+    Retry { id: String },
+    /// Give up on a rejected receipt.
+    Discard {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DemoBackend {
     Cloud,
@@ -174,6 +257,9 @@ fn main() -> ExitCode {
             fiscalbox_listen,
         )),
         Command::Sim { what } => report(sim(what)),
+        Command::Status { api, json } => status(&api, json),
+        Command::Receipts { api, what } => report(receipts(&api, what)),
+        Command::Diagnostics { api, output } => report(diagnostics(&api, output)),
     }
 }
 
@@ -454,6 +540,91 @@ fn sim(what: SimCommand) -> Result<()> {
             Ok(())
         }),
     }
+}
+
+fn status(api: &ApiArgs, json: bool) -> ExitCode {
+    let result = (|| -> Result<serde_json::Value> {
+        let client = api.client()?;
+        Ok(runtime()?.block_on(client.get_json("/v1/status"))?)
+    })();
+    match result {
+        Ok(s) if json => {
+            println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            ExitCode::from(
+                if s["attention"].as_array().is_some_and(|a| !a.is_empty()) {
+                    1
+                } else {
+                    0
+                },
+            )
+        }
+        Ok(s) => {
+            let (text, attention) = fiscald::technician::summarize(&s);
+            print!("{text}");
+            ExitCode::from(if attention { 1 } else { 0 })
+        }
+        Err(e) => {
+            eprintln!("fiscald: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn receipts(api: &ApiArgs, what: ReceiptsCommand) -> Result<()> {
+    let client = api.client()?;
+    runtime()?.block_on(async move {
+        match what {
+            ReceiptsCommand::List {
+                state,
+                limit,
+                after,
+            } => {
+                let mut q = format!("/v1/receipts?limit={limit}");
+                if let Some(s) = state {
+                    q.push_str(&format!("&state={s}"));
+                }
+                if let Some(a) = after {
+                    q.push_str(&format!("&after={a}"));
+                }
+                let page = client.get_json(&q).await?;
+                print!("{}", fiscald::technician::receipt_lines(&page));
+            }
+            ReceiptsCommand::Show { id } => {
+                let r = client.get_json(&format!("/v1/receipts/{id}")).await?;
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+            ReceiptsCommand::Retry { id } => {
+                let r = client
+                    .post_json(&format!("/v1/receipts/{id}/retry"), &serde_json::json!({}))
+                    .await?;
+                println!("receipt {} is {} again", r["number"], r["state"]);
+            }
+            ReceiptsCommand::Discard { id, reason } => {
+                let r = client
+                    .post_json(
+                        &format!("/v1/receipts/{id}/discard"),
+                        &serde_json::json!({ "reason": reason }),
+                    )
+                    .await?;
+                println!("receipt {} is {}", r["number"], r["state"]);
+            }
+        }
+        Ok(())
+    })
+}
+
+fn diagnostics(api: &ApiArgs, output: Option<PathBuf>) -> Result<()> {
+    let client = api.client()?;
+    let out = output.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "fiscald-diagnostics-{}.tar.gz",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ))
+    });
+    let bundle = runtime()?.block_on(fiscald::technician::gather(&client, Some(&api.config)));
+    let written = fiscald::technician::write_tarball(&bundle, &out)?;
+    println!("{}", written.display());
+    Ok(())
 }
 
 /// The demo's operator token: read from `path`, or made (random, 0600).

@@ -102,23 +102,25 @@ pub fn router_with(state: Arc<AppState>, dialects: Dialects) -> Router {
     for d in dialects.0 {
         app = app.nest(d.prefix, (d.routes)());
     }
-    app.fallback(|| async {
-        ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "not_found",
-            "no such endpoint; see docs/API.md",
-        )
-    })
-    .layer(axum::middleware::from_fn_with_state(
-        super::policy::Front {
-            app: state.clone(),
+    app.merge(super::page::routes())
+        .fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see docs/API.md",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            super::policy::Front {
+                app: state.clone(),
+                dialects,
+            },
+            super::policy::enforce,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             dialects,
-        },
-        super::policy::enforce,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
-        dialects,
-        render_errors,
-    ))
-    .with_state(state)
+            render_errors,
+        ))
+        .layer(axum::middleware::from_fn(super::audit::audit))
+        .with_state(state)
 }

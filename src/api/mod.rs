@@ -5,13 +5,17 @@
 //! ARCHITECTURE.md "Adding a dialect".
 
 pub mod accept;
+pub mod audit;
 pub mod body;
 pub mod dialect;
 pub mod error;
 pub mod fiscalbox;
+pub mod metrics;
 pub mod native;
+pub mod page;
 pub mod policy;
 pub mod server;
+pub mod status;
 
 use crate::config::ApiSettings;
 use crate::domain::Profile;
@@ -47,6 +51,8 @@ pub struct AppState {
     pub devices: Option<Arc<crate::devices::manager::Devices>>,
     /// `cloud`, `register` or `fiscalbox`.
     pub backend: crate::config::Backend,
+    /// The status page: config summary and its sign-in sessions.
+    pub ops: Arc<page::OpsState>,
     /// The FiscalBox link, with backend `fiscalbox`.
     pub fiscalbox: Option<Arc<FiscalboxState>>,
 }
@@ -62,6 +68,8 @@ pub struct FiscalboxState {
     /// receipts not yet on the box), for `/v1/health`.
     pub sverka: std::sync::Mutex<serde_json::Value>,
 }
+
+type Shared = axum::extract::State<Arc<AppState>>;
 
 /// The whole API: the front door, then every dialect under its prefix.
 pub fn router(state: AppState) -> Router {

@@ -14,7 +14,9 @@
 //! waits out its retry delay rather than let a newer one overtake it), so no
 //! other receipt of ours can land between an interrupted receipt's marker and
 //! its reconciliation. A refusal parks a receipt only when the register
-//! provably registered nothing since the marker.
+//! provably registered nothing since the marker. The decisions are the pure
+//! [`super::reconcile`] (property-tested over crash interleavings); this
+//! module only performs them.
 //!
 //! At most once on paper, but never silently lost: a print job's marker
 //! counts the copies sent to the printer; a job interrupted after sending

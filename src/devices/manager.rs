@@ -21,6 +21,9 @@ impl From<ShtrihError> for DeviceError {
         let text = e.to_string();
         match e {
             ShtrihError::Hangup(_) => DeviceError::Hangup(text),
+            // Refused before a byte was sent: parked for an operator, never
+            // retried in a loop that would hold up every later receipt.
+            ShtrihError::Plan(_) => DeviceError::Rejected(text),
             // No answer, or one this driver cannot read: the command may have
             // run; never a reason to give up on a receipt.
             ShtrihError::Link(_) | ShtrihError::Protocol(_) => DeviceError::Link(text),
@@ -66,26 +69,51 @@ pub struct RegisterDriver {
 impl Driver for RegisterDriver {
     type Settings = RegisterSettings;
 
+    /// Opens the register at the line speed it answers at: the one that
+    /// answered last time on this path, then `[register] baud`, then the
+    /// usual rates ([`PROBE_BAUDS`]) with a short probe. The speed found is
+    /// remembered for the next reconnect (in memory: a restart probes again,
+    /// starting with the configured rate).
     fn connect(settings: &RegisterSettings) -> Result<Self, DeviceError> {
-        let port = SerialPort::open(&settings.path, &settings.line)
-            .map_err(|e| DeviceError::Unavailable(e.to_string()))?;
-        let mut register = Register::new(
-            Box::new(port),
-            RegisterOptions {
-                password: settings.password,
-                admin_password: settings.admin_password,
-                reply_timeout: settings.reply_timeout,
-                ..RegisterOptions::default()
-            },
-        );
-        // A device that does not identify itself is not (yet) our register.
-        register
-            .device_type()
-            .map_err(|e| DeviceError::Unavailable(format!("no register answers: {e}")))?;
-        Ok(RegisterDriver {
-            register,
-            settings: settings.clone(),
-        })
+        let remembered = remembered_baud(&settings.path);
+        let candidates = baud_candidates(settings.line.baud, remembered);
+        let probe = settings.reply_timeout.min(PROBE_TIMEOUT);
+        let mut last = String::new();
+        for (i, &baud) in candidates.iter().enumerate() {
+            let timeout = if i == 0 {
+                settings.reply_timeout
+            } else {
+                probe
+            };
+            match open_register(settings, baud, timeout, Some(0)) {
+                Ok(probe) => {
+                    if i > 0 {
+                        tracing::warn!(
+                            device = "register",
+                            baud,
+                            configured = settings.line.baud,
+                            "the register answers at {baud} baud, not the configured {}: set [register] baud = {baud}",
+                            settings.line.baud
+                        );
+                    }
+                    // Probed with one exchange; reopen with the full retries.
+                    drop(probe);
+                    let register = open_register(settings, baud, settings.reply_timeout, None)
+                        .map_err(|e| DeviceError::Unavailable(e.to_string()))?;
+                    remember_baud(&settings.path, baud);
+                    return Ok(RegisterDriver {
+                        register,
+                        settings: settings.clone(),
+                    });
+                }
+                // Nothing at the path (unplugged, no permission): no rate helps.
+                Err(ProbeError::Open(e)) => return Err(DeviceError::Unavailable(e)),
+                Err(ProbeError::NoAnswer(e)) => last = e,
+            }
+        }
+        Err(DeviceError::Unavailable(format!(
+            "no register answers at any of {candidates:?} baud: {last}"
+        )))
     }
 
     fn check(&mut self) -> Result<Health, DeviceError> {
@@ -139,6 +167,83 @@ pub fn register_details(s: &RegisterStatus) -> Value {
     })
 }
 
+/// Line speeds a register is probed at, fastest first, after the remembered
+/// and the configured one (the rates Shtrih-M registers can be set to).
+pub const PROBE_BAUDS: [u32; 7] = [115_200, 57_600, 38_400, 19_200, 9_600, 4_800, 2_400];
+/// How long a probe at a guessed rate waits for an answer.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// The order rates are tried in: remembered, configured, then the rest of
+/// [`PROBE_BAUDS`], each once. Pure.
+pub fn baud_candidates(configured: u32, remembered: Option<u32>) -> Vec<u32> {
+    let mut out = Vec::with_capacity(PROBE_BAUDS.len() + 2);
+    for b in remembered
+        .into_iter()
+        .chain([configured])
+        .chain(PROBE_BAUDS)
+    {
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+static BAUDS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, u32>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The rate the register on `path` answered at last (this process).
+pub fn remembered_baud(path: &std::path::Path) -> Option<u32> {
+    BAUDS.lock().expect("bauds lock").get(path).copied()
+}
+
+fn remember_baud(path: &std::path::Path, baud: u32) {
+    BAUDS
+        .lock()
+        .expect("bauds lock")
+        .insert(path.to_path_buf(), baud);
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error("{0}")]
+    Open(String),
+    #[error("{0}")]
+    NoAnswer(String),
+}
+
+/// `retries`: `Some(0)` for a probe at a guessed rate (one exchange).
+fn open_register(
+    settings: &RegisterSettings,
+    baud: u32,
+    reply_timeout: Duration,
+    retries: Option<u32>,
+) -> Result<Register, ProbeError> {
+    let line = super::port::LineSettings {
+        baud,
+        ..settings.line.clone()
+    };
+    let port =
+        SerialPort::open(&settings.path, &line).map_err(|e| ProbeError::Open(e.to_string()))?;
+    let mut register = Register::new(
+        Box::new(port),
+        RegisterOptions {
+            password: settings.password,
+            admin_password: settings.admin_password,
+            reply_timeout,
+            retries: retries.unwrap_or(RegisterOptions::default().retries),
+            ..RegisterOptions::default()
+        },
+    );
+    // A device that does not identify itself is not (yet) our register.
+    match register.device_type() {
+        Ok(_) => Ok(register),
+        Err(e) if e.is_hangup() => Err(ProbeError::Open(format!("no register answers: {e}"))),
+        Err(e) => Err(ProbeError::NoAnswer(format!("at {baud} baud: {e}"))),
+    }
+}
+
 /// The ESC/POS printer under the runtime.
 pub struct PrinterDriver {
     pub printer: Printer,
@@ -149,10 +254,11 @@ impl Driver for PrinterDriver {
     type Settings = PrinterSettings;
 
     fn connect(settings: &PrinterSettings) -> Result<Self, DeviceError> {
-        let port = SerialPort::open(&settings.path, &settings.line)
+        // A tty (serial, USB-serial, CDC-ACM) or a USB printer-class node.
+        let port = super::port::open_printer_port(&settings.path, &settings.line)
             .map_err(|e| DeviceError::Unavailable(e.to_string()))?;
         let mut printer = Printer::new(
-            Box::new(port),
+            port,
             PrinterOptions {
                 status_timeout: settings.status_timeout,
                 write_timeout: settings.write_timeout,
@@ -189,7 +295,26 @@ pub fn printer_details(s: &escpos::PrinterStatus) -> Value {
         "cover_open": s.cover_open,
         "drawer_pin_high": s.drawer_pin_high,
         "error": s.error,
+        // False for a unidirectional USB printer: nothing above is known.
+        "status_reported": s.reported(),
     })
+}
+
+/// `[printer] encoding` as the encoder takes it.
+pub fn text_encoding(e: crate::config::TextEncoding) -> escpos::TextEncoding {
+    match e {
+        crate::config::TextEncoding::Cp866 => escpos::TextEncoding::Cp866,
+        crate::config::TextEncoding::Cp1251 => escpos::TextEncoding::Cp1251,
+    }
+}
+
+/// `[printer] cut` as the encoder takes it.
+pub fn cut_mode(c: crate::config::CutMode) -> escpos::CutMode {
+    match c {
+        crate::config::CutMode::None => escpos::CutMode::None,
+        crate::config::CutMode::Partial => escpos::CutMode::Partial,
+        crate::config::CutMode::Full => escpos::CutMode::Full,
+    }
 }
 
 /// The printer's kick connector pin from `[drawer] pin` (validated: 2 or 5).
@@ -360,6 +485,24 @@ impl Devices {
         }
     }
 
+    /// A technician's test print: `lines`, a feed and a cut, in the
+    /// printer's code page; returns the printer's status after.
+    pub async fn test_print(&self, lines: Vec<String>) -> Result<Value, ActionError> {
+        Ok(self
+            .printer()?
+            .call(CALL_LIMIT, move |p| {
+                let mut doc = escpos::Commands::new(text_encoding(p.settings.encoding));
+                doc.init().code_table(p.settings.code_table);
+                for line in &lines {
+                    doc.line(line);
+                }
+                doc.feed(3).cut(cut_mode(p.settings.cut));
+                let status = p.printer.print(doc.bytes()).map_err(DeviceError::from)?;
+                Ok(printer_details(&status))
+            })
+            .await?)
+    }
+
     /// Open the register's shift; returns the register's status after.
     pub async fn open_shift(&self) -> Result<Value, ActionError> {
         let details = self
@@ -419,19 +562,42 @@ impl Devices {
 
 /// The receipt layout as `[printer]` sets it.
 pub fn layout_options(settings: &PrinterSettings) -> super::escpos::layout::LayoutOptions {
-    use crate::config::{CutMode, TextEncoding};
     super::escpos::layout::LayoutOptions {
         width: settings.width,
         code_table: settings.code_table,
-        encoding: match settings.encoding {
-            TextEncoding::Cp866 => super::escpos::TextEncoding::Cp866,
-            TextEncoding::Cp1251 => super::escpos::TextEncoding::Cp1251,
-        },
-        cut: match settings.cut {
-            CutMode::None => super::escpos::CutMode::None,
-            CutMode::Partial => super::escpos::CutMode::Partial,
-            CutMode::Full => super::escpos::CutMode::Full,
-        },
+        encoding: text_encoding(settings.encoding),
+        cut: cut_mode(settings.cut),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::shtrih::PlanError;
+
+    #[test]
+    fn rates_are_tried_remembered_first_then_configured_then_the_usual_ones_once() {
+        assert_eq!(
+            baud_candidates(115_200, None),
+            vec![115_200, 57_600, 38_400, 19_200, 9_600, 4_800, 2_400]
+        );
+        assert_eq!(
+            baud_candidates(9_600, Some(19_200)),
+            vec![19_200, 9_600, 115_200, 57_600, 38_400, 4_800, 2_400]
+        );
+        assert_eq!(baud_candidates(4_800, Some(4_800))[..2], [4_800, 115_200]);
+    }
+
+    #[test]
+    fn a_receipt_the_register_cannot_express_parks_and_a_garbled_reply_retries() {
+        assert!(matches!(
+            DeviceError::from(ShtrihError::Plan(PlanError::Empty)),
+            DeviceError::Rejected(_)
+        ));
+        assert!(matches!(
+            DeviceError::from(ShtrihError::Protocol("short".into())),
+            DeviceError::Link(_)
+        ));
     }
 }

@@ -60,6 +60,10 @@ pub enum PortError {
     /// The port could not be opened (missing path, busy, no permission).
     #[error("cannot open {path}: {message}")]
     Open { path: PathBuf, message: String },
+    /// The device takes data but cannot be read: a unidirectional USB
+    /// printer (usblp answers `read` with EINVAL). Writes still work.
+    #[error("{0} cannot be read (a unidirectional printer: no status)")]
+    NoReadBack(String),
 }
 
 /// A byte pipe to a device.
@@ -203,5 +207,256 @@ impl Port for SerialPort {
         self.port
             .clear(serialport::ClearBuffer::Input)
             .map_err(|e| PortError::Hangup(e.to_string()))
+    }
+}
+
+/// A device node that is not a tty: a USB printer-class printer
+/// (`/dev/usb/lp*`, the kernel's usblp driver). No line settings; reads and
+/// writes are bounded with `poll`. Bidirectional printers answer status
+/// requests through `read`; on a unidirectional one `read` fails with
+/// EINVAL, reported as [`PortError::NoReadBack`]. Unplugging gives ENODEV
+/// (a hang-up). usblp lets one process open the device at a time.
+pub struct CharDevicePort {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl CharDevicePort {
+    pub fn open(path: &Path) -> Result<CharDevicePort, PortError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| PortError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(CharDevicePort {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Waits up to `timeout` for `flags`; false on timeout.
+    fn wait(&self, flags: nix::poll::PollFlags, timeout: Duration) -> Result<bool, PortError> {
+        use nix::poll::{PollFd, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(self.file.as_fd(), flags)];
+        loop {
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+            ) {
+                Ok(0) => return Ok(false),
+                Ok(_) => {
+                    let got = fds[0].revents().unwrap_or(nix::poll::PollFlags::empty());
+                    if got
+                        .intersects(nix::poll::PollFlags::POLLERR | nix::poll::PollFlags::POLLNVAL)
+                        && !got.intersects(flags)
+                    {
+                        return Err(PortError::Hangup(format!(
+                            "{}: device error",
+                            self.path.display()
+                        )));
+                    }
+                    return Ok(true);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    return Err(PortError::Hangup(format!(
+                        "{}: poll: {e}",
+                        self.path.display()
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// What a failed read or write on a printer-class device means. Pure.
+pub fn classify_char_device_error(path: &Path, e: &io::Error, timeout: Duration) -> PortError {
+    match e.raw_os_error() {
+        Some(nix::libc::EINVAL) => PortError::NoReadBack(path.display().to_string()),
+        Some(nix::libc::EAGAIN) => PortError::Timeout(timeout),
+        _ if e.kind() == io::ErrorKind::TimedOut => PortError::Timeout(timeout),
+        _ => PortError::Hangup(format!("{}: {e}", path.display())),
+    }
+}
+
+impl Port for CharDevicePort {
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, PortError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.wait(nix::poll::PollFlags::POLLIN, left)? {
+                return Err(PortError::Timeout(timeout));
+            }
+            match self.file.read(buf) {
+                Ok(0) => {
+                    return Err(PortError::Hangup(format!(
+                        "{}: end of file",
+                        self.path.display()
+                    )));
+                }
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(classify_char_device_error(&self.path, &e, timeout)),
+            }
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8], timeout: Duration) -> Result<(), PortError> {
+        let deadline = Instant::now() + timeout;
+        let mut sent = 0;
+        while sent < data.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.wait(nix::poll::PollFlags::POLLOUT, left)? {
+                return Err(PortError::Timeout(timeout));
+            }
+            match self.file.write(&data[sent..]) {
+                Ok(0) => {
+                    return Err(PortError::Hangup(format!(
+                        "{}: write returned 0",
+                        self.path.display()
+                    )));
+                }
+                Ok(n) => sent += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(classify_char_device_error(&self.path, &e, timeout)),
+            }
+        }
+        Ok(())
+    }
+
+    fn discard_input(&mut self) -> Result<(), PortError> {
+        // Read whatever is waiting, without blocking.
+        let mut buf = [0u8; 256];
+        loop {
+            match self.file.read(&mut buf) {
+                Ok(0) => {
+                    return Err(PortError::Hangup(format!(
+                        "{}: end of file",
+                        self.path.display()
+                    )));
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A unidirectional printer: nothing to drop.
+                Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => return Ok(()),
+                Err(e) => return Err(classify_char_device_error(&self.path, &e, Duration::ZERO)),
+            }
+        }
+    }
+}
+
+/// Opens a printer by path, whatever it is: a tty (serial, USB-serial,
+/// CDC-ACM, a pty) with `line`, or another character device (a USB
+/// printer-class `/dev/usb/lp*`) as is. Symlinks (`/dev/fiscald/printer`)
+/// are followed.
+pub fn open_printer_port(path: &Path, line: &LineSettings) -> Result<Box<dyn Port>, PortError> {
+    let probe = CharDevicePort::open(path)?;
+    if nix::unistd::isatty(&probe.file).unwrap_or(false) {
+        drop(probe);
+        Ok(Box::new(SerialPort::open(path, line)?))
+    } else {
+        Ok(Box::new(probe))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usblp_errors_are_sorted_by_what_to_do() {
+        let p = Path::new("/dev/usb/lp0");
+        let t = Duration::from_millis(5);
+        let e = |n| io::Error::from_raw_os_error(n);
+        assert!(matches!(
+            classify_char_device_error(p, &e(nix::libc::EINVAL), t),
+            PortError::NoReadBack(_)
+        ));
+        assert!(matches!(
+            classify_char_device_error(p, &e(nix::libc::ENODEV), t),
+            PortError::Hangup(_)
+        ));
+        assert!(matches!(
+            classify_char_device_error(p, &e(nix::libc::EIO), t),
+            PortError::Hangup(_)
+        ));
+        assert!(matches!(
+            classify_char_device_error(p, &e(nix::libc::EAGAIN), t),
+            PortError::Timeout(_)
+        ));
+    }
+
+    #[test]
+    fn a_bidirectional_printer_answers_status_through_the_non_tty_port() {
+        use crate::devices::escpos::{DrawerPin, Paper, Printer, PrinterOptions};
+        use crate::sim::devices::printer::{
+            PrinterEmulator, PrinterEmulatorOptions, PrinterFaults,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("lp0");
+        let emu = PrinterEmulator::start(
+            &link,
+            PrinterEmulatorOptions {
+                pace_baud: None,
+                drawer_pin: DrawerPin::Pin2,
+            },
+        )
+        .unwrap();
+        // Opened the way a /dev/usb/lp* node is: plain reads and writes, no
+        // line settings (the pty only stands in for the device node).
+        let port = CharDevicePort::open(&link).unwrap();
+        let mut printer = Printer::new(Box::new(port), PrinterOptions::default());
+        let s = printer.status().unwrap();
+        assert!(s.reported() && s.problem().is_none(), "{s:?}");
+        printer.print(b"\x1b@usb receipt\n").unwrap();
+        emu.set_faults(PrinterFaults {
+            paper_out: true,
+            ..PrinterFaults::default()
+        });
+        assert_eq!(printer.status().unwrap().paper, Paper::Out);
+        emu.stop();
+    }
+
+    #[test]
+    fn a_fifo_stands_in_for_a_printer_class_device() {
+        // A FIFO is a non-tty node like /dev/usb/lp0: bytes written through
+        // the port come out of the other end; nothing to read is a timeout.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("lp0");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let mut port = open_printer_port(&fifo, &LineSettings::n81(115_200)).unwrap();
+        let mut reader = std::fs::OpenOptions::new().read(true).open(&fifo).unwrap();
+        port.write_all(b"\x1b@hello\n", Duration::from_secs(1))
+            .unwrap();
+        let mut got = [0u8; 8];
+        reader.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"\x1b@hello\n");
+        // The FIFO holds what was written until read: read it via the port
+        // too, then nothing is left and a read times out within its bound.
+        port.write_all(b"Z", Duration::from_secs(1)).unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(port.read(&mut b, Duration::from_millis(200)).unwrap(), 1);
+        let started = Instant::now();
+        assert!(matches!(
+            port.read(&mut b, Duration::from_millis(50)),
+            Err(PortError::Timeout(_))
+        ));
+        assert!(started.elapsed() < Duration::from_millis(500));
     }
 }

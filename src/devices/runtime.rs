@@ -184,7 +184,15 @@ impl<D: Driver> Device<D> {
         self.tx.try_send(Msg::Run(job)).map_err(|_| {
             DeviceError::Unavailable(format!("the {name} has too many requests waiting"))
         })?;
-        match tokio::time::timeout(limit, reply_rx).await {
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(limit, reply_rx).await;
+        crate::telemetry::global()
+            .device_seconds
+            .get_or_create(&crate::telemetry::DeviceLabels {
+                device: name.to_string(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(self.unavailable()),
             Err(_) => Err(DeviceError::Link(format!(

@@ -892,4 +892,121 @@ mod tests {
             ]
         );
     }
+
+    fn in_2026() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()
+    }
+
+    #[test]
+    fn discounts_are_spread_exactly_and_totals_follow() {
+        let mut a = line("a", 10000, 1000, Vat::Vat22);
+        a.discount = Money(500);
+        let mut d = draft(
+            vec![
+                item(a, Some(9500)),
+                item(line("b", 3333, 3000, Vat::Vat10), None),
+            ],
+            vec![pay(PaymentKind::Cash, 20000)],
+        );
+        d.discount = Some(Money(1001));
+        d.total = Some(Money(9500 + 9999 - 1001));
+        let r = validate(d, &ru(), in_2026()).unwrap();
+        assert_eq!(r.discount, Money(1001));
+        let shares: Vec<i64> = r.items.iter().map(|i| i.receipt_discount.0).collect();
+        assert_eq!(shares.iter().sum::<i64>(), 1001);
+        assert_eq!(r.total, Money(18498));
+        assert_eq!(r.items[0].gross(), Money(10000));
+        assert_eq!(
+            r.items.iter().map(|i| i.total.0).sum::<i64>(),
+            r.total.0,
+            "line totals add up to the receipt total"
+        );
+    }
+
+    #[test]
+    fn vat_20_in_2026_and_zero_totals_and_overflow_with_a_given_total() {
+        let sale = draft(
+            vec![item(line("Чайник", 240000, 1000, Vat::Vat20), None)],
+            vec![pay(PaymentKind::Cash, 240000)],
+        );
+        assert_eq!(
+            rules(validate(sale.clone(), &ru(), in_2026())),
+            vec![("/items/0/vat".into(), "vat_20_before_2026_only")]
+        );
+        assert!(validate(sale.clone(), &ru(), day()).is_ok(), "fine in 2025");
+        let mut ret = sale.clone();
+        ret.kind = ReceiptKind::SaleReturn;
+        ret.original_date = NaiveDate::from_ymd_opt(2025, 12, 31);
+        assert!(validate(ret.clone(), &ru(), in_2026()).is_ok());
+        ret.original_date = NaiveDate::from_ymd_opt(2026, 1, 1);
+        assert_eq!(
+            rules(validate(ret, &ru(), in_2026())),
+            vec![("/items/0/vat".into(), "vat_20_before_2026_only")]
+        );
+
+        let zero = draft(vec![item(line("Пакет", 0, 1000, Vat::Vat22), None)], vec![]);
+        assert_eq!(
+            rules(validate(zero, &ru(), in_2026())),
+            vec![("/total".into(), "positive_total")]
+        );
+        let given = draft(
+            vec![item(
+                line("x", MAX_MONEY_MINOR, 2000, Vat::Vat22),
+                Some(100),
+            )],
+            vec![pay(PaymentKind::Cash, 100)],
+        );
+        assert_eq!(
+            rules(validate(given, &ru(), in_2026()))[0],
+            ("/items/0/total".into(), "overflow")
+        );
+    }
+
+    #[test]
+    fn methods_payments_and_vat_must_agree() {
+        let mut adv = line("Аванс", 100000, 1000, Vat::Vat22);
+        adv.calculation_method = CalculationMethod::Advance;
+        let d = draft(
+            vec![item(adv.clone(), None)],
+            vec![pay(PaymentKind::Prepaid, 100000)],
+        );
+        assert_eq!(
+            rules(validate(d, &ru(), in_2026())),
+            vec![
+                ("/items/0/vat".into(), "prepayment_calculated_rate"),
+                ("/payments/0/amount".into(), "prepaid_offsets_settlement"),
+            ]
+        );
+        adv.vat = Vat::Vat122;
+        let ok = draft(
+            vec![item(adv, None)],
+            vec![pay(PaymentKind::Electronic, 100000)],
+        );
+        assert!(validate(ok, &ru(), in_2026()).is_ok());
+        let credit = draft(
+            vec![item(line("Шкаф", 100000, 1000, Vat::Vat22), None)],
+            vec![pay(PaymentKind::Credit, 100000)],
+        );
+        assert_eq!(
+            rules(validate(credit, &ru(), in_2026())),
+            vec![("/payments/0/amount".into(), "credit_needs_credit_line")]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn spread_adds_up_and_never_exceeds_a_line(
+            lines in proptest::collection::vec(0i64..=MAX_MONEY_MINOR / 1000, 1..20),
+            frac in 0u32..=1000,
+        ) {
+            let sum: i64 = lines.iter().sum();
+            let discount = Money(sum * i64::from(frac) / 1000);
+            let lines: Vec<Money> = lines.into_iter().map(Money).collect();
+            let shares = spread(discount, &lines);
+            proptest::prop_assert_eq!(shares.iter().map(|m| m.0).sum::<i64>(), discount.0);
+            for (s, l) in shares.iter().zip(&lines) {
+                proptest::prop_assert!(s.0 >= 0 && s.0 <= l.0);
+            }
+        }
+    }
 }

@@ -17,7 +17,7 @@ mod writer;
 
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
 pub use ops::{JobKind, JobMarker, JobState};
-pub use read::{Job, Page, Stats, SyncCounts};
+pub use read::{Job, JobCounts, OpsView, Page, RecentEvent, RejectedReceipt, Stats, SyncCounts};
 
 use crate::clock::Clock;
 use crate::domain::fiscal::FiscalAttributes;
@@ -588,8 +588,14 @@ impl Journal {
     pub async fn job_counts(
         &self,
         kinds: &'static [JobKind],
-    ) -> Result<serde_json::Value, JournalError> {
+    ) -> Result<std::collections::BTreeMap<JobKind, JobCounts>, JournalError> {
         self.read(move |r| r.job_counts(kinds)).await
+    }
+
+    /// The journal as the status page and `/metrics` show it; `today` is
+    /// the till-local date (`YYYY-MM-DD`).
+    pub async fn ops_view(&self, today: String) -> Result<OpsView, JournalError> {
+        self.read(move |r| r.ops_view(&today)).await
     }
 
     pub async fn sync_counts(&self) -> Result<SyncCounts, JournalError> {

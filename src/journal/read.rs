@@ -5,6 +5,7 @@ use super::{Event, JournalError, PrintView, StoredReceipt, SyncView};
 use crate::domain::{ReceiptState, Source};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -63,6 +64,14 @@ impl Job {
     pub fn marker<M: super::JobMarker>(&self) -> M {
         serde_json::from_str(&self.data).unwrap_or_default()
     }
+}
+
+/// One job kind's backlog, for `GET /v1/devices`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    pub pending: u64,
+    pub parked: u64,
+    pub oldest_pending_error: Option<String>,
 }
 
 /// The outbox at a glance, for health and status.
@@ -233,23 +242,28 @@ impl Reader {
     }
 
     /// Per kind: pending and parked jobs, and the oldest pending job's last error.
-    pub(super) fn job_counts(&self, kinds: &[JobKind]) -> Result<serde_json::Value, JournalError> {
+    pub(super) fn job_counts(
+        &self,
+        kinds: &[JobKind],
+    ) -> Result<BTreeMap<JobKind, JobCounts>, JournalError> {
         self.with(|c| {
-            let mut out = serde_json::Map::new();
+            let mut out = BTreeMap::new();
             let mut stmt = c.prepare_cached(
                 "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'parked'),
                         (SELECT last_error FROM jobs WHERE kind = ?1 AND state = 'pending' ORDER BY id LIMIT 1)
                  FROM jobs WHERE kind = ?1 AND state IN ('pending', 'parked')",
             )?;
-            for kind in kinds {
-                let (pending, parked, last_error): (u64, u64, Option<String>) =
-                    stmt.query_row([kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                out.insert(
-                    kind.as_str().to_string(),
-                    serde_json::json!({"pending": pending, "parked": parked, "oldest_pending_error": last_error}),
-                );
+            for &kind in kinds {
+                let counts = stmt.query_row([kind], |r| {
+                    Ok(JobCounts {
+                        pending: r.get(0)?,
+                        parked: r.get(1)?,
+                        oldest_pending_error: r.get(2)?,
+                    })
+                })?;
+                out.insert(kind, counts);
             }
-            Ok(serde_json::Value::Object(out))
+            Ok(out)
         })
     }
 
@@ -406,4 +420,136 @@ fn state_from(r: &Row<'_>, column: usize) -> rusqlite::Result<ReceiptState> {
             format!("unknown receipt state {text:?}").into(),
         )
     })
+}
+
+/// What the status page and `/metrics` show of the journal, read in one go.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct OpsView {
+    /// Receipts by (state, source). The source is the dialect it came in.
+    pub receipts: Vec<(String, String, u64)>,
+    /// Receipts accepted on the till-local date asked for.
+    pub receipts_today: u64,
+    /// Jobs waiting or parked, by (kind, state).
+    pub jobs: Vec<(String, String, u64)>,
+    /// Acceptance time of the oldest receipt still waiting to be fiscalized.
+    pub oldest_unfiscalized: Option<String>,
+    /// Today's receipts summed by (receipt kind, payment kind), minor units;
+    /// change given back is its own negative row, `change`.
+    pub payments_today: Vec<(String, String, i64)>,
+    /// Receipts an operator must decide on: (id, number, kind of job, error, accepted at).
+    pub rejected: Vec<RejectedReceipt>,
+    /// The latest state changes, newest first.
+    pub events: Vec<RecentEvent>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RejectedReceipt {
+    pub id: String,
+    pub number: u64,
+    pub job: String,
+    pub error: Option<String>,
+    pub accepted_at: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RecentEvent {
+    pub at: String,
+    pub number: u64,
+    pub receipt_id: String,
+    pub actor: String,
+    pub state: String,
+    pub note: Option<String>,
+}
+
+/// Most rejected receipts and events an `OpsView` carries.
+const OPS_LIST_MAX: i64 = 20;
+
+impl Reader {
+    /// `today` is the till-local date, `YYYY-MM-DD` (receipts' `created_at`
+    /// is till-local time, so its first ten characters are that date).
+    pub(super) fn ops_view(&self, today: &str) -> Result<OpsView, JournalError> {
+        self.with(|c| {
+            let triples = |sql: &str, arg: Option<&str>| -> Result<Vec<(String, String, u64)>, JournalError> {
+                let mut stmt = c.prepare_cached(sql)?;
+                let rows = match arg {
+                    Some(a) => stmt.query_map([a], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?,
+                    None => stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?,
+                };
+                Ok(rows)
+            };
+            let receipts = triples(
+                "SELECT state, source, count(*) FROM receipts GROUP BY state, source ORDER BY state, source",
+                None,
+            )?;
+            let jobs = triples(
+                "SELECT kind, state, count(*) FROM jobs WHERE state IN ('pending', 'parked') GROUP BY kind, state ORDER BY kind, state",
+                None,
+            )?;
+            let receipts_today: u64 = c.query_row(
+                "SELECT count(*) FROM receipts WHERE substr(created_at, 1, 10) = ?1",
+                [today],
+                |r| r.get(0),
+            )?;
+            let oldest_unfiscalized: Option<String> = c.query_row(
+                "SELECT min(r.created_at) FROM jobs j JOIN receipts r ON r.id = j.receipt_id
+                 WHERE j.kind IN ('fiscalize', 'register') AND j.state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut stmt = c.prepare_cached(
+                "SELECT json_extract(r.body, '$.kind'), json_extract(p.value, '$.kind'), sum(json_extract(p.value, '$.amount'))
+                 FROM receipts r, json_each(r.body, '$.payments') p
+                 WHERE substr(r.created_at, 1, 10) = ?1 AND r.state != 'discarded'
+                 GROUP BY 1, 2
+                 UNION ALL
+                 SELECT json_extract(body, '$.kind'), 'change', -sum(json_extract(body, '$.change'))
+                 FROM receipts WHERE substr(created_at, 1, 10) = ?1 AND state != 'discarded'
+                 GROUP BY 1 HAVING sum(json_extract(body, '$.change')) != 0
+                 ORDER BY 1, 2",
+            )?;
+            let payments_today = stmt
+                .query_map([today], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = c.prepare_cached(
+                "SELECT r.id, r.number, j.kind, j.last_error, r.created_at FROM jobs j JOIN receipts r ON r.id = j.receipt_id
+                 WHERE j.state = 'parked' ORDER BY j.id DESC LIMIT ?1",
+            )?;
+            let rejected = stmt
+                .query_map([OPS_LIST_MAX], |r| {
+                    Ok(RejectedReceipt {
+                        id: r.get(0)?,
+                        number: r.get(1)?,
+                        job: r.get(2)?,
+                        error: r.get(3)?,
+                        accepted_at: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = c.prepare_cached(
+                "SELECT e.at, r.number, r.id, e.actor, e.state, e.note FROM receipt_events e JOIN receipts r ON r.id = e.receipt_id
+                 ORDER BY e.seq DESC LIMIT ?1",
+            )?;
+            let events = stmt
+                .query_map([OPS_LIST_MAX], |r| {
+                    Ok(RecentEvent {
+                        at: r.get(0)?,
+                        number: r.get(1)?,
+                        receipt_id: r.get(2)?,
+                        actor: r.get(3)?,
+                        state: r.get(4)?,
+                        note: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(OpsView {
+                receipts,
+                receipts_today,
+                jobs,
+                oldest_unfiscalized,
+                payments_today,
+                rejected,
+                events,
+            })
+        })
+    }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Mutex;
 
-const ACCESS_TOKEN: &str = "cloud.access_token";
+pub const ACCESS_TOKEN: &str = "cloud.access_token";
 const REFRESH_TOKEN: &str = "cloud.refresh_token";
 /// Refresh this long before the access token expires (or a fifth of its
 /// lifetime, for short-lived tokens).

@@ -27,6 +27,8 @@ pub struct SyncStatus {
     pub fiscalized: u64,
     pub failures: u64,
     pub rejected: u64,
+    /// When a receipt was last fiscalized.
+    pub last_success: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Clone)]
@@ -69,6 +71,7 @@ impl Worker {
             fiscalized: 0,
             failures: 0,
             rejected: 0,
+            last_success: None,
         }));
         let shared = Arc::new(Shared {
             journal,
@@ -188,7 +191,23 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
             let shared = shared.clone();
             tasks.spawn(async move {
                 let id = job.id;
+                let before = outcome_counts(&shared);
+                let started = std::time::Instant::now();
                 process(&shared, job).await;
+                let after = outcome_counts(&shared);
+                let outcome = if after.0 > before.0 {
+                    "fiscalized"
+                } else if after.1 > before.1 {
+                    "rejected"
+                } else {
+                    "retry"
+                };
+                crate::telemetry::global()
+                    .sync_seconds
+                    .get_or_create(&crate::telemetry::OutcomeLabels {
+                        outcome: outcome.into(),
+                    })
+                    .observe(started.elapsed().as_secs_f64());
                 shared.busy.lock().expect("busy lock").remove(&id);
                 shared.status.lock().expect("status lock").in_flight -= 1;
                 drop(permit);
@@ -197,6 +216,13 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         }
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// (fiscalized, rejected) so far: how a job's outcome is told for the
+/// latency histogram (concurrent jobs may blur it; the counts stay exact).
+fn outcome_counts(shared: &Shared) -> (u64, u64) {
+    let s = shared.status.lock().expect("status lock");
+    (s.fiscalized, s.rejected)
 }
 
 async fn process(shared: &Shared, job: Job) {
@@ -256,7 +282,10 @@ async fn process(shared: &Shared, job: Job) {
                                 .await
                             {
                                 Ok(()) => {
-                                    shared.status.lock().expect("status lock").fiscalized += 1;
+                                    let mut status = shared.status.lock().expect("status lock");
+                                    status.fiscalized += 1;
+                                    status.last_success = Some(shared.clock.now());
+                                    drop(status);
                                     tracing::debug!(
                                         number = receipt.number,
                                         document_id,

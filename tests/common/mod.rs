@@ -200,13 +200,28 @@ impl Drop for Proc {
 /// Start the built `fiscald` with `args` and wait (up to 20 s) for the stdout
 /// line starting with `prefix`; returns the rest of that line.
 pub fn spawn_fiscald(args: &[&str], prefix: &str) -> (Proc, String) {
+    spawn_fiscald_with(
+        args,
+        prefix,
+        &[("FISCALD_LOG", "warn")],
+        std::process::Stdio::inherit(),
+    )
+}
+
+/// [`spawn_fiscald`] with environment variables and stderr of the caller's choosing.
+pub fn spawn_fiscald_with(
+    args: &[&str],
+    prefix: &str,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> (Proc, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_fiscald"))
         .args(args)
-        .env("FISCALD_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("fiscald starts");
     let stdout = child.stdout.take().unwrap();

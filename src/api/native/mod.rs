@@ -50,6 +50,7 @@ fn routes() -> Router<Arc<AppState>> {
         .route_layer(axum::middleware::from_fn(require_operator));
     Router::new()
         .route("/health", get(health))
+        .route("/status", get(super::status::get_status))
         .route("/receipts", post(create_receipt).get(list_receipts))
         .route("/receipts/{id}", get(get_receipt))
         .route("/devices", get(devices::list))
@@ -88,7 +89,14 @@ async fn create_receipt(
             )
                 .into_response())
         }
-        Outcome::Replayed(stored) => Ok((StatusCode::OK, Json(render(&stored))).into_response()),
+        Outcome::Replayed(stored) => {
+            let mut response = (StatusCode::OK, Json(render(&stored))).into_response();
+            // No Location on a repeat: tell the audit line which receipt.
+            response
+                .extensions_mut()
+                .insert(super::audit::AuditReceipt(stored.id.clone()));
+            Ok(response)
+        }
     }
 }
 

@@ -52,6 +52,10 @@ pub enum EscPosError {
     /// The printer answered something that is not ESC/POS status.
     #[error("printer protocol error: {0}")]
     Protocol(String),
+    /// The printer takes data but cannot be read (a unidirectional USB
+    /// printer): its status is unknown.
+    #[error("{0}")]
+    NoStatus(String),
 }
 
 impl EscPosError {
@@ -115,7 +119,17 @@ impl Printer {
 
     /// The first request gets `first_timeout` (it may queue behind a
     /// document); the rest get `status_timeout`.
+    /// A printer that cannot be read (unidirectional USB) gets
+    /// [`PrinterStatus::not_reported`]: it is printed to blind, as such
+    /// printers always are; paper out cannot be seen.
     fn status_within(&mut self, first_timeout: Duration) -> Result<PrinterStatus, EscPosError> {
+        match self.ask_status(first_timeout) {
+            Err(EscPosError::NoStatus(_)) => Ok(PrinterStatus::not_reported()),
+            other => other,
+        }
+    }
+
+    fn ask_status(&mut self, first_timeout: Duration) -> Result<PrinterStatus, EscPosError> {
         self.port
             .discard_input()
             .map_err(port_error("drop stale input"))?;
@@ -185,6 +199,7 @@ fn port_error(what: &'static str) -> impl Fn(PortError) -> EscPosError {
         PortError::Timeout(after) => EscPosError::Timeout { what, after },
         PortError::Hangup(m) => EscPosError::Hangup(m),
         e @ PortError::Open { .. } => EscPosError::Hangup(e.to_string()),
+        e @ PortError::NoReadBack(_) => EscPosError::NoStatus(e.to_string()),
     }
 }
 
@@ -223,6 +238,34 @@ mod tests {
             self.pending.clear();
             Ok(())
         }
+    }
+
+    /// A unidirectional USB printer: takes everything, reads fail.
+    struct WriteOnly(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Port for WriteOnly {
+        fn read(&mut self, _: &mut [u8], _: Duration) -> Result<usize, PortError> {
+            Err(PortError::NoReadBack("/dev/usb/lp0".into()))
+        }
+        fn write_all(&mut self, data: &[u8], _: Duration) -> Result<(), PortError> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(())
+        }
+        fn discard_input(&mut self) -> Result<(), PortError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_unidirectional_printer_is_printed_to_blind() {
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut p = Printer::new(Box::new(WriteOnly(sent.clone())), PrinterOptions::default());
+        let status = p.status().unwrap();
+        assert!(!status.reported());
+        assert_eq!(status.problem(), None);
+        let after = p.print(b"\x1b@receipt\n").unwrap();
+        assert!(!after.reported());
+        assert!(sent.lock().unwrap().windows(8).any(|w| w == b"receipt\n"));
     }
 
     fn printer(replies: &[&[u8]]) -> Printer {

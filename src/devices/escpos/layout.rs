@@ -758,4 +758,44 @@ mod tests {
             data: "{B23423423".into()
         }));
     }
+
+    #[test]
+    fn zero_rate_lines_show_their_turnover_and_discounts_show_on_paper() {
+        let mut r = sample();
+        r.items[1].line.vat = Vat::Vat0;
+        r.items[1].line.unit = crate::domain::receipt::Unit::Kilogram;
+        r.items[0].line.discount = Money(100);
+        r.items[0].total = Money(9000);
+        r.discount = Money(65);
+        r.items[1].receipt_discount = Money(65);
+        r.items[1].total = Money(31400);
+        r.total = Money(40400);
+        r.change = Money(9600);
+        let doc = ReceiptPrint {
+            header: &[],
+            number: 1,
+            receipt: &r,
+            local_time: "01.02.2026 10:00".into(),
+            fiscal: None,
+            qr: "",
+            qr_caption: "",
+            copy: false,
+            footer: &[],
+        };
+        let text = TextEncoding::Cp866.decode(&receipt(&doc, &LayoutOptions::default()));
+        for want in [
+            "2.000 шт x 45.50 = 91.00",
+            "0.350 кг x 899.00 = 314.65",
+            "-1.00",
+            "-0.65",
+            "СКИДКА НА ЧЕК",
+            "СУММА С НДС 0%",
+            "314.00",
+            "=404.00",
+        ] {
+            assert!(text.contains(want), "{want} missing in {text}");
+        }
+        let zero_line = text.lines().find(|l| l.contains("СУММА С НДС 0%")).unwrap();
+        assert!(zero_line.trim_end().ends_with("314.00"), "{zero_line}");
+    }
 }

@@ -44,6 +44,31 @@ pub struct PrinterStatus {
     pub raw: [Option<u8>; 4],
 }
 
+impl PrinterStatus {
+    /// What is assumed of a printer that cannot report (a unidirectional
+    /// USB printer): online, paper present; `raw` is all `None`.
+    pub fn not_reported() -> PrinterStatus {
+        PrinterStatus {
+            online: true,
+            cover_open: false,
+            paper: Paper::Ok,
+            drawer_pin_high: false,
+            error: false,
+            recoverable_error: false,
+            unrecoverable_error: false,
+            cutter_error: false,
+            stopped_by_paper_end: false,
+            feed_button: false,
+            raw: [None; 4],
+        }
+    }
+
+    /// False for [`PrinterStatus::not_reported`].
+    pub fn reported(&self) -> bool {
+        self.raw.iter().any(Option::is_some)
+    }
+}
+
 /// A reply byte whose fixed bits are wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("DLE EOT {n} reply {byte:#04x} lacks the fixed bits (byte & 0x93 must be 0x12)")]

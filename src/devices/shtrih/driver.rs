@@ -10,7 +10,7 @@ use super::command::{
 use super::error::ShtrihError;
 use super::frame::Frame;
 use super::link::{HostLink, LinkLimits, Then};
-use super::plan::{PlanError, plan_receipt};
+use super::plan::plan_receipt;
 use crate::devices::port::{Port, PortError};
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::money::Money;
@@ -131,12 +131,6 @@ impl ClosedReceipt {
     }
 }
 
-impl From<PlanError> for ShtrihError {
-    fn from(e: PlanError) -> ShtrihError {
-        ShtrihError::Protocol(format!("receipt cannot be registered: {e}"))
-    }
-}
-
 fn port_error(e: PortError) -> ShtrihError {
     match e {
         PortError::Hangup(m) => ShtrihError::Hangup(m),
@@ -144,6 +138,7 @@ fn port_error(e: PortError) -> ShtrihError {
             ShtrihError::Hangup(format!("{}: {message}", path.display()))
         }
         PortError::Timeout(t) => ShtrihError::Link(format!("write timed out after {t:?}")),
+        e @ PortError::NoReadBack(_) => ShtrihError::Link(e.to_string()),
     }
 }
 

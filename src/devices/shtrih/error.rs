@@ -94,6 +94,11 @@ pub enum ShtrihError {
     /// The register answered something this driver cannot read.
     #[error("unexpected reply from the register: {0}")]
     Protocol(String),
+    /// The receipt cannot be expressed in the register's commands; found
+    /// before a byte was sent, so nothing was registered. Retrying cannot
+    /// help: an operator must see it.
+    #[error("the receipt cannot be registered: {0}")]
+    Plan(#[from] super::plan::PlanError),
 }
 
 impl ShtrihError {

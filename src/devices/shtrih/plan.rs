@@ -52,6 +52,30 @@ pub enum PlanError {
     Empty,
 }
 
+impl PlanError {
+    /// The field of the receipt at fault, as a JSON pointer into the domain
+    /// model, and a rule name: how the API refuses a receipt the register
+    /// could not take, before journaling it.
+    pub fn violation(&self) -> crate::domain::Violation {
+        let (path, rule) = match self {
+            PlanError::NoTaxCode { item, .. } => {
+                (format!("/items/{item}/vat"), "register_tax_code")
+            }
+            PlanError::OutOfRange { item, what, .. } => {
+                (format!("/items/{item}/{what}"), "register_range")
+            }
+            PlanError::Discount { item, .. } => {
+                (format!("/items/{item}/discount"), "register_unit_price")
+            }
+            PlanError::Total { .. } => ("/total".to_string(), "register_total"),
+            PlanError::Payments { .. } => ("/payments".to_string(), "register_payments"),
+            PlanError::TlvTooLong { .. } => ("".to_string(), "register_tag_size"),
+            PlanError::Empty => ("/items".to_string(), "min_items"),
+        };
+        crate::domain::Violation::new(path, rule, self.to_string())
+    }
+}
+
 pub fn check_type(kind: ReceiptKind) -> CheckType {
     match kind {
         ReceiptKind::Sale => CheckType::Sale,

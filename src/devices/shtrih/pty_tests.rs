@@ -373,6 +373,7 @@ fn baud_pacing_slows_replies_and_the_model_name_is_configurable() {
             seed: 5,
             baud: Some(2400),
             model_name: Some("ШТРИХ-ЛАЙТ-01Ф".into()),
+            line_baud: None,
             timezone: None,
         },
     )
@@ -387,5 +388,86 @@ fn baud_pacing_slows_replies_and_the_model_name_is_configurable() {
         "{:?}",
         started.elapsed()
     );
+    emu.stop();
+}
+
+fn register_settings(path: &Path, baud: u32) -> crate::config::RegisterSettings {
+    let demo = crate::config::load_str(crate::config::DEMO_CONFIG).unwrap();
+    let mut r = demo.devices.register.unwrap();
+    r.path = path.to_path_buf();
+    r.line.baud = baud;
+    r.reply_timeout = Duration::from_millis(300);
+    r
+}
+
+#[test]
+fn the_register_is_found_at_the_rate_it_answers_and_the_rate_is_remembered() {
+    use crate::devices::manager::{RegisterDriver, remembered_baud};
+    use crate::devices::runtime::Driver;
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyShtrih");
+    let emu = RegisterEmulator::start(
+        &link,
+        RegisterEmulatorOptions {
+            line_baud: Some(19_200),
+            ..RegisterEmulatorOptions::default()
+        },
+    )
+    .unwrap();
+    // The driver probes the usual rates and finds 19200.
+    let settings = register_settings(&link, 115_200);
+    let mut driver = RegisterDriver::connect(&settings).expect("found by probing");
+    assert_eq!(remembered_baud(&link), Some(19_200));
+    assert!(
+        driver.check().is_ok(),
+        "the register works at the found rate"
+    );
+    drop(driver);
+    // A reconnect tries the remembered rate first: no probing, at once.
+    let started = Instant::now();
+    RegisterDriver::connect(&settings).expect("reconnect");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    emu.stop();
+}
+
+#[test]
+fn a_register_answering_at_no_rate_is_reported_with_the_rates_tried() {
+    use crate::devices::manager::RegisterDriver;
+    use crate::devices::runtime::{DeviceError, Driver};
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyShtrih");
+    // 1200 baud is not among the rates tried.
+    let emu = RegisterEmulator::start(
+        &link,
+        RegisterEmulatorOptions {
+            line_baud: Some(1_200),
+            ..RegisterEmulatorOptions::default()
+        },
+    )
+    .unwrap();
+    let mut settings = register_settings(&link, 9_600);
+    settings.reply_timeout = Duration::from_millis(100);
+    match RegisterDriver::connect(&settings) {
+        Err(DeviceError::Unavailable(m)) => {
+            assert!(
+                m.contains("no register answers at any of [9600, 115200"),
+                "{m}"
+            )
+        }
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("connected at a rate the register does not speak"),
+    }
+    // No such path: no probing at all.
+    let missing = register_settings(&dir.path().join("nothing"), 9_600);
+    let started = Instant::now();
+    assert!(matches!(
+        RegisterDriver::connect(&missing),
+        Err(DeviceError::Unavailable(_))
+    ));
+    assert!(started.elapsed() < Duration::from_millis(200));
     emu.stop();
 }

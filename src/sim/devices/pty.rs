@@ -40,6 +40,39 @@ impl Pty {
         &self.slave_path
     }
 
+    /// The line speed the driver set on its end (a pty pair shares one
+    /// termios on Linux), in baud; `None` for a rate not in the usual list.
+    pub fn line_baud(&self) -> Option<u32> {
+        use nix::libc;
+        use std::os::fd::AsRawFd;
+        // SAFETY: termios2 is a plain C struct; all-zero is a valid value.
+        let mut t: libc::termios2 = unsafe { std::mem::zeroed() };
+        // SAFETY: TCGETS2 on a tty fd we own fills exactly one termios2.
+        // (TCGETS2, not tcgetattr: serialport sets rates with BOTHER, whose
+        // speed only termios2 carries.)
+        if unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TCGETS2, &mut t) } != 0 {
+            return None;
+        }
+        let speed = t.c_cflag & libc::CBAUD;
+        if speed == libc::BOTHER {
+            return Some(t.c_ospeed);
+        }
+        [
+            (libc::B1200, 1_200),
+            (libc::B2400, 2_400),
+            (libc::B4800, 4_800),
+            (libc::B9600, 9_600),
+            (libc::B19200, 19_200),
+            (libc::B38400, 38_400),
+            (libc::B57600, 57_600),
+            (libc::B115200, 115_200),
+            (libc::B230400, 230_400),
+        ]
+        .iter()
+        .find(|(b, _)| *b == speed)
+        .map(|(_, baud)| *baud)
+    }
+
     /// Points the stable name `at` to this pty, replacing an older link
     /// atomically (as udev does on replug).
     pub fn link(&self, at: &Path) -> io::Result<()> {

@@ -27,6 +27,11 @@ pub struct RegisterEmulatorOptions {
     pub baud: Option<u32>,
     /// The 0xFC name; `None` = [`crate::devices::shtrih::assumed::EMULATED_MODEL_NAME`].
     pub model_name: Option<String>,
+    /// The register's own line speed. Bytes the driver sends while its end
+    /// of the line is set to another speed are noise to a real register:
+    /// the emulator drops them (it reads the speed the driver set on the
+    /// pty). `None`: any speed works, as on a bare pty.
+    pub line_baud: Option<u32>,
     /// The time zone of the register's clock (a register keeps the shop's
     /// local time); `None` = the machine's.
     pub timezone: Option<chrono_tz::Tz>,
@@ -38,6 +43,7 @@ impl Default for RegisterEmulatorOptions {
             seed: 1,
             baud: None,
             model_name: None,
+            line_baud: None,
             timezone: None,
         }
     }
@@ -145,6 +151,7 @@ impl RegisterEmulator {
             link: DeviceLink::new(),
             path: link.to_path_buf(),
             baud: opts.baud,
+            line_baud: opts.line_baud,
             replug_at: None,
         };
         let thread = std::thread::Builder::new()
@@ -240,6 +247,7 @@ struct Worker {
     link: DeviceLink,
     path: PathBuf,
     baud: Option<u32>,
+    line_baud: Option<u32>,
     replug_at: Option<Instant>,
 }
 
@@ -284,6 +292,12 @@ impl Worker {
             };
             if n == 0 {
                 self.link.on_silence();
+                continue;
+            }
+            if let Some(want) = self.line_baud
+                && self.pty.as_ref().and_then(|p| p.line_baud()) != Some(want)
+            {
+                // Sent at the wrong speed: garbage on a real line, dropped.
                 continue;
             }
             for &b in &buf[..n] {
