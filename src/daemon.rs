@@ -142,6 +142,10 @@ impl Daemon {
                     sverka: std::sync::Mutex::new(serde_json::Value::Null),
                 })
             }),
+            marking: settings
+                .marking
+                .clone()
+                .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m))),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();

@@ -27,6 +27,7 @@ impl From<ShtrihError> for DeviceError {
             // No answer, or one this driver cannot read: the command may have
             // run; never a reason to give up on a receipt.
             ShtrihError::Link(_) | ShtrihError::Protocol(_) => DeviceError::Link(text),
+            ShtrihError::MarkingRefused(_) => DeviceError::Rejected(text),
             ShtrihError::Device { code, .. } => match code {
                 0x6B => DeviceError::NotReady("paper out".into()),
                 // Still printing; shift over 24 hours (register and FN codes);

@@ -334,6 +334,8 @@ pub fn validate(
         currency: profile.currency.clone(),
         items,
         payments: draft.payments,
+        correction: draft.correction,
+        marking_checks: Vec::new(),
         total,
         change,
         cashier: draft.cashier,
@@ -424,12 +426,7 @@ fn check_line(v: &mut Vec<Violation>, i: usize, line: &Line, profile: &Profile) 
         }
     }
     for (m, code) in line.marking.iter().enumerate() {
-        check_text(
-            v,
-            &format!("/items/{i}/marking/{m}"),
-            code,
-            MAX_MARKING_CHARS,
-        );
+        check_marking_code(v, &format!("/items/{i}/marking/{m}"), code);
     }
     if let Some(agent) = &line.agent {
         check_agent(v, &p("agent"), agent);
@@ -611,6 +608,29 @@ fn check_amount(v: &mut Vec<Violation>, path: &str, amount: Money) {
     }
 }
 
+/// A marking code as scanned: a GS1 DataMatrix is printable ASCII with GS
+/// (0x1D) separating its parts, which must be kept (the FN checks the crypto
+/// tail after them; shtrih-m-ffd12.md §4.1 "code as scanned (GS 0x1D
+/// kept)"); FF61 carries its length in one byte.
+fn check_marking_code(v: &mut Vec<Violation>, path: &str, code: &str) {
+    let max = MAX_MARKING_CHARS.min(255);
+    if code.trim().is_empty() {
+        v.push(Violation::new(path, "not_empty", "must not be empty"));
+    } else if !code.bytes().all(|b| b == 0x1D || (0x20..0x7F).contains(&b)) {
+        v.push(Violation::new(
+            path,
+            "marking_code",
+            "a marking code is printable ASCII with GS (\\u001d) separators, as scanned",
+        ));
+    } else if code.len() > max {
+        v.push(Violation::new(
+            path,
+            "max_length",
+            format!("may be at most {max} characters, got {}", code.len()),
+        ));
+    }
+}
+
 fn check_text(v: &mut Vec<Violation>, path: &str, value: &str, max: usize) {
     let chars = value.chars().count();
     if value.trim().is_empty() {
@@ -713,6 +733,7 @@ mod tests {
 
     fn draft(items: Vec<DraftItem>, payments: Vec<Payment>) -> Draft {
         Draft {
+            correction: None,
             discount: Default::default(),
             original_date: None,
             kind: ReceiptKind::Sale,

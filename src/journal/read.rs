@@ -96,6 +96,14 @@ impl Reader {
         &self.path
     }
 
+    /// Run `f` on a pooled read-only connection (for sibling modules).
+    pub(super) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        self.with(f)
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, JournalError>,
@@ -217,7 +225,8 @@ impl Reader {
                 .query_map(params![kind, now_ms, fetch], |r| {
                     Ok(Job {
                         id: r.get(0)?,
-                        receipt_id: r.get(1)?,
+                        // Jobs without a receipt (cash operations) read as "".
+                        receipt_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
                         attempts: r.get(2)?,
                         document_id: r.get(3)?,
                         next_attempt_at: r.get(4)?,

@@ -51,6 +51,9 @@ pub struct ReceiptPrint<'a> {
     pub qr_caption: &'a str,
     /// A reprint: marked КОПИЯ at the top and the bottom.
     pub copy: bool,
+    /// Printed before fiscalization (cloud backend, the wait ran out): the
+    /// title says it is not a cash receipt, and there is no fiscal block.
+    pub slip: bool,
     pub footer: &'a [String],
 }
 
@@ -236,12 +239,26 @@ pub fn receipt(doc: &ReceiptPrint, opts: &LayoutOptions) -> Vec<u8> {
             c.line(&l);
         }
     }
-    c.bold(true)
-        .line("КАССОВЫЙ ЧЕК")
-        .line(kind_title(r.kind))
-        .bold(false);
+    if doc.slip {
+        // 54-ФЗ: only a document the fiscal drive signed is a cash receipt.
+        c.bold(true)
+            .line("ПРЕДВАРИТЕЛЬНЫЙ ДОКУМЕНТ")
+            .line("НЕ ЯВЛЯЕТСЯ КАССОВЫМ ЧЕКОМ")
+            .line(kind_title(r.kind))
+            .bold(false);
+    } else {
+        c.bold(true)
+            .line("КАССОВЫЙ ЧЕК")
+            .line(kind_title(r.kind))
+            .bold(false);
+    }
     c.align(Align::Left);
-    for l in two_columns(&format!("ЧЕК № {}", doc.number), &doc.local_time, w) {
+    let number = if doc.slip {
+        "ДОКУМЕНТ №"
+    } else {
+        "ЧЕК №"
+    };
+    for l in two_columns(&format!("{number} {}", doc.number), &doc.local_time, w) {
         c.line(&l);
     }
     c.line(&rule);
@@ -590,6 +607,8 @@ mod tests {
 
     fn sample() -> Receipt {
         Receipt {
+            correction: None,
+            marking_checks: vec![],
             discount: Default::default(),
             original_date: None,
             kind: ReceiptKind::Sale,
@@ -616,6 +635,7 @@ mod tests {
         let r = sample();
         let header = vec!["ООО Ромашка".to_owned()];
         let doc = ReceiptPrint {
+            slip: false,
             header: &header,
             number: 7,
             receipt: &r,
@@ -676,6 +696,7 @@ mod tests {
             "https://ofd.soliq.uz/check?t=UZ170703100189&r=643&c=20200518221403&s=248429044289";
         let print = |r: &Receipt| {
             let doc = ReceiptPrint {
+                slip: false,
                 header: &[],
                 number: 7,
                 receipt: r,
@@ -772,6 +793,7 @@ mod tests {
         r.total = Money(40400);
         r.change = Money(9600);
         let doc = ReceiptPrint {
+            slip: false,
             header: &[],
             number: 1,
             receipt: &r,

@@ -91,6 +91,9 @@ pub enum ShtrihError {
         code: u8,
         message: &'static str,
     },
+    /// The fiscal drive refused a marking code (FF61): nothing was registered.
+    #[error("the register refused the marking code: {0}")]
+    MarkingRefused(String),
     /// The register answered something this driver cannot read.
     #[error("unexpected reply from the register: {0}")]
     Protocol(String),
