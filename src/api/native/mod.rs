@@ -218,6 +218,14 @@ async fn list_receipts(
 }
 
 async fn health(State(app): Shared) -> Response {
+    // Receipts and payment confirms waiting for the FiscalBox.
+    let fiscalbox_jobs = app
+        .journal
+        .job_counts(&[
+            crate::journal::JobKind::Fiscalbox,
+            crate::journal::JobKind::FiscalboxConfirm,
+        ])
+        .await;
     let writer = app.journal.ping(Duration::from_secs(2)).await;
     let stats = app.journal.stats().await;
     let ok = writer.is_ok() && stats.is_ok();
@@ -266,6 +274,7 @@ async fn health(State(app): Shared) -> Response {
             "url": f.client.base_url(),
             "state": f.status.lock().expect("box status lock").clone(),
             "sverka": f.sverka.lock().expect("sverka lock").clone(),
+            "jobs": fiscalbox_jobs.as_ref().ok(),
         })),
     });
     let status = if ok {
