@@ -110,6 +110,10 @@ impl Daemon {
             ops: Arc::new(api::page::OpsState::new(api::status::ConfigSummary::of(
                 settings,
             ))),
+            deadlines: crate::deadlines::Source {
+                register: settings.devices.register.as_ref().map(|r| r.path.clone()),
+                thresholds: settings.deadlines,
+            },
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();

@@ -52,6 +52,8 @@ pub struct AppState {
     pub backend: crate::config::Backend,
     /// The status page: config summary and its sign-in sessions.
     pub ops: Arc<page::OpsState>,
+    /// The register's deadline readings and the thresholds.
+    pub deadlines: crate::deadlines::Source,
 }
 
 type Shared = axum::extract::State<Arc<AppState>>;

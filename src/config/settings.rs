@@ -174,6 +174,11 @@ pub struct RegisterSettings {
     pub admin_password: u32,
     pub reply_timeout: Duration,
     pub auto_open_shift: bool,
+    /// `[deadlines]`: how often the deadline readings are taken, and the
+    /// register clock's zone (the till's) to read its dates in.
+    pub reading_interval: Duration,
+    pub timezone: Tz,
+    pub thresholds: crate::deadlines::Thresholds,
 }
 
 #[derive(Clone, Debug)]
@@ -227,4 +232,5 @@ pub struct Settings {
     pub profile: Profile,
     pub cloud: CloudSettings,
     pub devices: DeviceSettings,
+    pub deadlines: crate::deadlines::Thresholds,
 }

@@ -508,3 +508,59 @@ impl Crossings {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether the till's clock is synchronized: systemd-timesyncd's flag file
+/// when timesyncd runs (`/run/systemd/timesync/synchronized`, created on
+/// the first sync), else the kernel's `adjtimex` state (TIME_ERROR = not
+/// synchronized). Local reads only, no waiting.
+pub fn time_synced() -> Option<bool> {
+    let dir = std::path::Path::new("/run/systemd/timesync");
+    if dir.is_dir() {
+        return Some(dir.join("synchronized").exists());
+    }
+    let mut tx = nix::libc::timex {
+        modes: 0,
+        ..unsafe_zeroed_timex()
+    };
+    // SAFETY: adjtimex with modes = 0 only reads the kernel's clock state
+    // into a struct we own.
+    let state = unsafe { nix::libc::adjtimex(&mut tx) };
+    match state {
+        -1 => None,
+        nix::libc::TIME_ERROR => Some(false),
+        _ => Some(true),
+    }
+}
+
+fn unsafe_zeroed_timex() -> nix::libc::timex {
+    // SAFETY: timex is a plain C struct of integers; all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Where the daemon's surfaces take the deadlines from: the register's
+/// readings on the [`board`] and the configured thresholds.
+#[derive(Clone, Debug, Default)]
+pub struct Source {
+    pub register: Option<std::path::PathBuf>,
+    pub thresholds: Thresholds,
+}
+
+impl Source {
+    /// The conditions now (none before the first reading).
+    pub fn conditions(&self, now: DateTime<Utc>) -> Vec<Condition> {
+        let readings = self
+            .register
+            .as_ref()
+            .and_then(|p| board().get(p))
+            .unwrap_or_default();
+        evaluate(&readings, &self.thresholds, now)
+    }
+
+    /// One line per condition at warn or above, for receipt replies.
+    pub fn warning_lines(&self, now: DateTime<Utc>) -> Vec<String> {
+        warnings(&self.conditions(now))
+            .into_iter()
+            .map(Condition::line)
+            .collect()
+    }
+}

@@ -13,5 +13,6 @@ pub mod runner;
 
 pub use model::{ModelConfig, ModelLine, RegisterModel, RegisteredReceipt};
 pub use runner::{
-    RegisterEmulator, RegisterEmulatorOptions, RegisterFaults, RegisterSnapshot, UnplugAt,
+    DeadlineKnobs, RegisterEmulator, RegisterEmulatorOptions, RegisterFaults, RegisterSnapshot,
+    UnplugAt,
 };

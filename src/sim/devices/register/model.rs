@@ -5,9 +5,9 @@
 
 use crate::devices::shtrih::assumed;
 use crate::devices::shtrih::command::{
-    AMOUNT_NOT_GIVEN, CheckType, CloseV2Reply, Command, DeviceType, FnDocument, FnReceiptData,
-    FnStatus, FullStatus, ItemOp, ItemV2, MAX_U40, Reply, ShiftParams, ShortStatus, fd_type, flags,
-    put_dt5,
+    AMOUNT_NOT_GIVEN, CheckType, CloseV2Reply, Command, DeviceType, FnDocument, FnExpiry, FnMemory,
+    FnReceiptData, FnStatus, FullStatus, ItemOp, ItemV2, MAX_U40, OfdStatus, Reply, ShiftParams,
+    ShortStatus, fd_type, flags, put_dt5,
 };
 use crate::devices::shtrih::frame::Frame;
 use crate::devices::shtrih::tlv::{self, Tlv};
@@ -136,6 +136,11 @@ pub struct RegisterModel {
     paper_out: bool,
     drawer_open: bool,
     executed: u64,
+    /// The drive's last valid day; set on the first FF03 to
+    /// [`assumed::EMULATED_FN_LIFE_DAYS`] after that day.
+    fn_expires: Option<NaiveDate>,
+    /// The last FD the OFD confirmed: later documents are in the queue.
+    ofd_confirmed: u32,
 }
 
 impl RegisterModel {
@@ -158,7 +163,72 @@ impl RegisterModel {
             paper_out: false,
             drawer_open: false,
             executed: 0,
+            fn_expires: None,
+            ofd_confirmed: 0,
         }
+    }
+
+    /// The OFD confirms every document made so far (the link is up).
+    pub fn drain_ofd(&mut self) {
+        self.ofd_confirmed = self.last_fd();
+    }
+
+    /// Documents the OFD has not confirmed.
+    pub fn ofd_unsent(&self) -> u32 {
+        self.last_fd() - self.ofd_confirmed.min(self.last_fd())
+    }
+
+    fn oldest_unsent(&self) -> Option<&FnDoc> {
+        self.documents.iter().find(|d| d.fd > self.ofd_confirmed)
+    }
+
+    /// Knob: the oldest unconfirmed document was made `age` before `now`
+    /// (the last document is put back in the queue if it is empty).
+    pub fn set_ofd_backlog_age(&mut self, now: NaiveDateTime, age: TimeDelta) {
+        if self.ofd_unsent() == 0 {
+            self.ofd_confirmed = self.last_fd().saturating_sub(1);
+        }
+        let confirmed = self.ofd_confirmed;
+        if let Some(d) = self.documents.iter_mut().find(|d| d.fd > confirmed) {
+            d.date_time = now - age;
+        }
+    }
+
+    /// FF01 warning flags: b0 three days or less to expiry, b1 thirty
+    /// (spec note part B).
+    fn fn_warnings(&self, now: NaiveDateTime) -> u8 {
+        let Some(day) = self.fn_expires else {
+            return 0;
+        };
+        let left = (day - now.date()).num_days();
+        match left {
+            ..=3 => 0x03,
+            4..=30 => 0x02,
+            _ => 0,
+        }
+    }
+
+    /// Knob: the drive's last valid day.
+    pub fn set_fn_expires(&mut self, day: NaiveDate) {
+        self.fn_expires = Some(day);
+    }
+
+    /// Knob: the open shift was opened `age` before `now` (opened then if closed).
+    pub fn set_shift_age(&mut self, now: NaiveDateTime, age: TimeDelta) {
+        if !self.shift_open() {
+            self.shift_number += 1;
+            self.receipts_in_shift = 0;
+            self.shift_payments = [0; 16];
+            self.add_document(fd_type::SHIFT_OPEN, now - age, 0, 0);
+        }
+        self.shift_opened_at = Some(now - age);
+    }
+
+    /// The drive refuses new documents once its oldest unconfirmed one is
+    /// more than 30 days old (spec note part B).
+    fn ofd_blocked(&self, now: NaiveDateTime) -> bool {
+        self.oldest_unsent()
+            .is_some_and(|d| now - d.date_time > TimeDelta::days(30))
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -374,6 +444,19 @@ impl RegisterModel {
 
     fn run(&mut self, cmd: &Command, op: u8, now: NaiveDateTime) -> Result<Vec<u8>, u8> {
         self.needs_paper(cmd)?;
+        if self.ofd_blocked(now)
+            && matches!(
+                cmd,
+                Command::OpenShift
+                    | Command::OpenCheck(_)
+                    | Command::Item(..)
+                    | Command::ItemV2(_)
+                    | Command::CloseCheck(_)
+                    | Command::CloseV2(_)
+            )
+        {
+            return Err(assumed::FN_OFD_WAIT_EXHAUSTED);
+        }
         let mode = self.mode(now);
         match cmd {
             Command::ShortStatus => Ok(ShortStatus {
@@ -634,10 +717,35 @@ impl RegisterModel {
                 open_document: if self.check.is_some() { 0x04 } else { 0 },
                 document_data: false,
                 shift_open: self.shift_open(),
-                warnings: 0,
+                warnings: self.fn_warnings(now),
                 date_time: now,
                 fn_number: self.config.fn_number.clone(),
                 last_fd: self.last_fd(),
+            }
+            .encode()),
+            Command::FnExpiry => Ok(FnExpiry {
+                expires: *self
+                    .fn_expires
+                    .get_or_insert(now.date() + TimeDelta::days(assumed::EMULATED_FN_LIFE_DAYS)),
+                reregistrations_left: 11,
+                reregistrations_done: 1,
+            }
+            .encode()),
+            Command::OfdStatus => {
+                let oldest = self.oldest_unsent();
+                Ok(OfdStatus {
+                    // Link up; a message waiting when the queue is not empty.
+                    exchange: 0x01 | if oldest.is_some() { 0x02 } else { 0 },
+                    reading: false,
+                    unsent: self.ofd_unsent().min(u32::from(u16::MAX)) as u16,
+                    first_unsent: oldest.map_or(0, |d| d.fd),
+                    first_unsent_at: oldest.map(|d| d.date_time),
+                }
+                .encode())
+            }
+            Command::FnMemory => Ok(FnMemory {
+                documents_left: 250_000u32.saturating_sub(self.last_fd()),
+                free_kb_30_days: 1_024,
             }
             .encode()),
             Command::FindDocument(fd) => {
@@ -661,7 +769,7 @@ impl RegisterModel {
                 };
                 Ok(FnDocument {
                     doc_type: doc.doc_type,
-                    ofd_acknowledged: false,
+                    ofd_acknowledged: doc.fd <= self.ofd_confirmed,
                     data,
                 }
                 .encode())
