@@ -76,6 +76,7 @@ fn sample() -> Receipt {
         change: Money(1_000),
         cashier: None,
         buyer: None,
+        uz: None,
     }
 }
 

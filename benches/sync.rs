@@ -62,6 +62,7 @@ fn receipt(i: u64) -> Receipt {
         change: Money::ZERO,
         cashier: None,
         buyer: None,
+        uz: None,
     }
 }
 

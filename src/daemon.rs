@@ -44,6 +44,7 @@ pub struct Daemon {
     worker: Option<Worker>,
     devices: Option<Arc<Devices>>,
     device_worker: Option<DeviceWorker>,
+    box_worker: Option<crate::fiscalbox::worker::BoxWorker>,
 }
 
 impl Daemon {
@@ -83,6 +84,29 @@ impl Daemon {
             );
             None
         };
+        let fiscalbox = match &settings.fiscalbox {
+            Some(fb) => {
+                let client = crate::fiscalbox::client::BoxClient::new(
+                    &fb.url,
+                    fb.connect_timeout,
+                    fb.request_timeout,
+                )
+                .map_err(DaemonError::Cloud)?;
+                let worker = crate::fiscalbox::worker::BoxWorker::spawn(
+                    journal.clone(),
+                    client.clone(),
+                    clock.clone(),
+                    crate::fiscalbox::worker::BoxWorkerConfig {
+                        retry_base: fb.retry_base,
+                        retry_cap: fb.retry_cap,
+                        timezone: settings.timezone,
+                    },
+                    journal.outbox().fiscalbox.clone(),
+                );
+                Some((client, worker, fb.reply_wait))
+            }
+            None => None,
+        };
         let device_wake = journal.outbox().devices.clone();
         let devices = (settings.devices.register.is_some() || settings.devices.printer.is_some())
             .then(|| Arc::new(Devices::start(&settings.devices)));
@@ -114,6 +138,14 @@ impl Daemon {
                 register: settings.devices.register.as_ref().map(|r| r.path.clone()),
                 thresholds: settings.deadlines,
             },
+            fiscalbox: fiscalbox.as_ref().map(|(client, worker, reply_wait)| {
+                Arc::new(api::FiscalboxState {
+                    client: client.clone(),
+                    status: worker.status.clone(),
+                    reply_wait: *reply_wait,
+                    sverka: std::sync::Mutex::new(serde_json::Value::Null),
+                })
+            }),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
@@ -137,6 +169,7 @@ impl Daemon {
             worker,
             devices,
             device_worker,
+            box_worker: fiscalbox.map(|(_, worker, _)| worker),
         })
     }
 
@@ -157,6 +190,9 @@ impl Daemon {
             }
         };
         if let Some(worker) = self.worker.take() {
+            worker.stop(SHUTDOWN_GRACE).await;
+        }
+        if let Some(worker) = self.box_worker.take() {
             worker.stop(SHUTDOWN_GRACE).await;
         }
         if let Some(worker) = self.device_worker.take() {

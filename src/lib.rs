@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod deadlines;
 pub mod devices;
 pub mod domain;
+pub mod fiscalbox;
 pub mod journal;
 pub mod logging;
 pub mod sim;

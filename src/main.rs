@@ -49,6 +49,9 @@ enum Command {
         /// Address of the device emulators' control interface.
         #[arg(long, default_value = "127.0.0.1:8732")]
         devices_control: SocketAddr,
+        /// Address of the simulated FiscalBox (`--country uz`).
+        #[arg(long, default_value = "127.0.0.1:8733")]
+        fiscalbox_listen: SocketAddr,
     },
     /// A technician's summary of the running daemon; exit code 1 when
     /// something needs attention, 2 when the daemon cannot be reached.
@@ -132,6 +135,30 @@ enum SimCommand {
         #[arg(long, default_value_t = 115_200)]
         pace_baud: u32,
         /// Seed for the register's fiscal signs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// The Uzbek FiscalBox (fiscal module, shifts, payment providers, card
+    /// terminals), with fault knobs; `/sim/stats`, `/sim/knobs`.
+    Fiscalbox {
+        #[arg(long, default_value = "127.0.0.1:8733")]
+        listen: SocketAddr,
+        /// Fiscal module number.
+        #[arg(long, default_value = "UZ170703100189")]
+        terminal_id: String,
+        /// Start unplugged (every request dropped unanswered).
+        #[arg(long)]
+        down: bool,
+        /// Added to every request.
+        #[arg(long)]
+        slow_ms: Option<u64>,
+        /// Lose the replies of the next N fiscal operations and confirms.
+        #[arg(long)]
+        lose_replies: Option<u32>,
+        /// Refuse every refund (65275).
+        #[arg(long)]
+        refuse_refunds: bool,
+        /// Seed of fiscal signs and payment ids.
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
@@ -219,6 +246,7 @@ fn main() -> ExitCode {
             sim_listen,
             backend,
             devices_control,
+            fiscalbox_listen,
         } => report(demo(
             state_dir,
             listen,
@@ -226,6 +254,7 @@ fn main() -> ExitCode {
             sim_listen,
             backend,
             devices_control,
+            fiscalbox_listen,
         )),
         Command::Sim { what } => report(sim(what)),
         Command::Status { api, json } => status(&api, json),
@@ -283,6 +312,7 @@ fn demo(
     sim_listen: SocketAddr,
     backend: DemoBackend,
     devices_control: SocketAddr,
+    fiscalbox_listen: SocketAddr,
 ) -> Result<()> {
     let text = match country {
         DemoCountry::Ru => config::DEMO_CONFIG,
@@ -367,10 +397,23 @@ fn demo(
         )
         .await;
         settings.cloud.base_url = sim.base_url();
+        // An Uzbek till fiscalizes through a (simulated) FiscalBox.
+        let fiscalbox = match settings.fiscalbox.as_mut() {
+            Some(fb) => {
+                let listener = tokio::net::TcpListener::bind(fiscalbox_listen)
+                    .await
+                    .with_context(|| format!("cannot start the FiscalBox simulator on {fiscalbox_listen} (use --fiscalbox-listen)"))?;
+                let sim = fiscald::sim::fiscalbox::SimFiscalBox::start(listener, Default::default()).await;
+                fb.url = sim.base_url();
+                eprintln!("  FiscalBox simulator {} (knobs: POST {}/sim/knobs)", sim.base_url(), sim.base_url());
+                Some(sim)
+            }
+            None => None,
+        };
         eprintln!(
             "fiscald demo: {} till, fiscalized by the {}, journal {}\n  processing simulator {}\n  emulated devices: {} (register), {} (printer); control http://{}/sim/devices\n  operator token: {token} (in {}; send it as Authorization: Bearer <token>)\n  try: TOKEN=$(cat {}); curl -s -H \"Authorization: Bearer $TOKEN\" http://{}/v1/health",
             settings.profile.country,
-            match backend { DemoBackend::Cloud => "cloud", DemoBackend::Register => "register" },
+            match (backend, settings.fiscalbox.is_some()) { (_, true) => "FiscalBox", (DemoBackend::Cloud, _) => "cloud", (DemoBackend::Register, _) => "register" },
             settings.journal_path.display(),
             sim.base_url(),
             register_path.display(),
@@ -382,6 +425,9 @@ fn demo(
         );
         let served = fiscald::daemon::run_until_signal(&settings, Arc::new(SystemClock)).await;
         sim.stop().await;
+        if let Some(fb) = fiscalbox {
+            fb.stop().await;
+        }
         let _ = control_stop.send(());
         let _ = control_task.await;
         if let Ok(devices) = Arc::try_unwrap(devices) {
@@ -426,6 +472,31 @@ fn sim(what: SimCommand) -> Result<()> {
             runtime()?.block_on(fiscald::sim::cloud::run_cli(listen, config))?;
             Ok(())
         }
+        SimCommand::Fiscalbox {
+            listen,
+            terminal_id,
+            down,
+            slow_ms,
+            lose_replies,
+            refuse_refunds,
+            seed,
+        } => runtime()?.block_on(async move {
+            let config = fiscald::sim::fiscalbox::BoxConfig {
+                terminal_id,
+                seed,
+                ..Default::default()
+            };
+            let knobs = fiscald::sim::fiscalbox::BoxKnobs {
+                down: Some(down),
+                slow_ms,
+                lose_replies,
+                drop_shift: None,
+                refuse_refunds: Some(refuse_refunds),
+            };
+            fiscald::sim::fiscalbox::run_cli(listen, config, knobs)
+                .await
+                .with_context(|| format!("FiscalBox simulator on {listen}"))
+        }),
         SimCommand::Devices {
             dir,
             control,

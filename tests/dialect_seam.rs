@@ -134,6 +134,7 @@ async fn toy_sell(
         buyer: None,
         discount: None,
         original_date: None,
+        uz: None,
     };
     match accept(&app, &TOY, None, draft).await? {
         Outcome::Created(r) => Ok((
@@ -174,6 +175,7 @@ async fn serve(tweak: impl FnOnce(&mut fiscald::config::Settings)) -> Toy {
             fiscald::api::status::ConfigSummary::of(&s),
         )),
         deadlines: Default::default(),
+        fiscalbox: None,
     };
     let app = fiscald::api::dialect::router_with(Arc::new(state), Dialects(BOTH));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

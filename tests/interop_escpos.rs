@@ -169,6 +169,7 @@ fn sample_receipt() -> Receipt {
         change: Money(60000 - total.0),
         cashier: None,
         buyer: None,
+        uz: None,
     }
 }
 

@@ -20,7 +20,7 @@ fn write_config(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[api]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[till]\npin = \"4321\"\ntimezone = \"Asia/Tashkent\"\n[fiscal]\ncountry = \"uz\"\n",
+            "[api]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[till]\npin = \"4321\"\ntimezone = \"Asia/Tashkent\"\n[fiscal]\ncountry = \"uz\"\nbackend = \"fiscalbox\"\n[fiscalbox]\nurl = \"http://127.0.0.1:9\"\n",
             dir.join("journal.sqlite").display()
         ),
     )
@@ -36,6 +36,9 @@ fn spawn(args: &[&str]) -> (Proc, String) {
 fn uz_receipt(name: &str) -> Value {
     let mut r = receipt(name, "5000.00");
     r["items"][0]["vat"] = "12".into();
+    // An Uzbek receipt names the IKPU class code and package code (domain::uz).
+    r["items"][0]["class_code"] = "10999001001000000".into();
+    r["items"][0]["package_code"] = "1520627".into();
     r
 }
 

@@ -39,7 +39,7 @@ pub struct Dialect {
 
 /// Every dialect the daemon serves: the one place a new dialect is registered.
 /// The first is the one paths outside every prefix answer in.
-pub static DIALECTS: &[&Dialect] = &[&native::DIALECT];
+pub static DIALECTS: &[&Dialect] = &[&native::DIALECT, &super::fiscalbox::DIALECT];
 
 /// A set of dialects, looked up by path.
 #[derive(Clone, Copy)]

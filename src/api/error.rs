@@ -79,6 +79,7 @@ impl From<JournalError> for ApiError {
                     format!("key {caller_key:?} was first used with a different receipt; send a new key for a new receipt"),
                 )),
             JournalError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            JournalError::Refused(details) => ApiError::invalid_receipt(details),
             JournalError::WrongState { state, .. } => ApiError::new(StatusCode::CONFLICT, "wrong_state", message.clone())
                 .with_detail(Violation::new("state", "state_allows_action", format!("the receipt is {state}"))),
             JournalError::BadCursor(_) => ApiError::bad_request("after", "known_cursor", message),

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod body;
 pub mod dialect;
 pub mod error;
+pub mod fiscalbox;
 pub mod metrics;
 pub mod native;
 pub mod page;
@@ -48,12 +49,26 @@ pub struct AppState {
     pub sync_status: Option<Arc<std::sync::Mutex<crate::sync::worker::SyncStatus>>>,
     /// The till's devices (none configured: all `None` inside).
     pub devices: Option<Arc<crate::devices::manager::Devices>>,
-    /// `cloud` or `register`.
+    /// `cloud`, `register` or `fiscalbox`.
     pub backend: crate::config::Backend,
     /// The status page: config summary and its sign-in sessions.
     pub ops: Arc<page::OpsState>,
     /// The register's deadline readings and the thresholds.
     pub deadlines: crate::deadlines::Source,
+    /// The FiscalBox link, with backend `fiscalbox`.
+    pub fiscalbox: Option<Arc<FiscalboxState>>,
+}
+
+/// What the API knows of the till's FiscalBox.
+pub struct FiscalboxState {
+    /// For payment and tool calls that go to the box at once.
+    pub client: crate::fiscalbox::client::BoxClient,
+    pub status: Arc<std::sync::Mutex<crate::fiscalbox::worker::BoxStatus>>,
+    /// How long `order/create` waits for the box's fiscal data.
+    pub reply_wait: Duration,
+    /// The last reconciliation of the shift with the box (differences,
+    /// receipts not yet on the box), for `/v1/health`.
+    pub sverka: std::sync::Mutex<serde_json::Value>,
 }
 
 type Shared = axum::extract::State<Arc<AppState>>;

@@ -21,12 +21,13 @@ pub mod settings;
 
 pub use rules::BAUD_RATES;
 pub use schema::{
-    AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia, Role, TextEncoding,
+    AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia, FiscalboxConfig, Role,
+    TextEncoding,
 };
 pub use secrets::SecretFile;
 pub use settings::{
-    ApiSettings, ApiToken, AuthSettings, CloudSettings, DeviceSettings, DrawerSettings, Limits,
-    PrinterSettings, RegisterSettings, Secret, Settings, TokenHash,
+    ApiSettings, ApiToken, AuthSettings, CloudSettings, DeviceSettings, DrawerSettings,
+    FiscalboxSettings, Limits, PrinterSettings, RegisterSettings, Secret, Settings, TokenHash,
 };
 
 use std::fmt;
@@ -171,14 +172,41 @@ mod tests {
     #[test]
     fn currency_must_match_country() {
         let problems =
-            load_str("[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\ncurrency=\"RUB\"\n")
+            load_str("[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\ncurrency=\"RUB\"\nbackend=\"fiscalbox\"\n[fiscalbox]\nurl=\"http://10.0.0.5\"\n")
                 .unwrap_err();
         assert_eq!(problems[0].key, "fiscal.currency");
         let s = load_str(
-            "[till]\npin=\"1234\"\ntimezone=\"Asia/Tashkent\"\n[fiscal]\ncountry=\"uz\"\n",
+            "[till]\npin=\"1234\"\ntimezone=\"Asia/Tashkent\"\n[fiscal]\ncountry=\"uz\"\nbackend=\"fiscalbox\"\n[fiscalbox]\nurl=\"http://192.168.1.50:8080/\"\n",
         )
         .unwrap();
         assert_eq!(s.profile.currency, "UZS");
+        assert_eq!(s.fiscalbox.unwrap().url, "http://192.168.1.50:8080");
+    }
+
+    #[test]
+    fn an_uzbek_till_fiscalizes_through_a_fiscalbox_only() {
+        for backend in ["cloud", "register"] {
+            let text = format!(
+                "[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\nbackend=\"{backend}\"\n[register]\npath=\"/dev/null\"\n"
+            );
+            let problems = load_str(&text).unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].key, "fiscal.backend");
+            assert_eq!(problems[0].line, Some(5));
+            assert!(
+                problems[0].message.contains("fiscalbox"),
+                "{}",
+                problems[0].message
+            );
+        }
+        let problems =
+            load_str("[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\nbackend=\"fiscalbox\"\n")
+                .unwrap_err();
+        assert_eq!(problems[0].key, "fiscalbox.url");
+        let problems = load_str("[till]\npin=\"1234\"\n[fiscal]\nbackend=\"fiscalbox\"\n[fiscalbox]\nurl=\"http://10.0.0.5\"\nretry_base_ms=5\n")
+            .unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["fiscal.backend", "fiscalbox.retry_base_ms"]);
     }
 
     #[test]

@@ -202,8 +202,9 @@ pub fn check(
         );
     }
 
-    let devices = check_devices(c, country, &mut bad);
     check_deadlines(&c.deadlines, &mut bad);
+    let devices = check_devices(c, &mut bad);
+    let fiscalbox = check_fiscalbox(c, country, &mut bad);
 
     let settings = Settings {
         listen: listen?,
@@ -238,6 +239,7 @@ pub fn check(
         },
         devices: devices?,
         deadlines: thresholds(&c.deadlines),
+        fiscalbox: fiscalbox?,
     };
     Some((settings, secret_files))
 }
@@ -408,30 +410,17 @@ pub fn normalize_origin(origin: &str) -> Option<String> {
     ok.then_some(o)
 }
 
-fn check_devices(
-    c: &Config,
-    country: Country,
-    bad: &mut impl FnMut(&str, String),
-) -> Option<DeviceSettings> {
+fn check_devices(c: &Config, bad: &mut impl FnMut(&str, String)) -> Option<DeviceSettings> {
     let mut ok = true;
     let mut fail = |key: &str, message: String| {
         ok = false;
         bad(key, message);
     };
-    if c.fiscal.backend == Backend::Register {
-        if c.register.path.trim().is_empty() {
-            fail(
-                "fiscal.backend",
-                "backend \"register\" needs a fiscal register: set register.path".into(),
-            );
-        }
-        if country != Country::Ru {
-            fail(
-                "fiscal.backend",
-                "the Shtrih-M register fiscalizes Russian receipts only; use backend \"cloud\""
-                    .into(),
-            );
-        }
+    if c.fiscal.backend == Backend::Register && c.register.path.trim().is_empty() {
+        fail(
+            "fiscal.backend",
+            "backend \"register\" needs a fiscal register: set register.path".into(),
+        );
     }
     for (key, baud) in [
         ("register.baud", c.register.baud),
@@ -568,6 +557,89 @@ fn check_devices(
         reconnect_base: Duration::from_millis(c.devices.reconnect_base_ms),
         reconnect_cap: Duration::from_millis(c.devices.reconnect_cap_ms),
     })
+}
+
+/// `[fiscalbox]` and the country rule: an Uzbek till fiscalizes through a
+/// FiscalBox only (the processing and the Shtrih-M register are Russian);
+/// a FiscalBox fiscalizes Uzbek receipts only. `Some(None)`: valid, no box.
+fn check_fiscalbox(
+    c: &Config,
+    country: Country,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<Option<FiscalboxSettings>> {
+    let f = &c.fiscalbox;
+    let mut ok = true;
+    let mut fail = |key: &str, message: String| {
+        ok = false;
+        bad(key, message);
+    };
+    match (country, c.fiscal.backend) {
+        (Country::Uz, Backend::Cloud | Backend::Register) => fail(
+            "fiscal.backend",
+            format!(
+                "backend {:?} fiscalizes Russian receipts only; an Uzbek till (country \"uz\") uses backend \"fiscalbox\" with [fiscalbox] url",
+                match c.fiscal.backend {
+                    Backend::Cloud => "cloud",
+                    _ => "register",
+                }
+            ),
+        ),
+        (Country::Ru, Backend::Fiscalbox) => fail(
+            "fiscal.backend",
+            "a FiscalBox fiscalizes Uzbek receipts only; use country \"uz\"".into(),
+        ),
+        _ => {}
+    }
+    let url = f.url.trim().trim_end_matches('/');
+    if c.fiscal.backend == Backend::Fiscalbox
+        && (!(url.starts_with("http://") || url.starts_with("https://"))
+            || url.len() < 10
+            || url.contains(char::is_whitespace))
+    {
+        fail(
+            "fiscalbox.url",
+            format!(
+                "backend \"fiscalbox\" needs the box's base URL such as http://192.168.1.50:8080, got {:?}",
+                f.url
+            ),
+        );
+    }
+    for (key, value, range) in [
+        (
+            "fiscalbox.connect_timeout_ms",
+            f.connect_timeout_ms,
+            10..=60_000,
+        ),
+        (
+            "fiscalbox.request_timeout_ms",
+            f.request_timeout_ms,
+            100..=300_000,
+        ),
+        ("fiscalbox.reply_wait_ms", f.reply_wait_ms, 0..=120_000),
+        ("fiscalbox.retry_base_ms", f.retry_base_ms, 10..=600_000),
+        ("fiscalbox.retry_cap_ms", f.retry_cap_ms, 10..=3_600_000),
+    ] {
+        check_range(key, value, range, &mut fail);
+    }
+    if f.retry_cap_ms < f.retry_base_ms {
+        fail(
+            "fiscalbox.retry_cap_ms",
+            "must not be less than fiscalbox.retry_base_ms".into(),
+        );
+    }
+    if !ok {
+        return None;
+    }
+    Some(
+        (c.fiscal.backend == Backend::Fiscalbox).then(|| FiscalboxSettings {
+            url: url.to_string(),
+            connect_timeout: Duration::from_millis(f.connect_timeout_ms),
+            request_timeout: Duration::from_millis(f.request_timeout_ms),
+            reply_wait: Duration::from_millis(f.reply_wait_ms),
+            retry_base: Duration::from_millis(f.retry_base_ms),
+            retry_cap: Duration::from_millis(f.retry_cap_ms),
+        }),
+    )
 }
 
 /// A numeric key must lie within its documented range.

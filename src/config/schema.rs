@@ -26,6 +26,7 @@ pub struct Config {
     pub printer: PrinterConfig,
     pub drawer: DrawerConfig,
     pub deadlines: DeadlinesConfig,
+    pub fiscalbox: FiscalboxConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -220,6 +221,8 @@ pub enum Backend {
     Cloud,
     /// The fiscal register fiscalizes and prints at once.
     Register,
+    /// A FiscalBox on the LAN ([fiscalbox]) fiscalizes Uzbek receipts.
+    Fiscalbox,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -471,6 +474,36 @@ impl Default for DeadlinesConfig {
             shift_limit_critical_minutes: 60,
             clock_warn_s: 60,
             clock_critical_s: 240,
+        }
+    }
+}
+
+/// The Uzbek till's fiscal terminal, a FiscalBox on the LAN.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FiscalboxConfig {
+    /// Base URL of the box, e.g. `http://192.168.1.50:8080`.
+    pub url: String,
+    pub connect_timeout_ms: u64,
+    /// Limit for one whole request to the box.
+    pub request_timeout_ms: u64,
+    /// How long `/fiscalbox/order/create` waits for the box's fiscal data
+    /// before answering with the receipt journaled and its offline link.
+    pub reply_wait_ms: u64,
+    /// First retry delay after a failure; doubles up to `retry_cap_ms`.
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+}
+
+impl Default for FiscalboxConfig {
+    fn default() -> Self {
+        FiscalboxConfig {
+            url: String::new(),
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 10_000,
+            reply_wait_ms: 5_000,
+            retry_base_ms: 500,
+            retry_cap_ms: 30_000,
         }
     }
 }

@@ -204,6 +204,18 @@ pub struct DrawerSettings {
     pub open_on_cash: bool,
 }
 
+/// The validated `[fiscalbox]` section (present with backend "fiscalbox").
+#[derive(Clone, Debug)]
+pub struct FiscalboxSettings {
+    /// Base URL without a trailing slash.
+    pub url: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub reply_wait: Duration,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+}
+
 /// The validated device sections.
 #[derive(Clone, Debug)]
 pub struct DeviceSettings {
@@ -233,4 +245,5 @@ pub struct Settings {
     pub cloud: CloudSettings,
     pub devices: DeviceSettings,
     pub deadlines: crate::deadlines::Thresholds,
+    pub fiscalbox: Option<FiscalboxSettings>,
 }

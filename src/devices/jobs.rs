@@ -21,7 +21,7 @@
 //! (the printer vanished, paper ran out mid-receipt) prints again marked as a
 //! copy.
 
-use super::escpos::layout::{LayoutOptions, ReceiptPrint, receipt as layout_receipt};
+use super::escpos::layout::{ReceiptPrint, receipt as layout_receipt};
 use super::manager::{CALL_LIMIT, Devices};
 pub use super::reconcile::RegisterMarker;
 use super::reconcile::{Action, DocSummary, Observed, reconcile, refusal_parks};
@@ -503,13 +503,7 @@ async fn print_job(
             copy,
             footer: &settings.footer,
         },
-        &LayoutOptions {
-            width: settings.width,
-            code_table: settings.code_table,
-            encoding: super::manager::text_encoding(settings.encoding),
-            cut: super::manager::cut_mode(settings.cut),
-            ..LayoutOptions::default()
-        },
+        &super::manager::layout_options(&settings),
     );
     let drawer = devices.settings.drawer.clone();
     let kick =

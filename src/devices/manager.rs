@@ -554,6 +554,27 @@ impl Devices {
             .ok_or(ActionError::NotConfigured("receipt printer"))
     }
 
+    /// Print blocks (a POS's banners) on the receipt printer at once.
+    pub async fn print_blocks(
+        &self,
+        list: Vec<super::escpos::layout::Block>,
+    ) -> Result<(), ActionError> {
+        let printer = self.printer()?;
+        let settings = self
+            .settings
+            .printer
+            .as_ref()
+            .ok_or(ActionError::NotConfigured("receipt printer"))?;
+        let doc = super::escpos::layout::blocks(&list, &layout_options(settings));
+        printer
+            .call(CALL_LIMIT, move |p| {
+                p.printer.print(&doc)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Open the cash drawer wherever it hangs.
     pub async fn open_drawer(&self) -> Result<(), ActionError> {
         let d = self.settings.drawer.clone();
@@ -651,6 +672,17 @@ impl Devices {
                 Ok(register_details(&r.register.status()?))
             })
             .await?)
+    }
+}
+
+/// The receipt layout as `[printer]` sets it.
+pub fn layout_options(settings: &PrinterSettings) -> super::escpos::layout::LayoutOptions {
+    super::escpos::layout::LayoutOptions {
+        width: settings.width,
+        code_table: settings.code_table,
+        encoding: text_encoding(settings.encoding),
+        cut: cut_mode(settings.cut),
+        ..Default::default()
     }
 }
 

@@ -5,6 +5,7 @@ pub mod fiscal;
 pub mod idempotency;
 pub mod money;
 pub mod receipt;
+pub mod uz;
 pub mod validate;
 
 pub use money::{Money, Quantity};

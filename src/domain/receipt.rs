@@ -535,6 +535,8 @@ pub struct Draft {
     pub total: Option<Money>,
     pub cashier: Option<Cashier>,
     pub buyer: Option<Buyer>,
+    /// The Uzbek extension (FiscalBox dialect); `None` elsewhere.
+    pub uz: Option<super::uz::UzReceipt>,
     /// A discount on the whole receipt, spread over the lines.
     pub discount: Option<Money>,
     /// On a return or a settlement: the date of the operation it refers to.
@@ -556,6 +558,10 @@ pub struct Receipt {
     pub cashier: Option<Cashier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buyer: Option<Buyer>,
+    /// The Uzbek extension: absent (and left out of the fingerprint) on
+    /// every other receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uz: Option<super::uz::UzReceipt>,
     /// The receipt-level discount (already in the lines' totals).
     #[serde(default, skip_serializing_if = "Money::is_zero")]
     pub discount: Money,

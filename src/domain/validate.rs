@@ -321,6 +321,9 @@ pub fn validate(
     if let Some(buyer) = &draft.buyer {
         check_buyer(&mut v, buyer);
     }
+    if profile.country == Country::Uz {
+        v.extend(super::uz::check(draft.kind, &items, draft.uz.as_ref()));
+    }
 
     if !v.is_empty() {
         return Err(v);
@@ -335,6 +338,7 @@ pub fn validate(
         change,
         cashier: draft.cashier,
         buyer: draft.buyer,
+        uz: draft.uz,
         discount,
         original_date: draft.original_date,
     })
@@ -719,6 +723,7 @@ mod tests {
             total: None,
             cashier: None,
             buyer: None,
+            uz: None,
         }
     }
 
@@ -793,13 +798,31 @@ mod tests {
             currency: "UZS".into(),
             default_tax_system: TaxSystem::Common,
         };
+        let coded = |vat| {
+            let mut l = line("Non", 500000, 1000, vat);
+            l.class_code = Some("10999001001000000".into());
+            l.package_code = Some("1520627".into());
+            l
+        };
         let ok = draft(
-            vec![item(line("Non", 500000, 1000, Vat::Vat12), None)],
+            vec![item(coded(Vat::Vat12), None)],
             vec![pay(PaymentKind::Cash, 500000)],
         );
         assert!(validate(ok, &uz, day()).is_ok());
+        // The IKPU class code and package code are mandatory (domain::uz).
+        let uncoded = draft(
+            vec![item(line("Non", 500000, 1000, Vat::Vat12), None)],
+            vec![pay(PaymentKind::Cash, 500000)],
+        );
+        assert_eq!(
+            rules(validate(uncoded, &uz, day())),
+            vec![
+                ("/items/0/class_code".into(), "required"),
+                ("/items/0/package_code".into(), "required")
+            ]
+        );
         let bad = draft(
-            vec![item(line("Non", 500000, 1000, Vat::Vat20), None)],
+            vec![item(coded(Vat::Vat20), None)],
             vec![pay(PaymentKind::Cash, 500000)],
         );
         assert_eq!(

@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::{Receipt, ReceiptState, Source};
 use chrono_tz::Tz;
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -51,8 +52,9 @@ pub struct Options {
     /// Queue a [`JobKind::Print`] job for every new receipt (a printer is
     /// configured and the cloud fiscalizes: it prints with the offline link).
     pub print_on_accept: bool,
-    /// Queue a [`JobKind::Print`] job when the register has fiscalized a receipt
-    /// (the customer copy with the fiscal QR).
+    /// Queue a [`JobKind::Print`] job when the register (or the FiscalBox)
+    /// has fiscalized a receipt (the customer copy with the fiscal QR; for a
+    /// FiscalBox receipt, the Soliq link).
     pub print_after_register: bool,
 }
 
@@ -75,9 +77,10 @@ impl Options {
             fiscal_job: match backend {
                 Backend::Cloud => JobKind::Fiscalize,
                 Backend::Register => JobKind::Register,
+                Backend::Fiscalbox => JobKind::Fiscalbox,
             },
             print_on_accept: printer && backend == Backend::Cloud,
-            print_after_register: printer && backend == Backend::Register,
+            print_after_register: printer && backend != Backend::Cloud,
         }
     }
 }
@@ -181,6 +184,10 @@ pub enum JournalError {
     /// The writer thread has stopped (shutdown or a fatal error).
     #[error("the journal is closed")]
     Closed,
+    /// A rule that depends on committed receipts refused the request (a
+    /// refund beyond what was sold); nothing was written.
+    #[error("refused: {}", .0.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Refused(Vec<crate::domain::Violation>),
     /// The caller's key already names a different receipt.
     #[error(
         "{source_name} key {caller_key:?} was already used for receipt {existing_id} (number {existing_number}) with different content"
@@ -227,6 +234,8 @@ impl From<rusqlite::Error> for JournalError {
 pub struct Outbox {
     pub sync: Arc<tokio::sync::Notify>,
     pub devices: Arc<tokio::sync::Notify>,
+    /// The FiscalBox worker.
+    pub fiscalbox: Arc<tokio::sync::Notify>,
 }
 
 impl Outbox {
@@ -234,6 +243,7 @@ impl Outbox {
     pub fn committed(&self) {
         self.sync.notify_one();
         self.devices.notify_one();
+        self.fiscalbox.notify_one();
     }
 }
 
@@ -340,7 +350,10 @@ impl Journal {
         self.apply(WRITE_TIMEOUT, move |c, ctx| {
             ops::record_fiscalized(c, ctx, job_id, &attrs, &qr, actor)
         })
-        .await
+        .await?;
+        // A print job may have come with it; the box's confirms may wait on it.
+        self.outbox.committed();
+        Ok(())
     }
 
     /// Merge `patch` (a JSON object) into the job's data: a device job's
@@ -422,6 +435,72 @@ impl Journal {
             ops::operator_discard(c, ctx, &receipt_id, &reason)
         })
         .await
+    }
+
+    /// Queue the delivery of a payment confirm for `receipt_id` (once per
+    /// receipt): `true` when queued now, `false` when it already was.
+    pub async fn queue_confirm(
+        &self,
+        receipt_id: String,
+        data: serde_json::Value,
+    ) -> Result<bool, JournalError> {
+        let queued = self
+            .apply(WRITE_TIMEOUT, move |c, ctx| {
+                ops::queue_confirm(c, ctx, &receipt_id, &data)
+            })
+            .await?;
+        self.outbox.committed();
+        Ok(queued)
+    }
+
+    /// Set named counters together, in one commit (the FiscalBox dialect's
+    /// shift state lives in the `counters` table: no schema change).
+    /// `expect` guards a transition: the first counter must hold that value.
+    pub async fn set_counters(
+        &self,
+        expect: Option<(&'static str, i64)>,
+        values: Vec<(&'static str, i64)>,
+    ) -> Result<bool, JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, _| {
+            if let Some((name, want)) = expect {
+                let now: i64 = c
+                    .query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+                        r.get(0)
+                    })
+                    .optional()?
+                    .unwrap_or(0);
+                if now != want {
+                    return Ok(false);
+                }
+            }
+            for (name, value) in &values {
+                c.prepare_cached(
+                    "INSERT INTO counters (name, value) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(rusqlite::params![name, value])?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    pub async fn counter(&self, name: &'static str) -> Result<i64, JournalError> {
+        self.read(move |r| r.counter(name)).await
+    }
+
+    /// Receipts numbered in `(after, upto]`, in order.
+    pub async fn numbered(
+        &self,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<StoredReceipt>, JournalError> {
+        self.read(move |r| r.numbered(after, upto)).await
+    }
+
+    /// The receipt a link names (offline link or fiscal QR).
+    pub async fn find_by_link(&self, link: String) -> Result<Option<StoredReceipt>, JournalError> {
+        self.read(move |r| r.find_by_link(&link)).await
     }
 
     /// Store (or with `None`, forget) a named secret such as a cloud token.
@@ -613,6 +692,7 @@ mod tests {
             change: Money::ZERO,
             cashier: None,
             buyer: None,
+            uz: None,
         }
     }
 

@@ -23,6 +23,11 @@ pub enum JobKind {
     Register,
     /// Print a receipt on the ESC/POS printer.
     Print,
+    /// Fiscalize a receipt on the FiscalBox (Uzbekistan).
+    Fiscalbox,
+    /// Deliver a QR payment provider's `_confirm` through the FiscalBox once
+    /// the paid receipt is fiscalized; data `{provider, id, qr_code}`.
+    FiscalboxConfirm,
 }
 
 /// Where an outbox job stands.
@@ -36,13 +41,21 @@ pub enum JobState {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 3] = [JobKind::Fiscalize, JobKind::Register, JobKind::Print];
+    pub const ALL: [JobKind; 5] = [
+        JobKind::Fiscalize,
+        JobKind::Register,
+        JobKind::Print,
+        JobKind::Fiscalbox,
+        JobKind::FiscalboxConfirm,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             JobKind::Fiscalize => "fiscalize",
             JobKind::Register => "register",
             JobKind::Print => "print",
+            JobKind::Fiscalbox => "fiscalbox",
+            JobKind::FiscalboxConfirm => "fiscalbox_confirm",
         }
     }
 }
@@ -103,7 +116,7 @@ sql_text_enum!(JobState);
 pub trait JobMarker: Serialize + serde::de::DeserializeOwned + Default {}
 
 /// The job kinds that fiscalize a receipt; a receipt has exactly one.
-const FISCAL_JOBS: &str = "('fiscalize', 'register')";
+pub(super) const FISCAL_JOBS: &str = "('fiscalize', 'register', 'fiscalbox')";
 
 /// Run a statement through the connection's statement cache: the writer runs
 /// the same few statements for every receipt.
@@ -181,6 +194,9 @@ pub(super) fn accept(
         }
     }
 
+    if let Some(refund_of) = new.receipt.uz.as_ref().and_then(|u| u.refund_of.as_deref()) {
+        check_refund_bound(c, refund_of, &new.receipt)?;
+    }
     let number: u64 = c
         .prepare_cached(
             "UPDATE counters SET value = value + 1 WHERE name = 'receipt_number' RETURNING value",
@@ -270,6 +286,94 @@ pub(super) fn accept(
     }))
 }
 
+/// A refund names its original by a link the POS was given for it (the
+/// Soliq QR once the box fiscalized it, or the offline link before): find
+/// the original and every earlier refund of it, and let the domain rule
+/// (`domain::uz::check_refund`) judge. It runs here, inside the accept
+/// transaction, because it depends on what is committed: two refunds of the
+/// same sale racing each other are judged one after the other.
+fn check_refund_bound(
+    c: &Connection,
+    refund_of: &str,
+    refund: &crate::domain::Receipt,
+) -> Result<(), JournalError> {
+    let Some(original_id) = read::find_by_link(c, refund_of)? else {
+        return Err(JournalError::Refused(vec![crate::domain::Violation::new(
+            "/uz/refund_of",
+            "original_known",
+            format!("no receipt of this till has the link {refund_of:?}"),
+        )]));
+    };
+    let original = loaded(c, &original_id)?;
+    if original.receipt.kind != crate::domain::ReceiptKind::Sale {
+        return Err(JournalError::Refused(vec![crate::domain::Violation::new(
+            "/uz/refund_of",
+            "refund_of_sale",
+            "the receipt named is not a sale",
+        )]));
+    }
+    let links: Vec<String> = std::iter::once(original.offline_url.clone())
+        .chain(original.fiscal_qr.clone())
+        .chain(
+            original
+                .fiscal
+                .as_ref()
+                .and_then(|f| f.ofd_receipt_url.clone()),
+        )
+        .collect();
+    let mut earlier = Vec::new();
+    let mut stmt = c.prepare_cached(
+        "SELECT body FROM receipts WHERE json_extract(body, '$.uz.refund_of') = ?1 AND state != 'discarded'",
+    )?;
+    let mut seen = std::collections::HashSet::new();
+    for link in &links {
+        if !seen.insert(link.clone()) {
+            continue;
+        }
+        let bodies = stmt.query_map([link], |r| r.get::<_, String>(0))?;
+        for body in bodies {
+            let r: crate::domain::Receipt = serde_json::from_str(&body?)
+                .map_err(|e| JournalError::Unavailable(format!("stored receipt: {e}")))?;
+            earlier.push(r.items);
+        }
+    }
+    let v = crate::domain::uz::check_refund(&original.receipt.items, &earlier, &refund.items);
+    if v.is_empty() {
+        Ok(())
+    } else {
+        Err(JournalError::Refused(v))
+    }
+}
+
+/// Queue (once per receipt) the delivery of a payment provider's confirm for
+/// `receipt_id`; a repeat of the same confirm is the same job.
+pub(super) fn queue_confirm(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    receipt_id: &str,
+    data: &serde_json::Value,
+) -> Result<bool, JournalError> {
+    let at = stamp(ctx);
+    let n = exec(
+        c,
+        "INSERT OR IGNORE INTO jobs (kind, receipt_id, state, next_attempt_at, data, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
+        params![JobKind::FiscalboxConfirm, receipt_id, JobState::Pending, data.to_string(), at],
+    )?;
+    if n == 1 {
+        let state = receipt_state(c, receipt_id)?;
+        event(
+            c,
+            receipt_id,
+            &at,
+            "fiscalbox",
+            state,
+            "payment confirm queued",
+        )?;
+    }
+    Ok(n == 1)
+}
+
 /// The processing took the receipt as document `document_id`.
 pub(super) fn record_submitted(
     c: &Connection,
@@ -327,7 +431,7 @@ pub(super) fn record_fiscalized(
         attrs.fiscal_document_number, attrs.fiscal_sign, attrs.fiscal_drive_number
     );
     event(c, &receipt_id, &at, actor, ReceiptState::Fiscalized, &note)?;
-    if actor == "register" && ctx.options.print_after_register {
+    if (actor == "register" || actor == "fiscalbox") && ctx.options.print_after_register {
         // An operator may have asked for a print already: one job per receipt.
         exec(
             c,
@@ -437,10 +541,10 @@ pub(super) fn park(
     let kind: JobKind = c.query_row("SELECT kind FROM jobs WHERE id = ?1", [job_id], |r| {
         r.get(0)
     })?;
-    let actor = if kind == JobKind::Register {
-        "register"
-    } else {
-        "sync"
+    let actor = match kind {
+        JobKind::Register => "register",
+        JobKind::Fiscalbox | JobKind::FiscalboxConfirm => "fiscalbox",
+        _ => "sync",
     };
     event(c, &receipt_id, &at, actor, ReceiptState::Rejected, message)?;
     Ok(())
@@ -461,7 +565,7 @@ pub(super) fn operator_retry(
         c,
         &format!(
             "UPDATE jobs SET state = ?2, next_attempt_at = 0, updated_at = ?3,
-                    data = CASE WHEN kind = 'register' THEN data ELSE '{{}}' END
+                    data = CASE WHEN kind IN ('register', 'fiscalbox') THEN data ELSE '{{}}' END
              WHERE receipt_id = ?1 AND kind IN {FISCAL_JOBS}"
         ),
         params![receipt_id, JobState::Pending, at],

@@ -42,7 +42,7 @@ const SELECT: &str = "SELECT r.id, r.number, r.source, r.state, r.idempotency_ke
             j.state, j.attempts, j.last_error, j.next_attempt_at, json_extract(j.data, '$.document_id'), j.kind,
             p.state, p.attempts, p.last_error, coalesce(json_extract(p.data, '$.copies'), 0)
      FROM receipts r
-     LEFT JOIN jobs j ON j.receipt_id = r.id AND j.kind IN ('fiscalize', 'register')
+     LEFT JOIN jobs j ON j.receipt_id = r.id AND j.kind IN ('fiscalize', 'register', 'fiscalbox')
      LEFT JOIN jobs p ON p.receipt_id = r.id AND p.kind = 'print'";
 
 /// A job as the worker sees it.
@@ -115,6 +115,13 @@ impl Reader {
         self.with(|c| load(c, id))
     }
 
+    pub(super) fn find_by_link(&self, link: &str) -> Result<Option<StoredReceipt>, JournalError> {
+        self.with(|c| match find_by_link(c, link)? {
+            Some(id) => load(c, &id),
+            None => Ok(None),
+        })
+    }
+
     pub(super) fn list(
         &self,
         state: Option<ReceiptState>,
@@ -152,6 +159,35 @@ impl Reader {
                 receipts,
                 next_after,
             })
+        })
+    }
+
+    /// Receipts numbered in `(after, upto]`, in order (a shift's receipts).
+    pub(super) fn numbered(
+        &self,
+        after: u64,
+        upto: u64,
+    ) -> Result<Vec<StoredReceipt>, JournalError> {
+        self.with(|c| {
+            let sql = format!("{SELECT} WHERE r.number > ?1 AND r.number <= ?2 ORDER BY r.number");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(params![after, upto], row_to_receipt)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// A named counter (0 when never set).
+    pub(super) fn counter(&self, name: &str) -> Result<i64, JournalError> {
+        self.with(|c| {
+            Ok(
+                c.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+                .unwrap_or(0),
+            )
         })
     }
 
@@ -222,7 +258,7 @@ impl Reader {
             Ok(c.query_row(
                 "SELECT count(*) FILTER (WHERE j.state = 'pending'), count(*) FILTER (WHERE j.state = 'parked'),
                         min(r.created_at) FILTER (WHERE j.state = 'pending')
-                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind IN ('fiscalize', 'register') AND j.state IN ('pending', 'parked')",
+                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind IN ('fiscalize', 'register', 'fiscalbox') AND j.state IN ('pending', 'parked')",
                 [],
                 |r| {
                     Ok(SyncCounts {
@@ -275,6 +311,16 @@ impl Reader {
 }
 
 /// One receipt with its state history; shared by the reader and the writer.
+/// The receipt a POS-facing link names: its offline link, or its fiscal QR
+/// (for a FiscalBox receipt, the Soliq link).
+pub(super) fn find_by_link(c: &Connection, link: &str) -> Result<Option<String>, JournalError> {
+    Ok(c.prepare_cached(
+        "SELECT id FROM receipts WHERE offline_url = ?1 OR fiscal_qr = ?1 ORDER BY number LIMIT 1",
+    )?
+    .query_row([link], |r| r.get(0))
+    .optional()?)
+}
+
 pub(super) fn load(c: &Connection, id: &str) -> Result<Option<StoredReceipt>, JournalError> {
     let sql = format!("{SELECT} WHERE r.id = ?1");
     let Some(mut receipt) = c

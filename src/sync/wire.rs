@@ -434,6 +434,7 @@ mod tests {
                 email: None,
                 phone: Some("+79001234567".into()),
             }),
+            uz: None,
         };
         let json = serde_json::to_string(&receipt_body(&r)).unwrap();
         assert_eq!(

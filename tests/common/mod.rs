@@ -38,12 +38,31 @@ impl TestDaemon {
         Self::start_with_clock(tweak, Arc::new(SystemClock)).await
     }
 
+    /// An Uzbek till whose fiscal terminal is the FiscalBox at `box_url`.
+    pub async fn start_uz(box_url: &str, tweak: impl FnOnce(&mut Settings)) -> TestDaemon {
+        let url = box_url.to_string();
+        Self::start_from(
+            move |dir| uz_settings(dir, &url),
+            tweak,
+            Arc::new(SystemClock),
+        )
+        .await
+    }
+
     pub async fn start_with_clock(
         tweak: impl FnOnce(&mut Settings),
         clock: Arc<dyn Clock>,
     ) -> TestDaemon {
+        Self::start_from(settings, tweak, clock).await
+    }
+
+    async fn start_from(
+        base: impl FnOnce(&std::path::Path) -> Settings,
+        tweak: impl FnOnce(&mut Settings),
+        clock: Arc<dyn Clock>,
+    ) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = settings(dir.path());
+        let mut s = base(dir.path());
         tweak(&mut s);
         let daemon = Daemon::start(&s, clock).await.expect("daemon starts");
         let base = format!("http://{}", daemon.addr);
@@ -118,6 +137,36 @@ pub fn receipt(name: &str, price: &str) -> Value {
     json!({
         "type": "sale",
         "items": [{"name": name, "quantity": 1, "price": price, "vat": "22"}],
+        "payments": [{"kind": "cash", "amount": price}]
+    })
+}
+
+/// An Uzbek till (`demo-uz.toml`) fiscalizing through the FiscalBox at
+/// `box_url`, with short retries so outages heal in test time.
+pub fn uz_settings(dir: &std::path::Path, box_url: &str) -> Settings {
+    let mut s = config::load_str(config::DEMO_UZ_CONFIG).expect("demo uz config");
+    s.journal_path = dir.join("journal.sqlite");
+    s.listen = "127.0.0.1:0".parse().unwrap();
+    s.cloud.enabled = false;
+    s.devices.register = None;
+    s.devices.printer = None;
+    s.devices.drawer.via = config::DrawerVia::None;
+    let fb = s.fiscalbox.as_mut().expect("demo uz has a FiscalBox");
+    fb.url = box_url.to_string();
+    fb.connect_timeout = std::time::Duration::from_millis(500);
+    fb.request_timeout = std::time::Duration::from_millis(1500);
+    fb.retry_base = std::time::Duration::from_millis(20);
+    fb.retry_cap = std::time::Duration::from_millis(150);
+    s
+}
+
+/// A valid Uzbek receipt for the native API: one line with IKPU and
+/// package code, VAT 12 %, paid in cash.
+pub fn uz_receipt(name: &str, price: &str) -> Value {
+    json!({
+        "type": "sale",
+        "items": [{"name": name, "quantity": 1, "price": price, "vat": "12",
+                   "class_code": "10999001001000000", "package_code": "1520627"}],
         "payments": [{"kind": "cash", "amount": price}]
     })
 }

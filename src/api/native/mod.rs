@@ -253,6 +253,11 @@ async fn health(State(app): Shared) -> Response {
         },
         "journal": journal,
         "sync": sync,
+        "fiscalbox": app.fiscalbox.as_ref().map(|f| json!({
+            "url": f.client.base_url(),
+            "state": f.status.lock().expect("box status lock").clone(),
+            "sverka": f.sverka.lock().expect("sverka lock").clone(),
+        })),
     });
     let status = if ok {
         StatusCode::OK

@@ -200,6 +200,7 @@ impl Parser {
             total: total.map(|t| t.ok_or(())).transpose().ok()?,
             cashier: cashier.map(|t| t.ok_or(())).transpose().ok()?,
             buyer: buyer.map(|t| t.ok_or(())).transpose().ok()?,
+            uz: None,
             discount: discount.map(|t| t.ok_or(())).transpose().ok()?,
             original_date: original_date.map(|t| t.ok_or(())).transpose().ok()?,
         })

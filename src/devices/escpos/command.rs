@@ -262,6 +262,20 @@ impl Commands {
         .raw(&[GS, b'(', b'k', 3, 0, 0x31, 0x51, 0x30])
     }
 
+    /// A CODE128 barcode (code set B) with its text below: `GS h` height,
+    /// `GS H 2` HRI below, `GS k 73 n {B data` (Epson ESC/POS, function B).
+    /// Data outside printable ASCII is dropped; at most 253 characters.
+    pub fn barcode_code128(&mut self, data: &str) -> &mut Self {
+        let data: Vec<u8> = data
+            .bytes()
+            .filter(|b| (0x20..0x7F).contains(b))
+            .take(253)
+            .collect();
+        self.raw(&[GS, b'h', 80]).raw(&[GS, b'H', 2]);
+        self.raw(&[GS, b'k', 73, (data.len() + 2) as u8, b'{', b'B'])
+            .raw(&data)
+    }
+
     /// `ESC p m t1 t2`: a pulse of `on_ms` then `off_ms` (2 ms units, 2–510 ms).
     pub fn drawer_kick(&mut self, pin: DrawerPin, on_ms: u32, off_ms: u32) -> &mut Self {
         let units = |ms: u32| (ms / 2).clamp(1, 255) as u8;

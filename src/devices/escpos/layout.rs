@@ -366,7 +366,29 @@ pub fn receipt(doc: &ReceiptPrint, opts: &LayoutOptions) -> Vec<u8> {
         c.line(&l);
     }
 
-    if let Some(f) = doc.fiscal {
+    // An Uzbek receipt (FiscalBox): the fiscal module's facts; no QR and no
+    // fiscal sign on advance and credit receipts (FiscalBox Order.md).
+    let uz_type = r.uz.as_ref().map(|u| u.receipt_type);
+    let plain_sale = !matches!(
+        uz_type,
+        Some(crate::domain::uz::UzReceiptType::Prepaid | crate::domain::uz::UzReceiptType::Credit)
+    );
+    if let (Some(f), Some(_)) = (doc.fiscal, &r.uz) {
+        c.line(&rule);
+        let mut rows = vec![
+            ("FM", f.fiscal_drive_number.clone()),
+            ("CHEK", f.fiscal_document_number.to_string()),
+        ];
+        if plain_sale {
+            rows.push(("FISKAL BELGI", f.fiscal_sign.clone()));
+        }
+        rows.push(("SANA", f.date_time.format("%d.%m.%Y %H:%M:%S").to_string()));
+        for (label, value) in rows {
+            for l in two_columns(label, &value, w) {
+                c.line(&l);
+            }
+        }
+    } else if let Some(f) = doc.fiscal {
         c.line(&rule);
         let rows = [
             ("РН ККТ", f.kkt_reg_id.clone()),
@@ -385,7 +407,7 @@ pub fn receipt(doc: &ReceiptPrint, opts: &LayoutOptions) -> Vec<u8> {
     }
 
     c.align(Align::Center);
-    if !doc.qr.is_empty() {
+    if !doc.qr.is_empty() && plain_sale {
         c.qr(doc.qr, opts.qr_module_size, QrEc::M).raw(&[LF]);
     }
     for l in wrap(doc.qr_caption, w) {
@@ -414,6 +436,64 @@ fn copy_mark(c: &mut Commands) {
         .size(1, 1)
         .bold(false)
         .align(Align::Left);
+}
+
+/// What a printed block is (a banner of a POS: promotion text, a coupon
+/// barcode, a QR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockKind {
+    Text,
+    Barcode,
+    Qr,
+}
+
+/// One block with its style.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub kind: BlockKind,
+    pub data: String,
+    pub bold: bool,
+    /// Character magnification 1–8.
+    pub width: u8,
+    pub height: u8,
+    pub align: Align,
+    /// QR module size 1–16; `None`: the layout's.
+    pub qr_size: Option<u8>,
+    /// Cut after this block.
+    pub cut: bool,
+}
+
+/// Blocks as one print job; cut after the last block in any case. Pure.
+pub fn blocks(list: &[Block], opts: &LayoutOptions) -> Vec<u8> {
+    let mut c = Commands::new(opts.encoding);
+    c.init().code_table(opts.code_table);
+    for (i, b) in list.iter().enumerate() {
+        c.align(b.align);
+        match b.kind {
+            BlockKind::Text => {
+                c.bold(b.bold)
+                    .size(b.width.clamp(1, 8), b.height.clamp(1, 8));
+                let per_line = (opts.width / usize::from(b.width.clamp(1, 8))).max(1);
+                for line in b.data.lines() {
+                    for l in wrap(line, per_line) {
+                        c.line(&l);
+                    }
+                }
+                c.size(1, 1).bold(false);
+            }
+            BlockKind::Barcode => {
+                c.barcode_code128(&b.data).raw(&[LF]);
+            }
+            BlockKind::Qr => {
+                c.qr(&b.data, b.qr_size.unwrap_or(opts.qr_module_size), QrEc::M)
+                    .raw(&[LF]);
+            }
+        }
+        if b.cut || i + 1 == list.len() {
+            c.cut(opts.cut);
+        }
+    }
+    c.into_bytes()
 }
 
 #[cfg(test)]
@@ -527,6 +607,7 @@ mod tests {
             change: Money(9435),
             cashier: None,
             buyer: None,
+            uz: None,
         }
     }
 
@@ -561,5 +642,120 @@ mod tests {
             assert!(text.contains(want), "{want} missing in {text}");
         }
         assert!(!text.contains("ФН"), "no fiscal block when not fiscalized");
+    }
+
+    #[test]
+    fn an_uzbek_receipt_prints_the_fiscal_module_block_and_the_soliq_qr() {
+        use crate::domain::uz::{UzReceipt, UzReceiptType};
+        let mut r = sample();
+        r.uz = Some(UzReceipt {
+            receipt_type: UzReceiptType::Order,
+            refund_of: None,
+            lines: vec![],
+            pos_number: None,
+            pos_time: "2026-11-29 10:00:00".into(),
+            card_type: None,
+            ppt_id: None,
+            qr_payment: None,
+            open_cashbox: false,
+        });
+        let f = FiscalAttributes {
+            fiscal_document_number: 643,
+            fiscal_sign: "248429044289".into(),
+            fiscal_drive_number: "UZ170703100189".into(),
+            kkt_reg_id: "UZ170703100189".into(),
+            shift_number: 0,
+            receipt_number_in_shift: 0,
+            date_time: chrono::NaiveDate::from_ymd_opt(2020, 5, 18)
+                .unwrap()
+                .and_hms_opt(22, 14, 3)
+                .unwrap(),
+            ofd_receipt_url: None,
+        };
+        let qr =
+            "https://ofd.soliq.uz/check?t=UZ170703100189&r=643&c=20200518221403&s=248429044289";
+        let print = |r: &Receipt| {
+            let doc = ReceiptPrint {
+                header: &[],
+                number: 7,
+                receipt: r,
+                local_time: "18.05.2020 22:14".into(),
+                fiscal: Some(&f),
+                qr,
+                qr_caption: "",
+                copy: false,
+                footer: &[],
+            };
+            receipt(&doc, &LayoutOptions::default())
+        };
+        let bytes = print(&r);
+        let text = TextEncoding::Cp866.decode(&bytes);
+        for want in [
+            "UZ170703100189",
+            "643",
+            "248429044289",
+            "18.05.2020 22:14:03",
+        ] {
+            assert!(text.contains(want), "{want} missing in {text}");
+        }
+        assert!(!text.contains("СМЕНА"), "no Russian shift rows");
+        let has_qr = |b: &[u8]| b.windows(qr.len()).any(|w| w == qr.as_bytes());
+        assert!(has_qr(&bytes), "the Soliq link is printed as the QR");
+        // An advance receipt: neither QR nor fiscal sign (Order.md).
+        r.uz.as_mut().unwrap().receipt_type = UzReceiptType::Prepaid;
+        let bytes = print(&r);
+        assert!(!has_qr(&bytes));
+        assert!(!TextEncoding::Cp866.decode(&bytes).contains("248429044289"));
+    }
+
+    #[test]
+    fn blocks_print_text_barcode_and_qr_with_their_styles() {
+        use crate::sim::devices::printer::model::{Event, PrinterModel};
+        let list = [
+            Block {
+                kind: BlockKind::Text,
+                data: "Keyingi xarid uchun 5% chegirma".into(),
+                bold: true,
+                width: 2,
+                height: 2,
+                align: Align::Center,
+                qr_size: None,
+                cut: false,
+            },
+            Block {
+                kind: BlockKind::Barcode,
+                data: "23423423".into(),
+                bold: false,
+                width: 1,
+                height: 1,
+                align: Align::Center,
+                qr_size: None,
+                cut: false,
+            },
+            Block {
+                kind: BlockKind::Qr,
+                data: "https://example.uz/promo".into(),
+                bold: false,
+                width: 1,
+                height: 1,
+                align: Align::Center,
+                qr_size: Some(6),
+                cut: false,
+            },
+        ];
+        let bytes = blocks(&list, &LayoutOptions::default());
+        // ESC E 1 (bold) and GS ! 0x11 (double width and height) before the text.
+        assert!(bytes.windows(3).any(|w| w == [0x1B, b'E', 1]));
+        assert!(bytes.windows(3).any(|w| w == [0x1D, b'!', 0x11]));
+        let mut printer = PrinterModel::default();
+        printer.feed(&bytes);
+        let out = printer.output();
+        let doc = &out.documents[0];
+        assert!(doc.text().contains("Keyingi xarid"), "{}", doc.text());
+        assert_eq!(doc.qr, ["https://example.uz/promo"]);
+        assert!(out.events.contains(&Event::Barcode {
+            symbology: 73,
+            data: "{B23423423".into()
+        }));
     }
 }

@@ -295,6 +295,7 @@ mod tests {
             change: Money(paid - total.0),
             cashier: None,
             buyer: None,
+            uz: None,
         }
     }
 

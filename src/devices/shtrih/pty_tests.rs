@@ -96,6 +96,7 @@ fn receipt() -> Receipt {
         change: Money(40000 - total.0),
         cashier: None,
         buyer: None,
+        uz: None,
     }
 }
 

@@ -562,7 +562,7 @@ async fn set_knobs(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
 /// A 200 whose body fails before its first byte: hyper drops the connection
 /// without flushing the head, so the client sees a broken connection and no
 /// response — a reply lost after the commit.
-fn severed_reply() -> Response {
+pub(crate) fn severed_reply() -> Response {
     let mut response = Response::new(Body::new(SeveredBody));
     response.extensions_mut().insert(Severed);
     response
