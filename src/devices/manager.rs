@@ -79,6 +79,10 @@ pub struct RegisterDriver {
     /// The open shift's number and opening time, found once per shift.
     shift_opened: Option<(u32, Option<chrono::DateTime<chrono::Utc>>)>,
     crossings: crate::deadlines::Crossings,
+    /// Why the drive refuses receipts now (the OFD block, expiry), from the
+    /// last readings: the register is shown faulted with it, and read
+    /// every poll until it clears so held receipts go at once.
+    blocked: Option<String>,
 }
 
 impl Driver for RegisterDriver {
@@ -122,6 +126,7 @@ impl Driver for RegisterDriver {
                         next_reading: std::time::Instant::now(),
                         shift_opened: None,
                         crossings: Default::default(),
+                        blocked: None,
                     });
                 }
                 // Nothing at the path (unplugged, no permission): no rate helps.
@@ -139,8 +144,14 @@ impl Driver for RegisterDriver {
         if std::time::Instant::now() >= self.next_reading {
             self.next_reading = std::time::Instant::now() + self.settings.reading_interval;
             self.take_readings(&status)?;
+            if self.blocked.is_some() {
+                self.next_reading = std::time::Instant::now();
+            }
         }
         let mut health = register_health(&status);
+        if health.problem.is_none() {
+            health.problem = self.blocked.clone();
+        }
         if health.problem.is_none()
             && status.shift == ShiftState::Closed
             && !self.settings.auto_open_shift
@@ -208,6 +219,16 @@ impl RegisterDriver {
             marking_last_sync: None,
         };
         let conditions = evaluate(&readings, &self.settings.thresholds, now);
+        self.blocked = conditions
+            .iter()
+            .find(|c| {
+                c.severity == Severity::Blocking
+                    && matches!(
+                        c.kind,
+                        crate::deadlines::Kind::OfdBlock | crate::deadlines::Kind::FnExpiry
+                    )
+            })
+            .map(|c| format!("{}: {}", c.message, c.action));
         for c in self.crossings.update(&conditions) {
             if c.severity >= Severity::Warn {
                 tracing::warn!(

@@ -141,6 +141,8 @@ pub struct RegisterModel {
     fn_expires: Option<NaiveDate>,
     /// The last FD the OFD confirmed: later documents are in the queue.
     ofd_confirmed: u32,
+    /// Knob: the queue's oldest document dates from then (until it drains).
+    ofd_oldest_at: Option<NaiveDateTime>,
 }
 
 impl RegisterModel {
@@ -165,12 +167,14 @@ impl RegisterModel {
             executed: 0,
             fn_expires: None,
             ofd_confirmed: 0,
+            ofd_oldest_at: None,
         }
     }
 
     /// The OFD confirms every document made so far (the link is up).
     pub fn drain_ofd(&mut self) {
         self.ofd_confirmed = self.last_fd();
+        self.ofd_oldest_at = None;
     }
 
     /// Documents the OFD has not confirmed.
@@ -178,20 +182,22 @@ impl RegisterModel {
         self.last_fd() - self.ofd_confirmed.min(self.last_fd())
     }
 
-    fn oldest_unsent(&self) -> Option<&FnDoc> {
-        self.documents.iter().find(|d| d.fd > self.ofd_confirmed)
+    /// The oldest unconfirmed document's number and date.
+    fn oldest_unsent(&self) -> Option<(u32, NaiveDateTime)> {
+        self.documents
+            .iter()
+            .find(|d| d.fd > self.ofd_confirmed)
+            .map(|d| (d.fd, self.ofd_oldest_at.unwrap_or(d.date_time)))
     }
 
     /// Knob: the oldest unconfirmed document was made `age` before `now`
-    /// (the last document is put back in the queue if it is empty).
+    /// (the last document is put back in the queue if it is empty). Its
+    /// date in the FN archive stays; the queue reports the knob's.
     pub fn set_ofd_backlog_age(&mut self, now: NaiveDateTime, age: TimeDelta) {
         if self.ofd_unsent() == 0 {
             self.ofd_confirmed = self.last_fd().saturating_sub(1);
         }
-        let confirmed = self.ofd_confirmed;
-        if let Some(d) = self.documents.iter_mut().find(|d| d.fd > confirmed) {
-            d.date_time = now - age;
-        }
+        self.ofd_oldest_at = Some(now - age);
     }
 
     /// FF01 warning flags: b0 three days or less to expiry, b1 thirty
@@ -221,6 +227,15 @@ impl RegisterModel {
             self.shift_payments = [0; 16];
             self.add_document(fd_type::SHIFT_OPEN, now - age, 0, 0);
         }
+        let shift = self.shift_number;
+        if let Some(d) = self
+            .documents
+            .iter_mut()
+            .rev()
+            .find(|d| d.doc_type == fd_type::SHIFT_OPEN && d.shift == shift)
+        {
+            d.date_time = now - age;
+        }
         self.shift_opened_at = Some(now - age);
     }
 
@@ -228,7 +243,7 @@ impl RegisterModel {
     /// more than 30 days old (spec note part B).
     fn ofd_blocked(&self, now: NaiveDateTime) -> bool {
         self.oldest_unsent()
-            .is_some_and(|d| now - d.date_time > TimeDelta::days(30))
+            .is_some_and(|(_, at)| now - at > TimeDelta::days(30))
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -738,8 +753,8 @@ impl RegisterModel {
                     exchange: 0x01 | if oldest.is_some() { 0x02 } else { 0 },
                     reading: false,
                     unsent: self.ofd_unsent().min(u32::from(u16::MAX)) as u16,
-                    first_unsent: oldest.map_or(0, |d| d.fd),
-                    first_unsent_at: oldest.map(|d| d.date_time),
+                    first_unsent: oldest.map_or(0, |(fd, _)| fd),
+                    first_unsent_at: oldest.map(|(_, at)| at),
                 }
                 .encode())
             }
@@ -883,6 +898,58 @@ mod tests {
             taxes: [0; 4],
             text: String::new(),
         })
+    }
+
+    #[test]
+    fn ofd_queue_expiry_and_the_30_day_block() {
+        let mut m = RegisterModel::new(ModelConfig::from_seed(7));
+        assert_eq!(run(&mut m, Command::OpenShift).error, 0);
+        // A fresh drive: 470 days, no warning flags, one document queued.
+        let exp = FnExpiry::decode(&run(&mut m, Command::FnExpiry).payload).unwrap();
+        assert_eq!(exp.expires, now().date() + TimeDelta::days(470));
+        let q = OfdStatus::decode(&run(&mut m, Command::OfdStatus).payload).unwrap();
+        assert_eq!(
+            (q.unsent, q.first_unsent, q.first_unsent_at),
+            (1, 1, Some(now()))
+        );
+        // The link drains it.
+        m.drain_ofd();
+        let q = OfdStatus::decode(&run(&mut m, Command::OfdStatus).payload).unwrap();
+        assert_eq!((q.unsent, q.first_unsent_at), (0, None));
+        // 30 days exactly still sells; a minute more and the drive refuses.
+        m.set_ofd_backlog_age(now(), TimeDelta::days(30));
+        assert_eq!(run(&mut m, Command::OpenCheck(CheckType::Sale)).error, 0);
+        assert_eq!(run(&mut m, Command::CancelCheck).error, 0);
+        let later = now() + TimeDelta::minutes(1);
+        assert_eq!(
+            run_at(&mut m, Command::OpenCheck(CheckType::Sale), later).error,
+            assumed::FN_OFD_WAIT_EXHAUSTED
+        );
+        // Reports still run; once drained, sales go again.
+        assert_eq!(run_at(&mut m, Command::XReport, later).error, 0);
+        m.drain_ofd();
+        assert_eq!(
+            run_at(&mut m, Command::OpenCheck(CheckType::Sale), later).error,
+            0
+        );
+        // Expiry flags: b1 within 30 days, b0 within 3.
+        m.set_fn_expires(now().date() + TimeDelta::days(20));
+        let w = |m: &mut RegisterModel| {
+            FnStatus::decode(&run(m, Command::FnStatus).payload)
+                .unwrap()
+                .warnings
+        };
+        assert_eq!(w(&mut m), 0x02);
+        m.set_fn_expires(now().date() + TimeDelta::days(2));
+        assert_eq!(w(&mut m), 0x03);
+        // The shift knob moves the opening document too.
+        m.set_shift_age(now(), TimeDelta::hours(23));
+        let doc = FnDocument::decode(&run(&mut m, Command::FindDocument(1)).payload).unwrap();
+        assert_eq!(doc.doc_type, fd_type::SHIFT_OPEN);
+        assert_eq!(
+            crate::devices::shtrih::command::get_dt5(&doc.data[..5]),
+            Some(now() - TimeDelta::hours(23))
+        );
     }
 
     #[test]
