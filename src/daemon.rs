@@ -45,6 +45,7 @@ pub struct Daemon {
     devices: Option<Arc<Devices>>,
     device_worker: Option<DeviceWorker>,
     box_worker: Option<crate::fiscalbox::worker::BoxWorker>,
+    auto_z: Option<JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -147,6 +148,18 @@ impl Daemon {
                 })
             }),
         };
+        let auto_z = match (&settings.auto_z, &devices, &settings.devices.register) {
+            (Some(z), Some(d), Some(r)) => Some(spawn_auto_z(
+                *z,
+                d.clone(),
+                journal.clone(),
+                clock.clone(),
+                settings.timezone,
+                r.path.clone(),
+                settings.devices.status_interval,
+            )),
+            _ => None,
+        };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(api::server::serve_with(
@@ -170,6 +183,7 @@ impl Daemon {
             devices,
             device_worker,
             box_worker: fiscalbox.map(|(_, worker, _)| worker),
+            auto_z,
         })
     }
 
@@ -189,6 +203,9 @@ impl Daemon {
                 Ok(())
             }
         };
+        if let Some(z) = self.auto_z.take() {
+            z.abort();
+        }
         if let Some(worker) = self.worker.take() {
             worker.stop(SHUTDOWN_GRACE).await;
         }
@@ -211,6 +228,86 @@ impl Daemon {
         tracing::info!("fiscald stopped; journal flushed");
         served
     }
+}
+
+/// The automatic Z report's shell: every `tick`, what the register, the
+/// deadline readings and the journal say → [`auto_z::decide`]; runs the Z
+/// report through the register's own queue when it says so.
+///
+/// [`auto_z::decide`]: crate::deadlines::auto_z::decide
+fn spawn_auto_z(
+    z: crate::config::AutoZSettings,
+    devices: Arc<Devices>,
+    journal: Journal,
+    clock: Arc<dyn Clock>,
+    tz: chrono_tz::Tz,
+    register_path: std::path::PathBuf,
+    tick: Duration,
+) -> JoinHandle<()> {
+    use crate::deadlines::auto_z::{Decision, Input, decide};
+    tokio::spawn(async move {
+        let mut last_run: Option<chrono::NaiveDate> = None;
+        let mut postponed = false;
+        loop {
+            tokio::time::sleep(tick.max(Duration::from_millis(100))).await;
+            let now = clock.now().with_timezone(&tz);
+            let register = devices
+                .statuses()
+                .into_iter()
+                .find(|d| d.name == "register");
+            let Some(register) = register else { continue };
+            let shift = register.details.get("shift").and_then(|v| v.as_str());
+            let shift_number = register
+                .details
+                .get("shift_number")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0) as u32;
+            let readings = crate::deadlines::board().get(&register_path);
+            let Ok(view) = journal.ops_view(now.format("%Y-%m-%d").to_string()).await else {
+                continue;
+            };
+            let pending = view
+                .jobs
+                .iter()
+                .filter(|(k, s, _)| k == "register" && s == "pending")
+                .map(|(_, _, n)| n)
+                .sum();
+            let input = Input {
+                now: now.naive_local(),
+                at: z.at,
+                window: chrono::Duration::from_std(z.window).unwrap_or(chrono::Duration::hours(1)),
+                shift_open: matches!(shift, Some("open" | "expired")),
+                shift_number,
+                shift_opened: readings
+                    .and_then(|r| r.shift_opened_at)
+                    .map(|t| t.with_timezone(&tz).naive_local()),
+                pending_register_jobs: pending,
+                last_run,
+            };
+            match decide(&input) {
+                Decision::Idle => postponed = false,
+                Decision::Postpone(why) => {
+                    if !postponed {
+                        tracing::info!(device = "register", "automatic Z report postponed: {why}");
+                        postponed = true;
+                    }
+                }
+                Decision::Run => match devices.close_shift().await {
+                    Ok(_) => {
+                        last_run = Some(now.date_naive());
+                        tracing::info!(
+                            device = "register",
+                            shift = shift_number,
+                            "automatic Z report: shift {shift_number} closed before it passed 24 h"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(device = "register", error = %e, "automatic Z report failed; tried again at the next tick");
+                    }
+                },
+            }
+        }
+    })
 }
 
 /// Run as a service until SIGTERM or SIGINT: readiness and watchdog for systemd.

@@ -26,8 +26,9 @@ pub use schema::{
 };
 pub use secrets::SecretFile;
 pub use settings::{
-    ApiSettings, ApiToken, AuthSettings, CloudSettings, DeviceSettings, DrawerSettings,
-    FiscalboxSettings, Limits, PrinterSettings, RegisterSettings, Secret, Settings, TokenHash,
+    ApiSettings, ApiToken, AuthSettings, AutoZSettings, CloudSettings, DeviceSettings,
+    DrawerSettings, FiscalboxSettings, Limits, PrinterSettings, RegisterSettings, Secret, Settings,
+    TokenHash,
 };
 
 use std::fmt;

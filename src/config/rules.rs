@@ -203,6 +203,31 @@ pub fn check(
     }
 
     check_deadlines(&c.deadlines, &mut bad);
+    let auto_z = match c.deadlines.auto_z_at.trim() {
+        "" => Some(None),
+        t => match chrono::NaiveTime::parse_from_str(t, "%H:%M") {
+            Ok(at) if (1..=720).contains(&c.deadlines.auto_z_window_minutes) => {
+                Some(Some(super::settings::AutoZSettings {
+                    at,
+                    window: Duration::from_secs(c.deadlines.auto_z_window_minutes * 60),
+                }))
+            }
+            Ok(_) => {
+                bad(
+                    "deadlines.auto_z_window_minutes",
+                    "must be 1..=720 minutes".into(),
+                );
+                None
+            }
+            Err(_) => {
+                bad(
+                    "deadlines.auto_z_at",
+                    format!("must be a local time HH:MM (24 h) or empty, not {t:?}"),
+                );
+                None
+            }
+        },
+    };
     let devices = check_devices(c, &mut bad);
     let fiscalbox = check_fiscalbox(c, country, &mut bad);
 
@@ -239,6 +264,7 @@ pub fn check(
         },
         devices: devices?,
         deadlines: thresholds(&c.deadlines),
+        auto_z: auto_z?,
         fiscalbox: fiscalbox?,
     };
     Some((settings, secret_files))

@@ -458,6 +458,10 @@ pub struct DeadlinesConfig {
     pub shift_limit_critical_minutes: u64,
     pub clock_warn_s: u64,
     pub clock_critical_s: u64,
+    /// Local time ("HH:MM") of the automatic Z report; empty: off.
+    pub auto_z_at: String,
+    /// How long after `auto_z_at` it may still run when postponed.
+    pub auto_z_window_minutes: u64,
 }
 
 impl Default for DeadlinesConfig {
@@ -474,6 +478,8 @@ impl Default for DeadlinesConfig {
             shift_limit_critical_minutes: 60,
             clock_warn_s: 60,
             clock_critical_s: 240,
+            auto_z_at: String::new(),
+            auto_z_window_minutes: 60,
         }
     }
 }

@@ -246,4 +246,13 @@ pub struct Settings {
     pub devices: DeviceSettings,
     pub deadlines: crate::deadlines::Thresholds,
     pub fiscalbox: Option<FiscalboxSettings>,
+    /// `[deadlines] auto_z_at`: the automatic Z report, when on.
+    pub auto_z: Option<AutoZSettings>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AutoZSettings {
+    /// Till-local time.
+    pub at: chrono::NaiveTime,
+    pub window: Duration,
 }

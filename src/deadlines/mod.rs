@@ -22,6 +22,7 @@
 //! - clock: FN error 0x17 when the register clock and the drive's timer
 //!   differ by more than 5 min (sigmarnd page in the spec note).
 
+pub mod auto_z;
 mod board;
 
 pub use board::{RegisterBoard, board};
