@@ -147,6 +147,10 @@ impl Daemon {
                     sverka: std::sync::Mutex::new(serde_json::Value::Null),
                 })
             }),
+            marking: settings
+                .marking
+                .clone()
+                .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m))),
         };
         let auto_z = match (&settings.auto_z, &devices, &settings.devices.register) {
             (Some(z), Some(d), Some(r)) => Some(spawn_auto_z(

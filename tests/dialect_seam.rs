@@ -135,6 +135,7 @@ async fn toy_sell(
         discount: None,
         original_date: None,
         uz: None,
+        correction: None,
     };
     match accept(&app, &TOY, None, draft).await? {
         Outcome::Created(r) => Ok((
@@ -176,6 +177,7 @@ async fn serve(tweak: impl FnOnce(&mut fiscald::config::Settings)) -> Toy {
         )),
         deadlines: Default::default(),
         fiscalbox: None,
+        marking: None,
     };
     let app = fiscald::api::dialect::router_with(Arc::new(state), Dialects(BOTH));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -322,4 +324,31 @@ async fn auth_is_per_dialect() {
     )
     .await;
     assert_eq!((status, &r["reason"]), (403, &json!("operator_only")));
+}
+
+/// Architecture guard: no code under `src/api/` wakes a worker; the journal's
+/// outbox does that when it commits jobs.
+#[test]
+fn no_handler_wakes_a_worker() {
+    fn scan(dir: &std::path::Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                scan(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    if line.contains("notify_one") || line.contains(".outbox()") {
+                        found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    scan(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api"),
+        &mut found,
+    );
+    assert!(found.is_empty(), "wake-ups in src/api: {found:#?}");
 }

@@ -22,6 +22,9 @@ const STATE_CHANGING: &[&str] = &[
     "/v1/shifts/open",
     "/v1/shifts/close",
     "/v1/reports/x",
+    "/v1/corrections",
+    "/v1/cash/in",
+    "/v1/cash/out",
 ];
 
 /// Every route, and a path that is none.
@@ -38,6 +41,10 @@ const ALL_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/shifts/open"),
     ("POST", "/v1/shifts/close"),
     ("POST", "/v1/reports/x"),
+    ("POST", "/v1/corrections"),
+    ("POST", "/v1/cash/in"),
+    ("POST", "/v1/cash/out"),
+    ("GET", "/v1/cash/{id}"),
     ("GET", "/v1/no-such-thing"),
     ("GET", "/"),
     ("OPTIONS", "/v1/receipts"),
@@ -183,6 +190,11 @@ async fn a_cross_site_form_post_to_every_state_changing_endpoint_is_refused_and_
                 "application/x-www-form-urlencoded",
                 "Sec-Fetch-Site: same-site",
             ),
+            // An old browser: no Origin, no fetch metadata, only a Referer.
+            (
+                "application/x-www-form-urlencoded",
+                "Referer: http://evil.example/win.html",
+            ),
         ] {
             let (status, _, body) = raw_http(
                 d.daemon.addr,
@@ -287,6 +299,17 @@ async fn a_get_with_sec_fetch_site_cross_site_is_refused() {
             assert_eq!(status, 403, "{path} {site}: {body}");
             assert!(body.contains("cross_site_request"), "{body}");
         }
+        // An old browser's cross-site GET (an <img>, a link) shows only in its Referer.
+        let (status, _, body) = raw_http(
+            d.daemon.addr,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nReferer: http://evil.example/page",
+                host(&d)
+            ),
+            "",
+        )
+        .await;
+        assert_eq!(status, 403, "{path} Referer: {body}");
         // Typed into the address bar: allowed.
         let (status, _, _) = raw_http(
             d.daemon.addr,

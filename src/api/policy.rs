@@ -128,6 +128,13 @@ pub fn check_origin(
     }
 }
 
+/// `http://host:port/page?x` → `http://host:port`.
+pub fn referer_origin(referer: &str) -> Option<String> {
+    let (scheme, rest) = referer.trim().split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+}
+
 /// Step 4: who is calling, given the `Authorization` header.
 pub fn authenticate(
     api: &ApiSettings,
@@ -204,11 +211,18 @@ pub async fn enforce(
         return e.into_response();
     }
     let host = host.unwrap_or_default();
+    // Browsers too old to send fetch metadata still send a Referer with
+    // most cross-site requests: its origin stands in for a missing Origin.
+    let fetch_site = header(headers, "sec-fetch-site");
+    let referer = match (header(headers, header::ORIGIN), fetch_site) {
+        (None, None) => header(headers, header::REFERER).and_then(referer_origin),
+        _ => None,
+    };
     let cors = match check_origin(
         &app.api,
         &host,
-        header(headers, header::ORIGIN),
-        header(headers, "sec-fetch-site"),
+        header(headers, header::ORIGIN).or(referer.as_deref()),
+        fetch_site,
     ) {
         Ok(cors) => cors,
         Err(e) => {
@@ -393,6 +407,19 @@ mod tests {
             let e = check_origin(&a, h, origin, site).unwrap_err();
             assert_eq!(e.status, StatusCode::FORBIDDEN, "{origin:?} {site:?}");
         }
+    }
+
+    #[test]
+    fn a_referer_gives_the_origin_old_browsers_leave_out() {
+        assert_eq!(
+            referer_origin("http://evil.example/page.html?x=1").as_deref(),
+            Some("http://evil.example")
+        );
+        assert_eq!(
+            referer_origin("http://127.0.0.1:8730").as_deref(),
+            Some("http://127.0.0.1:8730")
+        );
+        assert_eq!(referer_origin("nonsense"), None);
     }
 
     #[test]

@@ -193,6 +193,9 @@ pub struct PrinterSettings {
     pub footer: Vec<String>,
     pub write_timeout: Duration,
     pub status_timeout: Duration,
+    /// Cloud backend: the wait for fiscalization before a slip is printed.
+    pub fiscal_wait: Duration,
+    pub after_slip: super::schema::AfterSlip,
 }
 
 #[derive(Clone, Debug)]
@@ -248,6 +251,8 @@ pub struct Settings {
     pub fiscalbox: Option<FiscalboxSettings>,
     /// `[deadlines] auto_z_at`: the automatic Z report, when on.
     pub auto_z: Option<AutoZSettings>,
+    /// `None`: marking codes are not checked with a service.
+    pub marking: Option<MarkingSettings>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,4 +260,24 @@ pub struct AutoZSettings {
     /// Till-local time.
     pub at: chrono::NaiveTime,
     pub window: Duration,
+}
+
+/// One permissive-mode service.
+#[derive(Clone, Debug)]
+pub struct MarkingService {
+    pub url: String,
+    /// Online: the `X-API-KEY` token. Local: the Basic-auth password.
+    pub secret: Secret,
+    /// Local only: the Basic-auth login and the `X-ClientId`.
+    pub login: String,
+    pub client_id: String,
+}
+
+/// The validated `[marking]` section.
+#[derive(Clone, Debug)]
+pub struct MarkingSettings {
+    pub online: Option<MarkingService>,
+    pub local: Option<MarkingService>,
+    pub timeout: Duration,
+    pub on_unreachable: super::schema::OnUnreachable,
 }

@@ -55,6 +55,7 @@ fn routes() -> Router<Arc<AppState>> {
         .route("/receipts/{id}", get(get_receipt))
         .route("/devices", get(devices::list))
         .merge(operator)
+        .merge(super::operations::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -110,7 +111,7 @@ fn with_warnings(app: &super::AppState, mut reply: serde_json::Value) -> serde_j
     reply
 }
 
-fn caller_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn caller_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };

@@ -110,6 +110,10 @@ pub struct RegisterSnapshot {
     pub cash_in_drawer: u64,
     /// Documents the OFD has not confirmed.
     pub ofd_unsent: u32,
+    /// The current (or last) shift's counters, as X/Z reports total them.
+    pub totals: super::model::ShiftTotals,
+    /// Every X and Z report printed, with the counters it showed.
+    pub reports: Vec<super::model::ShiftReport>,
     /// Commands executed without error.
     pub executed: u64,
     /// Good frames received (including NAKed and repeated ones).
@@ -216,6 +220,8 @@ impl RegisterEmulator {
             x_reports: s.model.x_reports(),
             cash_in_drawer: s.model.cash_in_drawer(),
             ofd_unsent: s.model.ofd_unsent(),
+            totals: s.model.totals().clone(),
+            reports: s.model.reports().to_vec(),
             executed: s.model.executed(),
             frames: s.frames,
             repeats: s.repeats,
@@ -359,6 +365,10 @@ impl Worker {
     fn unplug(&mut self) {
         // Flag first: whoever sees the hang-up must already see "unplugged".
         lock(&self.shared).plugged = false;
+        // The stable name goes before the pty does (as udev removes a pulled
+        // adapter's link): a stale link would name a /dev/pts number the
+        // kernel may hand to another emulator in the same process.
+        let _ = std::fs::remove_file(&self.path);
         self.pty = None;
         self.link = DeviceLink::new();
     }
