@@ -46,6 +46,7 @@ pub struct Daemon {
     device_worker: Option<DeviceWorker>,
     box_worker: Option<crate::fiscalbox::worker::BoxWorker>,
     auto_z: Option<JoinHandle<()>>,
+    marking_poller: Option<JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -119,6 +120,25 @@ impl Daemon {
                 device_wake.clone(),
             )
         });
+        let marking = settings
+            .marking
+            .clone()
+            .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m)));
+        let marking_last_sync = marking
+            .as_ref()
+            .map(|_| Arc::new(std::sync::Mutex::new(None)));
+        let marking_poller = match (&marking, &marking_last_sync) {
+            (Some(m), Some(slot)) => Some(spawn_marking_status(
+                m.clone(),
+                slot.clone(),
+                settings
+                    .devices
+                    .register
+                    .as_ref()
+                    .map_or(Duration::from_secs(60), |r| r.reading_interval),
+            )),
+            _ => None,
+        };
         let state = AppState {
             journal: journal.clone(),
             profile: settings.profile.clone(),
@@ -138,6 +158,7 @@ impl Daemon {
             deadlines: crate::deadlines::Source {
                 register: settings.devices.register.as_ref().map(|r| r.path.clone()),
                 thresholds: settings.deadlines,
+                marking_last_sync: marking_last_sync.clone(),
             },
             fiscalbox: fiscalbox.as_ref().map(|(client, worker, reply_wait)| {
                 Arc::new(api::FiscalboxState {
@@ -147,10 +168,7 @@ impl Daemon {
                     sverka: std::sync::Mutex::new(serde_json::Value::Null),
                 })
             }),
-            marking: settings
-                .marking
-                .clone()
-                .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m))),
+            marking: marking.clone(),
         };
         let auto_z = match (&settings.auto_z, &devices, &settings.devices.register) {
             (Some(z), Some(d), Some(r)) => Some(spawn_auto_z(
@@ -188,6 +206,7 @@ impl Daemon {
             device_worker,
             box_worker: fiscalbox.map(|(_, worker, _)| worker),
             auto_z,
+            marking_poller,
         })
     }
 
@@ -209,6 +228,9 @@ impl Daemon {
         };
         if let Some(z) = self.auto_z.take() {
             z.abort();
+        }
+        if let Some(p) = self.marking_poller.take() {
+            p.abort();
         }
         if let Some(worker) = self.worker.take() {
             worker.stop(SHUTDOWN_GRACE).await;
@@ -232,6 +254,30 @@ impl Daemon {
         tracing::info!("fiscald stopped; journal flushed");
         served
     }
+}
+
+/// Reads the marking local module's `lastSync` every `every` for the 72 h
+/// lockout deadline (the client's own timeout bounds each call).
+fn spawn_marking_status(
+    client: Arc<crate::marking::client::MarkingClient>,
+    slot: Arc<std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
+    every: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match client.local_status().await {
+                None => return,
+                Some(Ok(s)) => {
+                    *slot.lock().expect("marking reading") =
+                        chrono::DateTime::from_timestamp_millis(s.last_sync);
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "marking local module status unreadable");
+                }
+            }
+            tokio::time::sleep(every.max(Duration::from_millis(100))).await;
+        }
+    })
 }
 
 /// The automatic Z report's shell: every `tick`, what the register, the

@@ -9,8 +9,10 @@
 mod common;
 
 use common::TestDaemon;
+use fiscald::config::{MarkingService, MarkingSettings, OnUnreachable, Secret};
 use fiscald::sim::devices::control::{RegisterFaultsPatch, SimDevices, SimDevicesOptions};
 use fiscald::sim::devices::register::DeadlineKnobs;
+use fiscald::sim::marking::{MarkingKnobs, SimMarking};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -80,16 +82,41 @@ async fn four_deadlines_show_on_page_status_metrics_and_receipt_warnings() {
         ofd_backlog_hours: Some(28 * 24),
         ..DeadlineKnobs::default()
     });
-    let d = start_daemon(&sim).await;
+    // The marking local module last synced 70 h ago.
+    let marking =
+        SimMarking::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    marking
+        .set_knobs(MarkingKnobs {
+            last_sync_age_ms: Some(70 * 3_600_000),
+            ..Default::default()
+        })
+        .unwrap();
+    let marking_url = marking.base_url();
+    let d = TestDaemon::start_with(|s| {
+        common::wire_emulators(s, &sim);
+        s.devices.register.as_mut().unwrap().reading_interval = Duration::from_millis(200);
+        s.marking = Some(MarkingSettings {
+            online: None,
+            local: Some(MarkingService {
+                url: marking_url,
+                secret: Secret::new("admin"),
+                login: "admin".into(),
+                client_id: "9999078900000001".into(),
+            }),
+            timeout: Duration::from_millis(400),
+            on_unreachable: OnUnreachable::SellUnchecked,
+        });
+    })
+    .await;
 
     let status = until("the deadline readings", async || {
         let (_, s) = d.get("/v1/status").await;
         let kinds = s["deadlines"].as_array()?.len();
-        (kinds >= 3).then_some(s)
+        (kinds >= 4).then_some(s)
     })
     .await;
     let list = &status["deadlines"];
-    // Most urgent first: all three are critical; the shift is soonest.
+    // Most urgent first: all four are critical; the shift is soonest.
     assert_eq!(list[0]["kind"], "shift_limit", "{list:#}");
     let shift = condition(list, "shift_limit");
     assert_eq!(shift["severity"], "critical");
@@ -105,6 +132,10 @@ async fn four_deadlines_show_on_page_status_metrics_and_receipt_warnings() {
             .unwrap()
             .contains("internet so the OFD queue drains")
     );
+    let lm = condition(list, "marking_lockout");
+    assert_eq!(lm["severity"], "critical");
+    assert!((2 * 3_600 - 60..=2 * 3_600).contains(&left(lm)), "{lm}");
+    assert!(lm["action"].as_str().unwrap().contains("ЛМ ЧЗ"));
     let fn_expiry = condition(list, "fn_expiry");
     assert_eq!(fn_expiry["severity"], "critical");
     // The drive's last valid day is 2 days from today: it stops at the
@@ -133,7 +164,7 @@ async fn four_deadlines_show_on_page_status_metrics_and_receipt_warnings() {
     let (code, reply) = d.post(&common::receipt("Хлеб", "45.00"), None).await;
     assert_eq!(code, 201, "{reply}");
     let warnings = &reply["warnings"];
-    for kind in ["shift_limit", "ofd_block", "fn_expiry"] {
+    for kind in ["shift_limit", "marking_lockout", "ofd_block", "fn_expiry"] {
         assert_eq!(condition(warnings, kind)["severity"], "critical");
     }
     assert!(
@@ -167,7 +198,10 @@ async fn four_deadlines_show_on_page_status_metrics_and_receipt_warnings() {
     assert!((2 * DAY - 180..=2 * DAY).contains(&gauge("deadline_seconds_left", "ofd_block")));
     assert!((3_300..=3_600).contains(&gauge("deadline_seconds_left", "shift_limit")));
     assert!((2 * DAY..=3 * DAY).contains(&gauge("deadline_seconds_left", "fn_expiry")));
-    for kind in ["ofd_block", "shift_limit", "fn_expiry"] {
+    assert!(
+        (2 * 3_600 - 120..=2 * 3_600).contains(&gauge("deadline_seconds_left", "marking_lockout"))
+    );
+    for kind in ["ofd_block", "shift_limit", "fn_expiry", "marking_lockout"] {
         assert_eq!(gauge("deadline_severity", kind), 2, "{kind}");
     }
 
@@ -193,14 +227,16 @@ async fn four_deadlines_show_on_page_status_metrics_and_receipt_warnings() {
         })
         .collect();
     assert_eq!(
-        &rows[..3],
+        &rows[..4],
         [
             ("shift_limit", "critical"),
+            ("marking_lockout", "critical"),
             ("ofd_block", "critical"),
             ("fn_expiry", "critical")
         ],
         "{section}"
     );
+    assert!(section.contains("last synced 2 days 22 h ago"), "{section}");
     assert!(section.contains("the oldest 28 days"), "{section}");
     assert!(section.contains("expires in 2 days"), "{section}");
     assert!(section.contains("sales stop in "), "{section}");
@@ -222,6 +258,7 @@ async fn four_deadlines_show_on_page_status_metrics_and_receipt_warnings() {
     assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
 
     d.daemon.stop().await.unwrap();
+    marking.stop().await;
     sim.stop();
 }
 

@@ -544,6 +544,8 @@ fn unsafe_zeroed_timex() -> nix::libc::timex {
 pub struct Source {
     pub register: Option<std::path::PathBuf>,
     pub thresholds: Thresholds,
+    /// The marking local module's last sync, as its status poller last read it.
+    pub marking_last_sync: Option<std::sync::Arc<std::sync::Mutex<Option<DateTime<Utc>>>>>,
 }
 
 impl Source {
@@ -554,6 +556,13 @@ impl Source {
             .as_ref()
             .and_then(|p| board().get(p))
             .unwrap_or_default();
+        let readings = Readings {
+            marking_last_sync: self
+                .marking_last_sync
+                .as_ref()
+                .and_then(|m| *m.lock().expect("marking reading")),
+            ..readings
+        };
         evaluate(&readings, &self.thresholds, now)
     }
 
