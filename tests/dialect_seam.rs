@@ -175,6 +175,7 @@ async fn serve(tweak: impl FnOnce(&mut fiscald::config::Settings)) -> Toy {
         ops: Arc::new(fiscald::api::page::OpsState::new(
             fiscald::api::status::ConfigSummary::of(&s),
         )),
+        deadlines: Default::default(),
         fiscalbox: None,
         marking: None,
         bitrix24: None,

@@ -26,9 +26,10 @@ pub use schema::{
 };
 pub use secrets::SecretFile;
 pub use settings::{
-    ApiSettings, ApiToken, AuthSettings, Bitrix24Settings, CloudSettings, DeviceSettings,
-    DrawerSettings, FiscalboxSettings, GatewaySettings, Limits, MarkingService, MarkingSettings,
-    PrinterSettings, RegisterSettings, RemoteSettings, Secret, Settings, TlsFiles, TokenHash,
+    ApiSettings, ApiToken, AuthSettings, AutoZSettings, Bitrix24Settings, CloudSettings,
+    DeviceSettings, DrawerSettings, FiscalboxSettings, GatewaySettings, Limits, MarkingService,
+    MarkingSettings, PrinterSettings, RegisterSettings, RemoteSettings, Secret, Settings, TlsFiles,
+    TokenHash,
 };
 
 use std::fmt;

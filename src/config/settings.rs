@@ -174,6 +174,11 @@ pub struct RegisterSettings {
     pub admin_password: u32,
     pub reply_timeout: Duration,
     pub auto_open_shift: bool,
+    /// `[deadlines]`: how often the deadline readings are taken, and the
+    /// register clock's zone (the till's) to read its dates in.
+    pub reading_interval: Duration,
+    pub timezone: Tz,
+    pub thresholds: crate::deadlines::Thresholds,
 }
 
 #[derive(Clone, Debug)]
@@ -249,7 +254,10 @@ pub struct Settings {
     pub cloud: CloudSettings,
     pub devices: DeviceSettings,
     /// `[fiscalbox]`, with `backend = "fiscalbox"`.
+    pub deadlines: crate::deadlines::Thresholds,
     pub fiscalbox: Option<FiscalboxSettings>,
+    /// `[deadlines] auto_z_at`: the automatic Z report, when on.
+    pub auto_z: Option<AutoZSettings>,
     /// `None`: marking codes are not checked with a service.
     pub marking: Option<MarkingSettings>,
     /// `[bitrix24]`, when enabled.
@@ -294,6 +302,13 @@ pub struct RemoteSettings {
     pub tls: Option<TlsFiles>,
     pub rate_per_minute: u32,
     pub burst: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AutoZSettings {
+    /// Till-local time.
+    pub at: chrono::NaiveTime,
+    pub window: Duration,
 }
 
 /// One permissive-mode service.

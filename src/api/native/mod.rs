@@ -88,12 +88,13 @@ async fn create_receipt(
             Ok((
                 StatusCode::CREATED,
                 [(header::LOCATION, location)],
-                Json(render(&stored)),
+                Json(with_warnings(&app, render(&stored))),
             )
                 .into_response())
         }
         Outcome::Replayed(stored) => {
-            let mut response = (StatusCode::OK, Json(render(&stored))).into_response();
+            let mut response =
+                (StatusCode::OK, Json(with_warnings(&app, render(&stored)))).into_response();
             // No Location on a repeat: tell the audit line which receipt.
             response
                 .extensions_mut()
@@ -101,6 +102,15 @@ async fn create_receipt(
             Ok(response)
         }
     }
+}
+
+/// A receipt reply with the till's deadlines at warn or worse, so the POS
+/// can show the cashier "in 2 days this till stops selling".
+fn with_warnings(app: &super::AppState, mut reply: serde_json::Value) -> serde_json::Value {
+    // The wall clock, as the readings and /v1/status use.
+    let all = app.deadlines.conditions(chrono::Utc::now());
+    reply["warnings"] = json!(crate::deadlines::warnings(&all));
+    reply
 }
 
 pub(crate) fn caller_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
