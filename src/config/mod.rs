@@ -21,13 +21,14 @@ pub mod settings;
 
 pub use rules::BAUD_RATES;
 pub use schema::{
-    AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia, FiscalboxConfig, Role,
-    TextEncoding,
+    AuthMode, Backend, BillingConfig, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia,
+    FiscalboxConfig, Role, TextEncoding,
 };
 pub use secrets::SecretFile;
 pub use settings::{
-    ApiSettings, ApiToken, AuthSettings, CloudSettings, DeviceSettings, DrawerSettings,
-    FiscalboxSettings, Limits, PrinterSettings, RegisterSettings, Secret, Settings, TokenHash,
+    ApiSettings, ApiToken, AuthSettings, BillingSettings, CloudSettings, DeviceSettings,
+    DrawerSettings, FiscalboxSettings, Limits, PrinterSettings, RegisterSettings, Secret, Settings,
+    TokenHash,
 };
 
 use std::fmt;
