@@ -103,7 +103,18 @@ impl Daemon {
                     },
                     journal.outbox().fiscalbox.clone(),
                 );
-                Some((client, worker, fb.reply_wait))
+                let billing = match &fb.billing {
+                    Some(b) => Some(Arc::new(
+                        crate::fiscalbox::billing::BillingClient::new(
+                            b.clone(),
+                            journal.clone(),
+                            clock.clone(),
+                        )
+                        .map_err(DaemonError::Cloud)?,
+                    )),
+                    None => None,
+                };
+                Some((client, worker, fb.reply_wait, billing))
             }
             None => None,
         };
@@ -134,14 +145,18 @@ impl Daemon {
             ops: Arc::new(api::page::OpsState::new(api::status::ConfigSummary::of(
                 settings,
             ))),
-            fiscalbox: fiscalbox.as_ref().map(|(client, worker, reply_wait)| {
-                Arc::new(api::FiscalboxState {
-                    client: client.clone(),
-                    status: worker.status.clone(),
-                    reply_wait: *reply_wait,
-                    sverka: std::sync::Mutex::new(serde_json::Value::Null),
-                })
-            }),
+            fiscalbox: fiscalbox
+                .as_ref()
+                .map(|(client, worker, reply_wait, billing)| {
+                    Arc::new(api::FiscalboxState {
+                        client: client.clone(),
+                        status: worker.status.clone(),
+                        reply_wait: *reply_wait,
+                        sverka: std::sync::Mutex::new(serde_json::Value::Null),
+                        billing: billing.clone(),
+                        billing_last: Default::default(),
+                    })
+                }),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();
@@ -165,7 +180,7 @@ impl Daemon {
             worker,
             devices,
             device_worker,
-            box_worker: fiscalbox.map(|(_, worker, _)| worker),
+            box_worker: fiscalbox.map(|(_, worker, _, _)| worker),
         })
     }
 

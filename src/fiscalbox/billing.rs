@@ -412,6 +412,54 @@ impl BillingClient {
     }
 }
 
+/// Where the last reconciliation is kept for the status page and reports.
+pub type LastCheck = Arc<std::sync::Mutex<Option<Reconciliation>>>;
+
+/// Run a check in the background, storing every outcome in `last`: while
+/// the billing is unreachable the stored outcome is `delayed` (saying why)
+/// and the check is asked again per the retry policy, up to the configured
+/// attempts. Never touches sales.
+pub fn spawn_check(
+    client: Arc<BillingClient>,
+    last: LastCheck,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+    trigger: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let attempts = client.settings.attempts.max(1);
+        for n in 1..=attempts {
+            let mut r = client.check(start, end, trigger, 1).await;
+            let delayed = matches!(r.outcome, Outcome::Delayed { .. });
+            if delayed && n == attempts {
+                r.outcome = Outcome::Delayed {
+                    reason: format!(
+                        "billing unreachable after {attempts} attempts; run `fiscald billing check --from {} --to {}` when it is back",
+                        start.format(BILLING_DATE_FORMAT),
+                        end.format(BILLING_DATE_FORMAT)
+                    ),
+                };
+            }
+            match &r.outcome {
+                Outcome::Equal => tracing::info!(trigger, "billing reconciliation: equal"),
+                Outcome::Different {
+                    orders_difference, ..
+                } => tracing::warn!(
+                    trigger,
+                    orders_difference,
+                    "billing reconciliation: the billing's count differs from the journal"
+                ),
+                Outcome::Delayed { .. } => {}
+            }
+            *last.lock().expect("billing last lock") = Some(r);
+            if !delayed {
+                return;
+            }
+            tokio::time::sleep(client.policy.backoff(n, rand_jitter())).await;
+        }
+    })
+}
+
 fn rand_jitter() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
