@@ -278,7 +278,10 @@ pub fn secrets_in_config(text: &str) -> Vec<String> {
             }
             toml::Value::Array(a) => a.iter().for_each(|v| walk(v, key, out)),
             toml::Value::String(s) if is_secret_key(key) => out.push(s.clone()),
-            toml::Value::String(path) if key.ends_with("token_file") && !path.is_empty() => {
+            toml::Value::String(path)
+                if (key.ends_with("token_file") || key.ends_with("password_file"))
+                    && !path.is_empty() =>
+            {
                 if let Ok(t) = std::fs::read_to_string(path) {
                     out.push(t.trim().to_string());
                 }
