@@ -74,8 +74,6 @@ enum Command {
     /// journal's fiscalized sales against the billing's orders count.
     /// Exit code 1 when they differ or the billing cannot be asked.
     Billing {
-        #[command(flatten)]
-        api: ApiArgs,
         #[command(subcommand)]
         what: BillingCommand,
     },
@@ -189,6 +187,8 @@ enum BillingCommand {
     /// Check `--from` to `--to` (dates `YYYY-MM-DD`, whole days, or
     /// `YYYY-MM-DDTHH:MM:SS`; till-local time).
     Check {
+        #[command(flatten)]
+        api: ApiArgs,
         #[arg(long)]
         from: String,
         #[arg(long)]
@@ -294,7 +294,7 @@ fn main() -> ExitCode {
         Command::Sim { what } => report(sim(what)),
         Command::Status { api, json } => status(&api, json),
         Command::Receipts { api, what } => report(receipts(&api, what)),
-        Command::Billing { api, what } => billing(&api, what),
+        Command::Billing { what } => billing(what),
         Command::Diagnostics { api, output } => report(diagnostics(&api, output)),
     }
 }
@@ -616,8 +616,13 @@ fn status(api: &ApiArgs, json: bool) -> ExitCode {
     }
 }
 
-fn billing(api: &ApiArgs, what: BillingCommand) -> ExitCode {
-    let BillingCommand::Check { from, to, json } = what;
+fn billing(what: BillingCommand) -> ExitCode {
+    let BillingCommand::Check {
+        api,
+        from,
+        to,
+        json,
+    } = what;
     let run = || -> Result<serde_json::Value> {
         let client = api.client()?;
         let path = format!(

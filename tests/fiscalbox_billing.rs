@@ -251,3 +251,273 @@ async fn a_billing_outage_delays_the_check_and_never_blocks_sales() {
     t.daemon.stop().await.unwrap();
     fb.stop().await;
 }
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The billing token the journal keeps now.
+fn stored_token(journal: &std::path::Path) -> Option<String> {
+    let c =
+        rusqlite::Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    c.query_row(
+        "SELECT value FROM secrets WHERE name = 'fiscalbox.billing_token'",
+        [],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+fn fiscald_cli(args: Vec<String>) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_fiscald"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
+    use std::os::unix::fs::PermissionsExt;
+    const OPERATOR: &str = "planted-operator-token-4e9d12";
+    let fb = sim_box().await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let password_file = dir.path().join("billing.password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.path().join("fiscald.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[till]\npin = \"9753\"\ntimezone = \"Asia/Tashkent\"\n\
+             [fiscal]\ncountry = \"uz\"\ntax_system = \"common\"\nbackend = \"fiscalbox\"\n\
+             [fiscalbox]\nurl = \"{}\"\nretry_base_ms = 20\nretry_cap_ms = 100\n\
+             [fiscalbox.billing]\nurl = \"{}\"\nusername = \"shop\"\npassword_file = \"{}\"\ninn = \"{INN}\"\nattempts = 2\n\
+             [[api.tokens]]\nname = \"technician\"\nrole = \"operator\"\nsha256 = \"{}\"\n",
+            journal.display(),
+            fb.base_url(),
+            fb.base_url(),
+            password_file.display(),
+            sha256_hex(OPERATOR),
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let (mut daemon, base) = common::spawn_fiscald_with(
+        &["run", "--config", config.to_str().unwrap()],
+        "fiscald listening on ",
+        &[("FISCALD_LOG", "debug")],
+        std::fs::File::create(&log_path).unwrap().into(),
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let bearer = format!("Bearer {OPERATOR}");
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    let sell = async |uuid: &str, price: i64| {
+        let vat = fiscald::domain::uz::included_vat(fiscald::domain::Money(price), 12).0;
+        let o = json!({"number": 1, "receipt_type": "order", "products": [{
+                "name": "Non", "barcode": "4780000000007", "amount": 1000, "unit_name": "dona",
+                "price": price, "product_price": price, "vat": vat, "vat_percent": 12,
+                "discount": 0, "other": 0, "labels": [], "class_code": IKPU,
+                "package_code": "1520627", "owner_type": 0}],
+            "time": chrono::Utc::now().with_timezone(&chrono_tz::Asia::Tashkent)
+                .format("%Y-%m-%d %H:%M:%S").to_string(),
+            "cashier": "Admin", "uuid": uuid,
+            "received_cash": price, "change": 0, "received_card": 0});
+        let r = client
+            .post(format!("{base}/fiscalbox/order/create/"))
+            .json(&o)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(r.contains("\"is_success\":true"), "{r}");
+    };
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Tashkent)
+        .format("%Y-%m-%d")
+        .to_string();
+    // The technician's command: through the local API.
+    let check = |what: &'static str| {
+        let args: Vec<String> = [
+            "billing", "check", "--url", &base, "--token", OPERATOR, "--from", &today, "--to",
+            &today,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        async move {
+            let out = tokio::task::spawn_blocking(move || fiscald_cli(args))
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            (out.status.code(), format!("{what}: {text}"))
+        }
+    };
+    let opened = client
+        .get(format!("{base}/fiscalbox/zreport/open/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(opened.contains("\"is_success\":true"), "{opened}");
+    sell("t-0", 11_200).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut first = check("first check").await;
+    while !first.1.contains("result   equal") {
+        assert!(Instant::now() < deadline, "{}", first.1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        first = check("first check").await;
+    }
+    assert_eq!(first.0, Some(0), "{}", first.1);
+    let token_1 = stored_token(&journal).expect("the token is kept in the journal");
+    assert_eq!(fb.stats().billing_logins, 1);
+    outputs.push(("billing check (1)".into(), first.1));
+
+    // Mid-day the billing expires every token: the next check logs in again.
+    fb.set_knobs(BoxKnobs {
+        billing_expire_tokens: Some(true),
+        ..BoxKnobs::default()
+    });
+    sell("t-1", 22_400).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let second = loop {
+        let r = client
+            .post(format!("{base}/v1/billing/check?from={today}&to={today}"))
+            .header("Authorization", &bearer)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if r.contains("\"orders\":2,") && r.contains("\"result\":\"equal\"") {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stats = fb.stats();
+    assert_eq!(stats.billing_unauthorized, 1, "{stats:?}");
+    assert_eq!(stats.billing_logins, 2, "{stats:?}");
+    let token_2 = stored_token(&journal).unwrap();
+    assert_ne!(token_1, token_2);
+    outputs.push(("POST /v1/billing/check".into(), second));
+
+    // The page, signed in; the status; the diagnostics bundle.
+    let signed_in = client
+        .post(format!("{base}/ops/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Origin", &base)
+        .body(format!("token={OPERATOR}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = client
+        .get(format!("{base}/"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Billing reconciliation"), "{page}");
+    assert!(page.contains("data-billing=\"equal\""), "{page}");
+    outputs.push(("page (signed in)".into(), page));
+    let status = client
+        .get(format!("{base}/v1/status"))
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(status.contains("\"logins\":2"), "{status}");
+    outputs.push(("/v1/status".into(), status));
+    let tarball = dir.path().join("diag.tar.gz");
+    let diag = {
+        let args: Vec<String> = [
+            "diagnostics",
+            "--url",
+            &base,
+            "--token",
+            OPERATOR,
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            tarball.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        tokio::task::spawn_blocking(move || fiscald_cli(args))
+            .await
+            .unwrap()
+    };
+    assert!(
+        diag.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diag.stderr)
+    );
+    let unpacked = dir.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let tar = std::process::Command::new("tar")
+        .args([
+            "-xzf",
+            tarball.to_str().unwrap(),
+            "-C",
+            unpacked.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    for entry in std::fs::read_dir(unpacked.join("diag")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).to_string();
+        outputs.push((format!("diagnostics {}", path.display()), text));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = daemon.wait();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("billing: logged in"), "{logs}");
+    assert!(
+        logs.contains("billing: token refused; logging in again"),
+        "{logs}"
+    );
+    outputs.push(("daemon logs (debug)".into(), logs));
+    for (what, text) in &outputs {
+        for secret in [PASSWORD, token_1.as_str(), token_2.as_str(), OPERATOR] {
+            assert!(
+                !text.contains(secret),
+                "a secret ({}…) appears in {what}",
+                &secret[..6]
+            );
+        }
+    }
+    fb.stop().await;
+}

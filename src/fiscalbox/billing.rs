@@ -499,13 +499,13 @@ mod tests {
 
     #[test]
     fn equal_when_count_and_amount_agree() {
-        let o = [order("a", 1, 500_00), order("b", 2, 700_00)];
+        let o = [order("a", 1, 50_000), order("b", 2, 70_000)];
         assert_eq!(
             reconcile(
                 &o,
                 BillingCount {
                     orders: 2,
-                    amount_tiyin: 1200_00
+                    amount_tiyin: 120_000
                 }
             ),
             Outcome::Equal
@@ -514,29 +514,29 @@ mod tests {
 
     #[test]
     fn a_missing_order_is_named_by_its_amount() {
-        let o = [order("a", 1, 500_00), order("b", 2, 700_00)];
+        let o = [order("a", 1, 50_000), order("b", 2, 70_000)];
         let out = reconcile(
             &o,
             BillingCount {
                 orders: 1,
-                amount_tiyin: 500_00,
+                amount_tiyin: 50_000,
             },
         );
         assert_eq!(
             out,
             Outcome::Different {
                 orders_difference: 1,
-                amount_difference_tiyin: 700_00,
+                amount_difference_tiyin: 70_000,
                 explained_by: vec![o[1].clone()],
             }
         );
         // Two candidates of the same amount: both named.
-        let o = [order("a", 1, 500_00), order("b", 2, 500_00)];
+        let o = [order("a", 1, 50_000), order("b", 2, 50_000)];
         let Outcome::Different { explained_by, .. } = reconcile(
             &o,
             BillingCount {
                 orders: 1,
-                amount_tiyin: 500_00,
+                amount_tiyin: 50_000,
             },
         ) else {
             panic!()
@@ -547,7 +547,7 @@ mod tests {
             &o,
             BillingCount {
                 orders: 2,
-                amount_tiyin: 900_00,
+                amount_tiyin: 90_000,
             },
         ) else {
             panic!()
