@@ -185,6 +185,44 @@ mod tests {
     }
 
     #[test]
+    fn the_billing_needs_its_login_and_inn_and_a_private_password_file() {
+        let base = "[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\nbackend=\"fiscalbox\"\n[fiscalbox]\nurl=\"http://10.0.0.5\"\n[fiscalbox.billing]\nurl=\"https://api.fbox.uz\"\n";
+        let problems = load_str(&format!("{base}inn=\"12ab\"\n")).unwrap_err();
+        let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "fiscalbox.billing.inn",
+                "fiscalbox.billing.password_file",
+                "fiscalbox.billing.username",
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret-password").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let text = format!(
+            "{base}username=\"shop\"\ninn=\"306429662\"\npassword_file=\"{}\"\n",
+            file.display()
+        );
+        let problems = load_str(&text).unwrap_err();
+        assert_eq!(problems[0].key, "fiscalbox.billing.password_file");
+        assert!(
+            problems[0].message.contains("chmod 0600"),
+            "{}",
+            problems[0].message
+        );
+        assert!(!problems[0].message.contains("s3cret"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = load_str(&text).unwrap();
+        let b = s.fiscalbox.unwrap().billing.unwrap();
+        assert_eq!(b.password.expose(), "s3cret-password");
+        assert_eq!(format!("{b:?}").matches("s3cret").count(), 0);
+    }
+
+    #[test]
     fn an_uzbek_till_fiscalizes_through_a_fiscalbox_only() {
         for backend in ["cloud", "register"] {
             let text = format!(
