@@ -157,6 +157,10 @@ impl Daemon {
                         billing_last: Default::default(),
                     })
                 }),
+            marking: settings
+                .marking
+                .clone()
+                .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m))),
         };
         let app = api::router(state);
         let (tx, rx) = oneshot::channel::<()>();

@@ -135,6 +135,7 @@ async fn toy_sell(
         discount: None,
         original_date: None,
         uz: None,
+        correction: None,
     };
     match accept(&app, &TOY, None, draft).await? {
         Outcome::Created(r) => Ok((
@@ -175,6 +176,7 @@ async fn serve(tweak: impl FnOnce(&mut fiscald::config::Settings)) -> Toy {
             fiscald::api::status::ConfigSummary::of(&s),
         )),
         fiscalbox: None,
+        marking: None,
     };
     let app = fiscald::api::dialect::router_with(Arc::new(state), Dialects(BOTH));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

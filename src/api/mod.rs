@@ -12,6 +12,7 @@ pub mod error;
 pub mod fiscalbox;
 pub mod metrics;
 pub mod native;
+pub mod operations;
 pub mod page;
 pub mod policy;
 pub mod server;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub ops: Arc<page::OpsState>,
     /// The FiscalBox link, with backend `fiscalbox`.
     pub fiscalbox: Option<Arc<FiscalboxState>>,
+    /// The permissive-mode check of marking codes, when configured.
+    pub marking: Option<Arc<crate::marking::client::MarkingClient>>,
 }
 
 /// What the API knows of the till's FiscalBox.

@@ -21,14 +21,14 @@ pub mod settings;
 
 pub use rules::BAUD_RATES;
 pub use schema::{
-    AuthMode, Backend, BillingConfig, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia,
-    FiscalboxConfig, Role, TextEncoding,
+    AfterSlip, AuthMode, Backend, BillingConfig, Config, CutMode, DEFAULT_CLOUD_BASE_URL,
+    DrawerVia, FiscalboxConfig, OnUnreachable, Role, TextEncoding,
 };
 pub use secrets::SecretFile;
 pub use settings::{
     ApiSettings, ApiToken, AuthSettings, BillingSettings, CloudSettings, DeviceSettings,
-    DrawerSettings, FiscalboxSettings, Limits, PrinterSettings, RegisterSettings, Secret, Settings,
-    TokenHash,
+    DrawerSettings, FiscalboxSettings, Limits, MarkingService, MarkingSettings, PrinterSettings,
+    RegisterSettings, Secret, Settings, TokenHash,
 };
 
 use std::fmt;

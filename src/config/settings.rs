@@ -188,6 +188,9 @@ pub struct PrinterSettings {
     pub footer: Vec<String>,
     pub write_timeout: Duration,
     pub status_timeout: Duration,
+    /// Cloud backend: the wait for fiscalization before a slip is printed.
+    pub fiscal_wait: Duration,
+    pub after_slip: super::schema::AfterSlip,
 }
 
 #[derive(Clone, Debug)]
@@ -260,4 +263,26 @@ pub struct Settings {
     pub cloud: CloudSettings,
     pub devices: DeviceSettings,
     pub fiscalbox: Option<FiscalboxSettings>,
+    /// `None`: marking codes are not checked with a service.
+    pub marking: Option<MarkingSettings>,
+}
+
+/// One permissive-mode service.
+#[derive(Clone, Debug)]
+pub struct MarkingService {
+    pub url: String,
+    /// Online: the `X-API-KEY` token. Local: the Basic-auth password.
+    pub secret: Secret,
+    /// Local only: the Basic-auth login and the `X-ClientId`.
+    pub login: String,
+    pub client_id: String,
+}
+
+/// The validated `[marking]` section.
+#[derive(Clone, Debug)]
+pub struct MarkingSettings {
+    pub online: Option<MarkingService>,
+    pub local: Option<MarkingService>,
+    pub timeout: Duration,
+    pub on_unreachable: super::schema::OnUnreachable,
 }
