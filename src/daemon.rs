@@ -125,7 +125,18 @@ impl Daemon {
                     },
                     journal.outbox().fiscalbox.clone(),
                 );
-                Some((client, worker, fb.reply_wait))
+                let billing = match &fb.billing {
+                    Some(b) => Some(Arc::new(
+                        crate::fiscalbox::billing::BillingClient::new(
+                            b.clone(),
+                            journal.clone(),
+                            clock.clone(),
+                        )
+                        .map_err(DaemonError::Cloud)?,
+                    )),
+                    None => None,
+                };
+                Some((client, worker, fb.reply_wait, billing))
             }
             None => None,
         };
@@ -182,14 +193,18 @@ impl Daemon {
                 thresholds: settings.deadlines,
                 marking_last_sync: marking_last_sync.clone(),
             },
-            fiscalbox: fiscalbox.as_ref().map(|(client, worker, reply_wait)| {
-                Arc::new(api::FiscalboxState {
-                    client: client.clone(),
-                    status: worker.status.clone(),
-                    reply_wait: *reply_wait,
-                    sverka: std::sync::Mutex::new(serde_json::Value::Null),
-                })
-            }),
+            fiscalbox: fiscalbox
+                .as_ref()
+                .map(|(client, worker, reply_wait, billing)| {
+                    Arc::new(api::FiscalboxState {
+                        client: client.clone(),
+                        status: worker.status.clone(),
+                        reply_wait: *reply_wait,
+                        sverka: std::sync::Mutex::new(serde_json::Value::Null),
+                        billing: billing.clone(),
+                        billing_last: Default::default(),
+                    })
+                }),
             marking: marking.clone(),
         };
         let auto_z = match (&settings.auto_z, &devices, &settings.devices.register) {
@@ -233,7 +248,7 @@ impl Daemon {
             device_worker,
             retention,
             retention_stop,
-            box_worker: fiscalbox.map(|(_, worker, _)| worker),
+            box_worker: fiscalbox.map(|(_, worker, _, _)| worker),
             auto_z,
             marking_poller,
         })

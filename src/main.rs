@@ -82,6 +82,14 @@ enum Command {
         #[command(subcommand)]
         what: ReceiptsCommand,
     },
+    /// Reconcile a period with the FiscalBox billing, through the running
+    /// daemon's API (`POST /v1/billing/check`, operator token): the
+    /// journal's fiscalized sales against the billing's orders count.
+    /// Exit code 1 when they differ or the billing cannot be asked.
+    Billing {
+        #[command(subcommand)]
+        what: BillingCommand,
+    },
     /// Write a diagnostics tarball: redacted config, recent logs, journal
     /// statistics, device states, versions.
     Diagnostics {
@@ -190,6 +198,16 @@ enum SimCommand {
         /// Seed of fiscal signs and payment ids.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The login the simulated billing (`/api/v1/login/`) accepts.
+        #[arg(long, default_value = "shop")]
+        billing_username: String,
+        #[arg(long, default_value = "sim-billing-password")]
+        billing_password: String,
+        /// The billing's orders count leaves out the last N sales of a
+        /// period (POST /sim/knobs {"billing_expire_tokens": true} expires
+        /// every token issued so far).
+        #[arg(long)]
+        billing_lose_orders: Option<u32>,
     },
     /// The permissive-mode services for marking codes (Честный ЗНАК): the
     /// online check and the local module ЛМ ЧЗ, with fault knobs.
@@ -211,6 +229,23 @@ enum SimCommand {
         /// Age of the local module's last sync (72 h and more: sync_error).
         #[arg(long, default_value_t = 60_000)]
         last_sync_age_ms: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// Check `--from` to `--to` (dates `YYYY-MM-DD`, whole days, or
+    /// `YYYY-MM-DDTHH:MM:SS`; till-local time).
+    Check {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -343,6 +378,7 @@ fn main() -> ExitCode {
         }
         Command::Status { api, json } => status(&api, json),
         Command::Receipts { api, what } => report(receipts(&api, what)),
+        Command::Billing { what } => billing(what),
         Command::Diagnostics { api, output } => report(diagnostics(&api, output)),
     }
 }
@@ -628,6 +664,9 @@ fn sim(what: SimCommand) -> Result<()> {
             lose_replies,
             refuse_refunds,
             seed,
+            billing_username,
+            billing_password,
+            billing_lose_orders,
         } => runtime()?.block_on(async move {
             let config = fiscald::sim::fiscalbox::BoxConfig {
                 terminal_id,
@@ -640,8 +679,15 @@ fn sim(what: SimCommand) -> Result<()> {
                 lose_replies,
                 drop_shift: None,
                 refuse_refunds: Some(refuse_refunds),
+                billing_lose_orders,
+                billing_expire_tokens: None,
+                billing_down: None,
             };
-            fiscald::sim::fiscalbox::run_cli(listen, config, knobs)
+            let login = fiscald::sim::fiscalbox::BillingLogin {
+                username: billing_username,
+                password: billing_password,
+            };
+            fiscald::sim::fiscalbox::run_cli(listen, config, knobs, login)
                 .await
                 .with_context(|| format!("FiscalBox simulator on {listen}"))
         }),
@@ -728,6 +774,42 @@ fn status(api: &ApiArgs, json: bool) -> ExitCode {
             let (text, attention) = fiscald::technician::summarize(&s);
             print!("{text}");
             ExitCode::from(if attention { 1 } else { 0 })
+        }
+        Err(e) => {
+            eprintln!("fiscald: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn billing(what: BillingCommand) -> ExitCode {
+    let BillingCommand::Check {
+        api,
+        from,
+        to,
+        json,
+    } = what;
+    let run = || -> Result<serde_json::Value> {
+        let client = api.client()?;
+        let path = format!(
+            "/v1/billing/check?from={}&to={}",
+            fiscald::technician::query_escape(&from),
+            fiscald::technician::query_escape(&to)
+        );
+        Ok(runtime()?.block_on(client.post_json(&path, &serde_json::json!({})))?)
+    };
+    match run() {
+        Ok(r) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                print!("{}", fiscald::technician::billing_lines(&r));
+            }
+            if r["result"] == "equal" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(e) => {
             eprintln!("fiscald: {e:#}");

@@ -228,6 +228,58 @@ pub fn redact_config(text: &str) -> String {
         + "\n"
 }
 
+/// Percent-encode a query value.
+pub fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A billing reconciliation (`POST /v1/billing/check`) for a person.
+pub fn billing_lines(r: &Value) -> String {
+    let mut out = format!(
+        "period   {} – {}\njournal  {} orders, {} tiyin\n",
+        r["start"].as_str().unwrap_or("?"),
+        r["end"].as_str().unwrap_or("?"),
+        r["journal"]["orders"],
+        r["journal"]["amount_tiyin"],
+    );
+    if r["billing"].is_object() {
+        out.push_str(&format!(
+            "billing  {} orders, {} tiyin\n",
+            r["billing"]["orders"], r["billing"]["amount_tiyin"]
+        ));
+    }
+    match r["result"].as_str() {
+        Some("equal") => out.push_str("result   equal\n"),
+        Some("delayed") => out.push_str(&format!(
+            "result   delayed: {}\n",
+            r["reason"].as_str().unwrap_or("")
+        )),
+        _ => {
+            out.push_str(&format!(
+                "result   DIFFERENT: journal minus billing = {} order(s), {} tiyin\n",
+                r["orders_difference"], r["amount_difference_tiyin"]
+            ));
+            for o in r["explained_by"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "         receipt {} (box #{}, {}, {} tiyin)\n",
+                    o["receipt_id"].as_str().unwrap_or("?"),
+                    o["receipt_seq"],
+                    o["date_time"].as_str().unwrap_or("?"),
+                    o["amount_tiyin"]
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Secret values read from a config file (inline tokens and passwords, the
 /// token files' contents), to scrub from logs; only values of 8 characters
 /// or more (a 4-digit PIN would erase every matching number, and the config
@@ -246,7 +298,10 @@ pub fn secrets_in_config(text: &str) -> Vec<String> {
             }
             toml::Value::Array(a) => a.iter().for_each(|v| walk(v, key, out)),
             toml::Value::String(s) if is_secret_key(key) => out.push(s.clone()),
-            toml::Value::String(path) if key.ends_with("token_file") && !path.is_empty() => {
+            toml::Value::String(path)
+                if (key.ends_with("token_file") || key.ends_with("password_file"))
+                    && !path.is_empty() =>
+            {
                 if let Ok(t) = std::fs::read_to_string(path) {
                     out.push(t.trim().to_string());
                 }

@@ -79,6 +79,11 @@ pub struct FiscalboxState {
     /// The last reconciliation of the shift with the box (differences,
     /// receipts not yet on the box), for `/v1/health`.
     pub sverka: std::sync::Mutex<serde_json::Value>,
+    /// The FiscalBox billing, when `[fiscalbox.billing]` is set.
+    pub billing: Option<Arc<crate::fiscalbox::billing::BillingClient>>,
+    /// The last reconciliation with the billing (Z report or on demand),
+    /// for `/v1/status`, the status page and the shift report.
+    pub billing_last: Arc<std::sync::Mutex<Option<crate::fiscalbox::billing::Reconciliation>>>,
 }
 
 type Shared = axum::extract::State<Arc<AppState>>;

@@ -575,6 +575,29 @@ pub fn render(v: &PageView<'_>) -> Markup {
                                 tr { th { (t.receipt_kind) " · " (t.payment_kind) } td data-total=(format!("{}/{}", t.receipt_kind, t.payment_kind)) { (t.text) " " (r.config.currency) } }
                             }
                         }
+                        @if let Some(b) = &r.billing {
+                            h2 { "Billing reconciliation" }
+                            table #billing {
+                                @match &b.last {
+                                    None => tr { td colspan="2" .muted { "no check yet (runs after each Z report)" } },
+                                    Some(l) => {
+                                        tr { th { "period" } td { (l.start) " – " (l.end) " (" (l.trigger) ")" } }
+                                        tr { th { "journal" } td { (l.journal.orders) " orders, " (crate::domain::Money(l.journal.amount_tiyin).to_string()) } }
+                                        @if let Some(c) = &l.billing { tr { th { "billing" } td { (c.orders) " orders, " (crate::domain::Money(c.amount_tiyin).to_string()) } } }
+                                        tr { th { "result" } td data-billing=(serde_json::to_value(&l.outcome).ok().and_then(|v| v["result"].as_str().map(str::to_string)).unwrap_or_default()) {
+                                            @match &l.outcome {
+                                                crate::fiscalbox::billing::Outcome::Equal => "equal",
+                                                crate::fiscalbox::billing::Outcome::Delayed { reason } => { "delayed: " (reason) },
+                                                crate::fiscalbox::billing::Outcome::Different { orders_difference, explained_by, .. } => {
+                                                    "different: " (orders_difference) " order(s)"
+                                                    @for o in explained_by { " · receipt " (o.receipt_id) " #" (o.receipt_seq) }
+                                                },
+                                            }
+                                        } }
+                                    },
+                                }
+                            }
+                        }
                     }
                 }
                 section #chart {

@@ -109,6 +109,8 @@ pub struct StatusReport {
     pub journal: JournalStatus,
     pub cloud: CloudStatus,
     pub shift: ShiftStatus,
+    /// The FiscalBox billing reconciliation, when a billing is configured.
+    pub billing: Option<BillingStatus>,
     pub recent_errors: Vec<LogEntry>,
     pub chart: Vec<Minute>,
 }
@@ -154,6 +156,14 @@ pub struct CloudStatus {
     pub fiscalized: u64,
     pub failures: u64,
     pub in_flight: usize,
+}
+
+/// The billing's side: logins so far and the last check (never the token).
+#[derive(Clone, Debug, Serialize)]
+pub struct BillingStatus {
+    pub logins: u64,
+    pub checks: u64,
+    pub last: Option<crate::fiscalbox::billing::Reconciliation>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -318,6 +328,14 @@ pub async fn collect(app: &AppState) -> StatusReport {
         journal,
         cloud,
         shift,
+        billing: app.fiscalbox.as_ref().and_then(|fb| {
+            use std::sync::atomic::Ordering::Relaxed;
+            fb.billing.as_ref().map(|b| BillingStatus {
+                logins: b.counters.logins.load(Relaxed),
+                checks: b.counters.checks.load(Relaxed),
+                last: fb.billing_last.lock().expect("billing last lock").clone(),
+            })
+        }),
         recent_errors: telemetry::global().recent_errors(),
         chart: telemetry::global().series(),
     };
@@ -382,6 +400,38 @@ pub fn attention(r: &StatusReport, now: DateTime<Utc>) -> Vec<String> {
         out.push(format!(
             "the cloud processing has been unreachable since {since}"
         ));
+    }
+    if let Some(last) = r.billing.as_ref().and_then(|b| b.last.as_ref()) {
+        use crate::fiscalbox::billing::Outcome;
+        match &last.outcome {
+            Outcome::Equal => {}
+            Outcome::Different {
+                orders_difference,
+                amount_difference_tiyin,
+                explained_by,
+            } => out.push(format!(
+                "the FiscalBox billing's count for {} – {} differs: journal minus billing = {} order(s), {} tiyin{}",
+                last.start,
+                last.end,
+                orders_difference,
+                amount_difference_tiyin,
+                if explained_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; explained by receipt(s) {}",
+                        explained_by
+                            .iter()
+                            .map(|o| format!("{} (#{})", o.receipt_id, o.receipt_seq))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            )),
+            Outcome::Delayed { reason } => {
+                out.push(format!("the FiscalBox billing check is delayed: {reason}"))
+            }
+        }
     }
     out
 }

@@ -21,15 +21,15 @@ pub mod settings;
 
 pub use rules::BAUD_RATES;
 pub use schema::{
-    AfterSlip, AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia,
-    FiscalboxConfig, OnUnreachable, Role, TextEncoding,
+    AfterSlip, AuthMode, Backend, BillingConfig, Config, CutMode, DEFAULT_CLOUD_BASE_URL,
+    DrawerVia, FiscalboxConfig, OnUnreachable, Role, TextEncoding,
 };
 pub use secrets::SecretFile;
 pub use settings::{
-    ApiSettings, ApiToken, AuthSettings, AutoZSettings, Bitrix24Settings, CloudSettings,
-    DeviceSettings, DrawerSettings, FiscalboxSettings, GatewaySettings, Limits, MarkingService,
-    MarkingSettings, PrinterSettings, RegisterSettings, RemoteSettings, Secret, Settings, TlsFiles,
-    TokenHash,
+    ApiSettings, ApiToken, AuthSettings, AutoZSettings, BillingSettings, Bitrix24Settings,
+    CloudSettings, DeviceSettings, DrawerSettings, FiscalboxSettings, GatewaySettings, Limits,
+    MarkingService, MarkingSettings, PrinterSettings, RegisterSettings, RemoteSettings, Secret,
+    Settings, TlsFiles, TokenHash,
 };
 
 use std::fmt;
@@ -257,6 +257,44 @@ mod tests {
         .unwrap();
         assert_eq!(s.profile.currency, "UZS");
         assert_eq!(s.fiscalbox.unwrap().url, "http://192.168.1.50:8080");
+    }
+
+    #[test]
+    fn the_billing_needs_its_login_and_inn_and_a_private_password_file() {
+        let base = "[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\nbackend=\"fiscalbox\"\n[fiscalbox]\nurl=\"http://10.0.0.5\"\n[fiscalbox.billing]\nurl=\"https://api.fbox.uz\"\n";
+        let problems = load_str(&format!("{base}inn=\"12ab\"\n")).unwrap_err();
+        let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "fiscalbox.billing.inn",
+                "fiscalbox.billing.password_file",
+                "fiscalbox.billing.username",
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret-password").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let text = format!(
+            "{base}username=\"shop\"\ninn=\"306429662\"\npassword_file=\"{}\"\n",
+            file.display()
+        );
+        let problems = load_str(&text).unwrap_err();
+        assert_eq!(problems[0].key, "fiscalbox.billing.password_file");
+        assert!(
+            problems[0].message.contains("chmod 0600"),
+            "{}",
+            problems[0].message
+        );
+        assert!(!problems[0].message.contains("s3cret"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = load_str(&text).unwrap();
+        let b = s.fiscalbox.unwrap().billing.unwrap();
+        assert_eq!(b.password.expose(), "s3cret-password");
+        assert_eq!(format!("{b:?}").matches("s3cret").count(), 0);
     }
 
     #[test]

@@ -242,7 +242,7 @@ pub fn check(
         },
     };
     let devices = check_devices(c, &mut bad);
-    let fiscalbox = check_fiscalbox(c, country, &mut bad);
+    let fiscalbox = check_fiscalbox(c, country, lines, &mut secret_files, &mut bad);
     let marking = check_marking(c, &mut bad);
 
     let settings = Settings {
@@ -695,6 +695,8 @@ fn check_devices(c: &Config, bad: &mut impl FnMut(&str, String)) -> Option<Devic
 fn check_fiscalbox(
     c: &Config,
     country: Country,
+    lines: &Lines,
+    secret_files: &mut Vec<SecretFile>,
     bad: &mut impl FnMut(&str, String),
 ) -> Option<Option<FiscalboxSettings>> {
     let f = &c.fiscalbox;
@@ -757,11 +759,91 @@ fn check_fiscalbox(
             "must not be less than fiscalbox.retry_base_ms".into(),
         );
     }
+    let b = &f.billing;
+    let billing_url = b.url.trim().trim_end_matches('/');
+    let billing = if billing_url.is_empty() {
+        None
+    } else {
+        if !(billing_url.starts_with("http://") || billing_url.starts_with("https://"))
+            || billing_url.contains(char::is_whitespace)
+        {
+            fail(
+                "fiscalbox.billing.url",
+                format!(
+                    "must be the billing's base URL such as https://api.fbox.uz, got {:?}",
+                    b.url
+                ),
+            );
+        }
+        if b.username.trim().is_empty() {
+            fail(
+                "fiscalbox.billing.username",
+                "required with fiscalbox.billing.url".into(),
+            );
+        }
+        if b.inn.len() != 9 || !b.inn.bytes().all(|d| d.is_ascii_digit()) {
+            fail(
+                "fiscalbox.billing.inn",
+                format!("must be the shop's 9-digit INN, got {:?}", b.inn),
+            );
+        }
+        if b.password_file.trim().is_empty() {
+            fail(
+                "fiscalbox.billing.password_file",
+                "required with fiscalbox.billing.url: a file (chmod 0600) holding the password"
+                    .into(),
+            );
+        } else {
+            secret_files.push(SecretFile {
+                key: "fiscalbox.billing.password_file".into(),
+                line: line_for(lines, "fiscalbox.billing.password_file"),
+                path: PathBuf::from(b.password_file.trim()),
+                slot: Slot::BillingPassword,
+            });
+        }
+        for (key, value, range) in [
+            (
+                "fiscalbox.billing.token_rotation_s",
+                b.token_rotation_s,
+                60..=30 * 86_400,
+            ),
+            (
+                "fiscalbox.billing.connect_timeout_ms",
+                b.connect_timeout_ms,
+                10..=60_000,
+            ),
+            (
+                "fiscalbox.billing.request_timeout_ms",
+                b.request_timeout_ms,
+                100..=300_000,
+            ),
+            (
+                "fiscalbox.billing.attempts",
+                u64::from(b.attempts),
+                1..=1_000,
+            ),
+        ] {
+            check_range(key, value, range, &mut fail);
+        }
+        Some(BillingSettings {
+            url: billing_url.to_string(),
+            username: b.username.trim().to_string(),
+            password: Secret::new(""),
+            inn: b.inn.clone(),
+            token_rotation: Duration::from_secs(b.token_rotation_s),
+            connect_timeout: Duration::from_millis(b.connect_timeout_ms),
+            request_timeout: Duration::from_millis(b.request_timeout_ms),
+            retry_base: Duration::from_millis(f.retry_base_ms),
+            retry_cap: Duration::from_millis(f.retry_cap_ms),
+            attempts: b.attempts,
+        })
+    };
     if !ok {
         return None;
     }
     Some(
         (c.fiscal.backend == Backend::Fiscalbox).then(|| FiscalboxSettings {
+            billing,
             url: url.to_string(),
             connect_timeout: Duration::from_millis(f.connect_timeout_ms),
             request_timeout: Duration::from_millis(f.request_timeout_ms),

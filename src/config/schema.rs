@@ -687,6 +687,42 @@ pub struct FiscalboxConfig {
     /// First retry delay after a failure; doubles up to `retry_cap_ms`.
     pub retry_base_ms: u64,
     pub retry_cap_ms: u64,
+    /// `[fiscalbox.billing]`: the FiscalBox billing, for reconciliation.
+    pub billing: BillingConfig,
+}
+
+/// The FiscalBox billing (cloud): off while `url` is empty.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    /// Base URL, e.g. `https://api.fbox.uz`.
+    pub url: String,
+    pub username: String,
+    /// A file (mode 0600) holding the password.
+    pub password_file: String,
+    /// The shop's INN (taxpayer number), 9 digits.
+    pub inn: String,
+    /// Log in again once the token is this old.
+    pub token_rotation_s: u64,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    /// How many times a check asks the billing before it is left delayed.
+    pub attempts: u32,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig {
+            url: String::new(),
+            username: String::new(),
+            password_file: String::new(),
+            inn: String::new(),
+            token_rotation_s: 3_600,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 15_000,
+            attempts: 8,
+        }
+    }
 }
 
 impl Default for FiscalboxConfig {
@@ -698,6 +734,7 @@ impl Default for FiscalboxConfig {
             reply_wait_ms: 5_000,
             retry_base_ms: 500,
             retry_cap_ms: 30_000,
+            billing: BillingConfig::default(),
         }
     }
 }

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 pub enum Slot {
     /// `cloud.token_file`: the connector token.
     CloudToken,
+    /// `fiscalbox.billing.password_file`: the billing password (mode 0600).
+    BillingPassword,
     /// `api.tokens[i].file`: an API token, kept only as its hash.
     ApiToken { name: String, role: Role },
     /// `gateway.merchant_key_file`: the gateway's merchant control key.
@@ -33,9 +35,18 @@ pub struct SecretFile {
 pub fn resolve(settings: &mut Settings, files: &[SecretFile]) -> Vec<Problem> {
     let mut problems = Vec::new();
     for f in files {
-        match read_token_file(&f.path) {
+        let read = match f.slot {
+            Slot::BillingPassword => read_private_file(&f.path),
+            _ => read_token_file(&f.path),
+        };
+        match read {
             Ok(secret) => match &f.slot {
                 Slot::CloudToken => settings.cloud.token = Some(secret),
+                Slot::BillingPassword => {
+                    if let Some(b) = settings.fiscalbox.as_mut().and_then(|f| f.billing.as_mut()) {
+                        b.password = secret;
+                    }
+                }
                 Slot::ApiToken { name, role } => settings.api.tokens.push(ApiToken {
                     name: name.clone(),
                     role: *role,
@@ -55,6 +66,22 @@ pub fn resolve(settings: &mut Settings, files: &[SecretFile]) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// Read a password from a file that only its owner may read (0600).
+pub fn read_private_file(path: &Path) -> Result<Secret, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} may be read by other users (mode {:o}); it holds a password: chmod 0600 it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    read_token_file(path)
 }
 
 /// Read a token from a file that only its owner (and group) may read.

@@ -217,6 +217,26 @@ pub struct FiscalboxSettings {
     pub reply_wait: Duration,
     pub retry_base: Duration,
     pub retry_cap: Duration,
+    /// `[fiscalbox.billing]`, when its url is set.
+    pub billing: Option<BillingSettings>,
+}
+
+/// The validated `[fiscalbox.billing]`.
+#[derive(Clone, Debug)]
+pub struct BillingSettings {
+    /// Base URL without a trailing slash.
+    pub url: String,
+    pub username: String,
+    /// Read from `password_file`; empty until then.
+    pub password: Secret,
+    pub inn: String,
+    pub token_rotation: Duration,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// The retry policy's first delay and cap (those of `[fiscalbox]`).
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    pub attempts: u32,
 }
 
 /// The validated device sections.

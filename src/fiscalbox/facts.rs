@@ -1664,3 +1664,66 @@ mod tests {
         );
     }
 }
+
+// ───────────────────────────── billing ─────────────────────────────
+//
+// The FiscalBox billing (cloud): login and the orders count for a period
+// and INN \[spec "Billing", Billing.md\].
+
+/// `POST {username, password}` → `{token}` \[Billing.md "Authorization in billing"\].
+pub const BILLING_LOGIN_PATH: &str = "/api/v1/login/";
+/// `GET ?start_date&end_date&inn` → `{status, filters, data}` \[Billing.md "Orders count"\].
+pub const BILLING_COUNT_PATH: &str = "/api/v1/orders/count/";
+/// The `Authorization` value: `Token <token>` \[Billing.md header table; its
+/// prose spells the header "Autherization", the table "Authorization" —
+/// **ASSUMED** the table\].
+pub fn billing_authorization(token: &str) -> String {
+    format!("Token {token}")
+}
+/// `start_date`/`end_date`: `YYYY-MM-DDTHH:MM:SS` with the `T` \[Billing.md\].
+/// **ASSUMED**: in the till's local time (Tashkent), like every other
+/// FiscalBox time; the docs name no zone.
+pub const BILLING_DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BillingLogin {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct BillingToken {
+    pub token: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct BillingCountData {
+    pub total_orders: i64,
+    /// Billing.md's example: `700.0`. **ASSUMED** in sum (a float, 2
+    /// decimals meaningful), unlike the box's tiyin; [`billing_amount_tiyin`].
+    pub total_amount: f64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct BillingCountReply {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub filters: Value,
+    pub data: BillingCountData,
+}
+
+/// **ASSUMED**: orders counted by the billing are sale receipts only (the
+/// box's refunds are not "orders" in its API); refunds are left out of the
+/// journal side too.
+pub const BILLING_COUNTS_REFUNDS: bool = false;
+
+/// The billing's `total_amount` (sum, float) in tiyin.
+pub fn billing_amount_tiyin(amount: f64) -> i64 {
+    (amount * 100.0).round() as i64
+}
+
+/// Tiyin as the billing writes amounts (sum, float).
+pub fn billing_amount(tiyin: i64) -> f64 {
+    tiyin as f64 / 100.0
+}

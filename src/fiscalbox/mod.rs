@@ -8,6 +8,7 @@
 //!   and replies, the Soliq QR link. The server dialect, the box client, the
 //!   box simulator and the billing client all use it and restate nothing.
 
+pub mod billing;
 pub mod client;
 pub mod facts;
 pub mod sverka;

@@ -306,7 +306,7 @@ async fn read(response: reqwest::Response, now: DateTime<Utc>) -> Result<String,
     }
 }
 
-fn transport_failure(e: reqwest::Error) -> Failure {
+pub(crate) fn transport_failure(e: reqwest::Error) -> Failure {
     // reqwest's message names the URL, never headers or bodies: no token leaks.
     let (timeout, connect) = (e.is_timeout(), e.is_connect());
     let chain = std::error::Error::source(&e)

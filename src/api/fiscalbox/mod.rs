@@ -736,6 +736,7 @@ async fn shift_report(app: &AppState) -> Result<(Value, Vec<sverka::Difference>)
         "pending_receipts": pending,
         "differences": differences,
         "fiscalbox_error": box_error,
+        "billing": *fb.billing_last.lock().expect("billing last lock"),
     });
     for (field, value) in sverka::as_fields(&totals) {
         report[field] = json!(value);
@@ -800,6 +801,24 @@ async fn close_shift(
         .map_err(|e| error_body(&ApiError::from(e)))?;
     report["close_time"] = json!(time);
     report["shift_opened"] = json!(false);
+    // The billing's count for the shift, checked in the background: a
+    // billing outage never holds the Z report (or any sale).
+    if let Some(billing) = &fb.billing {
+        let opened = app.journal.counter(SHIFT_OPENED_AT).await.unwrap_or(0);
+        let start = chrono::DateTime::from_timestamp(opened, 0)
+            .map(|d| d.with_timezone(&app.tz).naive_local());
+        let end = chrono::NaiveDateTime::parse_from_str(&time, facts::REQUEST_TIME_FORMAT).ok();
+        if let (Some(start), Some(end)) = (start, end) {
+            crate::fiscalbox::billing::spawn_check(
+                billing.clone(),
+                fb.billing_last.clone(),
+                start,
+                end,
+                "z_report",
+            );
+            report["billing"] = json!({"result": "pending", "start": start.format(facts::BILLING_DATE_FORMAT).to_string(), "end": end.format(facts::BILLING_DATE_FORMAT).to_string()});
+        }
+    }
     if !z.terminal_id.is_empty() {
         report["terminal_id"] = json!(z.terminal_id);
         report["number"] = json!(z.number);

@@ -48,6 +48,7 @@ fn routes() -> Router<Arc<AppState>> {
         .route("/shifts/open", post(devices::open_shift))
         .route("/shifts/close", post(devices::close_shift))
         .route("/reports/x", post(devices::x_report))
+        .route("/billing/check", post(billing_check))
         .route_layer(axum::middleware::from_fn(require_operator));
     Router::new()
         .route("/health", get(health))
@@ -293,6 +294,76 @@ async fn health(State(app): Shared) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct BillingPeriod {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `from`/`to`: a till-local date (`2026-11-29`: the whole day) or
+/// `YYYY-MM-DDTHH:MM:SS`.
+fn billing_bound(
+    field: &'static str,
+    text: Option<&str>,
+    end: bool,
+) -> Result<chrono::NaiveDateTime, ApiError> {
+    let text = text.ok_or_else(|| {
+        ApiError::bad_request(
+            field,
+            "required",
+            format!("{field} is required: a date such as 2026-11-29 or 2026-11-29T08:00:00"),
+        )
+    })?;
+    if let Ok(t) =
+        chrono::NaiveDateTime::parse_from_str(text, crate::fiscalbox::facts::BILLING_DATE_FORMAT)
+    {
+        return Ok(t);
+    }
+    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ApiError::bad_request(
+            field,
+            "date",
+            format!("{field} must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, got {text:?}"),
+        )
+    })?;
+    Ok(if end {
+        day.and_hms_opt(23, 59, 59).expect("a valid time")
+    } else {
+        day.and_hms_opt(0, 0, 0).expect("a valid time")
+    })
+}
+
+/// `POST /v1/billing/check?from=…&to=…` (operator): reconcile the period
+/// with the FiscalBox billing now; the result is also kept for the status.
+async fn billing_check(
+    State(app): Shared,
+    axum::extract::Query(q): axum::extract::Query<BillingPeriod>,
+) -> Result<Response, ApiError> {
+    let start = billing_bound("from", q.from.as_deref(), false)?;
+    let end = billing_bound("to", q.to.as_deref(), true)?;
+    if end < start {
+        return Err(ApiError::bad_request(
+            "to",
+            "after_from",
+            "to must not be before from",
+        ));
+    }
+    let Some((fb, billing)) = app
+        .fiscalbox
+        .as_ref()
+        .and_then(|fb| fb.billing.as_ref().map(|b| (fb, b)))
+    else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "billing_not_configured",
+            "no FiscalBox billing is configured: set [fiscalbox.billing] url, username, password_file and inn",
+        ));
+    };
+    let r = billing.check(start, end, "on_demand", 1).await;
+    *fb.billing_last.lock().expect("billing last lock") = Some(r.clone());
+    Ok(Json(r).into_response())
 }
 
 async fn not_found() -> ApiError {

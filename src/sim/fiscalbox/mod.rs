@@ -14,4 +14,4 @@ pub mod model;
 pub mod server;
 
 pub use model::{BoxConfig, BoxCounters, BoxModel};
-pub use server::{BoxKnobs, BoxStats, SimFiscalBox, run_cli};
+pub use server::{BillingLogin, BoxKnobs, BoxStats, SimFiscalBox, run_cli};

@@ -157,6 +157,27 @@ impl BoxModel {
         &self.counters
     }
 
+    /// The sales the billing sees for `[start, end]` (the box's local
+    /// time): each sale's time and amount (cash + card, tiyin), in order.
+    pub fn billing_orders(
+        &self,
+        start: chrono::NaiveDateTime,
+        end: chrono::NaiveDateTime,
+    ) -> Vec<(chrono::NaiveDateTime, i64)> {
+        self.orders
+            .iter()
+            .filter(|o| !o.is_refund || facts::BILLING_COUNTS_REFUNDS)
+            .filter_map(|o| {
+                let t = chrono::NaiveDateTime::parse_from_str(
+                    &o.fiscal.date_time,
+                    facts::RECEIPT_TIME_FORMAT,
+                )
+                .ok()?;
+                (t >= start && t <= end).then_some((t, o.cash + o.card))
+            })
+            .collect()
+    }
+
     /// Fault: refunds are refused (65275) while set.
     pub fn set_refuse_refunds(&mut self, on: bool) {
         self.refuse_refunds = on;
@@ -182,6 +203,11 @@ impl BoxModel {
 
     pub fn closed_zreports(&self) -> &[ZReport] {
         &self.zreports
+    }
+
+    /// A fresh billing token's bits.
+    pub fn next_billing_token(&mut self) -> u128 {
+        (u128::from(self.next_rand()) << 64) | u128::from(self.next_rand())
     }
 
     fn next_rand(&mut self) -> u64 {

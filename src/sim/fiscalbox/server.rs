@@ -54,6 +54,33 @@ pub struct BoxKnobs {
     /// Refunds answer 65275 while set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refuse_refunds: Option<bool>,
+    /// Billing: the orders count leaves out the last N sales of the period
+    /// (a billing that lost orders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_lose_orders: Option<u32>,
+    /// Billing, one-shot: every token issued so far expires (401).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_expire_tokens: Option<bool>,
+    /// Billing: unreachable (connections dropped) while set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_down: Option<bool>,
+}
+
+/// The simulated billing's accepted login (`fiscald sim fiscalbox
+/// --billing-username/--billing-password`).
+#[derive(Clone, Debug)]
+pub struct BillingLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl Default for BillingLogin {
+    fn default() -> Self {
+        BillingLogin {
+            username: "shop".into(),
+            password: "sim-billing-password".into(),
+        }
+    }
 }
 
 /// What `/sim/stats` serves.
@@ -67,6 +94,9 @@ pub struct BoxStats {
     pub lost_replies: u64,
     pub counters: BoxCounters,
     pub knobs: BoxKnobs,
+    /// Billing logins accepted, and count requests refused with 401.
+    pub billing_logins: u64,
+    pub billing_unauthorized: u64,
 }
 
 struct Shared {
@@ -75,6 +105,9 @@ struct Shared {
     stats: Mutex<BoxStats>,
     clock: Arc<dyn Clock>,
     tz: Tz,
+    billing_login: Mutex<BillingLogin>,
+    /// Tokens the billing accepts now.
+    billing_tokens: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -103,6 +136,18 @@ impl Shared {
         }
         if patch.drop_shift == Some(true) {
             self.model().drop_shift();
+        }
+        if let Some(v) = patch.billing_lose_orders {
+            k.billing_lose_orders = Some(v);
+        }
+        if let Some(v) = patch.billing_down {
+            k.billing_down = Some(v);
+        }
+        if patch.billing_expire_tokens == Some(true) {
+            self.billing_tokens
+                .lock()
+                .expect("billing tokens lock")
+                .clear();
         }
         k.clone()
     }
@@ -153,6 +198,8 @@ impl SimFiscalBox {
             stats: Mutex::new(BoxStats::default()),
             clock,
             tz,
+            billing_login: Mutex::new(BillingLogin::default()),
+            billing_tokens: Mutex::new(Vec::new()),
         });
         let (stop, _) = watch::channel(false);
         let mut stopped = stop.subscribe();
@@ -185,6 +232,15 @@ impl SimFiscalBox {
         self.shared.set_knobs(&patch)
     }
 
+    /// The login the simulated billing accepts.
+    pub fn set_billing_login(&self, login: BillingLogin) {
+        *self
+            .shared
+            .billing_login
+            .lock()
+            .expect("billing login lock") = login;
+    }
+
     /// Look at (or change) the box's state directly.
     pub fn with_model<R>(&self, f: impl FnOnce(&mut BoxModel) -> R) -> R {
         f(&mut self.shared.model())
@@ -211,6 +267,7 @@ pub async fn run_cli(
     listen: SocketAddr,
     config: BoxConfig,
     knobs: BoxKnobs,
+    billing: BillingLogin,
 ) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
@@ -218,6 +275,7 @@ pub async fn run_cli(
     let listener = TcpListener::bind(listen).await?;
     let sim = SimFiscalBox::start(listener, config).await;
     sim.set_knobs(knobs);
+    sim.set_billing_login(billing);
     println!("fiscald sim fiscalbox listening on {}", sim.base_url());
     tokio::select! {
         _ = term.recv() => {}
@@ -226,6 +284,114 @@ pub async fn run_cli(
     tracing::info!(stats = ?sim.stats(), "FiscalBox simulator stopping");
     sim.stop().await;
     Ok(())
+}
+
+/// The billing endpoints \[Billing.md\]: `POST /api/v1/login/` and
+/// `GET /api/v1/orders/count/`, counted from the box's own sales.
+async fn billing_request(shared: &Shared, request: Request) -> Response {
+    use axum::http::StatusCode;
+    let knobs = shared.knobs();
+    if knobs.billing_down == Some(true) {
+        return severed_reply();
+    }
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().map(str::to_string);
+    let auth = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let method = request.method().clone();
+    let body = axum::body::to_bytes(request.into_body(), MAX_BODY)
+        .await
+        .unwrap_or_default();
+    let detail = |status: StatusCode, text: &str| {
+        (status, Json(serde_json::json!({"detail": text}))).into_response()
+    };
+    let path = path.trim_end_matches('/').to_string() + "/";
+    if method == HttpMethod::POST && path == facts::BILLING_LOGIN_PATH {
+        let Ok(login) = serde_json::from_slice::<facts::BillingLogin>(&body) else {
+            return detail(
+                StatusCode::BAD_REQUEST,
+                "username and password are required",
+            );
+        };
+        let accepted = shared
+            .billing_login
+            .lock()
+            .expect("billing login lock")
+            .clone();
+        if login.username != accepted.username || login.password != accepted.password {
+            return detail(
+                StatusCode::BAD_REQUEST,
+                "Unable to log in with provided credentials.",
+            );
+        }
+        let token = {
+            let mut m = shared.model();
+            format!("{:040x}", m.next_billing_token())
+        };
+        shared
+            .billing_tokens
+            .lock()
+            .expect("billing tokens lock")
+            .push(token.clone());
+        shared.stats.lock().expect("box stats lock").billing_logins += 1;
+        return Json(facts::BillingToken { token }).into_response();
+    }
+    if method == HttpMethod::GET && path == facts::BILLING_COUNT_PATH {
+        let valid = auth
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Token "))
+            .is_some_and(|t| {
+                shared
+                    .billing_tokens
+                    .lock()
+                    .expect("billing tokens lock")
+                    .iter()
+                    .any(|k| k == t)
+            });
+        if !valid {
+            shared
+                .stats
+                .lock()
+                .expect("box stats lock")
+                .billing_unauthorized += 1;
+            return detail(StatusCode::UNAUTHORIZED, "Invalid token.");
+        }
+        let q = query.as_deref();
+        let date = |name: &str| {
+            query_param(q, name).and_then(|t| {
+                chrono::NaiveDateTime::parse_from_str(&t, facts::BILLING_DATE_FORMAT).ok()
+            })
+        };
+        let (Some(start), Some(end), Some(inn)) =
+            (date("start_date"), date("end_date"), query_param(q, "inn"))
+        else {
+            return detail(
+                StatusCode::BAD_REQUEST,
+                "start_date and end_date (YYYY-MM-DDTHH:MM:SS) and inn are required",
+            );
+        };
+        let mut orders = shared.model().billing_orders(start, end);
+        let lose = knobs.billing_lose_orders.unwrap_or(0) as usize;
+        orders.truncate(orders.len().saturating_sub(lose));
+        let total: i64 = orders.iter().map(|(_, a)| a).sum();
+        return Json(facts::BillingCountReply {
+            status: "successfully".into(),
+            filters: serde_json::json!({
+                "start_date": start.format(facts::BILLING_DATE_FORMAT).to_string(),
+                "end_date": end.format(facts::BILLING_DATE_FORMAT).to_string(),
+                "inn": inn,
+            }),
+            data: facts::BillingCountData {
+                total_orders: orders.len() as i64,
+                total_amount: facts::billing_amount(total),
+            },
+        })
+        .into_response();
+    }
+    detail(StatusCode::NOT_FOUND, "Not found.")
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -315,6 +481,9 @@ fn decode(text: &str) -> String {
 }
 
 async fn box_request(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if request.uri().path().starts_with("/api/v1/") {
+        return billing_request(&shared, request).await;
+    }
     let method = match *request.method() {
         HttpMethod::GET => Some(Method::Get),
         HttpMethod::POST => Some(Method::Post),

@@ -1,0 +1,564 @@
+//! The FiscalBox billing: its client (login → token, kept in the journal's
+//! secrets table, rotated by age and renewed on 401) and the reconciliation
+//! of the journal's fiscalized Uzbek sales with the billing's orders count
+//! for a period ([`reconcile`], pure).
+//!
+//! Wire facts (paths, shapes, units, date format) live in [`super::facts`].
+//! The password and the token never reach a log line, an error message, a
+//! reply or the status page: errors carry statuses and the billing's words.
+//! Retries follow the cloud sync's [`RetryPolicy`]; a billing outage delays
+//! the check (and says so), it never touches sales.
+
+use super::facts::{
+    self, BILLING_COUNT_PATH, BILLING_DATE_FORMAT, BILLING_LOGIN_PATH, BillingCountReply,
+    BillingLogin, BillingToken,
+};
+use crate::clock::Clock;
+use crate::config::{BillingSettings, Secret};
+use crate::domain::ReceiptState;
+use crate::domain::receipt::ReceiptKind;
+use crate::journal::{Journal, StoredReceipt};
+use crate::sync::client::transport_failure;
+use crate::sync::policy::{Decision, Failure, RetryPolicy};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::Mutex;
+
+/// The journal's secrets-table name of the billing token.
+pub const BILLING_TOKEN: &str = "fiscalbox.billing_token";
+
+/// One fiscalized sale of the journal, as the reconciliation sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JournalOrder {
+    pub receipt_id: String,
+    /// The box's receipt sequence number.
+    pub receipt_seq: u64,
+    pub date_time: NaiveDateTime,
+    pub amount_tiyin: i64,
+}
+
+/// What the billing counted for a period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct BillingCount {
+    pub orders: i64,
+    pub amount_tiyin: i64,
+}
+
+/// The outcome of one check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    Equal,
+    Different {
+        /// Journal minus billing.
+        orders_difference: i64,
+        amount_difference_tiyin: i64,
+        /// The journal's receipts whose count and amount match the
+        /// difference exactly (the receipts the billing is missing, or the
+        /// journal's extra ones); empty when no subset explains it.
+        explained_by: Vec<JournalOrder>,
+    },
+    /// The billing could not be asked; the check is retried.
+    Delayed {
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reconciliation {
+    pub start: String,
+    pub end: String,
+    /// What triggered it: `z_report` or `on_demand`.
+    pub trigger: &'static str,
+    pub journal: BillingCount,
+    pub billing: Option<BillingCount>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub checked_at: String,
+}
+
+/// The journal's fiscalized Uzbek sales whose fiscal time lies in
+/// `[start, end]` (local time, both ends included).
+pub fn journal_orders(
+    receipts: &[StoredReceipt],
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+) -> Vec<JournalOrder> {
+    receipts
+        .iter()
+        .filter(|r| r.state == ReceiptState::Fiscalized && r.receipt.uz.is_some())
+        .filter(|r| {
+            r.receipt.kind == ReceiptKind::Sale
+                || (facts::BILLING_COUNTS_REFUNDS && r.receipt.kind == ReceiptKind::SaleReturn)
+        })
+        .filter_map(|r| {
+            let f = r.fiscal.as_ref()?;
+            (f.date_time >= start && f.date_time <= end).then(|| JournalOrder {
+                receipt_id: r.id.clone(),
+                receipt_seq: f.fiscal_document_number,
+                date_time: f.date_time,
+                amount_tiyin: facts::tiyin(r.receipt.total),
+            })
+        })
+        .collect()
+}
+
+/// Compare the journal's orders with the billing's count. Pure.
+pub fn reconcile(orders: &[JournalOrder], billing: BillingCount) -> Outcome {
+    let journal = totals(orders);
+    let dn = journal.orders - billing.orders;
+    let da = journal.amount_tiyin - billing.amount_tiyin;
+    if dn == 0 && da == 0 {
+        return Outcome::Equal;
+    }
+    Outcome::Different {
+        orders_difference: dn,
+        amount_difference_tiyin: da,
+        explained_by: explain(orders, dn, da),
+    }
+}
+
+pub fn totals(orders: &[JournalOrder]) -> BillingCount {
+    BillingCount {
+        orders: orders.len() as i64,
+        amount_tiyin: orders.iter().map(|o| o.amount_tiyin).sum(),
+    }
+}
+
+/// The journal's receipts that account for `dn` orders and `da` tiyin more
+/// than the billing saw: for one or two missing orders, the receipts whose
+/// amounts sum to the difference — every candidate when several would.
+fn explain(orders: &[JournalOrder], dn: i64, da: i64) -> Vec<JournalOrder> {
+    match dn {
+        1 => orders
+            .iter()
+            .filter(|o| o.amount_tiyin == da)
+            .cloned()
+            .collect(),
+        2 => {
+            let mut out: Vec<JournalOrder> = Vec::new();
+            for (i, a) in orders.iter().enumerate() {
+                for b in &orders[i + 1..] {
+                    if a.amount_tiyin + b.amount_tiyin == da {
+                        for o in [a, b] {
+                            if !out.contains(o) {
+                                out.push(o.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Counters for the status page.
+#[derive(Debug, Default)]
+pub struct BillingCounters {
+    pub logins: AtomicU64,
+    pub checks: AtomicU64,
+}
+
+struct Token {
+    value: Secret,
+    /// Log in again at this time (the configured rotation age).
+    rotate_at: DateTime<Utc>,
+}
+
+pub struct BillingClient {
+    http: reqwest::Client,
+    settings: BillingSettings,
+    journal: Journal,
+    clock: Arc<dyn Clock>,
+    token: Mutex<Option<Token>>,
+    pub policy: RetryPolicy,
+    pub counters: BillingCounters,
+}
+
+impl BillingClient {
+    pub fn new(
+        settings: BillingSettings,
+        journal: Journal,
+        clock: Arc<dyn Clock>,
+    ) -> Result<BillingClient, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .user_agent(concat!("fiscald/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the billing HTTP client: {e}"))?;
+        Ok(BillingClient {
+            http,
+            policy: RetryPolicy {
+                base: settings.retry_base,
+                cap: settings.retry_cap,
+                ..RetryPolicy::default()
+            },
+            settings,
+            journal,
+            clock,
+            token: Mutex::new(None),
+            counters: BillingCounters::default(),
+        })
+    }
+
+    /// The billing's orders count for `[start, end]` (local time); logs in
+    /// first when there is no token or it is due for rotation, and once
+    /// more when the billing answers 401.
+    pub async fn count(
+        &self,
+        start: NaiveDateTime,
+        end: NaiveDateTime,
+    ) -> Result<BillingCount, Failure> {
+        let url = format!(
+            "{}{}?start_date={}&end_date={}&inn={}",
+            self.settings.url,
+            BILLING_COUNT_PATH,
+            start.format(BILLING_DATE_FORMAT),
+            end.format(BILLING_DATE_FORMAT),
+            self.settings.inn
+        );
+        let mut relogged = false;
+        loop {
+            let token = self.token().await?;
+            let response = self
+                .http
+                .get(&url)
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    facts::billing_authorization(token.expose()),
+                )
+                .send()
+                .await
+                .map_err(transport_failure)?;
+            match read(response).await {
+                Err(Failure::Status { code: 401, .. }) if !relogged => {
+                    tracing::info!("billing: token refused; logging in again");
+                    self.forget(&token).await;
+                    relogged = true;
+                }
+                Err(e) => return Err(e),
+                Ok(body) => {
+                    self.counters.checks.fetch_add(1, Ordering::Relaxed);
+                    let reply: BillingCountReply = serde_json::from_str(&body)
+                        .map_err(|e| Failure::Protocol(format!("orders count reply: {e}")))?;
+                    return Ok(BillingCount {
+                        orders: reply.data.total_orders,
+                        amount_tiyin: facts::billing_amount_tiyin(reply.data.total_amount),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The count, retried after outages per the policy, at most `attempts`
+    /// times; the last failure otherwise.
+    pub async fn count_retrying(
+        &self,
+        start: NaiveDateTime,
+        end: NaiveDateTime,
+        attempts: u32,
+        mut on_failure: impl FnMut(&Failure),
+    ) -> Result<BillingCount, Failure> {
+        let mut n = 0;
+        loop {
+            n += 1;
+            match self.count(start, end).await {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    on_failure(&e);
+                    let after = match self.policy.decide(&e, n, rand_jitter()) {
+                        Decision::Retry { after } => after,
+                        Decision::Reauthenticate => self.policy.base,
+                        _ => return Err(e),
+                    };
+                    if n >= attempts {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(after).await;
+                }
+            }
+        }
+    }
+
+    async fn token(&self) -> Result<Secret, Failure> {
+        let mut token = self.token.lock().await;
+        let now = self.clock.now();
+        if token.is_none()
+            && let Ok(Some((value, Some(rotate_ms)))) = self.journal.secret(BILLING_TOKEN).await
+            && let Some(rotate_at) = DateTime::from_timestamp_millis(rotate_ms)
+        {
+            *token = Some(Token {
+                value: Secret::new(value),
+                rotate_at,
+            });
+        }
+        if let Some(t) = token.as_ref()
+            && t.rotate_at > now
+        {
+            return Ok(t.value.clone());
+        }
+        let response = self
+            .http
+            .post(format!("{}{}", self.settings.url, BILLING_LOGIN_PATH))
+            .json(&BillingLogin {
+                username: self.settings.username.clone(),
+                password: self.settings.password.expose().to_string(),
+            })
+            .send()
+            .await
+            .map_err(transport_failure)?;
+        let body = read(response).await?;
+        let reply: BillingToken = serde_json::from_str(&body)
+            .map_err(|_| Failure::Protocol("login reply has no token".into()))?;
+        self.counters.logins.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("billing: logged in");
+        let rotate_at = now
+            + chrono::Duration::from_std(self.settings.token_rotation)
+                .unwrap_or(chrono::Duration::hours(1));
+        // Kept across restarts; a failure to store it only costs a login.
+        let _ = self
+            .journal
+            .save_secret(
+                BILLING_TOKEN,
+                Some(reply.token.clone()),
+                Some(rotate_at.timestamp_millis()),
+            )
+            .await;
+        let value = Secret::new(reply.token);
+        *token = Some(Token {
+            value: value.clone(),
+            rotate_at,
+        });
+        Ok(value)
+    }
+
+    async fn forget(&self, refused: &Secret) {
+        let mut token = self.token.lock().await;
+        if token.as_ref().is_some_and(|t| &t.value == refused) {
+            *token = None;
+            let _ = self.journal.save_secret(BILLING_TOKEN, None, None).await;
+        }
+    }
+
+    /// The whole check for a period: the journal's orders, the billing's
+    /// count (retried `attempts` times), the outcome.
+    pub async fn check(
+        &self,
+        start: NaiveDateTime,
+        end: NaiveDateTime,
+        trigger: &'static str,
+        attempts: u32,
+    ) -> Reconciliation {
+        let orders = match self.journal.stats().await {
+            Ok(stats) => self
+                .journal
+                .numbered(0, stats.last_number)
+                .await
+                .map(|r| journal_orders(&r, start, end)),
+            Err(e) => Err(e),
+        };
+        let checked_at = self.clock.now().to_rfc3339();
+        let mut base = Reconciliation {
+            start: start.format(BILLING_DATE_FORMAT).to_string(),
+            end: end.format(BILLING_DATE_FORMAT).to_string(),
+            trigger,
+            journal: BillingCount {
+                orders: 0,
+                amount_tiyin: 0,
+            },
+            billing: None,
+            outcome: Outcome::Equal,
+            checked_at,
+        };
+        let orders = match orders {
+            Ok(o) => o,
+            Err(e) => {
+                base.outcome = Outcome::Delayed {
+                    reason: format!("journal unreadable: {e}"),
+                };
+                return base;
+            }
+        };
+        base.journal = totals(&orders);
+        match self
+            .count_retrying(
+                start,
+                end,
+                attempts,
+                |e| tracing::warn!(error = %e.describe(), "billing check delayed"),
+            )
+            .await
+        {
+            Ok(count) => {
+                base.billing = Some(count);
+                base.outcome = reconcile(&orders, count);
+            }
+            Err(e) => {
+                base.outcome = Outcome::Delayed {
+                    reason: format!(
+                        "billing unreachable ({}); the check is retried, sales go on",
+                        e.describe()
+                    ),
+                }
+            }
+        }
+        base
+    }
+}
+
+/// Where the last reconciliation is kept for the status page and reports.
+pub type LastCheck = Arc<std::sync::Mutex<Option<Reconciliation>>>;
+
+/// Run a check in the background, storing every outcome in `last`: while
+/// the billing is unreachable the stored outcome is `delayed` (saying why)
+/// and the check is asked again per the retry policy, up to the configured
+/// attempts. Never touches sales.
+pub fn spawn_check(
+    client: Arc<BillingClient>,
+    last: LastCheck,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+    trigger: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let attempts = client.settings.attempts.max(1);
+        for n in 1..=attempts {
+            let mut r = client.check(start, end, trigger, 1).await;
+            let delayed = matches!(r.outcome, Outcome::Delayed { .. });
+            if delayed && n == attempts {
+                r.outcome = Outcome::Delayed {
+                    reason: format!(
+                        "billing unreachable after {attempts} attempts; run `fiscald billing check --from {} --to {}` when it is back",
+                        start.format(BILLING_DATE_FORMAT),
+                        end.format(BILLING_DATE_FORMAT)
+                    ),
+                };
+            }
+            match &r.outcome {
+                Outcome::Equal => tracing::info!(trigger, "billing reconciliation: equal"),
+                Outcome::Different {
+                    orders_difference, ..
+                } => tracing::warn!(
+                    trigger,
+                    orders_difference,
+                    "billing reconciliation: the billing's count differs from the journal"
+                ),
+                Outcome::Delayed { .. } => {}
+            }
+            *last.lock().expect("billing last lock") = Some(r);
+            if !delayed {
+                return;
+            }
+            tokio::time::sleep(client.policy.backoff(n, rand_jitter())).await;
+        }
+    })
+}
+
+fn rand_jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    (h.finish() % 1000) as f64 / 1000.0
+}
+
+/// The body of a 2xx reply, or the failure it means (the billing's words,
+/// bounded; never a request header).
+async fn read(response: reqwest::Response) -> Result<String, Failure> {
+    let status = response.status();
+    let body = response.text().await.map_err(transport_failure)?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(Failure::Status {
+            code: status.as_u16(),
+            retry_after: None,
+            message: body.chars().take(200).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(id: &str, seq: u64, amount: i64) -> JournalOrder {
+        JournalOrder {
+            receipt_id: id.into(),
+            receipt_seq: seq,
+            date_time: NaiveDateTime::parse_from_str("2026-11-29 10:00:00", "%Y-%m-%d %H:%M:%S")
+                .unwrap(),
+            amount_tiyin: amount,
+        }
+    }
+
+    #[test]
+    fn equal_when_count_and_amount_agree() {
+        let o = [order("a", 1, 50_000), order("b", 2, 70_000)];
+        assert_eq!(
+            reconcile(
+                &o,
+                BillingCount {
+                    orders: 2,
+                    amount_tiyin: 120_000
+                }
+            ),
+            Outcome::Equal
+        );
+    }
+
+    #[test]
+    fn a_missing_order_is_named_by_its_amount() {
+        let o = [order("a", 1, 50_000), order("b", 2, 70_000)];
+        let out = reconcile(
+            &o,
+            BillingCount {
+                orders: 1,
+                amount_tiyin: 50_000,
+            },
+        );
+        assert_eq!(
+            out,
+            Outcome::Different {
+                orders_difference: 1,
+                amount_difference_tiyin: 70_000,
+                explained_by: vec![o[1].clone()],
+            }
+        );
+        // Two candidates of the same amount: both named.
+        let o = [order("a", 1, 50_000), order("b", 2, 50_000)];
+        let Outcome::Different { explained_by, .. } = reconcile(
+            &o,
+            BillingCount {
+                orders: 1,
+                amount_tiyin: 50_000,
+            },
+        ) else {
+            panic!()
+        };
+        assert_eq!(explained_by.len(), 2);
+        // An amount-only difference names nobody.
+        let Outcome::Different { explained_by, .. } = reconcile(
+            &o,
+            BillingCount {
+                orders: 2,
+                amount_tiyin: 90_000,
+            },
+        ) else {
+            panic!()
+        };
+        assert!(explained_by.is_empty());
+    }
+
+    #[test]
+    fn billing_amounts_are_sum_floats() {
+        assert_eq!(facts::billing_amount_tiyin(700.0), 70_000);
+        assert_eq!(facts::billing_amount_tiyin(0.1 + 0.2), 30);
+        assert_eq!(facts::billing_amount(12_345), 123.45);
+    }
+}
