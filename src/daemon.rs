@@ -200,7 +200,7 @@ impl Daemon {
                         client: client.clone(),
                         status: worker.status.clone(),
                         reply_wait: *reply_wait,
-                        sverka: std::sync::Mutex::new(serde_json::Value::Null),
+                        sverka: std::sync::Mutex::new(None),
                         billing: billing.clone(),
                         billing_last: Default::default(),
                     })

@@ -292,6 +292,14 @@ async fn a_full_day_through_the_fiscalbox_dialect_only() {
     assert_eq!(x["total_sale_cash"], cash, "{x}");
     assert_eq!(x["differences"], json!([]), "{x}");
     assert_eq!(x["shift_opened"], true);
+    // The reconciliation shows in GET /v1/status, nothing needing attention.
+    let (_, status) = t.get("/v1/status").await;
+    assert_eq!(status["sverka"]["result"], "equal", "{status}");
+    assert_eq!(status["sverka"]["differences"], json!([]), "{status}");
+    assert!(
+        !status["attention"].to_string().contains("reconciliation"),
+        "{status}"
+    );
     // Z report.
     let z = fb_get(&t, "/zreport/close/?time=2026-11-29%2021:00:00").await;
     let z = wrapped(&z).clone();
@@ -526,6 +534,25 @@ async fn every_error_path_answers_the_documented_code_and_shape() {
     });
     let r = fb_post(&t, "/order/refuse/", &refund("e-8", &qr, 1)).await;
     failed(&r, 65275);
+    // The parked refund is in the journal, not on the box: an X report
+    // lists the difference, and so do GET /v1/status and its attention list.
+    let x = fb_post(&t, "/zreport/close/", &json!({"close_zreport": false})).await;
+    let diffs = wrapped(&x)["differences"].clone();
+    assert!(
+        diffs
+            .as_array()
+            .unwrap()
+            .contains(&json!({"field": "total_refund_count", "journal": 2, "fiscalbox": 1})),
+        "{x}"
+    );
+    let (_, status) = t.get("/v1/status").await;
+    assert_eq!(status["sverka"]["result"], "different", "{status}");
+    assert_eq!(status["sverka"]["differences"], diffs, "{status}");
+    let attention = status["attention"].to_string();
+    assert!(
+        attention.contains("differs on total_refund_count: journal 2, FiscalBox 1"),
+        "{status}"
+    );
     t.daemon.stop().await.unwrap();
     fb.stop().await;
 }

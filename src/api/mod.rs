@@ -77,8 +77,9 @@ pub struct FiscalboxState {
     /// How long `order/create` waits for the box's fiscal data.
     pub reply_wait: Duration,
     /// The last reconciliation of the shift with the box (differences,
-    /// receipts not yet on the box), for `/v1/health`.
-    pub sverka: std::sync::Mutex<serde_json::Value>,
+    /// receipts not yet on the box), for `/v1/health`, `/v1/status` and the
+    /// status page; `None` before the first X/Z report.
+    pub sverka: std::sync::Mutex<Option<crate::fiscalbox::sverka::Check>>,
     /// The FiscalBox billing, when `[fiscalbox.billing]` is set.
     pub billing: Option<Arc<crate::fiscalbox::billing::BillingClient>>,
     /// The last reconciliation with the billing (Z report or on demand),

@@ -575,6 +575,18 @@ pub fn render(v: &PageView<'_>) -> Markup {
                                 tr { th { (t.receipt_kind) " · " (t.payment_kind) } td data-total=(format!("{}/{}", t.receipt_kind, t.payment_kind)) { (t.text) " " (r.config.currency) } }
                             }
                         }
+                        @if let Some(c) = &r.sverka {
+                            h2 { "FiscalBox reconciliation" }
+                            table #sverka {
+                                tr { th { "checked" } td { (c.at) } }
+                                tr { th { "result" } td data-sverka=(c.result) { (c.result) } }
+                                tr { th { "receipts not yet on the box" } td { (c.pending_receipts) } }
+                                @if let Some(e) = &c.fiscalbox_error { tr { th { "FiscalBox error" } td { (e) } } }
+                                @for d in &c.differences {
+                                    tr { th { (d.field) } td { "journal " (d.journal) ", FiscalBox " (d.fiscalbox) } }
+                                }
+                            }
+                        }
                         @if let Some(b) = &r.billing {
                             h2 { "Billing reconciliation" }
                             table #billing {

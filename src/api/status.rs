@@ -111,6 +111,9 @@ pub struct StatusReport {
     pub shift: ShiftStatus,
     /// The FiscalBox billing reconciliation, when a billing is configured.
     pub billing: Option<BillingStatus>,
+    /// The last shift reconciliation ("sverka") with the FiscalBox (X or Z
+    /// report), when the backend is `fiscalbox` and one has run.
+    pub sverka: Option<crate::fiscalbox::sverka::Check>,
     pub recent_errors: Vec<LogEntry>,
     pub chart: Vec<Minute>,
 }
@@ -336,6 +339,10 @@ pub async fn collect(app: &AppState) -> StatusReport {
                 last: fb.billing_last.lock().expect("billing last lock").clone(),
             })
         }),
+        sverka: app
+            .fiscalbox
+            .as_ref()
+            .and_then(|fb| fb.sverka.lock().expect("sverka lock").clone()),
         recent_errors: telemetry::global().recent_errors(),
         chart: telemetry::global().series(),
     };
@@ -400,6 +407,9 @@ pub fn attention(r: &StatusReport, now: DateTime<Utc>) -> Vec<String> {
         out.push(format!(
             "the cloud processing has been unreachable since {since}"
         ));
+    }
+    if let Some(check) = &r.sverka {
+        out.extend(check.attention());
     }
     if let Some(last) = r.billing.as_ref().and_then(|b| b.last.as_ref()) {
         use crate::fiscalbox::billing::Outcome;

@@ -29,6 +29,58 @@ pub fn as_fields(t: &ShiftTotals) -> [(&'static str, i64); 8] {
     ]
 }
 
+/// The last reconciliation of the shift with the box, as `/v1/health`,
+/// `GET /v1/status` and the status page show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// `equal`, `different`, or `unchecked` when the box could not be read.
+    pub result: &'static str,
+    /// When it ran (RFC 3339, UTC).
+    pub at: String,
+    pub differences: Vec<Difference>,
+    /// The shift's receipts not yet fiscalized on the box.
+    pub pending_receipts: usize,
+    /// Why the box's Z report could not be read, if it could not.
+    pub fiscalbox_error: Option<String>,
+}
+
+impl Check {
+    pub fn new(
+        at: String,
+        differences: Vec<Difference>,
+        pending_receipts: usize,
+        fiscalbox_error: Option<String>,
+    ) -> Check {
+        let result = if fiscalbox_error.is_some() {
+            "unchecked"
+        } else if differences.is_empty() {
+            "equal"
+        } else {
+            "different"
+        };
+        Check {
+            result,
+            at,
+            differences,
+            pending_receipts,
+            fiscalbox_error,
+        }
+    }
+
+    /// One line per difference, for the status page's "attention" list.
+    pub fn attention(&self) -> Vec<String> {
+        self.differences
+            .iter()
+            .map(|d| {
+                format!(
+                    "the shift reconciliation with the FiscalBox ({}) differs on {}: journal {}, FiscalBox {}",
+                    self.at, d.field, d.journal, d.fiscalbox
+                )
+            })
+            .collect()
+    }
+}
+
 pub fn compare(journal: &ShiftTotals, z: &ZReport) -> Vec<Difference> {
     let boxed = [
         z.total_sale_cash,
@@ -88,6 +140,15 @@ mod tests {
                     fiscalbox: 2
                 },
             ]
+        );
+        let check = Check::new("t".into(), compare(&j, &z), 0, None);
+        assert_eq!(check.result, "different");
+        assert_eq!(check.attention().len(), 2);
+        assert!(check.attention()[0].contains("total_sale_cash: journal 11200, FiscalBox 0"));
+        assert_eq!(Check::new("t".into(), vec![], 1, None).result, "equal");
+        assert_eq!(
+            Check::new("t".into(), vec![], 0, Some("down".into())).result,
+            "unchecked"
         );
     }
 }

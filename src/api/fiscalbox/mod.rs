@@ -741,11 +741,14 @@ async fn shift_report(app: &AppState) -> Result<(Value, Vec<sverka::Difference>)
     for (field, value) in sverka::as_fields(&totals) {
         report[field] = json!(value);
     }
-    *fb.sverka.lock().expect("sverka lock") = json!({
-        "differences": report["differences"],
-        "pending_receipts": pending,
-        "fiscalbox_error": report["fiscalbox_error"],
-    });
+    *fb.sverka.lock().expect("sverka lock") = Some(sverka::Check::new(
+        app.clock
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        differences.clone(),
+        pending,
+        box_error.clone(),
+    ));
     Ok((report, differences))
 }
 
