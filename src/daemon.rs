@@ -192,6 +192,7 @@ impl Daemon {
                 register: settings.devices.register.as_ref().map(|r| r.path.clone()),
                 thresholds: settings.deadlines,
                 marking_last_sync: marking_last_sync.clone(),
+                fiscalbox: fiscalbox.as_ref().map(|(_, w, _, _)| w.capacity.clone()),
             },
             fiscalbox: fiscalbox
                 .as_ref()

@@ -335,6 +335,22 @@ async fn a_full_day_through_the_fiscalbox_dialect_only() {
     assert_eq!(stats.counters.confirm_repeats, 0);
     assert_eq!(stats.counters.sales_created, 7);
     assert_eq!(stats.counters.refunds_created, 2);
+    // The box's memory counters (read with each send and every minute) are
+    // a deadline condition in GET /v1/status, against the box's maxima.
+    let (_, status) = t.get("/v1/status").await;
+    let memory = status["deadlines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "fiscalbox_memory")
+        .unwrap_or_else(|| panic!("no fiscalbox_memory condition: {status}"))
+        .clone();
+    assert_eq!(memory["severity"], "ok", "{memory}");
+    let text = memory["message"].as_str().unwrap();
+    assert!(
+        text.contains("of 100000 receipts") && text.contains("of 1000 Z reports"),
+        "{memory}"
+    );
     // Closed: a second close is refused in the documented shape.
     failed(&fb_get(&t, "/zreport/close/").await, 9326);
     t.daemon.stop().await.unwrap();

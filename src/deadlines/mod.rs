@@ -20,7 +20,12 @@
 //! - shift limit: a shift open more than 24 h blocks sales until a Z report
 //!   (register mode 3, error 0x4E / FN 0x16);
 //! - clock: FN error 0x17 when the register clock and the drive's timer
-//!   differ by more than 5 min (sigmarnd page in the spec note).
+//!   differ by more than 5 min (sigmarnd page in the spec note);
+//! - FiscalBox memory: the box's fiscal module counts receipts and Z reports
+//!   against maxima (`/info/` `receipt_count` / `receipt_max_count`,
+//!   `zreport_count` / `zreport_max_count`, spec `fiscalbox.md` "Tools"); a
+//!   full Z-report space refuses a new shift (`ERROR_ZREPORT_SPACE_IS_FULL`).
+//!   Maxima the box does not report are ASSUMED in `fiscalbox::facts`.
 
 pub mod auto_z;
 mod board;
@@ -68,10 +73,13 @@ pub enum Kind {
     FnMemory,
     /// The drive reports OFD answer timeouts (FF01 flag b3).
     OfdTimeout,
+    /// The FiscalBox fiscal module's receipt and Z-report counters against
+    /// their maxima (`/info/`).
+    FiscalboxMemory,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::FnExpiry,
         Kind::OfdBlock,
         Kind::MarkingLockout,
@@ -80,6 +88,7 @@ impl Kind {
         Kind::TimeSync,
         Kind::FnMemory,
         Kind::OfdTimeout,
+        Kind::FiscalboxMemory,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +101,7 @@ impl Kind {
             Kind::TimeSync => "time_sync",
             Kind::FnMemory => "fn_memory",
             Kind::OfdTimeout => "ofd_timeout",
+            Kind::FiscalboxMemory => "fiscalbox_memory",
         }
     }
 
@@ -114,6 +124,9 @@ impl Kind {
             Kind::TimeSync => "enable time synchronization on the till (timedatectl set-ntp true)",
             Kind::FnMemory => "plan a fiscal drive replacement: its archive is nearly full",
             Kind::OfdTimeout => "check the till's internet link and the OFD settings",
+            Kind::FiscalboxMemory => {
+                "have the FiscalBox's fiscal module replaced or re-initialized by the service center before it is full"
+            }
         }
     }
 
@@ -128,6 +141,9 @@ impl Kind {
             Kind::TimeSync => "/run/systemd/timesync/synchronized, adjtimex",
             Kind::FnMemory => "register FF01 warning flag b2, FF63 documents left",
             Kind::OfdTimeout => "register FF01 warning flag b3",
+            Kind::FiscalboxMemory => {
+                "FiscalBox GET /info/ (receipt_count / receipt_max_count, zreport_count / zreport_max_count)"
+            }
         }
     }
 }
@@ -184,6 +200,17 @@ pub struct Readings {
     pub time_synced: Option<bool>,
     /// The marking module's last sync.
     pub marking_last_sync: Option<DateTime<Utc>>,
+    /// The FiscalBox fiscal module's counters, as its worker last read them.
+    pub fiscalbox: Option<BoxCapacity>,
+}
+
+/// The FiscalBox fiscal module's counters against their maxima (`/info/`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BoxCapacity {
+    pub receipts: i64,
+    pub receipts_max: i64,
+    pub zreports: i64,
+    pub zreports_max: i64,
 }
 
 /// When a countdown turns warn / critical: time left at or below.
@@ -206,6 +233,10 @@ pub struct Thresholds {
     pub clock_critical_s: i64,
     /// FF63 documents left at or below which the archive warns.
     pub fn_documents_warn: u32,
+    /// FiscalBox receipt or Z-report memory used, in percent of the maximum,
+    /// at or above which it warns / is critical (blocking when full).
+    pub fiscalbox_warn_percent: i64,
+    pub fiscalbox_critical_percent: i64,
 }
 
 impl Default for Thresholds {
@@ -234,6 +265,8 @@ impl Default for Thresholds {
             clock_warn_s: 60,
             clock_critical_s: 4 * 60,
             fn_documents_warn: 10_000,
+            fiscalbox_warn_percent: 90,
+            fiscalbox_critical_percent: 98,
         }
     }
 }
@@ -460,8 +493,44 @@ pub fn evaluate(r: &Readings, t: &Thresholds, now: DateTime<Utc>) -> Vec<Conditi
             "the fiscal drive reports OFD answer timeouts".into(),
         ));
     }
+    if let Some(b) = r.fiscalbox {
+        out.push(fiscalbox_memory(b, t, now));
+    }
     sort(&mut out);
     out
+}
+
+/// The FiscalBox memory condition: the fuller of its two counters decides.
+fn fiscalbox_memory(b: BoxCapacity, t: &Thresholds, now: DateTime<Utc>) -> Condition {
+    let level = |used: i64, max: i64| {
+        if max <= 0 {
+            Severity::Ok
+        } else if used >= max {
+            Severity::Blocking
+        } else if used * 100 >= max * t.fiscalbox_critical_percent {
+            Severity::Critical
+        } else if used * 100 >= max * t.fiscalbox_warn_percent {
+            Severity::Warn
+        } else {
+            Severity::Ok
+        }
+    };
+    let sev = level(b.receipts, b.receipts_max).max(level(b.zreports, b.zreports_max));
+    let message = format!(
+        "the FiscalBox fiscal module holds {} of {} receipts ({} left) and {} of {} Z reports ({} left){}",
+        b.receipts,
+        b.receipts_max,
+        (b.receipts_max - b.receipts).max(0),
+        b.zreports,
+        b.zreports_max,
+        (b.zreports_max - b.zreports).max(0),
+        if sev == Severity::Blocking {
+            ": it is full and refuses new documents"
+        } else {
+            ""
+        }
+    );
+    Condition::new(Kind::FiscalboxMemory, sev, None, now, message)
 }
 
 /// Most urgent first: severity, then the soonest deadline, then the kind.
@@ -546,6 +615,8 @@ pub struct Source {
     pub thresholds: Thresholds,
     /// The marking local module's last sync, as its status poller last read it.
     pub marking_last_sync: Option<std::sync::Arc<std::sync::Mutex<Option<DateTime<Utc>>>>>,
+    /// The FiscalBox's memory counters, as its worker last read them.
+    pub fiscalbox: Option<std::sync::Arc<std::sync::Mutex<Option<BoxCapacity>>>>,
 }
 
 impl Source {
@@ -561,6 +632,10 @@ impl Source {
                 .marking_last_sync
                 .as_ref()
                 .and_then(|m| *m.lock().expect("marking reading")),
+            fiscalbox: self
+                .fiscalbox
+                .as_ref()
+                .and_then(|m| *m.lock().expect("fiscalbox reading")),
             ..readings
         };
         evaluate(&readings, &self.thresholds, now)

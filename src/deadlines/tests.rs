@@ -284,3 +284,75 @@ fn human_durations() {
     assert_eq!(human(Duration::seconds(20)), "1 min");
     assert_eq!(human(Duration::zero()), "now");
 }
+
+#[test]
+fn fiscalbox_memory_thresholds() {
+    let r = |receipts: i64, zreports: i64| Readings {
+        fiscalbox: Some(BoxCapacity {
+            receipts,
+            receipts_max: 1_000,
+            zreports,
+            zreports_max: 100,
+        }),
+        ..Readings::default()
+    };
+    let sev = |receipts, zreports| one(&r(receipts, zreports), t0(), Kind::FiscalboxMemory);
+    // Receipts: warn at 90 %, critical at 98 %, blocking when full.
+    assert_eq!(sev(899, 0).severity, Severity::Ok);
+    assert_eq!(sev(900, 0).severity, Severity::Warn);
+    assert_eq!(sev(979, 0).severity, Severity::Warn);
+    assert_eq!(sev(980, 0).severity, Severity::Critical);
+    assert_eq!(sev(999, 0).severity, Severity::Critical);
+    assert_eq!(sev(1_000, 0).severity, Severity::Blocking);
+    // Z reports the same; the fuller counter decides.
+    assert_eq!(sev(0, 89).severity, Severity::Ok);
+    assert_eq!(sev(0, 90).severity, Severity::Warn);
+    assert_eq!(sev(0, 98).severity, Severity::Critical);
+    assert_eq!(sev(900, 100).severity, Severity::Blocking);
+    let c = sev(980, 12);
+    assert_eq!(
+        c.message,
+        "the FiscalBox fiscal module holds 980 of 1000 receipts (20 left) and 12 of 100 Z reports (88 left)"
+    );
+    assert_eq!((c.bites_at, c.seconds_left), (None, None));
+    assert!(sev(1_000, 0).message.ends_with("refuses new documents"));
+    // A maximum of 0 (unknown) never warns by itself.
+    let unknown = Readings {
+        fiscalbox: Some(BoxCapacity {
+            receipts: 5,
+            ..BoxCapacity::default()
+        }),
+        ..Readings::default()
+    };
+    assert_eq!(
+        one(&unknown, t0(), Kind::FiscalboxMemory).severity,
+        Severity::Ok
+    );
+    // Configured percentages are used.
+    let t = Thresholds {
+        fiscalbox_warn_percent: 50,
+        ..Thresholds::default()
+    };
+    assert_eq!(evaluate(&r(500, 0), &t, t0())[0].severity, Severity::Warn);
+}
+
+#[test]
+fn fiscalbox_info_maxima_fall_back_to_the_assumed_ones() {
+    use crate::fiscalbox::facts::{self, Info};
+    let info = Info {
+        receipt_count: 7,
+        receipt_max_count: 0,
+        zreport_count: 2,
+        zreport_max_count: 500,
+        ..Info::default()
+    };
+    assert_eq!(
+        info.capacity(),
+        BoxCapacity {
+            receipts: 7,
+            receipts_max: facts::ASSUMED_RECEIPT_MAX_COUNT,
+            zreports: 2,
+            zreports_max: 500,
+        }
+    );
+}

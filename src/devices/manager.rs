@@ -221,6 +221,7 @@ impl RegisterDriver {
             register_clock_offset_s: utc(status.date_time).map(|t| (t - now).num_seconds()),
             time_synced: crate::deadlines::time_synced(),
             marking_last_sync: None,
+            fiscalbox: None,
         };
         let conditions = evaluate(&readings, &self.settings.thresholds, now);
         self.blocked = conditions

@@ -905,6 +905,31 @@ pub struct Accumulator {
     pub refund: i64,
 }
 
+/// The fiscal module's receipt memory when `/info/` reports no
+/// `receipt_max_count` (0). **ASSUMED**: the spec ("Tools") names
+/// the field but gives no value; 100 000 is the simulator's figure, kept
+/// low rather than high so a warning comes early rather than late.
+pub const ASSUMED_RECEIPT_MAX_COUNT: i64 = 100_000;
+/// The same for `zreport_max_count`. **ASSUMED** like the above: 1 000 Z
+/// reports (about three years of daily shifts); a full Z-report space
+/// refuses a new shift (`ERROR_ZREPORT_SPACE_IS_FULL`, 0x9028, the
+/// simulator's code).
+pub const ASSUMED_ZREPORT_MAX_COUNT: i64 = 1_000;
+
+impl Info {
+    /// The fiscal module's counters against their maxima, for the deadline
+    /// model; a maximum the box does not report is the ASSUMED one above.
+    pub fn capacity(&self) -> crate::deadlines::BoxCapacity {
+        let or = |v: i64, assumed: i64| if v > 0 { v } else { assumed };
+        crate::deadlines::BoxCapacity {
+            receipts: self.receipt_count,
+            receipts_max: or(self.receipt_max_count, ASSUMED_RECEIPT_MAX_COUNT),
+            zreports: self.zreport_count,
+            zreports_max: or(self.zreport_max_count, ASSUMED_ZREPORT_MAX_COUNT),
+        }
+    }
+}
+
 /// `/info/` `data` \[spec "Tools"\]; memory counters beyond these are ignored.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Info {

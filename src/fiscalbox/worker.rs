@@ -23,6 +23,9 @@ use tokio::task::JoinHandle;
 
 /// The longest the worker sleeps with nothing due (a new receipt wakes it).
 const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// How often the worker reads the box's memory counters (`/info/`) for the
+/// deadline model when no receipt send has read them meanwhile.
+pub const CAPACITY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A `fiscalbox` job's marker: the box's receipt counter, committed before
 /// the receipt's first send.
@@ -142,11 +145,17 @@ struct Shared {
     config: BoxWorkerConfig,
     status: Arc<Mutex<BoxStatus>>,
     wake: Arc<Notify>,
+    /// The box's memory counters as last read, for the deadline model.
+    capacity: Arc<Mutex<Option<crate::deadlines::BoxCapacity>>>,
+    /// When they were last read (clock milliseconds).
+    capacity_read_at: Mutex<Option<i64>>,
 }
 
 /// A running worker.
 pub struct BoxWorker {
     pub status: Arc<Mutex<BoxStatus>>,
+    /// The box's memory counters as last read ([`CAPACITY_INTERVAL`]).
+    pub capacity: Arc<Mutex<Option<crate::deadlines::BoxCapacity>>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -164,6 +173,7 @@ impl BoxWorker {
             online: true,
             ..BoxStatus::default()
         }));
+        let capacity = Arc::new(Mutex::new(None));
         let shared = Arc::new(Shared {
             journal,
             client,
@@ -171,10 +181,17 @@ impl BoxWorker {
             config,
             status: status.clone(),
             wake,
+            capacity: capacity.clone(),
+            capacity_read_at: Mutex::new(None),
         });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(shared, stopped));
-        BoxWorker { status, stop, task }
+        BoxWorker {
+            status,
+            capacity,
+            stop,
+            task,
+        }
     }
 
     /// Stop; a job in hand finishes (bounded) and is recorded.
@@ -256,11 +273,31 @@ async fn one_pass(shared: &Shared) -> Pass {
     if let Ok(Some(at)) = shared.journal.next_due_at(JobKind::FiscalboxConfirm).await {
         wait = wait.min(until(now, at));
     }
+    // The memory counters for the deadline model, at a modest interval.
+    let read_at = *shared.capacity_read_at.lock().expect("capacity lock");
+    let interval = CAPACITY_INTERVAL.as_millis() as i64;
+    match read_at {
+        Some(at) if now - at < interval => wait = wait.min(until(now, at + interval)),
+        _ => {
+            // A failed read retries after the interval too (the link's own
+            // state shows the outage).
+            *shared.capacity_read_at.lock().expect("capacity lock") = Some(now);
+            if let Ok(info) = shared.client.info().await {
+                note_capacity(shared, &info, now);
+            }
+            wait = wait.min(CAPACITY_INTERVAL);
+        }
+    }
     if worked {
         Pass::Worked
     } else {
         Pass::Wait(wait)
     }
+}
+
+fn note_capacity(shared: &Shared, info: &facts::Info, now: i64) {
+    *shared.capacity.lock().expect("capacity lock") = Some(info.capacity());
+    *shared.capacity_read_at.lock().expect("capacity lock") = Some(now);
 }
 
 fn note_result(shared: &Shared, result: &Result<(), CallError>) {
@@ -398,6 +435,7 @@ async fn fiscalize_receipt(
     let uuid = receipt.id.clone();
     let marker = job.marker::<BoxMarker>().box_seq;
     let info = shared.client.info().await?;
+    note_capacity(shared, &info, shared.clock.now().timestamp_millis());
     if marker.is_some() {
         let last = shared.client.last_order().await?;
         match reconcile(marker, info.current_receipt_seq, last.as_ref(), &uuid) {
