@@ -569,6 +569,24 @@ async fn every_error_path_answers_the_documented_code_and_shape() {
         attention.contains("differs on total_refund_count: journal 2, FiscalBox 1"),
         "{status}"
     );
+    // ... and the status page, with the differing figure, and /metrics
+    // carries the FiscalBox memory deadline like every other condition.
+    let page = t.client.get(format!("{}/", t.base)).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains(r#"data-sverka="different""#), "{page}");
+    assert!(page.contains("total_refund_count"), "{page}");
+    assert!(page.contains(r#"data-kind="fiscalbox_memory""#), "{page}");
+    let metrics = t
+        .client
+        .get(format!("{}/metrics", t.base))
+        .send()
+        .await
+        .unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"fiscald_deadline_severity{kind="fiscalbox_memory"} 0"#),
+        "{metrics}"
+    );
     t.daemon.stop().await.unwrap();
     fb.stop().await;
 }

@@ -64,7 +64,7 @@ pub(super) async fn get_metrics(State(app): Shared) -> Response {
     }
     registry.register(
         "deadline_seconds_left",
-        "Seconds until the deadline stops the till (fn_expiry, ofd_block, marking_lockout, shift_limit); negative once past",
+        "Seconds until the deadline stops the till (fn_expiry, ofd_block, marking_lockout, shift_limit; state kinds such as fiscalbox_memory have only a severity); negative once past",
         left,
     );
     registry.register(
