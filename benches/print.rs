@@ -62,6 +62,8 @@ fn sample() -> Receipt {
         .collect();
     let total = Money(items.iter().map(|i| i.total.0).sum());
     Receipt {
+        correction: None,
+        marking_checks: vec![],
         discount: Default::default(),
         original_date: None,
         kind: ReceiptKind::Sale,
@@ -110,6 +112,7 @@ fn main() {
             qr: &qr,
             qr_caption: "Проверьте чек",
             copy: false,
+            slip: false,
             footer: &footer,
         },
         &LayoutOptions::default(),

@@ -30,6 +30,8 @@ const LATENCY_MS: u64 = 20;
 fn receipt(i: u64) -> Receipt {
     let price = Money(1000 + (i % 5000) as i64);
     Receipt {
+        correction: None,
+        marking_checks: vec![],
         discount: Default::default(),
         original_date: None,
         kind: ReceiptKind::Sale,

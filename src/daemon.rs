@@ -160,6 +160,10 @@ impl Daemon {
                     sverka: std::sync::Mutex::new(serde_json::Value::Null),
                 })
             }),
+            marking: settings
+                .marking
+                .clone()
+                .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m))),
         };
         let remote = match &settings.remote {
             Some(r) => Some(start_remote(r, state.clone()).await?),

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod fiscalbox;
 pub mod journal;
 pub mod logging;
+pub mod marking;
 pub mod sim;
 pub mod sync;
 pub mod technician;

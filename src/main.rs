@@ -52,6 +52,9 @@ enum Command {
         /// Address of the simulated FiscalBox (`--country uz`).
         #[arg(long, default_value = "127.0.0.1:8733")]
         fiscalbox_listen: SocketAddr,
+        /// Address of the built-in marking-service simulator (permissive mode).
+        #[arg(long, default_value = "127.0.0.1:8734")]
+        marking_listen: SocketAddr,
     },
     /// A technician's summary of the running daemon; exit code 1 when
     /// something needs attention, 2 when the daemon cannot be reached.
@@ -178,6 +181,27 @@ enum SimCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The permissive-mode services for marking codes (Честный ЗНАК): the
+    /// online check and the local module ЛМ ЧЗ, with fault knobs.
+    Marking {
+        #[arg(long, default_value = "127.0.0.1:8734")]
+        listen: SocketAddr,
+        /// Refuse a code: CODE=REASON (sold, blocked, not_found, invalid); repeatable.
+        #[arg(long, value_parser = parse_refusal)]
+        refuse: Vec<(String, String)>,
+        /// Drop every connection, as if the service were not there.
+        #[arg(long)]
+        unreachable: bool,
+        /// Only the online check fails; the local module answers.
+        #[arg(long)]
+        online_down: bool,
+        /// Added before every answer.
+        #[arg(long, default_value_t = 0)]
+        slow_ms: u64,
+        /// Age of the local module's last sync (72 h and more: sync_error).
+        #[arg(long, default_value_t = 60_000)]
+        last_sync_age_ms: i64,
+    },
 }
 
 /// How the technician commands reach the daemon.
@@ -238,6 +262,12 @@ enum ReceiptsCommand {
     },
 }
 
+fn parse_refusal(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(c, r)| (c.to_string(), r.to_string()))
+        .ok_or_else(|| format!("{s:?}: expected CODE=REASON"))
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DemoBackend {
     Cloud,
@@ -263,6 +293,7 @@ fn main() -> ExitCode {
             backend,
             devices_control,
             fiscalbox_listen,
+            marking_listen,
         } => report(demo(
             state_dir,
             listen,
@@ -271,6 +302,7 @@ fn main() -> ExitCode {
             backend,
             devices_control,
             fiscalbox_listen,
+            marking_listen,
         )),
         Command::Sim { what } => report(sim(what)),
         Command::Bitrix24 {
@@ -335,6 +367,8 @@ fn run(config: &std::path::Path) -> Result<()> {
     serve(settings)
 }
 
+// One argument per `demo` flag, as clap parsed them.
+#[allow(clippy::too_many_arguments)]
 fn demo(
     state_dir: PathBuf,
     listen: Option<SocketAddr>,
@@ -343,6 +377,7 @@ fn demo(
     backend: DemoBackend,
     devices_control: SocketAddr,
     fiscalbox_listen: SocketAddr,
+    marking_listen: SocketAddr,
 ) -> Result<()> {
     let text = match country {
         DemoCountry::Ru => config::DEMO_CONFIG,
@@ -440,6 +475,29 @@ fn demo(
             }
             None => None,
         };
+        // Marked items are checked against the marking simulator: online
+        // first, then the "local module" (the same simulator).
+        let marking_listener = tokio::net::TcpListener::bind(marking_listen)
+            .await
+            .with_context(|| format!("cannot start the marking simulator on {marking_listen} (use --marking-listen)"))?;
+        let marking = fiscald::sim::marking::SimMarking::start(marking_listener).await;
+        settings.marking = Some(config::MarkingSettings {
+            online: Some(config::MarkingService {
+                url: marking.base_url(),
+                secret: config::Secret::new("demo-true-api-token"),
+                login: String::new(),
+                client_id: String::new(),
+            }),
+            local: Some(config::MarkingService {
+                url: marking.base_url(),
+                secret: config::Secret::new("admin"),
+                login: "admin".into(),
+                client_id: "9999078900000001".into(),
+            }),
+            timeout: std::time::Duration::from_millis(1500),
+            on_unreachable: config::OnUnreachable::SellUnchecked,
+        });
+        eprintln!("  marking simulator {}/sim/knobs (refuse a code: POST {{\"refuse\": {{\"<code>\": \"sold\"}}}})", marking.base_url());
         eprintln!(
             "fiscald demo: {} till, fiscalized by the {}, journal {}\n  processing simulator {}\n  emulated devices: {} (register), {} (printer); control http://{}/sim/devices\n  operator token: {token} (in {}; send it as Authorization: Bearer <token>)\n  try: TOKEN=$(cat {}); curl -s -H \"Authorization: Bearer $TOKEN\" http://{}/v1/health",
             settings.profile.country,
@@ -458,6 +516,7 @@ fn demo(
         if let Some(fb) = fiscalbox {
             fb.stop().await;
         }
+        marking.stop().await;
         let _ = control_stop.send(());
         let _ = control_task.await;
         if let Ok(devices) = Arc::try_unwrap(devices) {
@@ -569,6 +628,24 @@ fn sim(what: SimCommand) -> Result<()> {
             }
             Ok(())
         }),
+        SimCommand::Marking {
+            listen,
+            refuse,
+            unreachable,
+            online_down,
+            slow_ms,
+            last_sync_age_ms,
+        } => {
+            let knobs = fiscald::sim::marking::MarkingKnobs {
+                refuse: Some(refuse.into_iter().collect()),
+                unreachable: Some(unreachable),
+                online_down: Some(online_down),
+                slow_ms: Some(slow_ms),
+                last_sync_age_ms: Some(last_sync_age_ms),
+            };
+            runtime()?.block_on(fiscald::sim::marking::run_cli(listen, knobs))?;
+            Ok(())
+        }
     }
 }
 

@@ -518,4 +518,8 @@ async fn overflow_with_a_given_total_zero_totals_and_disagreeing_methods_are_422
     assert_eq!(shares, 1000, "the receipt discount is spread exactly: {r}");
     let (s, r) = t.post(&common::advance_22_122(), None).await;
     assert_eq!(s, 201, "{r}");
+    // The documented FFD 1.2 example is the fixture's receipt.
+    let (s, r) = t.post(&example("receipt-ffd12.json"), None).await;
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(r["total"], common::Fiscal2026::TOTAL);
 }

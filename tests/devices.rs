@@ -731,3 +731,40 @@ async fn a_2026_receipt_reaches_the_cloud_with_every_field_and_is_printed() {
     cloud.stop().await;
     sim.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_the_register_cannot_express_is_refused_before_it_is_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = bench(dir.path());
+    let d = TestDaemon::start_with(|s| wire(s, &sim, Backend::Register)).await;
+    // 5 × 2.01 − 0.02 = 10.03: no whole-kopeck unit price gives it within
+    // the 1 kopeck FF46 allows (5 × 2.01 = 10.05, 5 × 2.00 = 10.00).
+    let odd = json!({
+        "type": "sale",
+        "items": [{"name": "Карандаш", "quantity": 5, "price": "2.01", "discount": "0.02", "vat": "22"}],
+        "payments": [{"kind": "cash", "amount": "10.03"}]
+    });
+    let (status, r) = d.post(&odd, None).await;
+    assert_eq!(status, 422, "{r}");
+    let detail = &r["error"]["details"][0];
+    assert_eq!(detail["path"], "/items/0/discount", "{r}");
+    assert_eq!(detail["rule"], "register_unit_price", "{r}");
+    assert!(
+        detail["message"]
+            .as_str()
+            .unwrap()
+            .contains("split the line"),
+        "{r}"
+    );
+    assert_eq!(d.receipt_count().await, 0, "nothing written");
+    let (status, r) = d.post(&receipt("Чай", "50.00"), None).await;
+    assert_eq!(status, 201, "{r}");
+    let next_id = r["id"].as_str().unwrap().to_string();
+    receipt_when(&d, &next_id, "the next one fiscalized", |r| {
+        r["state"] == "fiscalized"
+    })
+    .await;
+    assert_eq!(sim.register.snapshot().receipts.len(), 1);
+    d.daemon.stop().await.unwrap();
+    sim.stop();
+}

@@ -135,6 +135,7 @@ async fn toy_sell(
         discount: None,
         original_date: None,
         uz: None,
+        correction: None,
     };
     match accept(&app, &TOY, None, draft).await? {
         Outcome::Created(r) => Ok((
@@ -177,6 +178,7 @@ async fn serve(tweak: impl FnOnce(&mut fiscald::config::Settings)) -> Toy {
         fiscalbox: None,
         bitrix24: None,
         gateway: None,
+        marking: None,
     };
     let app = fiscald::api::dialect::router_with(Arc::new(state), Dialects(BOTH));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

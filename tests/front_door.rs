@@ -22,6 +22,9 @@ const STATE_CHANGING: &[&str] = &[
     "/v1/shifts/open",
     "/v1/shifts/close",
     "/v1/reports/x",
+    "/v1/corrections",
+    "/v1/cash/in",
+    "/v1/cash/out",
 ];
 
 /// Every route, and a path that is none.
@@ -38,6 +41,10 @@ const ALL_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/shifts/open"),
     ("POST", "/v1/shifts/close"),
     ("POST", "/v1/reports/x"),
+    ("POST", "/v1/corrections"),
+    ("POST", "/v1/cash/in"),
+    ("POST", "/v1/cash/out"),
+    ("GET", "/v1/cash/{id}"),
     ("GET", "/v1/no-such-thing"),
     ("GET", "/"),
     ("OPTIONS", "/v1/receipts"),

@@ -149,6 +149,8 @@ fn sample_receipt() -> Receipt {
     ];
     let total = Money(items.iter().map(|i| i.total.0).sum());
     Receipt {
+        correction: None,
+        marking_checks: vec![],
         discount: Default::default(),
         original_date: None,
         kind: ReceiptKind::Sale,
@@ -240,6 +242,7 @@ fn driver_prints_a_fiscal_receipt_the_emulator_decodes() {
             qr: &qr,
             qr_caption: "Проверьте чек",
             copy: false,
+            slip: false,
             footer: &footer,
         },
         &LayoutOptions::default(),

@@ -49,7 +49,15 @@ pub async fn accept(
     }
     // The till's local date: the 2026 VAT rule depends on it.
     let today = app.clock.now().with_timezone(&app.tz).date_naive();
-    let receipt = validate(draft, &app.profile, today).map_err(in_dialect)?;
+    let mut receipt = validate(draft, &app.profile, today).map_err(in_dialect)?;
+    // With the register fiscalizing, a receipt its commands cannot express is
+    // refused now (the planner is pure), not parked after it was accepted.
+    if app.backend == crate::config::Backend::Register
+        && let Err(e) = crate::devices::shtrih::plan_receipt(&receipt)
+    {
+        return Err(in_dialect(vec![e.violation()]));
+    }
+    super::operations::check_marking(app, dialect, caller_key.as_deref(), &mut receipt).await?;
     let new = NewReceipt {
         source: dialect.source,
         caller_key,

@@ -70,7 +70,13 @@ pub(super) async fn get_metrics(State(app): Shared) -> Response {
         .set(c.count as i64);
     }
     // Kinds with nothing waiting still show, as 0: alert rules see the series.
-    for kind in ["fiscalize", "register", "print"] {
+    for kind in [
+        "fiscalize",
+        "register",
+        "fiscalbox",
+        "fiscalbox_confirm",
+        "print",
+    ] {
         for state in ["pending", "parked"] {
             drop(jobs.get_or_create(&JobLabels {
                 kind: kind.into(),

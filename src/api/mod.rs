@@ -14,6 +14,7 @@ pub mod fiscalbox;
 pub mod gateway;
 pub mod metrics;
 pub mod native;
+pub mod operations;
 pub mod page;
 pub mod policy;
 pub mod remote;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub ops: Arc<page::OpsState>,
     /// The FiscalBox link, with backend `fiscalbox`.
     pub fiscalbox: Option<Arc<FiscalboxState>>,
+    /// The permissive-mode check of marking codes, when configured.
+    pub marking: Option<Arc<crate::marking::client::MarkingClient>>,
 }
 
 /// What the API knows of the till's FiscalBox.

@@ -416,7 +416,7 @@ const CSS: &str = "
 body{font-family:system-ui,sans-serif;margin:0;padding:.5rem;background:#f4f5f7;color:#222;max-width:60rem;margin:auto}
 h1{font-size:1.3rem;margin:.3rem 0}h2{font-size:1.05rem;margin:0 0 .4rem}
 section{background:#fff;border-radius:.4rem;padding:.6rem .8rem;margin:.5rem 0;box-shadow:0 1px 2px #0002}
-table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.15rem .3rem;border-bottom:1px solid #eee;vertical-align:top;overflow-wrap:anywhere}
+table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.15rem .3rem;border-bottom:1px solid #eee;vertical-align:top}td{overflow-wrap:anywhere}th{white-space:nowrap}
 .ok{color:#176b2c}.bad{color:#b00020;font-weight:600}.warn{color:#9a5b00}.muted{color:#666;font-size:.85rem}
 .attention{background:#fde8ea;border-left:.3rem solid #b00020}.allgood{background:#e6f4ea;border-left:.3rem solid #176b2c}
 .msg{background:#e8f0fe}form{display:inline}button{margin:.15rem;padding:.35rem .7rem;font-size:.95rem}

@@ -122,7 +122,7 @@ pub struct JournalStatus {
     pub by_source: Vec<Count>,
     /// Jobs waiting or parked, by kind and state.
     pub queue: Vec<Count>,
-    /// Receipts accepted but not yet fiscalized (cloud or register).
+    /// Receipts accepted but not yet fiscalized (cloud, register or FiscalBox).
     pub backlog: u64,
     pub oldest_unfiscalized: Option<String>,
     pub oldest_unfiscalized_age_s: Option<i64>,
@@ -189,7 +189,9 @@ pub async fn collect(app: &AppState) -> StatusReport {
     let backlog: u64 = view
         .jobs
         .iter()
-        .filter(|(k, s, _)| (k == "fiscalize" || k == "register") && s == "pending")
+        .filter(|(k, s, _)| {
+            matches!(k.as_str(), "fiscalize" | "register" | "fiscalbox") && s == "pending"
+        })
         .map(|(_, _, n)| n)
         .sum();
     telemetry::global().record_backlog(now.timestamp(), backlog);

@@ -21,14 +21,14 @@ pub mod settings;
 
 pub use rules::BAUD_RATES;
 pub use schema::{
-    AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia, FiscalboxConfig, Role,
-    TextEncoding,
+    AfterSlip, AuthMode, Backend, Config, CutMode, DEFAULT_CLOUD_BASE_URL, DrawerVia,
+    FiscalboxConfig, OnUnreachable, Role, TextEncoding,
 };
 pub use secrets::SecretFile;
 pub use settings::{
     ApiSettings, ApiToken, AuthSettings, Bitrix24Settings, CloudSettings, DeviceSettings,
-    DrawerSettings, FiscalboxSettings, GatewaySettings, Limits, PrinterSettings, RegisterSettings,
-    RemoteSettings, Secret, Settings, TlsFiles, TokenHash,
+    DrawerSettings, FiscalboxSettings, GatewaySettings, Limits, MarkingService, MarkingSettings,
+    PrinterSettings, RegisterSettings, RemoteSettings, Secret, Settings, TlsFiles, TokenHash,
 };
 
 use std::fmt;

@@ -205,6 +205,7 @@ pub fn check(
     let online = check_online(c, lines, &mut secret_files, &mut bad);
     let devices = check_devices(c, &mut bad);
     let fiscalbox = check_fiscalbox(c, country, &mut bad);
+    let marking = check_marking(c, &mut bad);
 
     let settings = Settings {
         listen: listen?,
@@ -239,6 +240,7 @@ pub fn check(
         },
         devices: devices?,
         fiscalbox: fiscalbox?,
+        marking: marking?,
         bitrix24: None,
         gateway: None,
         remote: None,
@@ -251,6 +253,70 @@ pub fn check(
         ..settings
     };
     Some((settings, secret_files))
+}
+
+/// `[marking]`: at least one service when enabled, http(s) URLs, a budget.
+/// `Some(None)` when marking is off; `None` when a rule is broken.
+fn check_marking(
+    c: &Config,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<Option<MarkingSettings>> {
+    let m = &c.marking;
+    let mut ok = true;
+    let mut url = |key: &str, value: &str| -> Option<String> {
+        let v = value.trim().trim_end_matches('/');
+        if v.is_empty() {
+            return None;
+        }
+        if !(v.starts_with("http://") || v.starts_with("https://")) {
+            ok = false;
+            bad(key, format!("{value:?} is not an http(s) URL"));
+            return None;
+        }
+        Some(v.to_string())
+    };
+    let online = url("marking.online_url", &m.online_url);
+    let local = url("marking.local_url", &m.local_url);
+    if !(100..=60_000).contains(&m.timeout_ms) {
+        ok = false;
+        bad("marking.timeout_ms", "must be between 100 and 60000".into());
+    }
+    if m.enabled && online.is_none() && local.is_none() && ok {
+        ok = false;
+        bad(
+            "marking.enabled",
+            "a marking check needs a service: set marking.local_url (the local module ЛМ ЧЗ) and/or marking.online_url".into(),
+        );
+    }
+    if online.is_some() && m.online_token.trim().is_empty() {
+        ok = false;
+        bad(
+            "marking.online_token",
+            "the online check needs the participant's token (X-API-KEY)".into(),
+        );
+    }
+    if !ok {
+        return None;
+    }
+    if !m.enabled {
+        return Some(None);
+    }
+    Some(Some(MarkingSettings {
+        online: online.map(|url| MarkingService {
+            url,
+            secret: Secret::new(m.online_token.trim()),
+            login: String::new(),
+            client_id: String::new(),
+        }),
+        local: local.map(|url| MarkingService {
+            url,
+            secret: Secret::new(m.local_password.clone()),
+            login: m.local_login.clone(),
+            client_id: m.local_client_id.trim().to_string(),
+        }),
+        timeout: Duration::from_millis(m.timeout_ms),
+        on_unreachable: m.on_unreachable,
+    }))
 }
 
 /// `[api]`: hosts, origins, tokens, per-dialect auth, limits.
@@ -478,6 +544,11 @@ fn check_devices(c: &Config, bad: &mut impl FnMut(&str, String)) -> Option<Devic
             c.printer.status_timeout_ms,
             50..=60_000,
         ),
+        (
+            "printer.fiscal_wait_ms",
+            c.printer.fiscal_wait_ms,
+            0..=120_000,
+        ),
         ("drawer.pulse_ms", c.drawer.pulse_ms, 2..=510),
     ] {
         check_range(key, value, range, &mut fail);
@@ -544,6 +615,8 @@ fn check_devices(c: &Config, bad: &mut impl FnMut(&str, String)) -> Option<Devic
         footer: c.printer.footer.clone(),
         write_timeout: Duration::from_millis(c.printer.write_timeout_ms),
         status_timeout: Duration::from_millis(c.printer.status_timeout_ms),
+        fiscal_wait: Duration::from_millis(c.printer.fiscal_wait_ms),
+        after_slip: c.printer.after_slip,
     });
     Some(DeviceSettings {
         backend: c.fiscal.backend,

@@ -30,6 +30,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub remote: RemoteConfig,
     pub fiscalbox: FiscalboxConfig,
+    pub marking: MarkingConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -346,6 +347,22 @@ pub struct PrinterConfig {
     pub write_timeout_ms: u64,
     /// Limit for one real-time status answer.
     pub status_timeout_ms: u64,
+    /// Cloud backend: how long a receipt waits for its fiscalization before
+    /// printing. Fiscalized within it: the fiscal receipt is printed. Not: a
+    /// slip with the offline QR that says it is not a fiscal receipt.
+    pub fiscal_wait_ms: u64,
+    /// What follows a slip once the receipt is fiscalized.
+    pub after_slip: AfterSlip,
+}
+
+/// What the printer does once a receipt that got a slip is fiscalized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterSlip {
+    /// Print the fiscal receipt (with the fiscal QR).
+    FiscalReceipt,
+    /// Nothing more: the buyer keeps the slip and its offline link.
+    Nothing,
 }
 
 impl Default for PrinterConfig {
@@ -361,6 +378,8 @@ impl Default for PrinterConfig {
             footer: Vec::new(),
             write_timeout_ms: 30_000,
             status_timeout_ms: 500,
+            fiscal_wait_ms: 3_000,
+            after_slip: AfterSlip::FiscalReceipt,
         }
     }
 }
@@ -395,6 +414,58 @@ impl Default for DrawerConfig {
             pin: 2,
             pulse_ms: 100,
             open_on_cash: true,
+        }
+    }
+}
+
+/// What a sale of a marked item does when no permissive-mode service
+/// answered in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnreachable {
+    /// Sell without the check and without tag 1260, as the published rules
+    /// allow (ЧЗ logs it as «Продажа без проверки КМ»); the receipt says so.
+    SellUnchecked,
+    /// Refuse the sale (503 `marking_unavailable`): nothing is journaled.
+    Refuse,
+}
+
+/// `[marking]`: the permissive-mode check of marking codes (Честный ЗНАК).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MarkingConfig {
+    /// Check marked items' codes before a sale is journaled.
+    pub enabled: bool,
+    /// The national system's online check (True API on a CDN host), e.g.
+    /// `https://<host>`; tried first. Empty: not used.
+    pub online_url: String,
+    /// The participant's token for the online check (`X-API-KEY`).
+    pub online_token: String,
+    /// The local module ЛМ ЧЗ on the LAN, e.g. `http://192.168.1.20:5995`;
+    /// tried after the online check (or alone). Empty: not used.
+    pub local_url: String,
+    /// The local module's HTTP Basic login and password (set at install).
+    pub local_login: String,
+    pub local_password: String,
+    /// The FN serial number the local module knows the till by (`X-ClientId`).
+    pub local_client_id: String,
+    /// Budget for one service's answer; the published figure is 1.5 s.
+    pub timeout_ms: u64,
+    pub on_unreachable: OnUnreachable,
+}
+
+impl Default for MarkingConfig {
+    fn default() -> Self {
+        MarkingConfig {
+            enabled: false,
+            online_url: String::new(),
+            online_token: String::new(),
+            local_url: String::new(),
+            local_login: String::new(),
+            local_password: String::new(),
+            local_client_id: String::new(),
+            timeout_ms: 1_500,
+            on_unreachable: OnUnreachable::SellUnchecked,
         }
     }
 }

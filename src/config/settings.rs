@@ -188,6 +188,9 @@ pub struct PrinterSettings {
     pub footer: Vec<String>,
     pub write_timeout: Duration,
     pub status_timeout: Duration,
+    /// Cloud backend: the wait for fiscalization before a slip is printed.
+    pub fiscal_wait: Duration,
+    pub after_slip: super::schema::AfterSlip,
 }
 
 #[derive(Clone, Debug)]
@@ -241,6 +244,8 @@ pub struct Settings {
     pub devices: DeviceSettings,
     /// `[fiscalbox]`, with `backend = "fiscalbox"`.
     pub fiscalbox: Option<FiscalboxSettings>,
+    /// `None`: marking codes are not checked with a service.
+    pub marking: Option<MarkingSettings>,
     /// `[bitrix24]`, when enabled.
     pub bitrix24: Option<Bitrix24Settings>,
     /// `[gateway]`, when enabled (its key filled in by the secrets step).
@@ -283,4 +288,24 @@ pub struct RemoteSettings {
     pub tls: Option<TlsFiles>,
     pub rate_per_minute: u32,
     pub burst: u32,
+}
+
+/// One permissive-mode service.
+#[derive(Clone, Debug)]
+pub struct MarkingService {
+    pub url: String,
+    /// Online: the `X-API-KEY` token. Local: the Basic-auth password.
+    pub secret: Secret,
+    /// Local only: the Basic-auth login and the `X-ClientId`.
+    pub login: String,
+    pub client_id: String,
+}
+
+/// The validated `[marking]` section.
+#[derive(Clone, Debug)]
+pub struct MarkingSettings {
+    pub online: Option<MarkingService>,
+    pub local: Option<MarkingService>,
+    pub timeout: Duration,
+    pub on_unreachable: super::schema::OnUnreachable,
 }

@@ -14,7 +14,9 @@
 //! waits out its retry delay rather than let a newer one overtake it), so no
 //! other receipt of ours can land between an interrupted receipt's marker and
 //! its reconciliation. A refusal parks a receipt only when the register
-//! provably registered nothing since the marker.
+//! provably registered nothing since the marker. The decisions are the pure
+//! [`super::reconcile`] (property-tested over crash interleavings); this
+//! module only performs them.
 //!
 //! At most once on paper, but never silently lost: a print job's marker
 //! counts the copies sent to the printer; a job interrupted after sending
@@ -50,6 +52,33 @@ pub struct PrintMarker {
     /// Times the receipt was sent (wholly or partly) to the printer.
     #[serde(default)]
     pub copies: u32,
+    /// The last print was a slip (cloud backend, printed before
+    /// fiscalization); written with `copies` before the bytes go out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub last_was_slip: bool,
+    /// Set by the journal when it reopens the job after the receipt that got
+    /// a slip was fiscalized: the fiscal receipt that follows is no copy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_slip: bool,
+}
+
+/// Cloud backend: what the print job does with a receipt not fiscalized yet.
+/// Pure: `waited_ms` is the time since acceptance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BeforeFiscal {
+    /// Wait this much longer for the fiscalization.
+    Wait(u64),
+    /// The wait ran out: print a slip that is no cash receipt.
+    Slip,
+}
+
+pub fn before_fiscal(waited_ms: i64, wait: Duration) -> BeforeFiscal {
+    let wait_ms = wait.as_millis() as i64;
+    if waited_ms < wait_ms {
+        BeforeFiscal::Wait((wait_ms - waited_ms) as u64)
+    } else {
+        BeforeFiscal::Slip
+    }
 }
 
 /// What the register holds for a receipt whose marker says it may have been sent.
@@ -74,6 +103,7 @@ pub fn expected_doc(receipt: &StoredReceipt) -> DocSummary {
     DocSummary {
         operation: operation_type(receipt.receipt.kind),
         total: receipt.receipt.total,
+        correction: receipt.receipt.correction.is_some(),
     }
 }
 
@@ -81,6 +111,7 @@ fn summary(doc: &ClosedReceipt) -> DocSummary {
     DocSummary {
         operation: doc.operation,
         total: doc.total,
+        correction: doc.correction,
     }
 }
 
@@ -132,6 +163,10 @@ async fn run(
                 JobKind::Print,
                 devices.printer.as_ref().map(|d| ready(d.status().state)),
             ),
+            (
+                JobKind::Cash,
+                devices.register.as_ref().map(|d| ready(d.status().state)),
+            ),
         ] {
             if device_ready != Some(true) {
                 continue; // waits for the device's state change
@@ -159,10 +194,10 @@ async fn run(
                 continue;
             }
             worked = true;
-            let result = if kind == JobKind::Register {
-                register_job(&journal, &devices, &clock, job).await
-            } else {
-                print_job(&journal, &devices, &clock, job).await
+            let result = match kind {
+                JobKind::Register => register_job(&journal, &devices, &clock, job).await,
+                JobKind::Cash => super::cash::cash_job(&journal, &devices, &clock, job).await,
+                _ => print_job(&journal, &devices, &clock, job).await,
             };
             if let Err(e) = result {
                 // The outcome could not be recorded: the journal is in
@@ -458,7 +493,19 @@ async fn print_job(
         .printer
         .clone()
         .expect("a printer device has settings");
-    let copy = marker.copies > 0;
+    let copy = marker.copies > 0 && !marker.after_slip;
+    // Cloud backend: a receipt not fiscalized yet waits up to the configured
+    // time (the fiscalization wakes the job), then gets a slip.
+    let slip = stored.fiscal.is_none();
+    if slip && marker.copies == 0 {
+        let accepted = chrono::DateTime::parse_from_rfc3339(&stored.created_at)
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(0);
+        let now = clock.now().timestamp_millis();
+        if let BeforeFiscal::Wait(ms) = before_fiscal(now - accepted, settings.fiscal_wait) {
+            return journal.reschedule(job.id, now + ms as i64, None).await;
+        }
+    }
 
     // 1. Is it ready? Nothing is sent to a printer without paper.
     if let Err(e) = printer
@@ -480,6 +527,8 @@ async fn print_job(
             job.id,
             &PrintMarker {
                 copies: marker.copies + 1,
+                last_was_slip: slip,
+                after_slip: false,
             },
         )
         .await?;
@@ -488,7 +537,7 @@ async fn print_job(
         Some(qr) => (qr.clone(), "Fiscal receipt / Фискальный чек"),
         None => (
             stored.offline_url.clone(),
-            "Check the receipt / Проверить чек",
+            "Your fiscal receipt will be at this link / Кассовый чек будет доступен по ссылке",
         ),
     };
     let doc = layout_receipt(
@@ -501,13 +550,19 @@ async fn print_job(
             qr: &qr,
             qr_caption: caption,
             copy,
+            slip,
             footer: &settings.footer,
         },
         &super::manager::layout_options(&settings),
     );
     let drawer = devices.settings.drawer.clone();
-    let kick =
-        !copy && drawer.via == DrawerVia::Printer && drawer.open_on_cash && has_cash(&stored);
+    // The drawer opens with the first paper the buyer gets, not again for
+    // the fiscal receipt that follows a slip.
+    let kick = !copy
+        && !marker.after_slip
+        && drawer.via == DrawerVia::Printer
+        && drawer.open_on_cash
+        && has_cash(&stored);
     let printed = printer
         .call(CALL_LIMIT, move |p| {
             p.printer.print(&doc)?;
@@ -529,6 +584,8 @@ async fn print_job(
                     "printed again, marked as a copy (copy {})",
                     marker.copies + 1
                 )
+            } else if slip {
+                "slip printed (not a cash receipt; offline link)".to_string()
             } else {
                 "printed".to_string()
             };
@@ -543,6 +600,17 @@ async fn print_job(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receipt_not_fiscalized_waits_out_the_wait_then_gets_a_slip() {
+        let wait = Duration::from_millis(3000);
+        assert_eq!(before_fiscal(0, wait), BeforeFiscal::Wait(3000));
+        assert_eq!(before_fiscal(2999, wait), BeforeFiscal::Wait(1));
+        assert_eq!(before_fiscal(3000, wait), BeforeFiscal::Slip);
+        assert_eq!(before_fiscal(10, Duration::ZERO), BeforeFiscal::Slip);
+        let m: PrintMarker = serde_json::from_str(r#"{"copies": 1, "after_slip": true}"#).unwrap();
+        assert!(m.after_slip && !m.last_was_slip);
+    }
 
     #[test]
     fn markers_round_trip_through_job_data() {

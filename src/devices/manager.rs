@@ -21,9 +21,13 @@ impl From<ShtrihError> for DeviceError {
         let text = e.to_string();
         match e {
             ShtrihError::Hangup(_) => DeviceError::Hangup(text),
+            // Refused before a byte was sent: parked for an operator, never
+            // retried in a loop that would hold up every later receipt.
+            ShtrihError::Plan(_) => DeviceError::Rejected(text),
             // No answer, or one this driver cannot read: the command may have
             // run; never a reason to give up on a receipt.
             ShtrihError::Link(_) | ShtrihError::Protocol(_) => DeviceError::Link(text),
+            ShtrihError::MarkingRefused(_) => DeviceError::Rejected(text),
             ShtrihError::Device { code, .. } => match code {
                 0x6B => DeviceError::NotReady("paper out".into()),
                 // Still printing; shift over 24 hours (register and FN codes);
@@ -571,6 +575,7 @@ pub fn layout_options(settings: &PrinterSettings) -> super::escpos::layout::Layo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::shtrih::PlanError;
 
     #[test]
     fn rates_are_tried_remembered_first_then_configured_then_the_usual_ones_once() {
@@ -583,5 +588,17 @@ mod tests {
             vec![19_200, 9_600, 115_200, 57_600, 38_400, 4_800, 2_400]
         );
         assert_eq!(baud_candidates(4_800, Some(4_800))[..2], [4_800, 115_200]);
+    }
+
+    #[test]
+    fn a_receipt_the_register_cannot_express_parks_and_a_garbled_reply_retries() {
+        assert!(matches!(
+            DeviceError::from(ShtrihError::Plan(PlanError::Empty)),
+            DeviceError::Rejected(_)
+        ));
+        assert!(matches!(
+            DeviceError::from(ShtrihError::Protocol("short".into())),
+            DeviceError::Link(_)
+        ));
     }
 }

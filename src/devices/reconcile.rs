@@ -33,6 +33,8 @@ pub struct DocSummary {
     /// 1 income, 2 return of income, 3 expense, 4 return of expense.
     pub operation: u8,
     pub total: Money,
+    /// A correction receipt (FFD document type 31), not a sale.
+    pub correction: bool,
 }
 
 /// The register as last read.
@@ -129,6 +131,7 @@ mod tests {
         DocSummary {
             operation: 1,
             total: Money(total),
+            correction: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The pure core: money and units, the receipt model, validation, and the
 //! idempotency key. Nothing here knows HTTP, SQL, serial ports or the wall clock.
 
+pub mod cash;
 pub mod fiscal;
 pub mod idempotency;
 pub mod money;

@@ -537,6 +537,8 @@ pub struct Draft {
     pub buyer: Option<Buyer>,
     /// The Uzbek extension (FiscalBox dialect); `None` elsewhere.
     pub uz: Option<super::uz::UzReceipt>,
+    /// Present on a correction receipt (`POST /v1/corrections`).
+    pub correction: Option<Correction>,
     /// A discount on the whole receipt, spread over the lines.
     pub discount: Option<Money>,
     /// On a return or a settlement: the date of the operation it refers to.
@@ -567,6 +569,78 @@ pub struct Receipt {
     pub discount: Money,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_date: Option<NaiveDate>,
+    /// Present on a correction receipt: tags 1173/1174.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction: Option<Correction>,
+    /// The permissive-mode answers for the marked items (tag 1260), filled in
+    /// at acceptance from the marking service; not part of the fingerprint
+    /// (a repeat asks the service again and gets another request id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marking_checks: Vec<MarkingCheck>,
+}
+
+code_enum!(
+    /// Fiscal tag 1173: why a correction receipt is issued (0 on the
+    /// business's own initiative, 1 by an order of the tax authority).
+    /// Source: FFD 1.2 via shtrih-m/javapos_shtrih `PrinterConst` /
+    /// FSPrintCorrectionReceipt2 (see /work/shared/spec/shtrih-m-ffd12.md §5).
+    CorrectionKind {
+        SelfInitiated = "self",
+        ByOrder = "by_order",
+    }
+);
+
+impl CorrectionKind {
+    /// The value of tag 1173.
+    pub fn tag_1173(self) -> u8 {
+        match self {
+            CorrectionKind::SelfInitiated => 0,
+            CorrectionKind::ByOrder => 1,
+        }
+    }
+}
+
+/// What a correction receipt corrects: tag 1173 and the basis document of
+/// tag 1174 (its date, tag 1178, and number, tag 1179).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    pub kind: CorrectionKind,
+    /// Tag 1178: the date of the basis document (or of the uncorrected
+    /// settlement on a self-initiated correction).
+    pub basis_date: chrono::NaiveDate,
+    /// Tag 1179: the number of the tax authority's order; may be empty on a
+    /// self-initiated correction.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub basis_number: String,
+}
+
+/// Tag 1260 (отраслевой реквизит предмета расчёта) of one marked item: the
+/// permissive-mode check's answer. Built by `marking::requisite`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndustryRequisite {
+    /// Tag 1262: the federal body's id.
+    pub foiv_id: String,
+    /// Tag 1263: the date of the founding document, `DD.MM.YYYY`.
+    pub doc_date: String,
+    /// Tag 1264: the number of the founding document.
+    pub doc_number: String,
+    /// Tag 1265: the value (`UUID=<reqId>&Time=<reqTimestamp>`).
+    pub value: String,
+}
+
+/// One marking code's check at acceptance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkingCheck {
+    /// Index into `items`.
+    pub item: usize,
+    /// The code as scanned.
+    pub code: String,
+    /// The requisite to send with the item; `None` when no service answered
+    /// (sold unchecked, as the published rules allow; see `marking`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requisite: Option<IndustryRequisite>,
+    /// Which service answered, or `unreachable`.
+    pub checked_by: String,
 }
 
 impl Receipt {
@@ -593,7 +667,14 @@ impl Receipt {
     pub fn encoded(&self) -> (String, String) {
         use sha2::{Digest, Sha256};
         let canonical = serde_json::to_string(self).expect("a receipt always serializes");
-        let fingerprint = format!("{:x}", Sha256::digest(canonical.as_bytes()));
+        let fingerprint = if self.marking_checks.is_empty() {
+            format!("{:x}", Sha256::digest(canonical.as_bytes()))
+        } else {
+            let mut bare = self.clone();
+            bare.marking_checks.clear();
+            let text = serde_json::to_string(&bare).expect("a receipt always serializes");
+            format!("{:x}", Sha256::digest(text.as_bytes()))
+        };
         (canonical, fingerprint)
     }
 }

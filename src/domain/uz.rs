@@ -530,6 +530,8 @@ mod tests {
                 cashier: None,
                 buyer: None,
                 uz: None,
+                correction: None,
+                marking_checks: vec![],
                 discount: Money::ZERO,
                 original_date: None,
             }

@@ -334,6 +334,8 @@ pub fn validate(
         currency: profile.currency.clone(),
         items,
         payments: draft.payments,
+        correction: draft.correction,
+        marking_checks: Vec::new(),
         total,
         change,
         cashier: draft.cashier,
@@ -424,12 +426,7 @@ fn check_line(v: &mut Vec<Violation>, i: usize, line: &Line, profile: &Profile) 
         }
     }
     for (m, code) in line.marking.iter().enumerate() {
-        check_text(
-            v,
-            &format!("/items/{i}/marking/{m}"),
-            code,
-            MAX_MARKING_CHARS,
-        );
+        check_marking_code(v, &format!("/items/{i}/marking/{m}"), code);
     }
     if let Some(agent) = &line.agent {
         check_agent(v, &p("agent"), agent);
@@ -611,6 +608,29 @@ fn check_amount(v: &mut Vec<Violation>, path: &str, amount: Money) {
     }
 }
 
+/// A marking code as scanned: a GS1 DataMatrix is printable ASCII with GS
+/// (0x1D) separating its parts, which must be kept (the FN checks the crypto
+/// tail after them; shtrih-m-ffd12.md §4.1 "code as scanned (GS 0x1D
+/// kept)"); FF61 carries its length in one byte.
+fn check_marking_code(v: &mut Vec<Violation>, path: &str, code: &str) {
+    let max = MAX_MARKING_CHARS.min(255);
+    if code.trim().is_empty() {
+        v.push(Violation::new(path, "not_empty", "must not be empty"));
+    } else if !code.bytes().all(|b| b == 0x1D || (0x20..0x7F).contains(&b)) {
+        v.push(Violation::new(
+            path,
+            "marking_code",
+            "a marking code is printable ASCII with GS (\\u001d) separators, as scanned",
+        ));
+    } else if code.len() > max {
+        v.push(Violation::new(
+            path,
+            "max_length",
+            format!("may be at most {max} characters, got {}", code.len()),
+        ));
+    }
+}
+
 fn check_text(v: &mut Vec<Violation>, path: &str, value: &str, max: usize) {
     let chars = value.chars().count();
     if value.trim().is_empty() {
@@ -713,6 +733,7 @@ mod tests {
 
     fn draft(items: Vec<DraftItem>, payments: Vec<Payment>) -> Draft {
         Draft {
+            correction: None,
             discount: Default::default(),
             original_date: None,
             kind: ReceiptKind::Sale,
@@ -891,5 +912,122 @@ mod tests {
                 ("/buyer/phone".into(), "phone"),
             ]
         );
+    }
+
+    fn in_2026() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()
+    }
+
+    #[test]
+    fn discounts_are_spread_exactly_and_totals_follow() {
+        let mut a = line("a", 10000, 1000, Vat::Vat22);
+        a.discount = Money(500);
+        let mut d = draft(
+            vec![
+                item(a, Some(9500)),
+                item(line("b", 3333, 3000, Vat::Vat10), None),
+            ],
+            vec![pay(PaymentKind::Cash, 20000)],
+        );
+        d.discount = Some(Money(1001));
+        d.total = Some(Money(9500 + 9999 - 1001));
+        let r = validate(d, &ru(), in_2026()).unwrap();
+        assert_eq!(r.discount, Money(1001));
+        let shares: Vec<i64> = r.items.iter().map(|i| i.receipt_discount.0).collect();
+        assert_eq!(shares.iter().sum::<i64>(), 1001);
+        assert_eq!(r.total, Money(18498));
+        assert_eq!(r.items[0].gross(), Money(10000));
+        assert_eq!(
+            r.items.iter().map(|i| i.total.0).sum::<i64>(),
+            r.total.0,
+            "line totals add up to the receipt total"
+        );
+    }
+
+    #[test]
+    fn vat_20_in_2026_and_zero_totals_and_overflow_with_a_given_total() {
+        let sale = draft(
+            vec![item(line("Чайник", 240000, 1000, Vat::Vat20), None)],
+            vec![pay(PaymentKind::Cash, 240000)],
+        );
+        assert_eq!(
+            rules(validate(sale.clone(), &ru(), in_2026())),
+            vec![("/items/0/vat".into(), "vat_20_before_2026_only")]
+        );
+        assert!(validate(sale.clone(), &ru(), day()).is_ok(), "fine in 2025");
+        let mut ret = sale.clone();
+        ret.kind = ReceiptKind::SaleReturn;
+        ret.original_date = NaiveDate::from_ymd_opt(2025, 12, 31);
+        assert!(validate(ret.clone(), &ru(), in_2026()).is_ok());
+        ret.original_date = NaiveDate::from_ymd_opt(2026, 1, 1);
+        assert_eq!(
+            rules(validate(ret, &ru(), in_2026())),
+            vec![("/items/0/vat".into(), "vat_20_before_2026_only")]
+        );
+
+        let zero = draft(vec![item(line("Пакет", 0, 1000, Vat::Vat22), None)], vec![]);
+        assert_eq!(
+            rules(validate(zero, &ru(), in_2026())),
+            vec![("/total".into(), "positive_total")]
+        );
+        let given = draft(
+            vec![item(
+                line("x", MAX_MONEY_MINOR, 2000, Vat::Vat22),
+                Some(100),
+            )],
+            vec![pay(PaymentKind::Cash, 100)],
+        );
+        assert_eq!(
+            rules(validate(given, &ru(), in_2026()))[0],
+            ("/items/0/total".into(), "overflow")
+        );
+    }
+
+    #[test]
+    fn methods_payments_and_vat_must_agree() {
+        let mut adv = line("Аванс", 100000, 1000, Vat::Vat22);
+        adv.calculation_method = CalculationMethod::Advance;
+        let d = draft(
+            vec![item(adv.clone(), None)],
+            vec![pay(PaymentKind::Prepaid, 100000)],
+        );
+        assert_eq!(
+            rules(validate(d, &ru(), in_2026())),
+            vec![
+                ("/items/0/vat".into(), "prepayment_calculated_rate"),
+                ("/payments/0/amount".into(), "prepaid_offsets_settlement"),
+            ]
+        );
+        adv.vat = Vat::Vat122;
+        let ok = draft(
+            vec![item(adv, None)],
+            vec![pay(PaymentKind::Electronic, 100000)],
+        );
+        assert!(validate(ok, &ru(), in_2026()).is_ok());
+        let credit = draft(
+            vec![item(line("Шкаф", 100000, 1000, Vat::Vat22), None)],
+            vec![pay(PaymentKind::Credit, 100000)],
+        );
+        assert_eq!(
+            rules(validate(credit, &ru(), in_2026())),
+            vec![("/payments/0/amount".into(), "credit_needs_credit_line")]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn spread_adds_up_and_never_exceeds_a_line(
+            lines in proptest::collection::vec(0i64..=MAX_MONEY_MINOR / 1000, 1..20),
+            frac in 0u32..=1000,
+        ) {
+            let sum: i64 = lines.iter().sum();
+            let discount = Money(sum * i64::from(frac) / 1000);
+            let lines: Vec<Money> = lines.into_iter().map(Money).collect();
+            let shares = spread(discount, &lines);
+            proptest::prop_assert_eq!(shares.iter().map(|m| m.0).sum::<i64>(), discount.0);
+            for (s, l) in shares.iter().zip(&lines) {
+                proptest::prop_assert!(s.0 >= 0 && s.0 <= l.0);
+            }
+        }
     }
 }

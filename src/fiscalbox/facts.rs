@@ -1324,6 +1324,7 @@ pub fn draft_from_order(req: &OrderRequest, refund: bool) -> Result<Draft, Vec<(
         total: None,
         discount: None,
         original_date: None,
+        correction: None,
         cashier: req
             .cashier
             .clone()

@@ -10,14 +10,16 @@
 //! The journal never decides what a receipt means: it stores validated domain
 //! receipts, numbers them, and records their state history.
 
+mod cash;
 mod migrations;
 mod ops;
 mod read;
 mod writer;
 
+pub use cash::{CashAccepted, JOB_CASH, StoredCash};
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
 pub use ops::{JobKind, JobMarker, JobState};
-pub use read::{Job, OpsView, Page, RecentEvent, RejectedReceipt, Stats, SyncCounts};
+pub use read::{Job, JobCounts, OpsView, Page, RecentEvent, RejectedReceipt, Stats, SyncCounts};
 
 use crate::clock::Clock;
 use crate::domain::fiscal::FiscalAttributes;
@@ -52,6 +54,9 @@ pub struct Options {
     /// Queue a [`JobKind::Print`] job for every new receipt (a printer is
     /// configured and the cloud fiscalizes: it prints with the offline link).
     pub print_on_accept: bool,
+    /// Cloud backend: once a receipt that got a slip is fiscalized, print
+    /// the fiscal receipt (`[printer] after_slip = "fiscal_receipt"`).
+    pub print_after_slip: bool,
     /// Queue a [`JobKind::Print`] job when the register (or the FiscalBox)
     /// has fiscalized a receipt (the customer copy with the fiscal QR; for a
     /// FiscalBox receipt, the Soliq link).
@@ -80,6 +85,13 @@ impl Options {
                 Backend::Fiscalbox => JobKind::Fiscalbox,
             },
             print_on_accept: printer && backend == Backend::Cloud,
+            print_after_slip: printer
+                && backend == Backend::Cloud
+                && settings
+                    .devices
+                    .printer
+                    .as_ref()
+                    .is_some_and(|p| p.after_slip == crate::config::AfterSlip::FiscalReceipt),
             print_after_register: printer && backend != Backend::Cloud,
         }
     }
@@ -573,6 +585,24 @@ impl Journal {
             .await
     }
 
+    /// Whether `(source, key)` already names a receipt.
+    pub async fn caller_key_known(
+        &self,
+        source: Source,
+        key: String,
+    ) -> Result<bool, JournalError> {
+        self.read(move |r| {
+            r.with_conn(|c| {
+                Ok(c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM caller_keys WHERE source = ?1 AND caller_key = ?2)",
+                    rusqlite::params![source.code(), key],
+                    |row| row.get(0),
+                )?)
+            })
+        })
+        .await
+    }
+
     pub async fn stats(&self) -> Result<Stats, JournalError> {
         self.read(|r| r.stats()).await
     }
@@ -598,7 +628,7 @@ impl Journal {
     pub async fn job_counts(
         &self,
         kinds: &'static [JobKind],
-    ) -> Result<serde_json::Value, JournalError> {
+    ) -> Result<std::collections::BTreeMap<JobKind, JobCounts>, JournalError> {
         self.read(move |r| r.job_counts(kinds)).await
     }
 
@@ -663,6 +693,7 @@ mod tests {
             offline_base_url: "https://fp.example/processing-api/".into(),
             fiscal_job: JobKind::Fiscalize,
             print_on_accept: false,
+            print_after_slip: false,
             print_after_register: false,
         }
     }
@@ -684,6 +715,8 @@ mod tests {
             agent: None,
         };
         Receipt {
+            correction: None,
+            marking_checks: vec![],
             discount: Default::default(),
             original_date: None,
             kind: ReceiptKind::Sale,
@@ -835,7 +868,13 @@ mod tests {
             .unwrap()[0]
             .clone();
         journal
-            .mark_job(print.id, &crate::devices::jobs::PrintMarker { copies: 1 })
+            .mark_job(
+                print.id,
+                &crate::devices::jobs::PrintMarker {
+                    copies: 1,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         journal

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// What an outbox job does: a closed set, stored as its `as_str` text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Fiscalize a receipt at the cloud processing.
@@ -28,6 +28,8 @@ pub enum JobKind {
     /// Deliver a QR payment provider's `_confirm` through the FiscalBox once
     /// the paid receipt is fiscalized; data `{provider, id, qr_code}`.
     FiscalboxConfirm,
+    /// Cash in or out on the register (no receipt; see `journal::cash`).
+    Cash,
 }
 
 /// Where an outbox job stands.
@@ -41,12 +43,13 @@ pub enum JobState {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::Fiscalize,
         JobKind::Register,
         JobKind::Print,
         JobKind::Fiscalbox,
         JobKind::FiscalboxConfirm,
+        JobKind::Cash,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -56,6 +59,7 @@ impl JobKind {
             JobKind::Print => "print",
             JobKind::Fiscalbox => "fiscalbox",
             JobKind::FiscalboxConfirm => "fiscalbox_confirm",
+            JobKind::Cash => "cash",
         }
     }
 }
@@ -431,6 +435,40 @@ pub(super) fn record_fiscalized(
         attrs.fiscal_document_number, attrs.fiscal_sign, attrs.fiscal_drive_number
     );
     event(c, &receipt_id, &at, actor, ReceiptState::Fiscalized, &note)?;
+    // Cloud backend: a print job waiting for this fiscalization runs now;
+    // one that printed a slip prints the fiscal receipt (not as a copy:
+    // `after_slip` tells the printer the last print was the slip).
+    exec(
+        c,
+        "UPDATE jobs SET next_attempt_at = 0 WHERE receipt_id = ?1 AND kind = ?2 AND state = ?3",
+        params![receipt_id, JobKind::Print, JobState::Pending],
+    )?;
+    if ctx.options.print_after_slip {
+        let n = exec(
+            c,
+            "UPDATE jobs SET state = ?3, next_attempt_at = 0, last_error = NULL, updated_at = ?4,
+                    data = json_set(data, '$.after_slip', json('true'))
+             WHERE receipt_id = ?1 AND kind = ?2 AND state = ?5
+               AND json_extract(data, '$.last_was_slip') = 1",
+            params![
+                receipt_id,
+                JobKind::Print,
+                JobState::Pending,
+                at,
+                JobState::Done
+            ],
+        )?;
+        if n > 0 {
+            event(
+                c,
+                &receipt_id,
+                &at,
+                "printer",
+                ReceiptState::Fiscalized,
+                "the fiscal receipt follows the slip",
+            )?;
+        }
+    }
     if (actor == "register" || actor == "fiscalbox") && ctx.options.print_after_register {
         // An operator may have asked for a print already: one job per receipt.
         exec(

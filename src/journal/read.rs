@@ -5,6 +5,7 @@ use super::{Event, JournalError, PrintView, StoredReceipt, SyncView};
 use crate::domain::{ReceiptState, Source};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -65,6 +66,14 @@ impl Job {
     }
 }
 
+/// One job kind's backlog, for `GET /v1/devices`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    pub pending: u64,
+    pub parked: u64,
+    pub oldest_pending_error: Option<String>,
+}
+
 /// The outbox at a glance, for health and status.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SyncCounts {
@@ -85,6 +94,14 @@ impl Reader {
 
     pub(super) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Run `f` on a pooled read-only connection (for sibling modules).
+    pub(super) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        self.with(f)
     }
 
     fn with<T>(
@@ -229,7 +246,8 @@ impl Reader {
                 .query_map(params![kind, now_ms, fetch], |r| {
                     Ok(Job {
                         id: r.get(0)?,
-                        receipt_id: r.get(1)?,
+                        // Jobs without a receipt (cash operations) read as "".
+                        receipt_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
                         attempts: r.get(2)?,
                         document_id: r.get(3)?,
                         next_attempt_at: r.get(4)?,
@@ -254,23 +272,28 @@ impl Reader {
     }
 
     /// Per kind: pending and parked jobs, and the oldest pending job's last error.
-    pub(super) fn job_counts(&self, kinds: &[JobKind]) -> Result<serde_json::Value, JournalError> {
+    pub(super) fn job_counts(
+        &self,
+        kinds: &[JobKind],
+    ) -> Result<BTreeMap<JobKind, JobCounts>, JournalError> {
         self.with(|c| {
-            let mut out = serde_json::Map::new();
+            let mut out = BTreeMap::new();
             let mut stmt = c.prepare_cached(
                 "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'parked'),
                         (SELECT last_error FROM jobs WHERE kind = ?1 AND state = 'pending' ORDER BY id LIMIT 1)
                  FROM jobs WHERE kind = ?1 AND state IN ('pending', 'parked')",
             )?;
-            for kind in kinds {
-                let (pending, parked, last_error): (u64, u64, Option<String>) =
-                    stmt.query_row([kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                out.insert(
-                    kind.as_str().to_string(),
-                    serde_json::json!({"pending": pending, "parked": parked, "oldest_pending_error": last_error}),
-                );
+            for &kind in kinds {
+                let counts = stmt.query_row([kind], |r| {
+                    Ok(JobCounts {
+                        pending: r.get(0)?,
+                        parked: r.get(1)?,
+                        oldest_pending_error: r.get(2)?,
+                    })
+                })?;
+                out.insert(kind, counts);
             }
-            Ok(serde_json::Value::Object(out))
+            Ok(out)
         })
     }
 
@@ -499,7 +522,7 @@ impl Reader {
             )?;
             let oldest_unfiscalized: Option<String> = c.query_row(
                 "SELECT min(r.created_at) FROM jobs j JOIN receipts r ON r.id = j.receipt_id
-                 WHERE j.kind IN ('fiscalize', 'register') AND j.state = 'pending'",
+                 WHERE j.kind IN ('fiscalize', 'register', 'fiscalbox') AND j.state = 'pending'",
                 [],
                 |r| r.get(0),
             )?;

@@ -9,3 +9,4 @@
 pub mod cloud;
 pub mod devices;
 pub mod fiscalbox;
+pub mod marking;

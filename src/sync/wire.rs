@@ -127,6 +127,20 @@ pub struct ItemBody {
     pub discount: Option<Number>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentBody>,
+    /// ASSUMED: tag 1260 (the permissive-mode check's answer) as
+    /// `sectoralItemProps`, in the FFD JSON names of its parts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sectoral_item_props: Vec<SectoralPropBody>,
+}
+
+/// ASSUMED: one tag 1260: 1262 `federalId`, 1263 `date`, 1264 `number`, 1265 `value`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SectoralPropBody {
+    pub federal_id: String,
+    pub date: String,
+    pub number: String,
+    pub value: String,
 }
 
 /// ASSUMED document reply of `GET /protected/documents/{id}`.
@@ -332,7 +346,8 @@ pub fn receipt_body(r: &Receipt) -> ReceiptBody {
         items: r
             .items
             .iter()
-            .map(|i| ItemBody {
+            .enumerate()
+            .map(|(n, i)| ItemBody {
                 calculation_method: calculation_method_code(i.line.calculation_method).into(),
                 payment_subject: payment_subject_code(i.line.payment_subject).into(),
                 name: i.line.name.clone(),
@@ -341,6 +356,20 @@ pub fn receipt_body(r: &Receipt) -> ReceiptBody {
                 vat: vat_code(i.line.vat).into(),
                 total: money(i.total),
                 marking_codes: i.line.marking.clone(),
+                // One request checked all codes: one 1260 per item.
+                sectoral_item_props: r
+                    .marking_checks
+                    .iter()
+                    .filter(|c| c.item == n)
+                    .find_map(|c| c.requisite.as_ref())
+                    .map(|q| SectoralPropBody {
+                        federal_id: q.foiv_id.clone(),
+                        date: q.doc_date.clone(),
+                        number: q.doc_number.clone(),
+                        value: q.value.clone(),
+                    })
+                    .into_iter()
+                    .collect(),
                 measure: (i.line.unit != Unit::Piece).then(|| i.line.unit.tag_value()),
                 discount: (!i.discount().is_zero()).then(|| money(i.discount())),
                 agent: i.line.agent.as_ref().map(|a| AgentBody {
@@ -408,6 +437,8 @@ mod tests {
             agent: None,
         };
         let r = Receipt {
+            correction: None,
+            marking_checks: vec![],
             discount: Default::default(),
             original_date: None,
             kind: ReceiptKind::Sale,

@@ -485,6 +485,38 @@ pub async fn raw_http(addr: std::net::SocketAddr, head: &str, body: &str) -> (u1
     (status, head.to_string(), body.to_string())
 }
 
+/// Poll `f` every 50 ms until it yields, or fail after `limit`.
+pub async fn until<T>(
+    what: &str,
+    limit: std::time::Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(t) = f().await {
+            return t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+impl TestDaemon {
+    /// POST a JSON body to `path`; the status and the JSON reply.
+    pub async fn post_to(&self, path: &str, body: &Value, key: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
 // ------------------------------------------------------------ fixtures
 
 /// The FFD 1.2 receipt of 2026 the fiscal-data tests push through every

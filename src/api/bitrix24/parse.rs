@@ -263,6 +263,7 @@ impl P<'_> {
             discount: None,
             original_date: None,
             uz: None,
+            correction: None,
         })
     }
 

@@ -464,6 +464,7 @@ pub fn parse_cheque(
         discount: None,
         original_date: None,
         uz: None,
+        correction: None,
     })
 }
 

@@ -55,6 +55,7 @@ fn routes() -> Router<Arc<AppState>> {
         .route("/receipts/{id}", get(get_receipt))
         .route("/devices", get(devices::list))
         .merge(operator)
+        .merge(super::operations::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -100,7 +101,7 @@ async fn create_receipt(
     }
 }
 
-fn caller_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn caller_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };

@@ -201,6 +201,7 @@ impl Parser {
             cashier: cashier.map(|t| t.ok_or(())).transpose().ok()?,
             buyer: buyer.map(|t| t.ok_or(())).transpose().ok()?,
             uz: None,
+            correction: None,
             discount: discount.map(|t| t.ok_or(())).transpose().ok()?,
             original_date: original_date.map(|t| t.ok_or(())).transpose().ok()?,
         })

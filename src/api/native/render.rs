@@ -100,6 +100,22 @@ pub fn render(r: &StoredReceipt) -> Value {
             serde_json::to_value(b).expect("buyer serializes"),
         );
     }
+    if let Some(c) = &receipt.correction {
+        obj.insert(
+            "correction".into(),
+            json!({
+                "type": c.kind.code(),
+                "basis_date": c.basis_date.to_string(),
+                "basis_number": c.basis_number,
+            }),
+        );
+    }
+    if !receipt.marking_checks.is_empty() {
+        obj.insert(
+            "marking_checks".into(),
+            serde_json::to_value(&receipt.marking_checks).expect("checks serialize"),
+        );
+    }
     if !receipt.discount.is_zero() {
         obj.insert("discount".into(), json!(receipt.discount.to_decimal()));
     }

@@ -51,6 +51,9 @@ pub struct ReceiptPrint<'a> {
     pub qr_caption: &'a str,
     /// A reprint: marked КОПИЯ at the top and the bottom.
     pub copy: bool,
+    /// Printed before fiscalization (cloud backend, the wait ran out): the
+    /// title says it is not a cash receipt, and there is no fiscal block.
+    pub slip: bool,
     pub footer: &'a [String],
 }
 
@@ -236,12 +239,26 @@ pub fn receipt(doc: &ReceiptPrint, opts: &LayoutOptions) -> Vec<u8> {
             c.line(&l);
         }
     }
-    c.bold(true)
-        .line("КАССОВЫЙ ЧЕК")
-        .line(kind_title(r.kind))
-        .bold(false);
+    if doc.slip {
+        // 54-ФЗ: only a document the fiscal drive signed is a cash receipt.
+        c.bold(true)
+            .line("ПРЕДВАРИТЕЛЬНЫЙ ДОКУМЕНТ")
+            .line("НЕ ЯВЛЯЕТСЯ КАССОВЫМ ЧЕКОМ")
+            .line(kind_title(r.kind))
+            .bold(false);
+    } else {
+        c.bold(true)
+            .line("КАССОВЫЙ ЧЕК")
+            .line(kind_title(r.kind))
+            .bold(false);
+    }
     c.align(Align::Left);
-    for l in two_columns(&format!("ЧЕК № {}", doc.number), &doc.local_time, w) {
+    let number = if doc.slip {
+        "ДОКУМЕНТ №"
+    } else {
+        "ЧЕК №"
+    };
+    for l in two_columns(&format!("{number} {}", doc.number), &doc.local_time, w) {
         c.line(&l);
     }
     c.line(&rule);
@@ -590,6 +607,8 @@ mod tests {
 
     fn sample() -> Receipt {
         Receipt {
+            correction: None,
+            marking_checks: vec![],
             discount: Default::default(),
             original_date: None,
             kind: ReceiptKind::Sale,
@@ -616,6 +635,7 @@ mod tests {
         let r = sample();
         let header = vec!["ООО Ромашка".to_owned()];
         let doc = ReceiptPrint {
+            slip: false,
             header: &header,
             number: 7,
             receipt: &r,
@@ -676,6 +696,7 @@ mod tests {
             "https://ofd.soliq.uz/check?t=UZ170703100189&r=643&c=20200518221403&s=248429044289";
         let print = |r: &Receipt| {
             let doc = ReceiptPrint {
+                slip: false,
                 header: &[],
                 number: 7,
                 receipt: r,
@@ -757,5 +778,46 @@ mod tests {
             symbology: 73,
             data: "{B23423423".into()
         }));
+    }
+
+    #[test]
+    fn zero_rate_lines_show_their_turnover_and_discounts_show_on_paper() {
+        let mut r = sample();
+        r.items[1].line.vat = Vat::Vat0;
+        r.items[1].line.unit = crate::domain::receipt::Unit::Kilogram;
+        r.items[0].line.discount = Money(100);
+        r.items[0].total = Money(9000);
+        r.discount = Money(65);
+        r.items[1].receipt_discount = Money(65);
+        r.items[1].total = Money(31400);
+        r.total = Money(40400);
+        r.change = Money(9600);
+        let doc = ReceiptPrint {
+            slip: false,
+            header: &[],
+            number: 1,
+            receipt: &r,
+            local_time: "01.02.2026 10:00".into(),
+            fiscal: None,
+            qr: "",
+            qr_caption: "",
+            copy: false,
+            footer: &[],
+        };
+        let text = TextEncoding::Cp866.decode(&receipt(&doc, &LayoutOptions::default()));
+        for want in [
+            "2.000 шт x 45.50 = 91.00",
+            "0.350 кг x 899.00 = 314.65",
+            "-1.00",
+            "-0.65",
+            "СКИДКА НА ЧЕК",
+            "СУММА С НДС 0%",
+            "314.00",
+            "=404.00",
+        ] {
+            assert!(text.contains(want), "{want} missing in {text}");
+        }
+        let zero_line = text.lines().find(|l| l.contains("СУММА С НДС 0%")).unwrap();
+        assert!(zero_line.trim_end().ends_with("314.00"), "{zero_line}");
     }
 }

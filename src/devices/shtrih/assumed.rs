@@ -125,3 +125,15 @@ pub const OPEN_SHIFT_REPLY_HAS_OPERATOR: bool = true;
 
 /// ASSUMED: every line is booked to department (section) 1.
 pub const DEPARTMENT: u8 = 1;
+
+/// ASSUMED ([?] in shtrih-m-ffd12.md §3.4): an item's tag 1260 goes to the
+/// register as one STLV 1260 {1262, 1263, 1264, 1265} via FF4D after the
+/// item, as FFD 1.2 structures it; the vendor's own test sends 1262–1265 as
+/// separate FF4D tags with no wrapper.
+pub const INDUSTRY_REQUISITE_AS_STLV: bool = true;
+
+/// ASSUMED ([?] in shtrih-m-ffd12.md §5): under FFD 1.2 a correction is
+/// `0x8D 0x80|type`, then tag 1173 and STLV 1174 {1178, 1179} via FF0C (the
+/// vendor driver never builds them: the application must), the items, and
+/// the usual close.
+pub const CORRECTION_TAGS_VIA_FF0C: bool = true;

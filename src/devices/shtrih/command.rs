@@ -29,6 +29,37 @@ pub const DEVICE_TYPE: u16 = 0xFC;
 pub const FN_STATUS: u16 = 0xFF01;
 pub const FIND_DOCUMENT: u16 = 0xFF0A;
 pub const SHIFT_PARAMS: u16 = 0xFF40;
+/// 0x1A «Запрос денежного регистра» (javapos_shtrih `cmd/ReadCashRegister.java`):
+/// request password (4) + register number (1); reply operator (1) + value (6).
+pub const MONEY_REGISTER: u16 = 0x1A;
+/// 0x1B «Запрос операционного регистра» (`cmd/ReadOperationRegister.java`):
+/// request password (4) + register number (1); reply operator (1) + value u16.
+pub const OPERATION_REGISTER: u16 = 0x1B;
+/// FF61 «Проверка маркированного товара» (`cmd/FSCheckMC.java`).
+pub const CHECK_MARKING: u16 = 0xFF61;
+/// FF67 «Привязка маркированного товара к позиции» (`cmd/FSBindMC.java`).
+pub const BIND_MARKING: u16 = 0xFF67;
+/// FF69 «Принять или отвергнуть КМ» (`cmd/FSAcceptMC.java`).
+pub const ACCEPT_MARKING: u16 = 0xFF69;
+
+/// Money registers (0x1A), numbered as in javapos_shtrih `cmd/CashRegister.java`.
+pub mod money_register {
+    /// 0xF1 «Накопление наличности в кассе».
+    pub const CASH_IN_DRAWER: u8 = 241;
+    /// 0xF2 «Накопление внесений за смену».
+    pub const CASH_IN_SHIFT: u8 = 242;
+    /// 0xF3 «Накопление выплат за смену».
+    pub const CASH_OUT_SHIFT: u8 = 243;
+}
+
+/// Operation registers (0x1B), numbered as in javapos_shtrih
+/// `cmd/OperationRegister.java` (index into its name table).
+pub mod operation_register {
+    /// 153 «Количество внесений денежных сумм за смену».
+    pub const CASH_INS_IN_SHIFT: u8 = 153;
+    /// 154 «Количество выплат денежных сумм за смену».
+    pub const CASH_OUTS_IN_SHIFT: u8 = 154;
+}
 pub const READ_TABLE: u16 = 0x1F;
 pub const WRITE_TLV: u16 = 0xFF0C;
 pub const CLOSE_CHECK_V2: u16 = 0xFF45;
@@ -253,6 +284,86 @@ pub enum Command {
     /// 0xFF4D: one TLV bound to the last item (J
     /// `command/FSWriteOperationTLV.java`).
     WriteOperationTlv(Vec<u8>),
+    /// 0x8D with `0x80 | type`: a correction check under FFD 1.2
+    /// (javapos_shtrih `SMFP_RECTYPE_CORRECTION_*`; shtrih-m-ffd12.md §5).
+    OpenCorrection(CheckType),
+    MoneyRegister(u8),
+    OperationRegister(u8),
+    CheckMarking(CheckMarking),
+    /// FF69: 0 reject, 1 accept, 2 clear the buffer.
+    AcceptMarking(u8),
+    /// FF67: the code as scanned.
+    BindMarking(Vec<u8>),
+}
+
+/// FF61 request after the password ([J] `FSCheckMC.encode`): planned status
+/// (tag 2003), processing mode (tag 2102), code length, TLV length, code, TLV.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckMarking {
+    /// Tag 2003: 1 piece sold, 2 measured sold, 3 piece returned, 4 measured returned.
+    pub planned_status: u8,
+    pub mode: u8,
+    pub code: Vec<u8>,
+    pub tlv: Vec<u8>,
+}
+
+/// FF61 reply after the error byte ([J] `FSCheckMC.decode`, [D] p.58).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkingCheckReply {
+    /// Tag 2004 bits: b0 checked by the FN, b1 the FN's result positive.
+    pub local_status: u8,
+    /// Why not checked locally: 0 checked, 1 type not checkable, 2 no key,
+    /// 3 GS1 AI 91/92 missing or bad, 4 other.
+    pub local_reason: u8,
+    /// Tag 2100.
+    pub code_type: u8,
+    /// Byte 4 when present: the FN's answer to the online step (0xFF none).
+    pub server: Option<(u8, u8)>,
+}
+
+impl MarkingCheckReply {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut p = vec![self.local_status, self.local_reason, self.code_type];
+        match self.server {
+            None => p.push(0),
+            Some((a, b)) => p.extend_from_slice(&[2, a, b]),
+        }
+        p
+    }
+
+    pub fn decode(p: &[u8]) -> Result<MarkingCheckReply, ReplyError> {
+        if p.len() < 4 {
+            return Err(short(CHECK_MARKING, 6, p.len() + 2));
+        }
+        let server = (p[3] >= 2 && p.len() >= 6).then(|| (p[4], p[5]));
+        Ok(MarkingCheckReply {
+            local_status: p[0],
+            local_reason: p[1],
+            code_type: p[2],
+            server,
+        })
+    }
+
+    /// J's refusal rules (`SMFiscalPrinterImpl.checkItemCode`): the FN
+    /// checked the code and found it bad, or could not check it for a reason
+    /// other than "this type is not checked".
+    pub fn refusal(&self) -> Option<String> {
+        if self.local_status & 0b01 != 0 && self.local_status & 0b10 == 0 {
+            return Some("the fiscal drive found the marking code's signature wrong".into());
+        }
+        if self.local_status == 0 && (2..=4).contains(&self.local_reason) {
+            return Some(format!(
+                "the fiscal drive could not check the marking code (reason {}: {})",
+                self.local_reason,
+                match self.local_reason {
+                    2 => "no key for this code",
+                    3 => "GS1 AI 91/92 missing or malformed",
+                    _ => "other",
+                }
+            ));
+        }
+        None
+    }
 }
 
 /// Why a request could not be decoded (emulator side).
@@ -304,6 +415,12 @@ impl Command {
             Command::CloseV2(_) => CLOSE_CHECK_V2,
             Command::WriteTlv(_) => WRITE_TLV,
             Command::WriteOperationTlv(_) => WRITE_OPERATION_TLV,
+            Command::OpenCorrection(_) => OPEN_CHECK,
+            Command::MoneyRegister(_) => MONEY_REGISTER,
+            Command::OperationRegister(_) => OPERATION_REGISTER,
+            Command::CheckMarking(_) => CHECK_MARKING,
+            Command::AcceptMarking(_) => ACCEPT_MARKING,
+            Command::BindMarking(_) => BIND_MARKING,
         }
     }
 
@@ -410,6 +527,21 @@ impl Command {
                 d.extend_from_slice(&encode_cp1251(&c.text));
             }
             Command::WriteTlv(tlv) | Command::WriteOperationTlv(tlv) => d.extend_from_slice(tlv),
+            Command::OpenCorrection(t) => d.push(0x80 | *t as u8),
+            Command::MoneyRegister(n) | Command::OperationRegister(n) => d.push(*n),
+            Command::CheckMarking(c) => {
+                d.push(c.planned_status);
+                d.push(c.mode);
+                d.push(c.code.len() as u8);
+                d.push(c.tlv.len() as u8);
+                d.extend_from_slice(&c.code);
+                d.extend_from_slice(&c.tlv);
+            }
+            Command::AcceptMarking(action) => d.push(*action),
+            Command::BindMarking(code) => {
+                d.push(code.len() as u8);
+                d.extend_from_slice(code);
+            }
         }
         Frame::new(self.code(), d)
     }
@@ -472,9 +604,34 @@ impl Command {
                 })
             }
             CANCEL_CHECK => Command::CancelCheck,
-            OPEN_CHECK => Command::OpenCheck(
-                CheckType::from_u8(r.u8()?).ok_or(DecodeError::BadParameter(code))?,
-            ),
+            OPEN_CHECK => {
+                let t = r.u8()?;
+                let ct = CheckType::from_u8(t & 0x7F).ok_or(DecodeError::BadParameter(code))?;
+                if t & 0x80 != 0 {
+                    Command::OpenCorrection(ct)
+                } else {
+                    Command::OpenCheck(ct)
+                }
+            }
+            MONEY_REGISTER => Command::MoneyRegister(r.u8()?),
+            OPERATION_REGISTER => Command::OperationRegister(r.u8()?),
+            CHECK_MARKING => {
+                let planned_status = r.u8()?;
+                let mode = r.u8()?;
+                let code_len = r.u8()? as usize;
+                let tlv_len = r.u8()? as usize;
+                Command::CheckMarking(CheckMarking {
+                    planned_status,
+                    mode,
+                    code: r.take(code_len)?.to_vec(),
+                    tlv: r.take(tlv_len)?.to_vec(),
+                })
+            }
+            ACCEPT_MARKING => Command::AcceptMarking(r.u8()?),
+            BIND_MARKING => {
+                let n = r.u8()? as usize;
+                Command::BindMarking(r.take(n)?.to_vec())
+            }
             CONTINUE_PRINT => Command::ContinuePrint,
             OPEN_SHIFT => Command::OpenShift,
             FN_STATUS => Command::FnStatus,
@@ -821,6 +978,9 @@ pub mod fd_type {
     pub const SHIFT_OPEN: u8 = 2;
     pub const RECEIPT: u8 = 3;
     pub const SHIFT_CLOSE: u8 = 5;
+    /// FFD document type 31 «кассовый чек коррекции»; FF0A gives it the
+    /// receipt's layout (ASSUMED: shtrih-m-ffd12.md names no separate layout).
+    pub const CORRECTION: u8 = 31;
 }
 
 /// 0xFF0A: one document in the fiscal drive.
@@ -890,7 +1050,8 @@ impl FnDocument {
 
     /// The receipt fields, when this is a receipt.
     pub fn receipt(&self) -> Option<Result<FnReceiptData, ReplyError>> {
-        (self.doc_type == fd_type::RECEIPT).then(|| FnReceiptData::decode(&self.data))
+        matches!(self.doc_type, fd_type::RECEIPT | fd_type::CORRECTION)
+            .then(|| FnReceiptData::decode(&self.data))
     }
 }
 

@@ -10,7 +10,7 @@ use super::command::{
 use super::error::ShtrihError;
 use super::frame::Frame;
 use super::link::{HostLink, LinkLimits, Then};
-use super::plan::{PlanError, plan_receipt};
+use super::plan::plan_receipt;
 use crate::devices::port::{Port, PortError};
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::money::Money;
@@ -93,6 +93,8 @@ pub struct ClosedReceipt {
     /// 1 income, 2 return of income, 3 expense, 4 return of expense.
     pub operation: u8,
     pub total: Money,
+    /// A correction receipt (FFD document type 31).
+    pub correction: bool,
 }
 
 impl ClosedReceipt {
@@ -127,13 +129,8 @@ impl ClosedReceipt {
             date_time: data.date_time,
             operation: data.operation,
             total: Money(data.sum as i64),
+            correction: doc.doc_type == command::fd_type::CORRECTION,
         }))
-    }
-}
-
-impl From<PlanError> for ShtrihError {
-    fn from(e: PlanError) -> ShtrihError {
-        ShtrihError::Protocol(format!("receipt cannot be registered: {e}"))
     }
 }
 
@@ -380,7 +377,17 @@ impl Register {
         }
         self.act(open)?;
         for cmd in rest {
-            if let Err(e) = self.act(cmd) {
+            let result = self.act(cmd);
+            if let (Ok(p), Command::CheckMarking(_)) = (&result, cmd) {
+                let reply = Self::decode(command::MarkingCheckReply::decode(p))?;
+                if let Some(why) = reply.refusal() {
+                    // Reject the code, then undo the check: nothing registered.
+                    let _ = self.act(&Command::AcceptMarking(0));
+                    let _ = self.cancel_check();
+                    return Err(ShtrihError::MarkingRefused(why));
+                }
+            }
+            if let Err(e) = result {
                 if matches!(e, ShtrihError::Device { .. }) {
                     // The check is open and nothing fiscal happened: undo it.
                     let _ = self.cancel_check();
@@ -448,6 +455,32 @@ impl Register {
 
     pub fn cash_out(&mut self, m: Money) -> Result<(), ShtrihError> {
         self.act(&Command::CashOut(money_u40(m)?)).map(drop)
+    }
+
+    /// 0x1A: a money register (6 bytes after the operator byte).
+    pub fn money_register(&mut self, n: u8) -> Result<u64, ShtrihError> {
+        let p = self.query(&Command::MoneyRegister(n))?;
+        if p.len() < 7 {
+            return Err(ShtrihError::Protocol(format!(
+                "money register {n}: {} bytes",
+                p.len()
+            )));
+        }
+        let mut v = [0u8; 8];
+        v[..6].copy_from_slice(&p[1..7]);
+        Ok(u64::from_le_bytes(v))
+    }
+
+    /// 0x1B: an operation register (u16 after the operator byte).
+    pub fn operation_register(&mut self, n: u8) -> Result<u16, ShtrihError> {
+        let p = self.query(&Command::OperationRegister(n))?;
+        if p.len() < 3 {
+            return Err(ShtrihError::Protocol(format!(
+                "operation register {n}: {} bytes",
+                p.len()
+            )));
+        }
+        Ok(u16::from_le_bytes([p[1], p[2]]))
     }
 
     /// 0x17 on the receipt tape; text beyond the field is cut.

@@ -91,9 +91,17 @@ pub enum ShtrihError {
         code: u8,
         message: &'static str,
     },
+    /// The fiscal drive refused a marking code (FF61): nothing was registered.
+    #[error("the register refused the marking code: {0}")]
+    MarkingRefused(String),
     /// The register answered something this driver cannot read.
     #[error("unexpected reply from the register: {0}")]
     Protocol(String),
+    /// The receipt cannot be expressed in the register's commands; found
+    /// before a byte was sent, so nothing was registered. Retrying cannot
+    /// help: an operator must see it.
+    #[error("the receipt cannot be registered: {0}")]
+    Plan(#[from] super::plan::PlanError),
 }
 
 impl ShtrihError {

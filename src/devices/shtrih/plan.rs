@@ -6,9 +6,11 @@
 //! may not fit the register is a [`PlanError`] before a byte is sent.
 
 use super::assumed;
-use super::command::{CheckType, CloseV2, Command, ItemV2, MAX_U40};
-use super::tlv::{MAX_TLV_BYTES, Tlv, tag};
-use crate::domain::receipt::{Item, Receipt, ReceiptKind, Unit, Vat};
+use super::command::{CheckMarking, CheckType, CloseV2, Command, ItemV2, MAX_U40};
+use super::tlv::{self, MAX_TLV_BYTES, Tlv, tag};
+use crate::domain::receipt::{
+    Correction, IndustryRequisite, Item, Receipt, ReceiptKind, Unit, Vat,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -50,6 +52,30 @@ pub enum PlanError {
     TlvTooLong { tag: u16, bytes: usize },
     #[error("a receipt needs at least one item (rule: items)")]
     Empty,
+}
+
+impl PlanError {
+    /// The field of the receipt at fault, as a JSON pointer into the domain
+    /// model, and a rule name: how the API refuses a receipt the register
+    /// could not take, before journaling it.
+    pub fn violation(&self) -> crate::domain::Violation {
+        let (path, rule) = match self {
+            PlanError::NoTaxCode { item, .. } => {
+                (format!("/items/{item}/vat"), "register_tax_code")
+            }
+            PlanError::OutOfRange { item, what, .. } => {
+                (format!("/items/{item}/{what}"), "register_range")
+            }
+            PlanError::Discount { item, .. } => {
+                (format!("/items/{item}/discount"), "register_unit_price")
+            }
+            PlanError::Total { .. } => ("/total".to_string(), "register_total"),
+            PlanError::Payments { .. } => ("/payments".to_string(), "register_payments"),
+            PlanError::TlvTooLong { .. } => ("".to_string(), "register_tag_size"),
+            PlanError::Empty => ("/items".to_string(), "min_items"),
+        };
+        crate::domain::Violation::new(path, rule, self.to_string())
+    }
 }
 
 pub fn check_type(kind: ReceiptKind) -> CheckType {
@@ -121,11 +147,90 @@ pub fn line_tags(item: &Item) -> Vec<Tlv> {
     tags
 }
 
-/// The hook for marked goods (Честный ЗНАК): the commands binding a line's
-/// marking codes, sent after its `FF4D`s. Empty here; the marking flow
-/// (FF61 → FF69 → FF67) fills it.
-pub fn marking_commands(_item: &Item) -> Vec<Command> {
-    Vec::new()
+/// Tags 1173 and 1174 {1178, 1179} of a correction (FF0C, one per top-level
+/// tag; shtrih-m-ffd12.md §5: the application must send them).
+pub fn correction_tags(c: &Correction) -> Vec<Tlv> {
+    vec![
+        Tlv::byte(1173, c.kind.tag_1173()),
+        Tlv::stlv(
+            1174,
+            &[
+                tlv::date(1178, c.basis_date),
+                Tlv::string(1179, &c.basis_number),
+            ],
+        ),
+    ]
+}
+
+/// Tag 1260 of an item (FF4D after the item).
+pub fn industry_tags(r: &IndustryRequisite) -> Vec<Tlv> {
+    let parts = vec![
+        Tlv::string(1262, &r.foiv_id),
+        Tlv::fixed(1263, &r.doc_date, 10),
+        Tlv::string(1264, &r.doc_number),
+        Tlv::string(1265, &r.value),
+    ];
+    if assumed::INDUSTRY_REQUISITE_AS_STLV {
+        vec![Tlv::stlv(1260, &parts)]
+    } else {
+        parts
+    }
+}
+
+/// Tag 2003 for FF61: a whole quantity is a piece, else a measured good;
+/// returns bring the item back ([J] `checkItemCode`).
+pub fn planned_status(kind: ReceiptKind, quantity_milli: i64) -> u8 {
+    let piece = quantity_milli % 1000 == 0;
+    let returned = matches!(kind, ReceiptKind::SaleReturn | ReceiptKind::PurchaseReturn);
+    match (returned, piece) {
+        (false, true) => 1,
+        (false, false) => 2,
+        (true, true) => 3,
+        (true, false) => 4,
+    }
+}
+
+/// Before a marked line's `FF46`: per code, the FN's check (`FF61`) and the
+/// decision (`FF69` accept; the driver rejects and cancels instead when the
+/// FN refuses the code). The vendor driver checks each code when the item is
+/// entered, before the items go out (shtrih-m-ffd12.md §4.5).
+pub fn check_commands(kind: ReceiptKind, item: &Item) -> Vec<Command> {
+    item.line
+        .marking
+        .iter()
+        .flat_map(|code| {
+            [
+                Command::CheckMarking(CheckMarking {
+                    planned_status: planned_status(kind, item.line.quantity.milli()),
+                    mode: 0,
+                    code: code.as_bytes().to_vec(),
+                    tlv: Vec::new(),
+                }),
+                Command::AcceptMarking(1),
+            ]
+        })
+        .collect()
+}
+
+/// After a marked line's `FF4D`s: its tag 1260 (the permissive-mode answer,
+/// one per line: one request checked all codes), then `FF67` per code — [D]:
+/// "call FF67 after all tags are bound to the item".
+pub fn marking_commands(r: &Receipt, i: usize, item: &Item) -> Result<Vec<Command>, PlanError> {
+    let mut out = Vec::new();
+    if let Some(req) = r
+        .marking_checks
+        .iter()
+        .filter(|c| c.item == i)
+        .find_map(|c| c.requisite.as_ref())
+    {
+        for t in industry_tags(req) {
+            out.push(Command::WriteOperationTlv(checked_tlv(t)?));
+        }
+    }
+    for code in &item.line.marking {
+        out.push(Command::BindMarking(code.as_bytes().to_vec()));
+    }
+    Ok(out)
 }
 
 /// Price and amount for FF46. Without a discount: the price and the line
@@ -179,7 +284,16 @@ pub fn plan_receipt(r: &Receipt) -> Result<Vec<Command>, PlanError> {
         return Err(PlanError::Empty);
     }
     let ct = check_type(r.kind);
-    let mut commands = vec![Command::OpenCheck(ct)];
+    let mut commands = match &r.correction {
+        None => vec![Command::OpenCheck(ct)],
+        Some(c) => {
+            let mut v = vec![Command::OpenCorrection(ct)];
+            for t in correction_tags(c) {
+                v.push(Command::WriteTlv(checked_tlv(t)?));
+            }
+            v
+        }
+    };
     for t in receipt_tags(r) {
         commands.push(Command::WriteTlv(checked_tlv(t)?));
     }
@@ -201,6 +315,7 @@ pub fn plan_receipt(r: &Receipt) -> Result<Vec<Command>, PlanError> {
         })?;
         let (price, amount) = price_and_amount(i, item)?;
         total = total.saturating_add(amount as i64);
+        commands.extend(check_commands(r.kind, item));
         commands.push(Command::ItemV2(ItemV2 {
             operation: ct.operation(),
             quantity: quantity * 1000,
@@ -216,7 +331,7 @@ pub fn plan_receipt(r: &Receipt) -> Result<Vec<Command>, PlanError> {
         for t in line_tags(item) {
             commands.push(Command::WriteOperationTlv(checked_tlv(t)?));
         }
-        commands.extend(marking_commands(item));
+        commands.extend(marking_commands(r, i, item)?);
     }
     if total != r.total.minor() {
         return Err(PlanError::Total {
@@ -286,6 +401,8 @@ mod tests {
         Receipt {
             discount: Default::default(),
             original_date: None,
+            correction: None,
+            marking_checks: vec![],
             kind,
             tax_system: TaxSystem::Common,
             currency: "RUB".into(),

@@ -76,6 +76,8 @@ fn receipt() -> Receipt {
     ];
     let total = Money(items.iter().map(|i| i.total.0).sum());
     Receipt {
+        correction: None,
+        marking_checks: vec![],
         discount: Default::default(),
         original_date: None,
         kind: ReceiptKind::Sale,

@@ -139,6 +139,20 @@ pub fn encode_cp866(text: &str) -> Vec<u8> {
     out
 }
 
+/// UNIXTIME of a date (u32 LE seconds): J builds it at 00:00 UTC of the
+/// day ("24122017" → `00 EE 3E 5A`, shtrih-m-ffd12.md §3.2).
+pub fn date(tag: u16, d: chrono::NaiveDate) -> Tlv {
+    let secs = d
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+        .timestamp();
+    Tlv {
+        tag,
+        value: (secs as u32).to_le_bytes().to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +184,11 @@ mod tests {
         );
         assert_eq!(Tlv::string(1021, "Иванов").value[0], 0x88, "CP866 И");
         assert_eq!(Tlv::parse_all(&[1, 2, 5, 0, 1]), None);
+    }
+
+    #[test]
+    fn a_date_is_unixtime_at_midnight_utc() {
+        let d = date(1178, chrono::NaiveDate::from_ymd_opt(2017, 12, 24).unwrap());
+        assert_eq!(d.value, [0x00, 0xEE, 0x3E, 0x5A]);
     }
 }

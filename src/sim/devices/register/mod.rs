@@ -11,7 +11,9 @@ pub mod link;
 pub mod model;
 pub mod runner;
 
-pub use model::{ModelConfig, ModelLine, RegisterModel, RegisteredReceipt};
+pub use model::{
+    BoundCode, ModelConfig, ModelLine, RegisterModel, RegisteredReceipt, ShiftReport, ShiftTotals,
+};
 pub use runner::{
     RegisterEmulator, RegisterEmulatorOptions, RegisterFaults, RegisterSnapshot, UnplugAt,
 };

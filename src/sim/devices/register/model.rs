@@ -9,6 +9,9 @@ use crate::devices::shtrih::command::{
     FnStatus, FullStatus, ItemOp, ItemV2, MAX_U40, Reply, ShiftParams, ShortStatus, fd_type, flags,
     put_dt5,
 };
+use crate::devices::shtrih::command::{
+    CheckMarking, MarkingCheckReply, money_register, operation_register,
+};
 use crate::devices::shtrih::frame::Frame;
 use crate::devices::shtrih::tlv::{self, Tlv};
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
@@ -55,6 +58,50 @@ pub struct ModelLine {
     pub payment_subject: u8,
     /// Every TLV bound to the line (FF4D), in the order received.
     pub tags: Vec<Tlv>,
+    /// Marking codes bound to the line (FF67).
+    pub marking: Vec<BoundCode>,
+}
+
+/// A marking code bound to a line, with the FN's check result.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BoundCode {
+    pub code: Vec<u8>,
+    /// Tag 2106 as FF69 answered it.
+    pub result_2106: u8,
+    /// Checked (FF61) and accepted (FF69) before it was bound.
+    pub accepted: bool,
+}
+
+/// A code checked with FF61, waiting for FF69 and then FF67.
+#[derive(Clone, Debug)]
+struct PendingCode {
+    code: Vec<u8>,
+    reply: MarkingCheckReply,
+    decision: Option<u8>,
+}
+
+/// What the X and Z reports total for a shift (the register's counters).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShiftTotals {
+    pub shift: u16,
+    /// Receipt sums by FF0A operation (index = operation − 1).
+    pub receipts: [u64; 4],
+    pub receipt_count: u32,
+    /// Correction receipt sums by operation (index = operation − 1).
+    pub corrections: [u64; 4],
+    pub correction_count: u32,
+    pub cash_in: u64,
+    pub cash_in_count: u16,
+    pub cash_out: u64,
+    pub cash_out_count: u16,
+}
+
+/// One printed X or Z report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShiftReport {
+    pub z: bool,
+    pub totals: ShiftTotals,
+    pub cash_in_drawer: u64,
 }
 
 impl ModelLine {
@@ -85,6 +132,8 @@ pub struct RegisteredReceipt {
     pub tax_system: u8,
     /// Every receipt-level TLV (FF0C), in the order received.
     pub tags: Vec<Tlv>,
+    /// A correction receipt (FFD document type 31).
+    pub correction: bool,
 }
 
 impl RegisteredReceipt {
@@ -111,6 +160,7 @@ struct OpenCheck {
     lines: Vec<ModelLine>,
     total: u64,
     tags: Vec<Tlv>,
+    correction: bool,
 }
 
 /// The emulated register.
@@ -129,6 +179,9 @@ pub struct RegisterModel {
     pub shift_payments: [u64; 16],
     /// FF0C tags sent outside a check: they belong to the next receipt.
     pending_tags: Vec<Tlv>,
+    marking: Option<PendingCode>,
+    totals: ShiftTotals,
+    reports: Vec<ShiftReport>,
     cash_in_drawer: u64,
     cancelled: u32,
     z_reports: u32,
@@ -151,6 +204,9 @@ impl RegisterModel {
             receipts: Vec::new(),
             shift_payments: [0; 16],
             pending_tags: Vec::new(),
+            marking: None,
+            totals: ShiftTotals::default(),
+            reports: Vec::new(),
             cash_in_drawer: 0,
             cancelled: 0,
             z_reports: 0,
@@ -200,6 +256,16 @@ impl RegisterModel {
 
     pub fn cash_in_drawer(&self) -> u64 {
         self.cash_in_drawer
+    }
+
+    /// The current (or last) shift's counters.
+    pub fn totals(&self) -> &ShiftTotals {
+        &self.totals
+    }
+
+    /// Every X and Z report printed, oldest first.
+    pub fn reports(&self) -> &[ShiftReport] {
+        &self.reports
     }
 
     /// Commands executed successfully (every ERR = 0 reply).
@@ -352,7 +418,16 @@ impl RegisterModel {
         }
         self.shift_payments[0] -= change;
         let operation = check.check_type.operation();
-        let (fd, fiscal_sign) = self.add_document(fd_type::RECEIPT, now, operation, total);
+        let doc_type = if check.correction {
+            self.totals.corrections[operation as usize - 1] += total;
+            self.totals.correction_count += 1;
+            fd_type::CORRECTION
+        } else {
+            self.totals.receipts[operation as usize - 1] += total;
+            self.totals.receipt_count += 1;
+            fd_type::RECEIPT
+        };
+        let (fd, fiscal_sign) = self.add_document(doc_type, now, operation, total);
         self.receipts_in_shift += 1;
         self.receipts.push(RegisteredReceipt {
             fd,
@@ -368,6 +443,7 @@ impl RegisterModel {
             number_in_shift: self.receipts_in_shift,
             tax_system,
             tags: check.tags,
+            correction: check.correction,
         });
         Ok((change, fd, fiscal_sign))
     }
@@ -432,6 +508,10 @@ impl RegisterModel {
                 self.shift_opened_at = Some(now);
                 self.receipts_in_shift = 0;
                 self.shift_payments = [0; 16];
+                self.totals = ShiftTotals {
+                    shift: self.shift_number,
+                    ..ShiftTotals::default()
+                };
                 self.add_document(fd_type::SHIFT_OPEN, now, 0, 0);
                 Ok(if assumed::OPEN_SHIFT_REPLY_HAS_OPERATOR {
                     vec![op]
@@ -446,6 +526,11 @@ impl RegisterModel {
                 if !self.shift_open() {
                     return Err(assumed::SHIFT_NOT_OPEN);
                 }
+                self.reports.push(ShiftReport {
+                    z: *cmd == Command::ZReport,
+                    totals: self.totals.clone(),
+                    cash_in_drawer: self.cash_in_drawer,
+                });
                 if *cmd == Command::XReport {
                     self.x_reports += 1;
                 } else {
@@ -468,8 +553,12 @@ impl RegisterModel {
                         return Err(0x46);
                     }
                     self.cash_in_drawer -= sum;
+                    self.totals.cash_out += sum;
+                    self.totals.cash_out_count += 1;
                 } else {
                     self.cash_in_drawer += sum;
+                    self.totals.cash_in += sum;
+                    self.totals.cash_in_count += 1;
                 }
                 self.document_number = self.document_number.wrapping_add(1);
                 let mut p = vec![op];
@@ -486,8 +575,92 @@ impl RegisterModel {
                     lines: Vec::new(),
                     total: 0,
                     tags: std::mem::take(&mut self.pending_tags),
+                    correction: false,
                 });
                 Ok(vec![op])
+            }
+            Command::OpenCorrection(t) => {
+                if self.check.is_some() {
+                    return Err(0x4A);
+                }
+                self.shift_ok_for_sale(now)?;
+                self.check = Some(OpenCheck {
+                    check_type: *t,
+                    lines: Vec::new(),
+                    total: 0,
+                    tags: std::mem::take(&mut self.pending_tags),
+                    correction: true,
+                });
+                Ok(vec![op])
+            }
+            Command::MoneyRegister(n) => {
+                let v = match *n {
+                    money_register::CASH_IN_DRAWER => self.cash_in_drawer,
+                    money_register::CASH_IN_SHIFT => self.totals.cash_in,
+                    money_register::CASH_OUT_SHIFT => self.totals.cash_out,
+                    _ => 0,
+                };
+                let mut p = vec![op];
+                p.extend_from_slice(&v.to_le_bytes()[..6]);
+                Ok(p)
+            }
+            Command::OperationRegister(n) => {
+                let v = match *n {
+                    operation_register::CASH_INS_IN_SHIFT => self.totals.cash_in_count,
+                    operation_register::CASH_OUTS_IN_SHIFT => self.totals.cash_out_count,
+                    152 => self.document_number,
+                    _ => 0,
+                };
+                let mut p = vec![op];
+                p.extend_from_slice(&v.to_le_bytes());
+                Ok(p)
+            }
+            Command::CheckMarking(c) => {
+                let reply = local_marking_check(c);
+                self.marking = Some(PendingCode {
+                    code: c.code.clone(),
+                    reply: reply.clone(),
+                    decision: None,
+                });
+                Ok(reply.encode())
+            }
+            Command::AcceptMarking(action) => {
+                if *action == 2 {
+                    self.marking = None;
+                    return Ok(vec![0]);
+                }
+                let pending = self.marking.as_mut().ok_or(0x33u8)?;
+                if *action > 1 {
+                    return Err(0x33);
+                }
+                pending.decision = Some(*action);
+                // Tag 2106 in autonomous mode: the FN's own bits (b0, b1);
+                // no ОИСМ answer (b2, b3 clear).
+                Ok(vec![pending.reply.local_status & 0b11])
+            }
+            Command::BindMarking(code) => {
+                let line = self
+                    .check
+                    .as_mut()
+                    .and_then(|c| c.lines.last_mut())
+                    .ok_or(0x55u8)?;
+                let (accepted, result) = match &self.marking {
+                    Some(p) if &p.code == code => {
+                        if p.decision == Some(0) {
+                            return Err(0x33);
+                        }
+                        (p.decision == Some(1), p.reply.local_status & 0b11)
+                    }
+                    _ => (false, 0),
+                };
+                line.marking.push(BoundCode {
+                    code: code.clone(),
+                    result_2106: result,
+                    accepted,
+                });
+                self.marking = None;
+                // ASSUMED reply: the «код товара» type 0x444D ("DM"), Data Matrix type 0 (КМ88).
+                Ok(vec![0x4D, 0x44, 0])
             }
             Command::Item(t, item) => {
                 self.shift_ok_for_sale(now)?;
@@ -498,6 +671,7 @@ impl RegisterModel {
                     lines: Vec::new(),
                     total: 0,
                     tags: std::mem::take(pending),
+                    correction: false,
                 });
                 if check.check_type != *t {
                     return Err(0x49);
@@ -521,6 +695,7 @@ impl RegisterModel {
                     calculation_method: 0,
                     payment_subject: 0,
                     tags: Vec::new(),
+                    marking: Vec::new(),
                 });
                 Ok(vec![op])
             }
@@ -539,6 +714,7 @@ impl RegisterModel {
                     lines: Vec::new(),
                     total: 0,
                     tags: std::mem::take(pending),
+                    correction: false,
                 });
                 if check.check_type != t {
                     return Err(0x49);
@@ -562,6 +738,7 @@ impl RegisterModel {
                     calculation_method: item.calculation_method,
                     payment_subject: item.payment_subject,
                     tags: Vec::new(),
+                    marking: Vec::new(),
                 });
                 Ok(vec![])
             }
@@ -642,7 +819,7 @@ impl RegisterModel {
             .encode()),
             Command::FindDocument(fd) => {
                 let doc = self.documents.iter().find(|d| d.fd == *fd).ok_or(0x08u8)?;
-                let data = if doc.doc_type == fd_type::RECEIPT {
+                let data = if matches!(doc.doc_type, fd_type::RECEIPT | fd_type::CORRECTION) {
                     FnReceiptData {
                         date_time: doc.date_time,
                         fd: doc.fd,
@@ -673,6 +850,28 @@ impl RegisterModel {
             }
             .encode()),
         }
+    }
+}
+
+/// The FN's own check of a code (FF61) in autonomous mode, as the emulator
+/// plays it: a GS1 code carrying the crypto tail (AI 91 and 92 after a GS)
+/// checks out (2004 = b0|b1); one whose AI 92 value starts with `BAD` fails
+/// the signature (2004 = b0); one without the tail cannot be checked
+/// (reason 3); anything else is a type the FN does not check (reason 1).
+fn local_marking_check(c: &CheckMarking) -> MarkingCheckReply {
+    let code = &c.code;
+    let has = |ai: &[u8]| code.windows(3).position(|w| w[0] == 0x1D && &w[1..] == ai);
+    let (status, reason) = match (has(b"91"), has(b"92")) {
+        (Some(_), Some(p92)) if code[p92 + 3..].starts_with(b"BAD") => (0b01, 0),
+        (Some(_), Some(_)) => (0b11, 0),
+        _ if code.starts_with(b"01") => (0, 3),
+        _ => (0, 1),
+    };
+    MarkingCheckReply {
+        local_status: status,
+        local_reason: reason,
+        code_type: 0,
+        server: None,
     }
 }
 

@@ -88,6 +88,10 @@ pub struct RegisterSnapshot {
     pub z_reports: u32,
     pub x_reports: u32,
     pub cash_in_drawer: u64,
+    /// The current (or last) shift's counters, as X/Z reports total them.
+    pub totals: super::model::ShiftTotals,
+    /// Every X and Z report printed, with the counters it showed.
+    pub reports: Vec<super::model::ShiftReport>,
     /// Commands executed without error.
     pub executed: u64,
     /// Good frames received (including NAKed and repeated ones).
@@ -186,6 +190,8 @@ impl RegisterEmulator {
             z_reports: s.model.z_reports(),
             x_reports: s.model.x_reports(),
             cash_in_drawer: s.model.cash_in_drawer(),
+            totals: s.model.totals().clone(),
+            reports: s.model.reports().to_vec(),
             executed: s.model.executed(),
             frames: s.frames,
             repeats: s.repeats,
@@ -312,6 +318,10 @@ impl Worker {
     fn unplug(&mut self) {
         // Flag first: whoever sees the hang-up must already see "unplugged".
         lock(&self.shared).plugged = false;
+        // The stable name goes before the pty does (as udev removes a pulled
+        // adapter's link): a stale link would name a /dev/pts number the
+        // kernel may hand to another emulator in the same process.
+        let _ = std::fs::remove_file(&self.path);
         self.pty = None;
         self.link = DeviceLink::new();
     }
