@@ -25,6 +25,7 @@ echo "== benchmark smoke run (numbers in docs/PERFORMANCE.md come from full runs
 FISCALD_BENCH_QUICK=1 cargo bench --locked --bench accept
 FISCALD_BENCH_QUICK=1 cargo bench --locked --bench sync
 FISCALD_BENCH_QUICK=1 cargo bench --locked --bench print
+FISCALD_BENCH_QUICK=1 cargo bench --locked --bench scale
 
 echo "== cargo test"
 cargo test --locked

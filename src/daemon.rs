@@ -60,7 +60,11 @@ pub struct Daemon {
     worker: Option<Worker>,
     devices: Option<Arc<Devices>>,
     device_worker: Option<DeviceWorker>,
+    retention: JoinHandle<()>,
+    retention_stop: Arc<tokio::sync::Notify>,
     box_worker: Option<crate::fiscalbox::worker::BoxWorker>,
+    auto_z: Option<JoinHandle<()>>,
+    marking_poller: Option<JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -70,6 +74,8 @@ impl Daemon {
         let journal = tokio::task::spawn_blocking(move || Journal::open(options, journal_clock))
             .await
             .map_err(|e| JournalError::Unavailable(e.to_string()))??;
+        let retention_stop = Arc::new(tokio::sync::Notify::new());
+        let retention = spawn_retention(journal.clone(), clock.clone(), retention_stop.clone());
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -134,6 +140,25 @@ impl Daemon {
                 device_wake.clone(),
             )
         });
+        let marking = settings
+            .marking
+            .clone()
+            .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m)));
+        let marking_last_sync = marking
+            .as_ref()
+            .map(|_| Arc::new(std::sync::Mutex::new(None)));
+        let marking_poller = match (&marking, &marking_last_sync) {
+            (Some(m), Some(slot)) => Some(spawn_marking_status(
+                m.clone(),
+                slot.clone(),
+                settings
+                    .devices
+                    .register
+                    .as_ref()
+                    .map_or(Duration::from_secs(60), |r| r.reading_interval),
+            )),
+            _ => None,
+        };
         let state = AppState {
             journal: journal.clone(),
             profile: settings.profile.clone(),
@@ -152,6 +177,11 @@ impl Daemon {
             ops: Arc::new(api::page::OpsState::new(api::status::ConfigSummary::of(
                 settings,
             ))),
+            deadlines: crate::deadlines::Source {
+                register: settings.devices.register.as_ref().map(|r| r.path.clone()),
+                thresholds: settings.deadlines,
+                marking_last_sync: marking_last_sync.clone(),
+            },
             fiscalbox: fiscalbox.as_ref().map(|(client, worker, reply_wait)| {
                 Arc::new(api::FiscalboxState {
                     client: client.clone(),
@@ -160,10 +190,19 @@ impl Daemon {
                     sverka: std::sync::Mutex::new(serde_json::Value::Null),
                 })
             }),
-            marking: settings
-                .marking
-                .clone()
-                .map(|m| Arc::new(crate::marking::client::MarkingClient::new(m))),
+            marking: marking.clone(),
+        };
+        let auto_z = match (&settings.auto_z, &devices, &settings.devices.register) {
+            (Some(z), Some(d), Some(r)) => Some(spawn_auto_z(
+                *z,
+                d.clone(),
+                journal.clone(),
+                clock.clone(),
+                settings.timezone,
+                r.path.clone(),
+                settings.devices.status_interval,
+            )),
+            _ => None,
         };
         let remote = match &settings.remote {
             Some(r) => Some(start_remote(r, state.clone()).await?),
@@ -192,7 +231,11 @@ impl Daemon {
             worker,
             devices,
             device_worker,
+            retention,
+            retention_stop,
             box_worker: fiscalbox.map(|(_, worker, _)| worker),
+            auto_z,
+            marking_poller,
         })
     }
 
@@ -227,6 +270,12 @@ impl Daemon {
                 Ok(())
             }
         };
+        if let Some(z) = self.auto_z.take() {
+            z.abort();
+        }
+        if let Some(p) = self.marking_poller.take() {
+            p.abort();
+        }
         if let Some(worker) = self.worker.take() {
             worker.stop(SHUTDOWN_GRACE).await;
         }
@@ -244,11 +293,69 @@ impl Daemon {
         if let Some(devices) = self.devices.take() {
             let _ = tokio::task::spawn_blocking(move || devices.stop()).await;
         }
+        self.journal.stop_retention();
+        self.retention_stop.notify_one();
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.retention)
+            .await
+            .is_err()
+        {
+            // Safe at any point: the next start finishes the chunk.
+            self.retention.abort();
+        }
         let journal = self.journal.clone();
         let _ = tokio::task::spawn_blocking(move || journal.close()).await;
         tracing::info!("fiscald stopped; journal flushed");
         served
     }
+}
+
+/// How long after start the first retention run begins, and how often it
+/// runs after that.
+pub const RETENTION_FIRST_RUN: Duration = Duration::from_secs(1);
+pub const RETENTION_EVERY: Duration = Duration::from_secs(6 * 3600);
+
+/// Archive receipts due for it, shortly after start (which also finishes a
+/// run a crash interrupted) and then every few hours.
+fn spawn_retention(
+    journal: Journal,
+    clock: Arc<dyn Clock>,
+    stop: Arc<tokio::sync::Notify>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut wait = RETENTION_FIRST_RUN;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.notified() => return,
+            }
+            journal.run_retention(clock.now()).await;
+            wait = RETENTION_EVERY;
+        }
+    })
+}
+
+/// Reads the marking local module's `lastSync` every `every` for the 72 h
+/// lockout deadline (the client's own timeout bounds each call).
+fn spawn_marking_status(
+    client: Arc<crate::marking::client::MarkingClient>,
+    slot: Arc<std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
+    every: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match client.local_status().await {
+                None => return,
+                Some(Ok(s)) => {
+                    *slot.lock().expect("marking reading") =
+                        chrono::DateTime::from_timestamp_millis(s.last_sync);
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "marking local module status unreadable");
+                }
+            }
+            tokio::time::sleep(every.max(Duration::from_millis(100))).await;
+        }
+    })
 }
 
 /// Bind and serve the remote listener: the online-order dialects only.
@@ -289,6 +396,86 @@ async fn start_remote(
         tls: has_tls,
         shutdown: tx,
         server,
+    })
+}
+
+/// The automatic Z report's shell: every `tick`, what the register, the
+/// deadline readings and the journal say → [`auto_z::decide`]; runs the Z
+/// report through the register's own queue when it says so.
+///
+/// [`auto_z::decide`]: crate::deadlines::auto_z::decide
+fn spawn_auto_z(
+    z: crate::config::AutoZSettings,
+    devices: Arc<Devices>,
+    journal: Journal,
+    clock: Arc<dyn Clock>,
+    tz: chrono_tz::Tz,
+    register_path: std::path::PathBuf,
+    tick: Duration,
+) -> JoinHandle<()> {
+    use crate::deadlines::auto_z::{Decision, Input, decide};
+    tokio::spawn(async move {
+        let mut last_run: Option<chrono::NaiveDate> = None;
+        let mut postponed = false;
+        loop {
+            tokio::time::sleep(tick.max(Duration::from_millis(100))).await;
+            let now = clock.now().with_timezone(&tz);
+            let register = devices
+                .statuses()
+                .into_iter()
+                .find(|d| d.name == "register");
+            let Some(register) = register else { continue };
+            let shift = register.details.get("shift").and_then(|v| v.as_str());
+            let shift_number = register
+                .details
+                .get("shift_number")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0) as u32;
+            let readings = crate::deadlines::board().get(&register_path);
+            let Ok(view) = journal.ops_view(now.format("%Y-%m-%d").to_string()).await else {
+                continue;
+            };
+            let pending = view
+                .jobs
+                .iter()
+                .filter(|(k, s, _)| k == "register" && s == "pending")
+                .map(|(_, _, n)| n)
+                .sum();
+            let input = Input {
+                now: now.naive_local(),
+                at: z.at,
+                window: chrono::Duration::from_std(z.window).unwrap_or(chrono::Duration::hours(1)),
+                shift_open: matches!(shift, Some("open" | "expired")),
+                shift_number,
+                shift_opened: readings
+                    .and_then(|r| r.shift_opened_at)
+                    .map(|t| t.with_timezone(&tz).naive_local()),
+                pending_register_jobs: pending,
+                last_run,
+            };
+            match decide(&input) {
+                Decision::Idle => postponed = false,
+                Decision::Postpone(why) => {
+                    if !postponed {
+                        tracing::info!(device = "register", "automatic Z report postponed: {why}");
+                        postponed = true;
+                    }
+                }
+                Decision::Run => match devices.close_shift().await {
+                    Ok(_) => {
+                        last_run = Some(now.date_naive());
+                        tracing::info!(
+                            device = "register",
+                            shift = shift_number,
+                            "automatic Z report: shift {shift_number} closed before it passed 24 h"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(device = "register", error = %e, "automatic Z report failed; tried again at the next tick");
+                    }
+                },
+            }
+        }
     })
 }
 

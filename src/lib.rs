@@ -4,6 +4,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod deadlines;
 pub mod devices;
 pub mod domain;
 pub mod fiscalbox;

@@ -27,6 +27,16 @@ enum Command {
         #[arg(long, env = "FISCALD_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+    /// The receipt archive: list its monthly files, find a receipt in it,
+    /// or run retention now (receipts final for longer than retain_days
+    /// move from the journal into the archive).
+    Archive {
+        /// Config file (it says where the journal, and so the archive, is).
+        #[arg(long, env = "FISCALD_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[command(subcommand)]
+        what: ArchiveCommand,
+    },
     /// Validate a config file: exit 0 when valid, else list every problem.
     CheckConfig { path: PathBuf },
     /// Run a working till with nothing to configure.
@@ -268,6 +278,17 @@ fn parse_refusal(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{s:?}: expected CODE=REASON"))
 }
 
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// The monthly archive files, with their checksums (JSON).
+    List,
+    /// One archived receipt by id (JSON, as the API renders it).
+    Find { id: String },
+    /// Run retention once, now. Safe beside a running daemon, and safe to
+    /// interrupt: the next run finishes what was left.
+    Run,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DemoBackend {
     Cloud,
@@ -285,6 +306,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { path } => check_config(&path),
         Command::Run { config } => report(run(&config)),
+        Command::Archive { config, what } => report(archive(&config, what)),
         Command::Demo {
             state_dir,
             listen,
@@ -365,6 +387,43 @@ fn run(config: &std::path::Path) -> Result<()> {
     let settings = load(config)?;
     fiscald::logging::init();
     serve(settings)
+}
+
+fn archive(config: &std::path::Path, what: ArchiveCommand) -> Result<()> {
+    let settings = load(config)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let options =
+        fiscald::journal::Options::from_settings(&settings, settings.journal_path.clone());
+    let journal = fiscald::journal::Journal::open(options, Arc::new(SystemClock))?;
+    let out = rt.block_on(async {
+        match what {
+            ArchiveCommand::List => Ok(serde_json::json!({
+                "dir": journal.retention_policy().archive_dir.display().to_string(),
+                "files": journal.archives().await?,
+            })),
+            ArchiveCommand::Find { id } => match journal.find_archived(id.clone()).await? {
+                Some(r) => {
+                    let mut body = fiscald::api::native::render(&r);
+                    body["archived"] = true.into();
+                    Ok(body)
+                }
+                None => Err(anyhow::anyhow!("receipt {id} is not in the archive")),
+            },
+            ArchiveCommand::Run => {
+                use fiscald::clock::Clock;
+                let report = journal.run_retention(SystemClock.now()).await;
+                match &report.error {
+                    Some(e) => Err(anyhow::anyhow!("retention failed: {e}")),
+                    None => Ok(serde_json::to_value(&report)?),
+                }
+            }
+        }
+    });
+    journal.close();
+    println!("{}", serde_json::to_string_pretty(&out?)?);
+    Ok(())
 }
 
 // One argument per `demo` flag, as clap parsed them.

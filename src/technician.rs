@@ -110,6 +110,26 @@ pub fn summarize(s: &Value) -> (String, bool) {
             out.push_str(&format!("  ! {}\n", str_of(a)));
         }
     }
+    let deadlines = s["deadlines"].as_array().cloned().unwrap_or_default();
+    let mut critical = false;
+    if !deadlines.is_empty() {
+        out.push_str("deadlines (most urgent first):\n");
+    }
+    for c in &deadlines {
+        let severity = str_of(&c["severity"]);
+        critical |= matches!(severity.as_str(), "critical" | "blocking");
+        out.push_str(&format!(
+            "  [{severity}] {}{}\n",
+            str_of(&c["message"]),
+            c["bites_at"]
+                .as_str()
+                .map(|t| format!(" (at {t})"))
+                .unwrap_or_default()
+        ));
+        if severity != "ok" {
+            out.push_str(&format!("      -> {}\n", str_of(&c["action"])));
+        }
+    }
     out.push_str("devices:\n");
     for d in s["devices"].as_array().into_iter().flatten() {
         out.push_str(&format!(
@@ -158,7 +178,7 @@ pub fn summarize(s: &Value) -> (String, bool) {
             str_of(&r["error"])
         ));
     }
-    (out, !attention.is_empty())
+    (out, !attention.is_empty() || critical)
 }
 
 /// `fiscald receipts list`: one line per receipt.
@@ -466,5 +486,25 @@ mod tests {
         let (text, attention) = summarize(&ok);
         assert!(!attention);
         assert!(text.contains("OK: nothing needs attention"));
+        // A critical deadline alone makes the exit code non-zero.
+        ok["deadlines"] = json!([{
+            "kind": "ofd_block", "severity": "critical",
+            "bites_at": "2026-12-01T10:00:00Z", "seconds_left": 172800,
+            "message": "3 document(s) not confirmed by the OFD, the oldest 28 days old: the drive blocks receipts in 2 days",
+            "action": "connect the till to the internet so the OFD queue drains",
+            "source": "register FF39"
+        }]);
+        let (text, attention) = summarize(&ok);
+        assert!(attention, "{text}");
+        assert!(
+            text.contains("[critical] 3 document(s) not confirmed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("-> connect the till to the internet"),
+            "{text}"
+        );
+        ok["deadlines"][0]["severity"] = json!("warn");
+        assert!(!summarize(&ok).1);
     }
 }

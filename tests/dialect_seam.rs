@@ -175,10 +175,11 @@ async fn serve(tweak: impl FnOnce(&mut fiscald::config::Settings)) -> Toy {
         ops: Arc::new(fiscald::api::page::OpsState::new(
             fiscald::api::status::ConfigSummary::of(&s),
         )),
+        deadlines: Default::default(),
         fiscalbox: None,
+        marking: None,
         bitrix24: None,
         gateway: None,
-        marking: None,
     };
     let app = fiscald::api::dialect::router_with(Arc::new(state), Dialects(BOTH));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

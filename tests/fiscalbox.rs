@@ -400,6 +400,17 @@ async fn the_same_day_with_the_box_unplugged_half_the_time() {
                 offline_answers += 1;
             }
         }
+        if i == 10 {
+            // The box is unplugged: what waits for it is visible, receipts
+            // and confirms, with the error.
+            let (_, health) = t.get("/v1/health").await;
+            let jobs = &health["fiscalbox"]["jobs"];
+            assert!(
+                jobs["fiscalbox"]["pending"].as_u64().unwrap() > 0,
+                "{health}"
+            );
+            assert_eq!(health["fiscalbox"]["state"]["online"], false, "{health}");
+        }
     }
     assert!(
         offline_answers > 0,
@@ -658,5 +669,68 @@ async fn a_cross_site_page_cannot_sell_open_shifts_or_pay() {
         "{s:?}"
     );
     t.daemon.stop().await.unwrap();
+    fb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_whose_reply_was_lost_is_found_after_fiscald_restarts() {
+    use fiscald::clock::SystemClock;
+    use fiscald::daemon::Daemon;
+    use std::sync::Arc;
+    let fb = sim_box().await;
+    fb.with_model(|m| m.open_shift("2026-11-29 09:00:00").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::uz_settings(dir.path(), &fb.base_url());
+    // The box writes the receipt, its reply is lost, then fiscald stops.
+    fb.set_knobs(BoxKnobs {
+        lose_replies: Some(1),
+        ..BoxKnobs::default()
+    });
+    let first = Daemon::start(&settings, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let r: Value = client
+        .post(format!("http://{}/v1/receipts", first.addr))
+        .json(&uz_receipt("Non", "5000.00"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = r["id"].as_str().unwrap().to_string();
+    wait_for("the lost reply", || fb.stats().lost_replies == 1).await;
+    // Unplug the box so the stopping daemon cannot reconcile yet.
+    fb.set_knobs(BoxKnobs {
+        down: Some(true),
+        ..BoxKnobs::default()
+    });
+    first.stop().await.unwrap();
+    assert_eq!(fb.stats().counters.sales_created, 1);
+    // A new fiscald on the same journal, the box back: found, not resent.
+    fb.set_knobs(BoxKnobs {
+        down: Some(false),
+        ..BoxKnobs::default()
+    });
+    let second = Daemon::start(&settings, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let url = format!("http://{}/v1/receipts/{id}", second.addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+        if r["state"] == "fiscalized" {
+            assert_eq!(r["fiscal"]["fiscal_document_number"], 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let s = fb.stats();
+    assert_eq!(s.counters.sales_created, 1, "{s:?}");
+    assert_eq!(s.counters.uuid_repeats, 0, "{s:?}");
+    assert!(s.requests.contains_key("Get /order/last"), "{s:?}");
+    second.stop().await.unwrap();
     fb.stop().await;
 }

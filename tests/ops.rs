@@ -562,52 +562,13 @@ async fn without_an_operator_token_the_page_is_read_only() {
     assert_eq!(resp.status(), 403);
 }
 
-/// Runs headless Chromium (Debian `chromium`; scripts/setup.sh installs it).
-fn chromium(args: &[&str]) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--no-first-run",
-            &format!("--user-data-dir={}", profile.path().display()),
-        ])
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("chromium must be installed (scripts/setup.sh installs it)");
-    let mut out = String::new();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let _ = stdout.read_to_string(&mut out);
-        out
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium {args:?} did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    reader.join().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_in_headless_chromium_shows_real_values() {
     let t = till(true).await;
     let url = format!("{}/", t.d.base);
     let dom = {
         let url = url.clone();
-        tokio::task::spawn_blocking(move || chromium(&["--dump-dom", &url]))
+        tokio::task::spawn_blocking(move || common::chromium(&["--dump-dom", &url]))
             .await
             .unwrap()
     };
@@ -666,7 +627,7 @@ async fn status_page_in_headless_chromium_shows_real_values() {
         let url = url.clone();
         let shot = shot.clone();
         tokio::task::spawn_blocking(move || {
-            chromium(&[
+            common::chromium(&[
                 "--window-size=430,2200",
                 &format!("--screenshot={shot}"),
                 &url,

@@ -78,6 +78,12 @@ impl From<JournalError> for ApiError {
                     "same_key_same_body",
                     format!("key {caller_key:?} was first used with a different receipt; send a new key for a new receipt"),
                 )),
+            JournalError::ArchivedKey { caller_key, receipt_id, .. } => ApiError::new(StatusCode::CONFLICT, "caller_key_archived", message.clone())
+                .with_detail(Violation::new(
+                    "Idempotency-Key",
+                    "key_names_archived_receipt",
+                    format!("key {caller_key:?} names receipt {receipt_id}, moved to the archive; a new receipt needs a new key"),
+                )),
             JournalError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
             JournalError::Refused(details) => ApiError::invalid_receipt(details),
             JournalError::WrongState { state, .. } => ApiError::new(StatusCode::CONFLICT, "wrong_state", message.clone())

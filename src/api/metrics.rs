@@ -33,6 +33,11 @@ struct DeviceStateLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeadlineLabels {
+    kind: String,
+}
+
 const DEVICE_STATES: [DeviceState; 5] = [
     DeviceState::Absent,
     DeviceState::Connecting,
@@ -45,6 +50,28 @@ pub(super) async fn get_metrics(State(app): Shared) -> Response {
     let report = super::status::collect(&app).await;
     let mut registry = Registry::with_prefix("fiscald");
     telemetry::global().register_into(&mut registry);
+
+    let left = Family::<DeadlineLabels, Gauge>::default();
+    let severity = Family::<DeadlineLabels, Gauge>::default();
+    for c in &report.deadlines {
+        let labels = DeadlineLabels {
+            kind: c.kind.as_str().to_string(),
+        };
+        if let Some(s) = c.seconds_left {
+            left.get_or_create(&labels).set(s);
+        }
+        severity.get_or_create(&labels).set(c.severity.level());
+    }
+    registry.register(
+        "deadline_seconds_left",
+        "Seconds until the deadline stops the till (fn_expiry, ofd_block, marking_lockout, shift_limit); negative once past",
+        left,
+    );
+    registry.register(
+        "deadline_severity",
+        "Each deadline's severity: 0 ok, 1 warn, 2 critical, 3 blocking",
+        severity,
+    );
 
     let receipts = Family::<ReceiptLabels, Gauge>::default();
     for c in &report.journal.by_source {

@@ -61,6 +61,8 @@ pub struct AppState {
     pub gateway: Option<Arc<crate::config::GatewaySettings>>,
     /// The status page: config summary and its sign-in sessions.
     pub ops: Arc<page::OpsState>,
+    /// The register's deadline readings and the thresholds.
+    pub deadlines: crate::deadlines::Source,
     /// The FiscalBox link, with backend `fiscalbox`.
     pub fiscalbox: Option<Arc<FiscalboxState>>,
     /// The permissive-mode check of marking codes, when configured.

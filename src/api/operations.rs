@@ -104,7 +104,7 @@ fn register_only(app: &AppState, what: &str) -> Result<(), ApiError> {
         StatusCode::CONFLICT,
         "not_supported_by_backend",
         format!(
-            "{what} is not supported by the {} backend: the cloud processing has no such document; use a till with [fiscal] backend = \"register\"",
+            "{what} is not supported by the {} backend: it has no such document; use a till with [fiscal] backend = \"register\"",
             match app.backend {
                 Backend::Cloud => "cloud",
                 Backend::Register => "register",

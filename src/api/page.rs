@@ -424,6 +424,23 @@ table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;
 svg{width:100%;height:auto;background:#fafafa}code{word-break:break-all}
 ";
 
+fn severity_class(s: crate::deadlines::Severity) -> &'static str {
+    use crate::deadlines::Severity;
+    match s {
+        Severity::Ok => "ok",
+        Severity::Warn => "warn",
+        Severity::Critical | Severity::Blocking => "bad",
+    }
+}
+
+fn deadline_class(most_urgent: crate::deadlines::Severity) -> &'static str {
+    use crate::deadlines::Severity;
+    match most_urgent {
+        Severity::Critical | Severity::Blocking => "attention",
+        _ => "",
+    }
+}
+
 fn state_class(s: DeviceState) -> &'static str {
     match s {
         DeviceState::Ready | DeviceState::Busy => "ok",
@@ -464,6 +481,28 @@ pub fn render(v: &PageView<'_>) -> Markup {
                 p.muted { "As of " (r.now) " · up " (uptime(r.uptime_s)) " · refreshes every " (REFRESH_S) " s · "
                     a href="/v1/status" { "JSON" } " · " a href="/metrics" { "metrics" } }
                 @if let Some(m) = v.message { section.msg #message { (m) } }
+                @if !r.deadlines.is_empty() {
+                    section #deadlines class=(deadline_class(r.deadlines[0].severity)) {
+                        h2 { "Deadlines" }
+                        table {
+                            @for c in &r.deadlines {
+                                tr.deadline data-kind=(c.kind.as_str()) data-severity=(c.severity.as_str())
+                                    data-seconds-left=[c.seconds_left] {
+                                    th { span class=(severity_class(c.severity)) .severity { (c.severity.as_str()) } }
+                                    td {
+                                        span.message { (c.message) }
+                                        @if let Some(at) = c.bites_at {
+                                            br; span.muted { "bites at " (at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) }
+                                        }
+                                        @if c.severity >= crate::deadlines::Severity::Warn {
+                                            br; "→ " span.action { (c.action) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 @if r.attention.is_empty() {
                     section.allgood #attention { "All is well." }
                 } @else {

@@ -101,6 +101,9 @@ pub struct StatusReport {
     pub uptime_s: u64,
     /// What needs a technician, in words; empty when all is well.
     pub attention: Vec<String>,
+    /// Deadlines (fiscal drive expiry, OFD block, marking lockout, shift
+    /// limit, clock), most urgent first.
+    pub deadlines: Vec<crate::deadlines::Condition>,
     pub config: ConfigSummary,
     pub devices: Vec<DeviceStatus>,
     pub journal: JournalStatus,
@@ -208,7 +211,7 @@ pub async fn collect(app: &AppState) -> StatusReport {
                 .iter()
                 .map(|(state, n)| Count {
                     key: "receipts".into(),
-                    state: state.clone(),
+                    state: state.code().to_string(),
                     count: *n,
                 })
                 .collect(),
@@ -303,11 +306,13 @@ pub async fn collect(app: &AppState) -> StatusReport {
             })
             .collect(),
     };
+    let deadlines = deadlines(app, now);
     let mut report = StatusReport {
         version: env!("CARGO_PKG_VERSION"),
         now: rfc(now),
         uptime_s: app.started.elapsed().as_secs(),
         attention: Vec::new(),
+        deadlines,
         config: app.ops.summary.clone(),
         devices,
         journal,
@@ -320,9 +325,19 @@ pub async fn collect(app: &AppState) -> StatusReport {
     report
 }
 
+/// The deadline conditions from the latest readings (empty before the first).
+pub fn deadlines(app: &AppState, now: DateTime<Utc>) -> Vec<crate::deadlines::Condition> {
+    app.deadlines.conditions(now)
+}
+
 /// What needs a technician; pure, so the rules are tested without a daemon.
 pub fn attention(r: &StatusReport, now: DateTime<Utc>) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = r
+        .deadlines
+        .iter()
+        .filter(|c| c.severity >= crate::deadlines::Severity::Critical)
+        .map(|c| c.line())
+        .collect();
     if !r.journal.writable {
         out.push(format!(
             "the journal cannot be written: {}",

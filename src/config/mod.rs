@@ -26,9 +26,10 @@ pub use schema::{
 };
 pub use secrets::SecretFile;
 pub use settings::{
-    ApiSettings, ApiToken, AuthSettings, Bitrix24Settings, CloudSettings, DeviceSettings,
-    DrawerSettings, FiscalboxSettings, GatewaySettings, Limits, MarkingService, MarkingSettings,
-    PrinterSettings, RegisterSettings, RemoteSettings, Secret, Settings, TlsFiles, TokenHash,
+    ApiSettings, ApiToken, AuthSettings, AutoZSettings, Bitrix24Settings, CloudSettings,
+    DeviceSettings, DrawerSettings, FiscalboxSettings, GatewaySettings, Limits, MarkingService,
+    MarkingSettings, PrinterSettings, RegisterSettings, RemoteSettings, Secret, Settings, TlsFiles,
+    TokenHash,
 };
 
 use std::fmt;
@@ -212,6 +213,30 @@ mod tests {
                 .to_string()
                 .starts_with("line 3: api.speed: unknown key")
         );
+    }
+
+    #[test]
+    fn journal_retention_and_wal_keys() {
+        let s = load_str(GOOD).unwrap();
+        assert_eq!(s.retain_days, crate::journal::DEFAULT_RETAIN_DAYS);
+        assert_eq!(s.wal_limit_bytes, 64 * 1024 * 1024);
+        assert_eq!(
+            s.archive_dir,
+            std::path::Path::new("/var/lib/fiscald/archive")
+        );
+        let s = load_str(&format!(
+            "{GOOD}\n[journal]\nretain_days = 0\narchive_dir = \"/srv/archive\"\nwal_limit_mb = 16\n"
+        ))
+        .unwrap();
+        assert_eq!((s.retain_days, s.wal_limit_bytes), (0, 16 * 1024 * 1024));
+        assert_eq!(s.archive_dir, std::path::Path::new("/srv/archive"));
+        let problems = load_str(&format!(
+            "{GOOD}\n[journal]\nretain_days = 7\nwal_limit_mb = 1\n"
+        ))
+        .unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["journal.retain_days", "journal.wal_limit_mb"]);
+        assert!(problems.iter().all(|p| p.line.is_some()), "{problems:?}");
     }
 
     #[test]

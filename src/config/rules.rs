@@ -88,6 +88,18 @@ pub fn check(
         10..=600_000,
         &mut bad,
     );
+    if c.journal.retain_days != 0 && !(30..=36_500).contains(&c.journal.retain_days) {
+        bad(
+            "journal.retain_days",
+            "must be 0 (never archive) or from 30 to 36500 days; the default 1857 (five years and a month) outlasts any dispute".into(),
+        );
+    }
+    check_range(
+        "journal.wal_limit_mb",
+        c.journal.wal_limit_mb,
+        4..=4096,
+        &mut bad,
+    );
     if !(c.till.pin.len() == 4 && c.till.pin.bytes().all(|b| b.is_ascii_digit())) {
         bad(
             "till.pin",
@@ -203,6 +215,32 @@ pub fn check(
     }
 
     let online = check_online(c, lines, &mut secret_files, &mut bad);
+    check_deadlines(&c.deadlines, &mut bad);
+    let auto_z = match c.deadlines.auto_z_at.trim() {
+        "" => Some(None),
+        t => match chrono::NaiveTime::parse_from_str(t, "%H:%M") {
+            Ok(at) if (1..=720).contains(&c.deadlines.auto_z_window_minutes) => {
+                Some(Some(super::settings::AutoZSettings {
+                    at,
+                    window: Duration::from_secs(c.deadlines.auto_z_window_minutes * 60),
+                }))
+            }
+            Ok(_) => {
+                bad(
+                    "deadlines.auto_z_window_minutes",
+                    "must be 1..=720 minutes".into(),
+                );
+                None
+            }
+            Err(_) => {
+                bad(
+                    "deadlines.auto_z_at",
+                    format!("must be a local time HH:MM (24 h) or empty, not {t:?}"),
+                );
+                None
+            }
+        },
+    };
     let devices = check_devices(c, &mut bad);
     let fiscalbox = check_fiscalbox(c, country, &mut bad);
     let marking = check_marking(c, &mut bad);
@@ -216,6 +254,14 @@ pub fn check(
         batch_max: usize::try_from(c.journal.batch_max).ok()?,
         journal_max_bytes: (c.journal.max_size_mb > 0).then(|| c.journal.max_size_mb * 1024 * 1024),
         busy_timeout: Duration::from_millis(c.journal.busy_timeout_ms),
+        retain_days: u32::try_from(c.journal.retain_days).ok()?,
+        archive_dir: if c.journal.archive_dir.trim().is_empty() {
+            crate::journal::RetentionPolicy::beside(std::path::Path::new(&c.journal.path))
+                .archive_dir
+        } else {
+            PathBuf::from(c.journal.archive_dir.trim())
+        },
+        wal_limit_bytes: c.journal.wal_limit_mb * 1024 * 1024,
         pin: c.till.pin.clone(),
         timezone: timezone?,
         profile: Profile {
@@ -239,6 +285,8 @@ pub fn check(
             probe_interval: Duration::from_millis(c.cloud.probe_interval_ms),
         },
         devices: devices?,
+        deadlines: thresholds(&c.deadlines),
+        auto_z: auto_z?,
         fiscalbox: fiscalbox?,
         marking: marking?,
         bitrix24: None,
@@ -603,6 +651,13 @@ fn check_devices(c: &Config, bad: &mut impl FnMut(&str, String)) -> Option<Devic
         admin_password: c.register.admin_password as u32,
         reply_timeout: Duration::from_millis(c.register.reply_timeout_ms),
         auto_open_shift: c.register.auto_open_shift,
+        reading_interval: Duration::from_secs(c.deadlines.reading_interval_s),
+        timezone: c
+            .till
+            .timezone
+            .parse()
+            .unwrap_or(chrono_tz::Tz::Europe__Moscow),
+        thresholds: thresholds(&c.deadlines),
     });
     let printer = (!c.printer.path.trim().is_empty()).then(|| PrinterSettings {
         path: PathBuf::from(c.printer.path.trim()),
@@ -906,4 +961,93 @@ fn check_online(
         })
     };
     ok.then_some((bitrix24, gateway, remote))
+}
+
+/// `[deadlines]` as the model takes it.
+pub fn thresholds(d: &super::schema::DeadlinesConfig) -> crate::deadlines::Thresholds {
+    use crate::deadlines::{Countdown, Thresholds};
+    use chrono::Duration as D;
+    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX / 1_000_000);
+    Thresholds {
+        fn_expiry: Countdown {
+            warn: D::days(i(d.fn_expiry_warn_days)),
+            critical: D::days(i(d.fn_expiry_critical_days)),
+        },
+        ofd_block: Countdown {
+            warn: D::days(i(d.ofd_block_warn_days)),
+            critical: D::days(i(d.ofd_block_critical_days)),
+        },
+        marking_lockout: Countdown {
+            warn: D::hours(i(d.marking_lockout_warn_hours)),
+            critical: D::hours(i(d.marking_lockout_critical_hours)),
+        },
+        shift_limit: Countdown {
+            warn: D::minutes(i(d.shift_limit_warn_minutes)),
+            critical: D::minutes(i(d.shift_limit_critical_minutes)),
+        },
+        clock_warn_s: i(d.clock_warn_s),
+        clock_critical_s: i(d.clock_critical_s),
+        ..Thresholds::default()
+    }
+}
+
+fn check_deadlines(d: &super::schema::DeadlinesConfig, bad: &mut impl FnMut(&str, String)) {
+    if !(5..=86_400).contains(&d.reading_interval_s) {
+        bad(
+            "deadlines.reading_interval_s",
+            "must be 5..=86400 seconds".into(),
+        );
+    }
+    for (warn_key, warn, crit_key, crit, max) in [
+        (
+            "deadlines.fn_expiry_warn_days",
+            d.fn_expiry_warn_days,
+            "deadlines.fn_expiry_critical_days",
+            d.fn_expiry_critical_days,
+            1_100,
+        ),
+        (
+            "deadlines.ofd_block_warn_days",
+            d.ofd_block_warn_days,
+            "deadlines.ofd_block_critical_days",
+            d.ofd_block_critical_days,
+            30,
+        ),
+        (
+            "deadlines.marking_lockout_warn_hours",
+            d.marking_lockout_warn_hours,
+            "deadlines.marking_lockout_critical_hours",
+            d.marking_lockout_critical_hours,
+            72,
+        ),
+        (
+            "deadlines.shift_limit_warn_minutes",
+            d.shift_limit_warn_minutes,
+            "deadlines.shift_limit_critical_minutes",
+            d.shift_limit_critical_minutes,
+            1_440,
+        ),
+        (
+            "deadlines.clock_warn_s",
+            d.clock_warn_s,
+            "deadlines.clock_critical_s",
+            d.clock_critical_s,
+            300,
+        ),
+    ] {
+        if warn > max {
+            bad(warn_key, format!("must be at most {max}"));
+        }
+        // The clock rises with the difference; the countdowns fall with time left.
+        let clock = warn_key == "deadlines.clock_warn_s";
+        if (clock && crit < warn) || (!clock && crit > warn) {
+            bad(
+                crit_key,
+                format!(
+                    "must be {} {warn_key} ({warn})",
+                    if clock { "at least" } else { "at most" }
+                ),
+            );
+        }
+    }
 }

@@ -29,6 +29,7 @@ pub struct Config {
     pub bitrix24: Bitrix24Config,
     pub gateway: GatewayConfig,
     pub remote: RemoteConfig,
+    pub deadlines: DeadlinesConfig,
     pub fiscalbox: FiscalboxConfig,
     pub marking: MarkingConfig,
 }
@@ -187,6 +188,13 @@ pub struct JournalConfig {
     pub max_size_mb: u64,
     /// How long SQLite waits on a lock or a slow disk before giving up.
     pub busy_timeout_ms: u64,
+    /// Days a final (fiscalized or discarded) receipt stays in the journal
+    /// before it moves to the archive; 0 never archives.
+    pub retain_days: u64,
+    /// Where the monthly archive files go; empty: `archive/` beside `path`.
+    pub archive_dir: String,
+    /// The size the write-ahead log is kept under, MiB.
+    pub wal_limit_mb: u64,
 }
 
 impl Default for JournalConfig {
@@ -196,6 +204,9 @@ impl Default for JournalConfig {
             batch_max: 256,
             max_size_mb: 0,
             busy_timeout_ms: 5000,
+            retain_days: u64::from(crate::journal::DEFAULT_RETAIN_DAYS),
+            archive_dir: String::new(),
+            wal_limit_mb: crate::journal::wal::DEFAULT_WAL_LIMIT_BYTES / (1024 * 1024),
         }
     }
 }
@@ -613,6 +624,50 @@ impl Default for RemoteConfig {
             tls_key: String::new(),
             rate_per_minute: 120,
             burst: 20,
+        }
+    }
+}
+
+/// `[deadlines]`: when the register's deadlines are read and when each
+/// condition turns warn / critical (time left at or below).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadlinesConfig {
+    /// How often the register's expiry, OFD queue and clock are read (also
+    /// after every Z report).
+    pub reading_interval_s: u64,
+    pub fn_expiry_warn_days: u64,
+    pub fn_expiry_critical_days: u64,
+    pub ofd_block_warn_days: u64,
+    pub ofd_block_critical_days: u64,
+    pub marking_lockout_warn_hours: u64,
+    pub marking_lockout_critical_hours: u64,
+    pub shift_limit_warn_minutes: u64,
+    pub shift_limit_critical_minutes: u64,
+    pub clock_warn_s: u64,
+    pub clock_critical_s: u64,
+    /// Local time ("HH:MM") of the automatic Z report; empty: off.
+    pub auto_z_at: String,
+    /// How long after `auto_z_at` it may still run when postponed.
+    pub auto_z_window_minutes: u64,
+}
+
+impl Default for DeadlinesConfig {
+    fn default() -> Self {
+        DeadlinesConfig {
+            reading_interval_s: 60,
+            fn_expiry_warn_days: 30,
+            fn_expiry_critical_days: 3,
+            ofd_block_warn_days: 25,
+            ofd_block_critical_days: 5,
+            marking_lockout_warn_hours: 48,
+            marking_lockout_critical_hours: 12,
+            shift_limit_warn_minutes: 240,
+            shift_limit_critical_minutes: 60,
+            clock_warn_s: 60,
+            clock_critical_s: 240,
+            auto_z_at: String::new(),
+            auto_z_window_minutes: 60,
         }
     }
 }

@@ -174,6 +174,11 @@ pub struct RegisterSettings {
     pub admin_password: u32,
     pub reply_timeout: Duration,
     pub auto_open_shift: bool,
+    /// `[deadlines]`: how often the deadline readings are taken, and the
+    /// register clock's zone (the till's) to read its dates in.
+    pub reading_interval: Duration,
+    pub timezone: Tz,
+    pub thresholds: crate::deadlines::Thresholds,
 }
 
 #[derive(Clone, Debug)]
@@ -237,13 +242,22 @@ pub struct Settings {
     pub batch_max: usize,
     pub journal_max_bytes: Option<u64>,
     pub busy_timeout: Duration,
+    /// `[journal] retain_days`: 0 never archives.
+    pub retain_days: u32,
+    /// `[journal] archive_dir`, or `archive/` beside the journal.
+    pub archive_dir: PathBuf,
+    /// `[journal] wal_limit_mb`, in bytes.
+    pub wal_limit_bytes: u64,
     pub pin: String,
     pub timezone: Tz,
     pub profile: Profile,
     pub cloud: CloudSettings,
     pub devices: DeviceSettings,
     /// `[fiscalbox]`, with `backend = "fiscalbox"`.
+    pub deadlines: crate::deadlines::Thresholds,
     pub fiscalbox: Option<FiscalboxSettings>,
+    /// `[deadlines] auto_z_at`: the automatic Z report, when on.
+    pub auto_z: Option<AutoZSettings>,
     /// `None`: marking codes are not checked with a service.
     pub marking: Option<MarkingSettings>,
     /// `[bitrix24]`, when enabled.
@@ -288,6 +302,13 @@ pub struct RemoteSettings {
     pub tls: Option<TlsFiles>,
     pub rate_per_minute: u32,
     pub burst: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AutoZSettings {
+    /// Till-local time.
+    pub at: chrono::NaiveTime,
+    pub window: Duration,
 }
 
 /// One permissive-mode service.

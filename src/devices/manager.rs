@@ -37,6 +37,19 @@ impl From<ShtrihError> for DeviceError {
                     "the shift is over 24 hours old: close it (Z report) with POST /v1/shifts/close"
                         .into(),
                 ),
+                // The drive refuses new documents: the OFD queue's oldest
+                // is over 30 days old (assumed::FN_OFD_WAIT_EXHAUSTED).
+                super::shtrih::assumed::FN_OFD_WAIT_EXHAUSTED
+                | super::shtrih::assumed::FN_OFD_WAIT_EXHAUSTED_ALT => DeviceError::NotReady(
+                    format!(
+                        "the fiscal drive blocks receipts: a document not confirmed by the OFD is over 30 days old; {} ({text})",
+                        crate::deadlines::Kind::OfdBlock.action()
+                    ),
+                ),
+                super::shtrih::assumed::FN_CLOCK_DIFFERENCE => DeviceError::NotReady(format!(
+                    "the register's clock is too far from the fiscal drive's: {} ({text})",
+                    crate::deadlines::Kind::ClockSkew.action()
+                )),
                 0x3D => DeviceError::NotReady(
                     "the shift is closed: open it with POST /v1/shifts/open".into(),
                 ),
@@ -65,6 +78,15 @@ impl From<EscPosError> for DeviceError {
 pub struct RegisterDriver {
     pub register: Register,
     pub settings: RegisterSettings,
+    /// When the deadline readings are next due (now after a Z report).
+    pub next_reading: std::time::Instant,
+    /// The open shift's number and opening time, found once per shift.
+    shift_opened: Option<(u32, Option<chrono::DateTime<chrono::Utc>>)>,
+    crossings: crate::deadlines::Crossings,
+    /// Why the drive refuses receipts now (the OFD block, expiry), from the
+    /// last readings: the register is shown faulted with it, and read
+    /// every poll until it clears so held receipts go at once.
+    blocked: Option<String>,
 }
 
 impl Driver for RegisterDriver {
@@ -105,6 +127,10 @@ impl Driver for RegisterDriver {
                     return Ok(RegisterDriver {
                         register,
                         settings: settings.clone(),
+                        next_reading: std::time::Instant::now(),
+                        shift_opened: None,
+                        crossings: Default::default(),
+                        blocked: None,
                     });
                 }
                 // Nothing at the path (unplugged, no permission): no rate helps.
@@ -119,7 +145,17 @@ impl Driver for RegisterDriver {
 
     fn check(&mut self) -> Result<Health, DeviceError> {
         let status = self.register.status()?;
+        if std::time::Instant::now() >= self.next_reading {
+            self.next_reading = std::time::Instant::now() + self.settings.reading_interval;
+            self.take_readings(&status)?;
+            if self.blocked.is_some() {
+                self.next_reading = std::time::Instant::now();
+            }
+        }
         let mut health = register_health(&status);
+        if health.problem.is_none() {
+            health.problem = self.blocked.clone();
+        }
         if health.problem.is_none()
             && status.shift == ShiftState::Closed
             && !self.settings.auto_open_shift
@@ -127,6 +163,107 @@ impl Driver for RegisterDriver {
             health.problem = Some("the shift is closed: open it with POST /v1/shifts/open".into());
         }
         Ok(health)
+    }
+}
+
+impl RegisterDriver {
+    /// FF03, FF39, FF01, FF63 and the shift's opening document, converted
+    /// to the till's time, onto the [`board`](crate::deadlines::board); logs
+    /// a warning for each threshold crossed since the last reading.
+    fn take_readings(&mut self, status: &RegisterStatus) -> Result<(), DeviceError> {
+        use crate::deadlines::{Readings, Severity, board, evaluate};
+        let tz = self.settings.timezone;
+        let utc = |t: chrono::NaiveDateTime| {
+            t.and_local_timezone(tz)
+                .earliest()
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        let now = chrono::Utc::now();
+        // A register that lacks one of these commands still gives the rest.
+        let expiry = soft(self.register.fn_expiry())?;
+        let ofd = soft(self.register.ofd_status())?;
+        let warnings = soft(self.register.fn_warnings())?;
+        let memory = soft(self.register.fn_memory())?;
+        let shift_open = matches!(status.shift, ShiftState::Open | ShiftState::Expired);
+        let opened = if !shift_open {
+            self.shift_opened = None;
+            None
+        } else {
+            match self.shift_opened {
+                Some((n, at)) if n == status.shift_number => at,
+                _ => {
+                    let within = status.receipts_in_shift + 64;
+                    let at = soft(self.register.shift_opened_at(status.last_fd, within))?
+                        .flatten()
+                        .and_then(utc);
+                    self.shift_opened = Some((status.shift_number, at));
+                    at
+                }
+            }
+        };
+        let readings = Readings {
+            taken_at: Some(now),
+            // ASSUMED (assumed::FN_EXPIRY_DATE_IS_LAST_VALID_DAY): the drive
+            // stops at the midnight after its FF03 date.
+            fn_expires_at: expiry.as_ref().and_then(|e| {
+                e.expires
+                    .succ_opt()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .and_then(utc)
+            }),
+            reregistrations_left: expiry.as_ref().map(|e| e.reregistrations_left),
+            fn_warnings: warnings,
+            fn_documents_left: memory.map(|m| m.documents_left),
+            ofd_unsent: ofd.as_ref().map(|o| u32::from(o.unsent)),
+            ofd_first_unsent: ofd.as_ref().map(|o| o.first_unsent),
+            ofd_oldest_unsent_at: ofd.as_ref().and_then(|o| o.first_unsent_at).and_then(utc),
+            shift_opened_at: opened,
+            register_clock_offset_s: utc(status.date_time).map(|t| (t - now).num_seconds()),
+            time_synced: crate::deadlines::time_synced(),
+            marking_last_sync: None,
+        };
+        let conditions = evaluate(&readings, &self.settings.thresholds, now);
+        self.blocked = conditions
+            .iter()
+            .find(|c| {
+                c.severity == Severity::Blocking
+                    && matches!(
+                        c.kind,
+                        crate::deadlines::Kind::OfdBlock | crate::deadlines::Kind::FnExpiry
+                    )
+            })
+            .map(|c| format!("{}: {}", c.message, c.action));
+        for c in self.crossings.update(&conditions) {
+            if c.severity >= Severity::Warn {
+                tracing::warn!(
+                    device = "register",
+                    deadline = c.kind.as_str(),
+                    severity = c.severity.as_str(),
+                    seconds_left = c.seconds_left,
+                    "{}",
+                    c.line()
+                );
+            } else {
+                tracing::info!(
+                    device = "register",
+                    deadline = c.kind.as_str(),
+                    "{}: back to ok",
+                    c.message
+                );
+            }
+        }
+        board().put(&self.settings.path, readings);
+        Ok(())
+    }
+}
+
+/// A register that refuses one reading (an older firmware) still gives the
+/// rest; a link failure stops the poll as usual.
+fn soft<T>(r: Result<T, ShtrihError>) -> Result<Option<T>, DeviceError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(ShtrihError::Device { .. } | ShtrihError::Protocol(_)) => Ok(None),
+        Err(e) => Err(DeviceError::from(e)),
     }
 }
 
@@ -541,6 +678,8 @@ impl Devices {
                     ));
                 }
                 r.register.z_report()?;
+                // The shift's deadline is gone: read again at the next poll.
+                r.next_reading = std::time::Instant::now();
                 Ok(register_details(&r.register.status()?))
             })
             .await?;

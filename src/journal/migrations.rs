@@ -80,6 +80,84 @@ pub const MIGRATIONS: &[&str] = &[
     INSERT INTO jobs (kind, receipt_id, state, next_attempt_at, created_at, updated_at)
         SELECT 'fiscalize', id, 'pending', 0, created_at, created_at FROM receipts WHERE state = 'accepted';
     "#,
+    // 3: years of receipts. Tallies by receipt state and by job kind and
+    // state, kept by triggers in the same transaction as every change (so
+    // health and status never count rows), backfilled here; the index that
+    // finds receipts final long enough to archive; the archive's bookkeeping;
+    // and caller keys that outlive their archived receipt (no foreign key).
+    r#"
+    CREATE TABLE receipt_tally (
+        state TEXT PRIMARY KEY,
+        n     INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO receipt_tally (state, n) SELECT state, count(*) FROM receipts GROUP BY state;
+    CREATE TRIGGER receipt_tally_insert AFTER INSERT ON receipts BEGIN
+        INSERT INTO receipt_tally (state, n) VALUES (NEW.state, 1)
+            ON CONFLICT (state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER receipt_tally_update AFTER UPDATE OF state ON receipts
+        WHEN OLD.state IS NOT NEW.state BEGIN
+        UPDATE receipt_tally SET n = n - 1 WHERE state = OLD.state;
+        INSERT INTO receipt_tally (state, n) VALUES (NEW.state, 1)
+            ON CONFLICT (state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER receipt_tally_delete AFTER DELETE ON receipts BEGIN
+        UPDATE receipt_tally SET n = n - 1 WHERE state = OLD.state;
+    END;
+
+    CREATE TABLE job_tally (
+        kind  TEXT NOT NULL,
+        state TEXT NOT NULL,
+        n     INTEGER NOT NULL,
+        PRIMARY KEY (kind, state)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO job_tally (kind, state, n) SELECT kind, state, count(*) FROM jobs GROUP BY kind, state;
+    CREATE TRIGGER job_tally_insert AFTER INSERT ON jobs BEGIN
+        INSERT INTO job_tally (kind, state, n) VALUES (NEW.kind, NEW.state, 1)
+            ON CONFLICT (kind, state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER job_tally_update AFTER UPDATE OF kind, state ON jobs
+        WHEN OLD.state IS NOT NEW.state OR OLD.kind IS NOT NEW.kind BEGIN
+        UPDATE job_tally SET n = n - 1 WHERE kind = OLD.kind AND state = OLD.state;
+        INSERT INTO job_tally (kind, state, n) VALUES (NEW.kind, NEW.state, 1)
+            ON CONFLICT (kind, state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER job_tally_delete AFTER DELETE ON jobs BEGIN
+        UPDATE job_tally SET n = n - 1 WHERE kind = OLD.kind AND state = OLD.state;
+    END;
+
+    -- Only final receipts are in it, so accepting a receipt never touches it.
+    CREATE INDEX receipts_final_by_time ON receipts (unixepoch(updated_at))
+        WHERE state IN ('fiscalized', 'discarded');
+
+    -- One row per monthly archive file: what the journal moved into it.
+    CREATE TABLE archives (
+        month      TEXT PRIMARY KEY,
+        receipts   INTEGER NOT NULL,
+        bytes      INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    ) STRICT;
+    -- The chunk being written to an archive file: written before the file is
+    -- appended to, removed with the chunk's receipts (crash recovery).
+    CREATE TABLE archive_chunk (
+        one      INTEGER PRIMARY KEY CHECK (one = 1),
+        month    TEXT NOT NULL,
+        offset   INTEGER NOT NULL,
+        ids      TEXT NOT NULL
+    ) STRICT;
+
+    CREATE TABLE caller_keys_kept (
+        source      TEXT NOT NULL,
+        caller_key  TEXT NOT NULL,
+        receipt_id  TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        PRIMARY KEY (source, caller_key)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO caller_keys_kept SELECT source, caller_key, receipt_id, fingerprint, created_at FROM caller_keys;
+    DROP TABLE caller_keys;
+    ALTER TABLE caller_keys_kept RENAME TO caller_keys;
+    "#,
 ];
 
 pub fn latest_version() -> u32 {
@@ -133,6 +211,9 @@ mod tests {
         r#"
         INSERT INTO secrets VALUES ('access_token', 'x', 0, 't');
     "#,
+        r#"
+        INSERT INTO archives VALUES ('2020-01', 3, 100, 't');
+    "#,
     ];
 
     #[test]
@@ -177,6 +258,23 @@ mod tests {
                     .query_row("SELECT count(*) FROM receipts", [], |r| r.get(0))
                     .unwrap();
                 assert_eq!(n, 2, "data kept when migrating from {start}");
+                let tallied: i64 = conn
+                    .query_row(
+                        "SELECT coalesce(sum(n), 0) FROM receipt_tally WHERE state = 'accepted'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(tallied, 2, "tallies backfilled when migrating from {start}");
+                let jobs: i64 = conn
+                    .query_row("SELECT coalesce(sum(n), 0) FROM job_tally", [], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                let counted: i64 = conn
+                    .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(jobs, counted);
             }
             // Migrating again is a no-op.
             assert_eq!(migrate(&mut conn).unwrap(), latest_version());

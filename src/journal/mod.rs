@@ -10,23 +10,32 @@
 //! The journal never decides what a receipt means: it stores validated domain
 //! receipts, numbers them, and records their state history.
 
+pub mod archive;
+pub mod bulk;
 mod cash;
 mod migrations;
 mod ops;
 mod read;
+pub mod retention;
+pub mod wal;
 mod writer;
 
 pub use cash::{CashAccepted, JOB_CASH, StoredCash};
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
 pub use ops::{JobKind, JobMarker, JobState};
-pub use read::{Job, JobCounts, OpsView, Page, RecentEvent, RejectedReceipt, Stats, SyncCounts};
+pub use read::{
+    Job, JobCounts, JobTally, OldestPending, OpsView, Page, RecentEvent, RejectedReceipt, Stats,
+    SyncCounts,
+};
+pub use retention::{ArchiveListing, DEFAULT_RETAIN_DAYS, RetentionPolicy, RetentionReport};
+pub use wal::{WalPolicy, WalStats};
 
 use crate::clock::Clock;
 use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::{Receipt, ReceiptState, Source};
 use chrono_tz::Tz;
 use rusqlite::OptionalExtension;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -61,6 +70,10 @@ pub struct Options {
     /// has fiscalized a receipt (the customer copy with the fiscal QR; for a
     /// FiscalBox receipt, the Soliq link).
     pub print_after_register: bool,
+    /// How large the WAL may grow.
+    pub wal: WalPolicy,
+    /// When final receipts move to the archive, and where it is.
+    pub retention: RetentionPolicy,
 }
 
 impl Options {
@@ -71,6 +84,11 @@ impl Options {
         let backend = settings.devices.backend;
         let printer = settings.devices.printer.is_some();
         Options {
+            retention: RetentionPolicy {
+                retain_days: settings.retain_days,
+                archive_dir: settings.archive_dir.clone(),
+                ..RetentionPolicy::beside(&path)
+            },
             path,
             batch_max: settings.batch_max,
             max_bytes: settings.journal_max_bytes,
@@ -93,6 +111,9 @@ impl Options {
                     .as_ref()
                     .is_some_and(|p| p.after_slip == crate::config::AfterSlip::FiscalReceipt),
             print_after_register: printer && backend != Backend::Cloud,
+            wal: WalPolicy {
+                limit_bytes: Some(settings.wal_limit_bytes),
+            },
         }
     }
 }
@@ -125,7 +146,7 @@ pub enum Accepted {
 }
 
 /// A receipt as the journal holds it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StoredReceipt {
     pub id: String,
     pub number: u64,
@@ -150,7 +171,7 @@ pub struct StoredReceipt {
 }
 
 /// Where a receipt's fiscalization job stands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncView {
     /// `fiscalize` (the cloud) or `register` (the fiscal register).
     pub kind: JobKind,
@@ -163,7 +184,7 @@ pub struct SyncView {
 }
 
 /// Where a receipt's print job stands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrintView {
     pub job_state: JobState,
     pub attempts: u32,
@@ -174,7 +195,7 @@ pub struct PrintView {
 }
 
 /// One entry of a receipt's state history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub at: String,
     /// Who moved it: `api:native`, `sync`, `operator`, …
@@ -209,6 +230,15 @@ pub enum JournalError {
         caller_key: String,
         existing_id: String,
         existing_number: u64,
+    },
+    /// The caller's key names a receipt retention has moved to the archive.
+    #[error(
+        "{source_name} key {caller_key:?} was used for receipt {receipt_id}, which is now in the archive (final and older than [journal] retain_days); nothing was written — look it up at /v1/archive/receipts/{receipt_id}"
+    )]
+    ArchivedKey {
+        source_name: &'static str,
+        caller_key: String,
+        receipt_id: String,
     },
     #[error("{0} not found")]
     NotFound(String),
@@ -266,6 +296,12 @@ pub struct Journal {
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
     reader: Arc<read::Reader>,
     metrics: Arc<writer::WriterMetrics>,
+    wal: Arc<wal::WalState>,
+    wal_policy: WalPolicy,
+    retention_policy: RetentionPolicy,
+    retention: Arc<Mutex<Option<RetentionReport>>>,
+    /// Asks a retention run to stop after its current chunk.
+    retention_stop: Arc<std::sync::atomic::AtomicBool>,
     outbox: Arc<Outbox>,
 }
 
@@ -285,7 +321,10 @@ impl Journal {
                     JournalError::Unavailable(format!("cannot create {}: {e}", dir.display()))
                 })?;
         }
-        let conn = writer::open_writer(&options)?;
+        let wal = Arc::new(wal::WalState::default());
+        let wal_policy = options.wal;
+        let retention_policy = options.retention.clone();
+        let conn = writer::open_writer(&options, wal.clone())?;
         let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
         let metrics = Arc::new(writer::WriterMetrics::default());
         let reader = Arc::new(read::Reader::new(
@@ -296,7 +335,8 @@ impl Journal {
             .name("journal-writer".into())
             .spawn({
                 let metrics = metrics.clone();
-                move || writer::run(conn, rx, options, clock, metrics)
+                let wal = wal.clone();
+                move || writer::run(conn, rx, options, clock, metrics, wal)
             })
             .map_err(|e| {
                 JournalError::Unavailable(format!("cannot start the writer thread: {e}"))
@@ -306,6 +346,11 @@ impl Journal {
             writer: Arc::new(Mutex::new(Some(thread))),
             reader,
             metrics,
+            wal,
+            wal_policy,
+            retention_policy,
+            retention: Arc::new(Mutex::new(None)),
+            retention_stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             outbox: Arc::new(Outbox::default()),
         })
     }
@@ -603,8 +648,15 @@ impl Journal {
         .await
     }
 
+    /// What the journal holds, from tallies: the same cost at any size.
     pub async fn stats(&self) -> Result<Stats, JournalError> {
-        self.read(|r| r.stats()).await
+        let wal = self.wal_stats();
+        self.read(move |r| r.stats(wal)).await
+    }
+
+    /// The WAL's size, limit and last checkpoint.
+    pub fn wal_stats(&self) -> WalStats {
+        self.wal.stats(self.reader.path(), &self.wal_policy)
     }
 
     /// Pending jobs of `kind` due at `now_ms`, oldest first, skipping `busy` ones.
@@ -675,14 +727,15 @@ impl Journal {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::domain::*;
     use chrono::TimeZone;
 
-    fn options(dir: &Path) -> Options {
+    pub(crate) fn options(dir: &Path) -> Options {
         Options {
+            retention: RetentionPolicy::beside(&dir.join("j.sqlite")),
             path: dir.join("j.sqlite"),
             batch_max: 64,
             max_bytes: None,
@@ -695,10 +748,11 @@ mod tests {
             print_on_accept: false,
             print_after_slip: false,
             print_after_register: false,
+            wal: WalPolicy::default(),
         }
     }
 
-    fn receipt(price: i64) -> Receipt {
+    pub(crate) fn receipt(price: i64) -> Receipt {
         let line = Line {
             name: "Услуга".into(),
             quantity: Quantity(1000),

@@ -11,10 +11,10 @@ use crate::domain::fiscal::FiscalAttributes;
 use crate::domain::idempotency::{idempotency_key, offline_url};
 use chrono::SecondsFormat;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What an outbox job does: a closed set, stored as its `as_str` text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Fiscalize a receipt at the cloud processing.
@@ -33,7 +33,7 @@ pub enum JobKind {
 }
 
 /// Where an outbox job stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Pending,
@@ -182,9 +182,15 @@ pub(super) fn accept(
             )
             .optional()?;
         if let Some((receipt_id, seen_fingerprint)) = seen {
-            let existing = read::load(c, &receipt_id)?.ok_or_else(|| {
-                JournalError::Unavailable(format!("caller key names missing receipt {receipt_id}"))
-            })?;
+            // Keys outlive their receipts: one archived by retention is
+            // still that key's receipt, never a new one.
+            let Some(existing) = read::load(c, &receipt_id)? else {
+                return Err(JournalError::ArchivedKey {
+                    source_name: new.source.code(),
+                    caller_key: key.clone(),
+                    receipt_id,
+                });
+            };
             return if seen_fingerprint == fingerprint {
                 Ok(Accepted::Replayed(existing))
             } else {
@@ -630,6 +636,10 @@ pub(super) fn operator_print(
 ) -> Result<StoredReceipt, JournalError> {
     let at = stamp(ctx);
     let state = receipt_state(c, receipt_id)?;
+    if super::retention::being_archived(c, receipt_id)? {
+        // Its chunk is on its way to the archive file this very moment.
+        return Err(JournalError::Busy);
+    }
     // A receipt the register fiscalizes is printed with its fiscal QR, so
     // only once the register has it.
     let on_register: bool = c.query_row(

@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Most idle read connections kept open.
-const POOL_MAX: usize = 8;
+const POOL_MAX: usize = 4;
+/// Page cache per read connection, KiB (SQLite's negative `cache_size`).
+const READER_CACHE_KIB: i64 = -512;
 
 pub(super) struct Reader {
     path: PathBuf,
@@ -27,14 +29,59 @@ pub struct Page {
     pub next_after: Option<String>,
 }
 
-/// What the journal holds, for health and status.
-#[derive(Debug, Serialize)]
+/// What the journal holds, for health, status and metrics. Every figure
+/// comes from tallies the writer keeps in the same transactions as the rows
+/// (or from an O(log n) index lookup): it costs the same at a thousand
+/// receipts as at a million.
+#[derive(Clone, Debug, Serialize)]
 pub struct Stats {
+    /// Receipts in the journal now (archived ones not counted).
     pub receipts: u64,
     pub last_number: u64,
-    pub by_state: Vec<(String, u64)>,
+    /// Every receipt state, zero included.
+    pub by_state: Vec<(ReceiptState, u64)>,
+    /// Jobs by kind and state (kinds that never had a job are left out).
+    pub jobs: Vec<JobTally>,
+    /// The oldest receipt not yet fiscalized (accepted or submitted).
+    pub oldest_pending: Option<OldestPending>,
+    /// Receipts moved to the monthly archive files, over all time.
+    pub archived: u64,
     pub schema_version: u32,
     pub size_bytes: u64,
+    /// Free pages inside the file (reused by new rows, or given back by retention).
+    pub free_bytes: u64,
+    pub wal: super::wal::WalStats,
+}
+
+impl Stats {
+    pub fn count(&self, state: ReceiptState) -> u64 {
+        self.by_state
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Jobs of `kind` in `state`.
+    pub fn jobs(&self, kind: super::JobKind, state: super::JobState) -> u64 {
+        self.jobs
+            .iter()
+            .find(|t| t.kind == kind && t.state == state)
+            .map_or(0, |t| t.count)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JobTally {
+    pub kind: super::JobKind,
+    pub state: super::JobState,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OldestPending {
+    pub id: String,
+    pub number: u64,
+    pub created_at: String,
 }
 
 /// A receipt with its fiscalization job, if any.
@@ -117,6 +164,9 @@ impl Reader {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 c.busy_timeout(self.busy_timeout)?;
+                // Reads are index look-ups and short pages: a small page
+                // cache each keeps the daemon's memory flat as the file grows.
+                c.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
                 c
             }
         };
@@ -176,9 +226,16 @@ impl Reader {
                     .optional()?
                     .ok_or_else(|| JournalError::BadCursor(id.to_string()))?,
             };
-            let sql = format!(
-                "{SELECT} WHERE r.number > ?1 AND (?2 IS NULL OR r.state = ?2) ORDER BY r.number LIMIT ?3"
-            );
+            // Two statements, so that a filtered page walks `receipts_by_state`
+            // (state, number) instead of every receipt: O(log n + page) either way.
+            let sql = match state {
+                Some(_) => format!(
+                    "{SELECT} WHERE r.state = ?2 AND r.number > ?1 ORDER BY r.number LIMIT ?3"
+                ),
+                None => format!(
+                    "{SELECT} WHERE r.number > ?1 AND ?2 IS NULL ORDER BY r.number LIMIT ?3"
+                ),
+            };
             let mut stmt = c.prepare_cached(&sql)?;
             let fetch = limit as i64 + 1;
             let mut receipts = stmt
@@ -297,21 +354,18 @@ impl Reader {
         })
     }
 
+    /// From the tallies and one O(log n) look-up: cheap at any journal size.
     pub(super) fn sync_counts(&self) -> Result<SyncCounts, JournalError> {
         self.with(|c| {
-            Ok(c.query_row(
-                "SELECT count(*) FILTER (WHERE j.state = 'pending'), count(*) FILTER (WHERE j.state = 'parked'),
-                        min(r.created_at) FILTER (WHERE j.state = 'pending')
-                 FROM jobs j JOIN receipts r ON r.id = j.receipt_id WHERE j.kind IN ('fiscalize', 'register', 'fiscalbox') AND j.state IN ('pending', 'parked')",
-                [],
-                |r| {
-                    Ok(SyncCounts {
-                        pending: r.get(0)?,
-                        parked: r.get(1)?,
-                        oldest_pending: r.get(2)?,
-                    })
-                },
-            )?)
+            let (pending, parked): (i64, i64) = c.prepare_cached(
+                "SELECT coalesce(sum(n) FILTER (WHERE state = 'pending'), 0), coalesce(sum(n) FILTER (WHERE state = 'parked'), 0)
+                 FROM job_tally WHERE kind IN ('fiscalize', 'register', 'fiscalbox')",
+            )?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(SyncCounts {
+                pending: pending.max(0) as u64,
+                parked: parked.max(0) as u64,
+                oldest_pending: oldest_pending(c)?.map(|o| o.created_at),
+            })
         })
     }
 
@@ -326,32 +380,86 @@ impl Reader {
         })
     }
 
-    pub(super) fn stats(&self) -> Result<Stats, JournalError> {
+    pub(super) fn stats(&self, wal: super::wal::WalStats) -> Result<Stats, JournalError> {
         self.with(|c| {
-            let receipts: u64 = c.query_row("SELECT count(*) FROM receipts", [], |r| r.get(0))?;
+            let mut by_state: Vec<(ReceiptState, u64)> =
+                ReceiptState::ALL.iter().map(|s| (*s, 0)).collect();
+            let mut stmt = c.prepare_cached("SELECT state, n FROM receipt_tally")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let state = state_from(row, 0)?;
+                let n: i64 = row.get(1)?;
+                if let Some(slot) = by_state.iter_mut().find(|(s, _)| *s == state) {
+                    slot.1 = n.max(0) as u64;
+                }
+            }
+            let receipts = by_state.iter().map(|(_, n)| n).sum();
+            let jobs = c
+                .prepare_cached(
+                    "SELECT kind, state, n FROM job_tally WHERE n > 0 ORDER BY kind, state",
+                )?
+                .query_map([], |r| {
+                    Ok(JobTally {
+                        kind: r.get(0)?,
+                        state: r.get(1)?,
+                        count: r.get::<_, i64>(2)?.max(0) as u64,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
             let last_number: u64 = c.query_row(
                 "SELECT value FROM counters WHERE name = 'receipt_number'",
                 [],
                 |r| r.get(0),
             )?;
-            let mut stmt = c.prepare_cached(
-                "SELECT state, count(*) FROM receipts GROUP BY state ORDER BY state",
-            )?;
-            let by_state = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let archived: u64 =
+                c.query_row("SELECT coalesce(sum(receipts), 0) FROM archives", [], |r| {
+                    r.get(0)
+                })?;
             let schema_version: u32 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             let pages: u64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let free: u64 = c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
             let page_size: u64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
             Ok(Stats {
                 receipts,
                 last_number,
                 by_state,
+                jobs,
+                oldest_pending: oldest_pending(c)?,
+                archived,
                 schema_version,
                 size_bytes: pages * page_size,
+                free_bytes: free * page_size,
+                wal,
             })
         })
     }
+}
+
+/// The oldest receipt still waiting to be fiscalized: the smallest number in
+/// each waiting state, each an O(log n) look-up in `receipts_by_state`.
+fn oldest_pending(c: &Connection) -> Result<Option<OldestPending>, JournalError> {
+    let mut first: Option<u64> = None;
+    for state in [ReceiptState::Accepted, ReceiptState::Submitted] {
+        let n: Option<u64> = c
+            .prepare_cached("SELECT min(number) FROM receipts WHERE state = ?1")?
+            .query_row([state.code()], |r| r.get(0))?;
+        first = match (first, n) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    let Some(number) = first else { return Ok(None) };
+    Ok(
+        c.prepare_cached("SELECT id, created_at FROM receipts WHERE number = ?1")?
+            .query_row([number], |r| {
+                Ok(OldestPending {
+                    id: r.get(0)?,
+                    number,
+                    created_at: r.get(1)?,
+                })
+            })
+            .optional()?,
+    )
 }
 
 /// One receipt with its state history; shared by the reader and the writer.
@@ -511,8 +619,9 @@ impl Reader {
                 "SELECT state, source, count(*) FROM receipts GROUP BY state, source ORDER BY state, source",
                 None,
             )?;
+            // From the tallies (see `stats`): no count over the jobs.
             let jobs = triples(
-                "SELECT kind, state, count(*) FROM jobs WHERE state IN ('pending', 'parked') GROUP BY kind, state ORDER BY kind, state",
+                "SELECT kind, state, n FROM job_tally WHERE state IN ('pending', 'parked') AND n > 0 ORDER BY kind, state",
                 None,
             )?;
             let receipts_today: u64 = c.query_row(
@@ -520,12 +629,7 @@ impl Reader {
                 [today],
                 |r| r.get(0),
             )?;
-            let oldest_unfiscalized: Option<String> = c.query_row(
-                "SELECT min(r.created_at) FROM jobs j JOIN receipts r ON r.id = j.receipt_id
-                 WHERE j.kind IN ('fiscalize', 'register', 'fiscalbox') AND j.state = 'pending'",
-                [],
-                |r| r.get(0),
-            )?;
+            let oldest_unfiscalized = oldest_pending(c)?.map(|o| o.created_at);
             let mut stmt = c.prepare_cached(
                 "SELECT json_extract(r.body, '$.kind'), json_extract(p.value, '$.kind'), sum(json_extract(p.value, '$.amount'))
                  FROM receipts r, json_each(r.body, '$.payments') p

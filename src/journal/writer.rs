@@ -5,6 +5,7 @@
 //! every operation waiting, runs each inside its own savepoint within one
 //! transaction, commits once, and only then hands each caller its result.
 
+use super::wal::{CheckpointKind, IDLE_TRUNCATE_AFTER, RESTART_WAIT, WalState};
 use super::{JournalError, Options, migrations};
 use crate::clock::Clock;
 use chrono::{DateTime, Utc};
@@ -97,12 +98,19 @@ pub(super) enum Command {
     Shutdown,
 }
 
-pub(super) fn open_writer(options: &Options) -> Result<Connection, JournalError> {
+pub(super) fn open_writer(
+    options: &Options,
+    wal: Arc<WalState>,
+) -> Result<Connection, JournalError> {
     owner_only(&options.path)?;
     let mut conn = Connection::open(&options.path).map_err(|e| {
         JournalError::Unavailable(format!("cannot open {}: {e}", options.path.display()))
     })?;
     conn.busy_timeout(options.busy_timeout)?;
+    // Only takes effect on a new, empty file: pages freed by retention are
+    // then given back to the file system by `incremental_vacuum` (a journal
+    // created before keeps its free pages for reuse; see docs/RETENTION.md).
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     // Spelled exactly: SQLite ignores an unknown pragma silently, so check it took.
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -115,6 +123,17 @@ pub(super) fn open_writer(options: &Options) -> Result<Connection, JournalError>
     // Checkpoints run on their own thread (see `checkpointer`), not inside a
     // receipt's commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    if let Some(restart_at) = options.wal.restart_at() {
+        // When the WAL is started over, its file is cut back to this size.
+        conn.pragma_update(None, "journal_size_limit", restart_at as i64)?;
+    }
+    // Frames in the WAL after each commit: the writer's cue to restart it.
+    conn.wal_hook(Some(
+        move |_: &mut rusqlite::hooks::Wal, frames: std::ffi::c_int| {
+            wal.frames.store(frames.max(0) as u64, Ordering::Relaxed);
+            Ok(())
+        },
+    ))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     if let Some(max) = options.max_bytes {
         let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
@@ -172,11 +191,35 @@ pub(super) fn run(
     options: Options,
     clock: Arc<dyn Clock>,
     metrics: Arc<WriterMetrics>,
+    wal: Arc<WalState>,
 ) {
     let checkpoints = checkpointer(options.path.clone(), options.busy_timeout);
+    let page_size: u64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap_or(4096);
+    let restart_frames = options.wal.restart_at().map(|b| b / page_size.max(1));
+    let wal_file = super::wal::wal_path(&options.path);
     let mut stopping = false;
     while !stopping {
-        let Ok(first) = rx.recv() else { break };
+        let first = match rx.recv_timeout(IDLE_TRUNCATE_AFTER) {
+            Ok(cmd) => cmd,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                // Idle: fold the WAL into the database and cut it to zero.
+                if restart_frames.is_some()
+                    && (wal.frames.load(Ordering::Relaxed) > 0
+                        || std::fs::metadata(&wal_file).is_ok_and(|m| m.len() > 0))
+                {
+                    wal.checkpoint(
+                        &conn,
+                        CheckpointKind::Truncate,
+                        RESTART_WAIT,
+                        options.busy_timeout,
+                    );
+                }
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = Vec::new();
         let mut take = |cmd: Command, batch: &mut Vec<Op>| match cmd {
             Command::Op(op) => batch.push(op),
@@ -200,6 +243,16 @@ pub(super) fn run(
         if !batch.is_empty() {
             commit_batch(&mut conn, batch, &options, clock.as_ref(), &metrics);
             let _ = checkpoints.try_send(());
+            if let Some(limit) = restart_frames
+                && wal.frames.load(Ordering::Relaxed) > limit
+            {
+                wal.checkpoint(
+                    &conn,
+                    CheckpointKind::Restart,
+                    RESTART_WAIT,
+                    options.busy_timeout,
+                );
+            }
         }
     }
     drop(checkpoints);
@@ -218,7 +271,11 @@ fn checkpointer(
 ) -> crossbeam_channel::Sender<()> {
     let (tx, rx) = crossbeam_channel::bounded::<()>(1);
     let spawned = std::thread::Builder::new().name("journal-checkpoint".into()).spawn(move || {
-        let conn = match Connection::open(&path).and_then(|c| c.busy_timeout(busy_timeout).map(|()| c)) {
+        let conn = match Connection::open(&path)
+            .and_then(|c| c.busy_timeout(busy_timeout).map(|()| c))
+            // It only copies pages: a small cache is enough.
+            .and_then(|c| c.pragma_update(None, "cache_size", -256).map(|()| c))
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "journal: cannot open the checkpoint connection; the WAL will grow until restart");

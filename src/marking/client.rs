@@ -94,6 +94,30 @@ impl MarkingClient {
         read_reply(resp).await
     }
 
+    /// The local module's `GET /api/v1/status` (status, `lastSync`), within
+    /// the configured budget; `None` when no local module is configured.
+    pub async fn local_status(&self) -> Option<Result<wire::LocalStatus, String>> {
+        let s = self.settings.local.as_ref()?;
+        let result = async {
+            let resp = self
+                .http
+                .get(format!("{}{}", s.url, wire::LOCAL_STATUS_PATH))
+                .basic_auth(&s.login, Some(s.secret.expose()))
+                .header(wire::LOCAL_CLIENT_HEADER, &s.client_id)
+                .send()
+                .await
+                .map_err(describe)?;
+            if !resp.status().is_success() {
+                return Err(format!("HTTP {}", resp.status().as_u16()));
+            }
+            resp.json::<wire::LocalStatus>()
+                .await
+                .map_err(|e| format!("unreadable status: {e}"))
+        }
+        .await;
+        Some(result)
+    }
+
     /// The whole step for a receipt: fills `marking_checks`, or says why the
     /// sale may not go ahead. Receipts without marked sales pass untouched.
     pub async fn check_receipt(&self, r: &mut Receipt) -> Result<(), CheckError> {

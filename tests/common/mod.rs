@@ -141,6 +141,17 @@ pub fn receipt(name: &str, price: &str) -> Value {
     })
 }
 
+/// [`receipt`] as the API hands it to the journal: for journals built with
+/// `fiscald::journal::bulk` (retention, scale).
+pub fn domain_receipt(name: &str, price: &str) -> fiscald::domain::Receipt {
+    let draft = fiscald::api::native::parse_receipt(&receipt(name, price)).expect("parses");
+    let profile = config::load_str(config::DEMO_CONFIG)
+        .expect("demo config")
+        .profile;
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date");
+    fiscald::domain::validate(draft, &profile, date).expect("valid")
+}
+
 /// An Uzbek till (`demo-uz.toml`) fiscalizing through the FiscalBox at
 /// `box_url`, with short retries so outages heal in test time.
 pub fn uz_settings(dir: &std::path::Path, box_url: &str) -> Settings {
@@ -591,4 +602,43 @@ pub fn return_of_2025_sale_at_20() -> Value {
         "items": [{"name": "Чайник", "quantity": 1, "price": "2400.00", "vat": "20"}],
         "payments": [{"kind": "electronic", "amount": "2400.00"}]
     })
+}
+
+/// Runs headless Chromium (Debian `chromium`; scripts/setup.sh installs it).
+pub fn chromium(args: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.path().display()),
+        ])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium must be installed (scripts/setup.sh installs it)");
+    let mut out = String::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    reader.join().unwrap()
 }

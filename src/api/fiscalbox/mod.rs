@@ -531,7 +531,8 @@ async fn order(app: &AppState, refund: bool, bytes: &[u8]) -> Result<Value, Erro
                 .unwrap_or_default();
             return Err(box_refusal(&why));
         }
-        if Instant::now() >= deadline {
+        // Stop waiting as soon as the worker finds the box unreachable.
+        if Instant::now() >= deadline || !fb.status.lock().expect("box status lock").online {
             break;
         }
         tokio::time::sleep(POLL).await;

@@ -3,6 +3,7 @@
 //! "rule", "message"}]}}`. Field names match the domain model, so the domain's
 //! JSON pointers are its own field paths. See `api::dialect` for the seam.
 
+pub mod archive;
 pub mod devices;
 pub mod parse;
 pub mod render;
@@ -54,6 +55,7 @@ fn routes() -> Router<Arc<AppState>> {
         .route("/receipts", post(create_receipt).get(list_receipts))
         .route("/receipts/{id}", get(get_receipt))
         .route("/devices", get(devices::list))
+        .merge(archive::routes())
         .merge(operator)
         .merge(super::operations::routes())
         .fallback(not_found)
@@ -86,12 +88,13 @@ async fn create_receipt(
             Ok((
                 StatusCode::CREATED,
                 [(header::LOCATION, location)],
-                Json(render(&stored)),
+                Json(with_warnings(&app, render(&stored))),
             )
                 .into_response())
         }
         Outcome::Replayed(stored) => {
-            let mut response = (StatusCode::OK, Json(render(&stored))).into_response();
+            let mut response =
+                (StatusCode::OK, Json(with_warnings(&app, render(&stored)))).into_response();
             // No Location on a repeat: tell the audit line which receipt.
             response
                 .extensions_mut()
@@ -99,6 +102,15 @@ async fn create_receipt(
             Ok(response)
         }
     }
+}
+
+/// A receipt reply with the till's deadlines at warn or worse, so the POS
+/// can show the cashier "in 2 days this till stops selling".
+fn with_warnings(app: &super::AppState, mut reply: serde_json::Value) -> serde_json::Value {
+    // The wall clock, as the readings and /v1/status use.
+    let all = app.deadlines.conditions(chrono::Utc::now());
+    reply["warnings"] = json!(crate::deadlines::warnings(&all));
+    reply
 }
 
 pub(crate) fn caller_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -216,6 +228,14 @@ async fn list_receipts(
 }
 
 async fn health(State(app): Shared) -> Response {
+    // Receipts and payment confirms waiting for the FiscalBox.
+    let fiscalbox_jobs = app
+        .journal
+        .job_counts(&[
+            crate::journal::JobKind::Fiscalbox,
+            crate::journal::JobKind::FiscalboxConfirm,
+        ])
+        .await;
     let writer = app.journal.ping(Duration::from_secs(2)).await;
     let stats = app.journal.stats().await;
     let ok = writer.is_ok() && stats.is_ok();
@@ -226,9 +246,15 @@ async fn health(State(app): Shared) -> Response {
             "path": app.journal.path().display().to_string(),
             "receipts": s.receipts,
             "last_number": s.last_number,
-            "by_state": s.by_state.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "by_state": s.by_state.iter().map(|(k, v)| (k.code().to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "schema_version": s.schema_version,
             "size_bytes": s.size_bytes,
+            "free_bytes": s.free_bytes,
+            "jobs": s.jobs,
+            "oldest_pending": s.oldest_pending,
+            "archived": s.archived,
+            "wal": s.wal,
+            "retention": app.journal.last_retention(),
             "writer": app.journal.commit_stats(),
         }),
         Err(e) => json!({"writable": writer.is_ok(), "error": e.to_string()}),
@@ -258,6 +284,7 @@ async fn health(State(app): Shared) -> Response {
             "url": f.client.base_url(),
             "state": f.status.lock().expect("box status lock").clone(),
             "sverka": f.sverka.lock().expect("sverka lock").clone(),
+            "jobs": fiscalbox_jobs.as_ref().ok(),
         })),
     });
     let status = if ok {

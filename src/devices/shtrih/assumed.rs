@@ -126,6 +126,26 @@ pub const OPEN_SHIFT_REPLY_HAS_OPERATOR: bool = true;
 /// ASSUMED: every line is booked to department (section) 1.
 pub const DEPARTMENT: u8 = 1;
 
+/// ASSUMED: the error code a register answers when the fiscal drive refuses
+/// new documents because the oldest one not confirmed by the OFD is more than
+/// 30 days old. Sources disagree: shtrih-m/fr_drv_ng#44 reports error 20
+/// (0x14, «Исчерпан ресурс хранения», "30 дней"); the FN protocol also names
+/// 0x15 («Исчерпан ресурс ожидания передачи сообщения»). The emulator answers
+/// 0x14; the driver reads both as the OFD block (`devices::manager`).
+pub const FN_OFD_WAIT_EXHAUSTED: u8 = 0x14;
+pub const FN_OFD_WAIT_EXHAUSTED_ALT: u8 = 0x15;
+/// FN error 0x17: the register clock and the drive's timer differ too much
+/// (more than 5 min per the sigmarnd page in the spec note, part B).
+pub const FN_CLOCK_DIFFERENCE: u8 = 0x17;
+
+/// ASSUMED (emulator): a fresh emulated drive lasts 470 days (the nominal
+/// 15-month drive, spec note part B, portkkm.ru).
+pub const EMULATED_FN_LIFE_DAYS: i64 = 470;
+
+/// ASSUMED: the drive stops on the first day after the FF03 date (the date is
+/// its last valid day). The deadline model counts to that midnight, in the
+/// register's local time.
+pub const FN_EXPIRY_DATE_IS_LAST_VALID_DAY: bool = true;
 /// ASSUMED ([?] in shtrih-m-ffd12.md §3.4): an item's tag 1260 goes to the
 /// register as one STLV 1260 {1262, 1263, 1264, 1265} via FF4D after the
 /// item, as FFD 1.2 structures it; the vendor's own test sends 1262–1265 as

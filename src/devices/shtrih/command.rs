@@ -29,6 +29,12 @@ pub const DEVICE_TYPE: u16 = 0xFC;
 pub const FN_STATUS: u16 = 0xFF01;
 pub const FIND_DOCUMENT: u16 = 0xFF0A;
 pub const SHIFT_PARAMS: u16 = 0xFF40;
+/// «Запрос срока действия ФН» (J `command/FSReadExpDate.java`).
+pub const FN_EXPIRY: u16 = 0xFF03;
+/// «Получить статус информационного обмена» (J `command/FSReadCommStatus.java`).
+pub const OFD_STATUS: u16 = 0xFF39;
+/// «Запрос ресурса свободной памяти в ФН» (J `command/FSReadMemorySize.java`).
+pub const FN_MEMORY: u16 = 0xFF63;
 /// 0x1A «Запрос денежного регистра» (javapos_shtrih `cmd/ReadCashRegister.java`):
 /// request password (4) + register number (1); reply operator (1) + value (6).
 pub const MONEY_REGISTER: u16 = 0x1A;
@@ -270,6 +276,12 @@ pub enum Command {
     FnStatus,
     FindDocument(u32),
     ShiftParams,
+    /// 0xFF03: the drive's expiry date and re-registrations ([`FnExpiry`]).
+    FnExpiry,
+    /// 0xFF39: the OFD exchange status ([`OfdStatus`]).
+    OfdStatus,
+    /// 0xFF63: the drive's memory resource ([`FnMemory`]).
+    FnMemory,
     /// 0x1F «Чтение таблицы»: table (1), row (u16), field (1) (J
     /// `command/ReadTable.java`). The reply is the raw field, no operator byte.
     ReadTable {
@@ -410,6 +422,9 @@ impl Command {
             Command::FnStatus => FN_STATUS,
             Command::FindDocument(_) => FIND_DOCUMENT,
             Command::ShiftParams => SHIFT_PARAMS,
+            Command::FnExpiry => FN_EXPIRY,
+            Command::OfdStatus => OFD_STATUS,
+            Command::FnMemory => FN_MEMORY,
             Command::ReadTable { .. } => READ_TABLE,
             Command::ItemV2(_) => OPERATION_V2,
             Command::CloseV2(_) => CLOSE_CHECK_V2,
@@ -467,7 +482,10 @@ impl Command {
             | Command::OpenShift
             | Command::DeviceType
             | Command::FnStatus
-            | Command::ShiftParams => {}
+            | Command::ShiftParams
+            | Command::FnExpiry
+            | Command::OfdStatus
+            | Command::FnMemory => {}
             Command::PrintLine {
                 journal,
                 receipt,
@@ -637,6 +655,9 @@ impl Command {
             FN_STATUS => Command::FnStatus,
             FIND_DOCUMENT => Command::FindDocument(r.u32()?),
             SHIFT_PARAMS => Command::ShiftParams,
+            FN_EXPIRY => Command::FnExpiry,
+            OFD_STATUS => Command::OfdStatus,
+            FN_MEMORY => Command::FnMemory,
             READ_TABLE => Command::ReadTable {
                 table: r.u8()?,
                 row: r.u16()?,
@@ -1079,6 +1100,122 @@ impl ShiftParams {
             open: p[0] != 0,
             shift_number: u16::from_le_bytes([p[1], p[2]]),
             receipt_number: u16::from_le_bytes([p[3], p[4]]),
+        })
+    }
+}
+
+/// 0xFF03 reply (J `command/FSReadExpDate.java`): expiry date YY MM DD
+/// (binary, though J's comment says BCD), re-registrations left (1), done
+/// (1). [D] lists only the date; J and pyshtrih read both counters, so the
+/// emulator sends all five bytes (spec note §7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FnExpiry {
+    pub expires: NaiveDate,
+    pub reregistrations_left: u8,
+    pub reregistrations_done: u8,
+}
+
+impl FnExpiry {
+    pub fn encode(&self) -> Vec<u8> {
+        use chrono::Datelike;
+        vec![
+            (self.expires.year() - 2000) as u8,
+            self.expires.month() as u8,
+            self.expires.day() as u8,
+            self.reregistrations_left,
+            self.reregistrations_done,
+        ]
+    }
+
+    pub fn decode(p: &[u8]) -> Result<FnExpiry, ReplyError> {
+        if p.len() < 3 {
+            return Err(short(FN_EXPIRY, 3, p.len()));
+        }
+        let expires =
+            NaiveDate::from_ymd_opt(2000 + i32::from(p[0]), u32::from(p[1]), u32::from(p[2]))
+                .ok_or_else(|| ReplyError {
+                    command: FN_EXPIRY,
+                    what: format!("bad date {:02X} {:02X} {:02X}", p[0], p[1], p[2]),
+                })?;
+        Ok(FnExpiry {
+            expires,
+            reregistrations_left: p.get(3).copied().unwrap_or(0),
+            reregistrations_done: p.get(4).copied().unwrap_or(0),
+        })
+    }
+}
+
+/// 0xFF39 reply (J `command/FSReadCommStatus.java`, whose comment quotes the
+/// vendor protocol): exchange bits (b0 link up, b1 message for the OFD, b2
+/// awaiting a receipt, b3 OFD command, b4 settings changed, b5 awaiting an
+/// answer), read state (1), unsent count u16, first unsent FD u32, its
+/// DATE_TIME (5: YY MM DD hh mm).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfdStatus {
+    pub exchange: u8,
+    pub reading: bool,
+    pub unsent: u16,
+    pub first_unsent: u32,
+    /// `None` when nothing is queued (the register sends zeros then).
+    pub first_unsent_at: Option<NaiveDateTime>,
+}
+
+impl OfdStatus {
+    pub const LEN: usize = 13;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut p = vec![self.exchange, u8::from(self.reading)];
+        p.extend_from_slice(&self.unsent.to_le_bytes());
+        p.extend_from_slice(&self.first_unsent.to_le_bytes());
+        match self.first_unsent_at {
+            Some(t) => put_dt5(&mut p, t),
+            None => p.extend_from_slice(&[0; 5]),
+        }
+        p
+    }
+
+    pub fn decode(p: &[u8]) -> Result<OfdStatus, ReplyError> {
+        if p.len() < Self::LEN {
+            return Err(short(OFD_STATUS, Self::LEN, p.len()));
+        }
+        let unsent = u16::from_le_bytes([p[2], p[3]]);
+        Ok(OfdStatus {
+            exchange: p[0],
+            reading: p[1] != 0,
+            unsent,
+            first_unsent: u32::from_le_bytes([p[4], p[5], p[6], p[7]]),
+            first_unsent_at: if unsent == 0 {
+                None
+            } else {
+                get_dt5(&p[8..13])
+            },
+        })
+    }
+}
+
+/// 0xFF63 reply (J `command/FSReadMemorySize.java`): documents the 5-year
+/// archive can still take (u32, approximate), free KB of the 30-day area
+/// (u32). [D] adds one byte (notification area %) with marking on; ignored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FnMemory {
+    pub documents_left: u32,
+    pub free_kb_30_days: u32,
+}
+
+impl FnMemory {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut p = self.documents_left.to_le_bytes().to_vec();
+        p.extend_from_slice(&self.free_kb_30_days.to_le_bytes());
+        p
+    }
+
+    pub fn decode(p: &[u8]) -> Result<FnMemory, ReplyError> {
+        if p.len() < 8 {
+            return Err(short(FN_MEMORY, 8, p.len()));
+        }
+        Ok(FnMemory {
+            documents_left: u32::from_le_bytes([p[0], p[1], p[2], p[3]]),
+            free_kb_30_days: u32::from_le_bytes([p[4], p[5], p[6], p[7]]),
         })
     }
 }

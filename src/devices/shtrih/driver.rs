@@ -441,6 +441,50 @@ impl Register {
         }
     }
 
+    /// 0xFF03: the drive's expiry date and re-registrations.
+    pub fn fn_expiry(&mut self) -> Result<command::FnExpiry, ShtrihError> {
+        Self::decode(command::FnExpiry::decode(&self.query(&Command::FnExpiry)?))
+    }
+
+    /// 0xFF39: the OFD exchange queue.
+    pub fn ofd_status(&mut self) -> Result<command::OfdStatus, ShtrihError> {
+        Self::decode(command::OfdStatus::decode(
+            &self.query(&Command::OfdStatus)?,
+        ))
+    }
+
+    /// 0xFF63: the drive's memory resource.
+    pub fn fn_memory(&mut self) -> Result<command::FnMemory, ShtrihError> {
+        Self::decode(command::FnMemory::decode(&self.query(&Command::FnMemory)?))
+    }
+
+    /// 0xFF01 warning flags.
+    pub fn fn_warnings(&mut self) -> Result<u8, ShtrihError> {
+        Ok(Self::decode(FnStatus::decode(&self.query(&Command::FnStatus)?))?.warnings)
+    }
+
+    /// When the open shift was opened: its «открытие смены» document (FF0A
+    /// type 2, DATE_TIME first), looked for backwards from `last_fd` over at
+    /// most `within` documents. `None` when not found that far back.
+    pub fn shift_opened_at(
+        &mut self,
+        last_fd: u32,
+        within: u32,
+    ) -> Result<Option<NaiveDateTime>, ShtrihError> {
+        let stop = last_fd.saturating_sub(within);
+        let mut fd = last_fd;
+        while fd > stop {
+            if let Some(doc) = self.find_document(fd)?
+                && doc.doc_type == command::fd_type::SHIFT_OPEN
+                && doc.data.len() >= 5
+            {
+                return Ok(command::get_dt5(&doc.data[..5]));
+            }
+            fd -= 1;
+        }
+        Ok(None)
+    }
+
     pub fn x_report(&mut self) -> Result<(), ShtrihError> {
         self.act(&Command::XReport).map(drop)
     }

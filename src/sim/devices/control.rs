@@ -4,12 +4,15 @@
 //! for reading what was registered and printed:
 //!
 //! - `GET  /sim/devices` — both emulators' state (register documents, printer output)
-//! - `POST /sim/register/faults`, `POST /sim/printer/faults` — set faults (JSON, any subset)
+//! - `POST /sim/register/faults`, `POST /sim/printer/faults` — set faults (JSON, any subset;
+//!   the register's include `ofd_offline` and `clock_skew_s`)
+//! - `POST /sim/register/deadlines` — move the drive's expiry, the OFD queue's
+//!   age and the shift's age ([`DeadlineKnobs`])
 //! - `POST /sim/{register|printer}/unplug`, `.../replug`
 //! - `POST /sim/drawer/close` — the cashier pushes the drawer shut
 
 use super::printer::{PrinterEmulator, PrinterEmulatorOptions, PrinterFaults};
-use super::register::{RegisterEmulator, RegisterEmulatorOptions, RegisterFaults};
+use super::register::{DeadlineKnobs, RegisterEmulator, RegisterEmulatorOptions, RegisterFaults};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -42,6 +45,8 @@ pub struct RegisterFaultsPatch {
     pub garbage_next: Option<u32>,
     pub byte_delay_ms: Option<u64>,
     pub silent: Option<bool>,
+    pub ofd_offline: Option<bool>,
+    pub clock_skew_s: Option<i64>,
 }
 
 /// Printer faults as the control interface takes them.
@@ -117,6 +122,12 @@ impl SimDevices {
         if let Some(v) = p.silent {
             f.silent = v;
         }
+        if let Some(v) = p.ofd_offline {
+            f.ofd_offline = v;
+        }
+        if let Some(v) = p.clock_skew_s {
+            f.clock_skew_s = v;
+        }
         self.register.set_faults(f.clone());
     }
 
@@ -186,6 +197,7 @@ impl SimDevices {
                     "z_reports": r.z_reports,
                     "x_reports": r.x_reports,
                     "cash_in_drawer": r.cash_in_drawer,
+                    "ofd_unsent": r.ofd_unsent,
                 },
             },
             "printer": {
@@ -211,6 +223,7 @@ pub fn router(sim: Arc<SimDevices>) -> Router {
     Router::new()
         .route("/sim/devices", get(view))
         .route("/sim/register/faults", post(register_faults))
+        .route("/sim/register/deadlines", post(register_deadlines))
         .route("/sim/printer/faults", post(printer_faults))
         .route("/sim/{device}/{action}", post(plug))
         .route("/sim/drawer/close", post(close_drawer))
@@ -225,6 +238,11 @@ async fn view(State(sim): Sim) -> Response {
 
 async fn register_faults(State(sim): Sim, Json(patch): Json<RegisterFaultsPatch>) -> Response {
     sim.patch_register(&patch);
+    Json(sim.view()).into_response()
+}
+
+async fn register_deadlines(State(sim): Sim, Json(k): Json<DeadlineKnobs>) -> Response {
+    sim.register.set_deadlines(&k);
     Json(sim.view()).into_response()
 }
 

@@ -15,5 +15,6 @@ pub use model::{
     BoundCode, ModelConfig, ModelLine, RegisterModel, RegisteredReceipt, ShiftReport, ShiftTotals,
 };
 pub use runner::{
-    RegisterEmulator, RegisterEmulatorOptions, RegisterFaults, RegisterSnapshot, UnplugAt,
+    DeadlineKnobs, RegisterEmulator, RegisterEmulatorOptions, RegisterFaults, RegisterSnapshot,
+    UnplugAt,
 };

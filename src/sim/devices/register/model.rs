@@ -5,9 +5,9 @@
 
 use crate::devices::shtrih::assumed;
 use crate::devices::shtrih::command::{
-    AMOUNT_NOT_GIVEN, CheckType, CloseV2Reply, Command, DeviceType, FnDocument, FnReceiptData,
-    FnStatus, FullStatus, ItemOp, ItemV2, MAX_U40, Reply, ShiftParams, ShortStatus, fd_type, flags,
-    put_dt5,
+    AMOUNT_NOT_GIVEN, CheckType, CloseV2Reply, Command, DeviceType, FnDocument, FnExpiry, FnMemory,
+    FnReceiptData, FnStatus, FullStatus, ItemOp, ItemV2, MAX_U40, OfdStatus, Reply, ShiftParams,
+    ShortStatus, fd_type, flags, put_dt5,
 };
 use crate::devices::shtrih::command::{
     CheckMarking, MarkingCheckReply, money_register, operation_register,
@@ -189,6 +189,13 @@ pub struct RegisterModel {
     paper_out: bool,
     drawer_open: bool,
     executed: u64,
+    /// The drive's last valid day; set on the first FF03 to
+    /// [`assumed::EMULATED_FN_LIFE_DAYS`] after that day.
+    fn_expires: Option<NaiveDate>,
+    /// The last FD the OFD confirmed: later documents are in the queue.
+    ofd_confirmed: u32,
+    /// Knob: the queue's oldest document dates from then (until it drains).
+    ofd_oldest_at: Option<NaiveDateTime>,
 }
 
 impl RegisterModel {
@@ -214,7 +221,85 @@ impl RegisterModel {
             paper_out: false,
             drawer_open: false,
             executed: 0,
+            fn_expires: None,
+            ofd_confirmed: 0,
+            ofd_oldest_at: None,
         }
+    }
+
+    /// The OFD confirms every document made so far (the link is up).
+    pub fn drain_ofd(&mut self) {
+        self.ofd_confirmed = self.last_fd();
+        self.ofd_oldest_at = None;
+    }
+
+    /// Documents the OFD has not confirmed.
+    pub fn ofd_unsent(&self) -> u32 {
+        self.last_fd() - self.ofd_confirmed.min(self.last_fd())
+    }
+
+    /// The oldest unconfirmed document's number and date.
+    fn oldest_unsent(&self) -> Option<(u32, NaiveDateTime)> {
+        self.documents
+            .iter()
+            .find(|d| d.fd > self.ofd_confirmed)
+            .map(|d| (d.fd, self.ofd_oldest_at.unwrap_or(d.date_time)))
+    }
+
+    /// Knob: the oldest unconfirmed document was made `age` before `now`
+    /// (the last document is put back in the queue if it is empty). Its
+    /// date in the FN archive stays; the queue reports the knob's.
+    pub fn set_ofd_backlog_age(&mut self, now: NaiveDateTime, age: TimeDelta) {
+        if self.ofd_unsent() == 0 {
+            self.ofd_confirmed = self.last_fd().saturating_sub(1);
+        }
+        self.ofd_oldest_at = Some(now - age);
+    }
+
+    /// FF01 warning flags: b0 three days or less to expiry, b1 thirty
+    /// (spec note part B).
+    fn fn_warnings(&self, now: NaiveDateTime) -> u8 {
+        let Some(day) = self.fn_expires else {
+            return 0;
+        };
+        let left = (day - now.date()).num_days();
+        match left {
+            ..=3 => 0x03,
+            4..=30 => 0x02,
+            _ => 0,
+        }
+    }
+
+    /// Knob: the drive's last valid day.
+    pub fn set_fn_expires(&mut self, day: NaiveDate) {
+        self.fn_expires = Some(day);
+    }
+
+    /// Knob: the open shift was opened `age` before `now` (opened then if closed).
+    pub fn set_shift_age(&mut self, now: NaiveDateTime, age: TimeDelta) {
+        if !self.shift_open() {
+            self.shift_number += 1;
+            self.receipts_in_shift = 0;
+            self.shift_payments = [0; 16];
+            self.add_document(fd_type::SHIFT_OPEN, now - age, 0, 0);
+        }
+        let shift = self.shift_number;
+        if let Some(d) = self
+            .documents
+            .iter_mut()
+            .rev()
+            .find(|d| d.doc_type == fd_type::SHIFT_OPEN && d.shift == shift)
+        {
+            d.date_time = now - age;
+        }
+        self.shift_opened_at = Some(now - age);
+    }
+
+    /// The drive refuses new documents once its oldest unconfirmed one is
+    /// more than 30 days old (spec note part B).
+    fn ofd_blocked(&self, now: NaiveDateTime) -> bool {
+        self.oldest_unsent()
+            .is_some_and(|(_, at)| now - at > TimeDelta::days(30))
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -450,6 +535,19 @@ impl RegisterModel {
 
     fn run(&mut self, cmd: &Command, op: u8, now: NaiveDateTime) -> Result<Vec<u8>, u8> {
         self.needs_paper(cmd)?;
+        if self.ofd_blocked(now)
+            && matches!(
+                cmd,
+                Command::OpenShift
+                    | Command::OpenCheck(_)
+                    | Command::Item(..)
+                    | Command::ItemV2(_)
+                    | Command::CloseCheck(_)
+                    | Command::CloseV2(_)
+            )
+        {
+            return Err(assumed::FN_OFD_WAIT_EXHAUSTED);
+        }
         let mode = self.mode(now);
         match cmd {
             Command::ShortStatus => Ok(ShortStatus {
@@ -811,10 +909,35 @@ impl RegisterModel {
                 open_document: if self.check.is_some() { 0x04 } else { 0 },
                 document_data: false,
                 shift_open: self.shift_open(),
-                warnings: 0,
+                warnings: self.fn_warnings(now),
                 date_time: now,
                 fn_number: self.config.fn_number.clone(),
                 last_fd: self.last_fd(),
+            }
+            .encode()),
+            Command::FnExpiry => Ok(FnExpiry {
+                expires: *self
+                    .fn_expires
+                    .get_or_insert(now.date() + TimeDelta::days(assumed::EMULATED_FN_LIFE_DAYS)),
+                reregistrations_left: 11,
+                reregistrations_done: 1,
+            }
+            .encode()),
+            Command::OfdStatus => {
+                let oldest = self.oldest_unsent();
+                Ok(OfdStatus {
+                    // Link up; a message waiting when the queue is not empty.
+                    exchange: 0x01 | if oldest.is_some() { 0x02 } else { 0 },
+                    reading: false,
+                    unsent: self.ofd_unsent().min(u32::from(u16::MAX)) as u16,
+                    first_unsent: oldest.map_or(0, |(fd, _)| fd),
+                    first_unsent_at: oldest.map(|(_, at)| at),
+                }
+                .encode())
+            }
+            Command::FnMemory => Ok(FnMemory {
+                documents_left: 250_000u32.saturating_sub(self.last_fd()),
+                free_kb_30_days: 1_024,
             }
             .encode()),
             Command::FindDocument(fd) => {
@@ -838,7 +961,7 @@ impl RegisterModel {
                 };
                 Ok(FnDocument {
                     doc_type: doc.doc_type,
-                    ofd_acknowledged: false,
+                    ofd_acknowledged: doc.fd <= self.ofd_confirmed,
                     data,
                 }
                 .encode())
@@ -974,6 +1097,58 @@ mod tests {
             taxes: [0; 4],
             text: String::new(),
         })
+    }
+
+    #[test]
+    fn ofd_queue_expiry_and_the_30_day_block() {
+        let mut m = RegisterModel::new(ModelConfig::from_seed(7));
+        assert_eq!(run(&mut m, Command::OpenShift).error, 0);
+        // A fresh drive: 470 days, no warning flags, one document queued.
+        let exp = FnExpiry::decode(&run(&mut m, Command::FnExpiry).payload).unwrap();
+        assert_eq!(exp.expires, now().date() + TimeDelta::days(470));
+        let q = OfdStatus::decode(&run(&mut m, Command::OfdStatus).payload).unwrap();
+        assert_eq!(
+            (q.unsent, q.first_unsent, q.first_unsent_at),
+            (1, 1, Some(now()))
+        );
+        // The link drains it.
+        m.drain_ofd();
+        let q = OfdStatus::decode(&run(&mut m, Command::OfdStatus).payload).unwrap();
+        assert_eq!((q.unsent, q.first_unsent_at), (0, None));
+        // 30 days exactly still sells; a minute more and the drive refuses.
+        m.set_ofd_backlog_age(now(), TimeDelta::days(30));
+        assert_eq!(run(&mut m, Command::OpenCheck(CheckType::Sale)).error, 0);
+        assert_eq!(run(&mut m, Command::CancelCheck).error, 0);
+        let later = now() + TimeDelta::minutes(1);
+        assert_eq!(
+            run_at(&mut m, Command::OpenCheck(CheckType::Sale), later).error,
+            assumed::FN_OFD_WAIT_EXHAUSTED
+        );
+        // Reports still run; once drained, sales go again.
+        assert_eq!(run_at(&mut m, Command::XReport, later).error, 0);
+        m.drain_ofd();
+        assert_eq!(
+            run_at(&mut m, Command::OpenCheck(CheckType::Sale), later).error,
+            0
+        );
+        // Expiry flags: b1 within 30 days, b0 within 3.
+        m.set_fn_expires(now().date() + TimeDelta::days(20));
+        let w = |m: &mut RegisterModel| {
+            FnStatus::decode(&run(m, Command::FnStatus).payload)
+                .unwrap()
+                .warnings
+        };
+        assert_eq!(w(&mut m), 0x02);
+        m.set_fn_expires(now().date() + TimeDelta::days(2));
+        assert_eq!(w(&mut m), 0x03);
+        // The shift knob moves the opening document too.
+        m.set_shift_age(now(), TimeDelta::hours(23));
+        let doc = FnDocument::decode(&run(&mut m, Command::FindDocument(1)).payload).unwrap();
+        assert_eq!(doc.doc_type, fd_type::SHIFT_OPEN);
+        assert_eq!(
+            crate::devices::shtrih::command::get_dt5(&doc.data[..5]),
+            Some(now() - TimeDelta::hours(23))
+        );
     }
 
     #[test]

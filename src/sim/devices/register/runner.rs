@@ -71,6 +71,26 @@ pub struct RegisterFaults {
     /// Answer nothing at all.
     pub silent: bool,
     pub unplug_at: Option<UnplugAt>,
+    /// The OFD link is down: documents stay in the drive's queue (it drains
+    /// after every command while this is off).
+    pub ofd_offline: bool,
+    /// The register's clock runs this many seconds ahead of the machine's
+    /// (negative: behind).
+    pub clock_skew_s: i64,
+}
+
+/// Emulator knobs that move the drive's and the shift's clocks, each
+/// relative to the register's time now; absent keys change nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineKnobs {
+    /// FF03: the drive's last valid day is this many days from today.
+    pub fn_expires_in_days: Option<i64>,
+    /// FF39: the oldest document not confirmed by the OFD is this old
+    /// (hours). Set `ofd_offline` too, or the next command drains it.
+    pub ofd_backlog_hours: Option<i64>,
+    /// The open shift was opened this many hours ago (opened then if closed).
+    pub shift_age_hours: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -88,6 +108,8 @@ pub struct RegisterSnapshot {
     pub z_reports: u32,
     pub x_reports: u32,
     pub cash_in_drawer: u64,
+    /// Documents the OFD has not confirmed.
+    pub ofd_unsent: u32,
     /// The current (or last) shift's counters, as X/Z reports total them.
     pub totals: super::model::ShiftTotals,
     /// Every X and Z report printed, with the counters it showed.
@@ -123,6 +145,13 @@ pub struct RegisterEmulator {
     ctl: Sender<Ctl>,
     thread: Option<JoinHandle<()>>,
     link: PathBuf,
+}
+
+impl Shared {
+    /// The register clock: the machine's, in the register's zone, skewed.
+    fn now(&self) -> chrono::NaiveDateTime {
+        local_now(self.timezone) + chrono::TimeDelta::seconds(self.faults.clock_skew_s)
+    }
 }
 
 fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -176,7 +205,7 @@ impl RegisterEmulator {
 
     pub fn snapshot(&self) -> RegisterSnapshot {
         let s = lock(&self.shared);
-        let now = local_now(s.timezone);
+        let now = s.now();
         RegisterSnapshot {
             serial: s.model.config().serial,
             fn_number: s.model.config().fn_number.clone(),
@@ -190,6 +219,7 @@ impl RegisterEmulator {
             z_reports: s.model.z_reports(),
             x_reports: s.model.x_reports(),
             cash_in_drawer: s.model.cash_in_drawer(),
+            ofd_unsent: s.model.ofd_unsent(),
             totals: s.model.totals().clone(),
             reports: s.model.reports().to_vec(),
             executed: s.model.executed(),
@@ -197,6 +227,23 @@ impl RegisterEmulator {
             repeats: s.repeats,
             faults: s.faults.clone(),
             plugged: s.plugged,
+        }
+    }
+
+    /// Moves the drive's expiry, the OFD queue's age and the shift's age.
+    pub fn set_deadlines(&self, k: &DeadlineKnobs) {
+        let mut s = lock(&self.shared);
+        let now = s.now();
+        if let Some(d) = k.fn_expires_in_days {
+            s.model
+                .set_fn_expires(now.date() + chrono::TimeDelta::days(d));
+        }
+        if let Some(h) = k.ofd_backlog_hours {
+            s.model
+                .set_ofd_backlog_age(now, chrono::TimeDelta::hours(h));
+        }
+        if let Some(h) = k.shift_age_hours {
+            s.model.set_shift_age(now, chrono::TimeDelta::hours(h));
         }
     }
 
@@ -385,10 +432,13 @@ impl Worker {
                     self.send(&bytes);
                 }
                 Accept::Execute => {
-                    let now = local_now(lock(&self.shared).timezone);
                     let (reply, junk) = {
                         let mut s = lock(&self.shared);
+                        let now = s.now();
                         let reply = s.model.execute(&frame, now).encode();
+                        if !s.faults.ofd_offline {
+                            s.model.drain_ofd();
+                        }
                         let junk = if s.faults.garbage_next > 0 {
                             s.faults.garbage_next -= 1;
                             junk(&mut s.rng)
