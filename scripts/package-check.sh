@@ -120,7 +120,8 @@ esac
 step "the installed daemon journals a receipt into /var/lib/fiscald as the fiscald account"
 # The unit's StateDirectory= makes the directory under systemd; here by hand.
 install -d -o "$(in_root id -u fiscald)" -g "$(in_root id -g fiscald)" -m 0700 "$R/var/lib/fiscald"
-sed 's/^listen = .*/listen = "127.0.0.1:0"/' "$R/etc/fiscald/fiscald.toml" >"$R/tmp/run.toml"
+# Only the first `listen` ([api]); [remote] listen stays off.
+sed '0,/^listen = .*/s//listen = "127.0.0.1:0"/' "$R/etc/fiscald/fiscald.toml" >"$R/tmp/run.toml"
 chmod 0644 "$R/tmp/run.toml"
 # chroot execs env execs fiscald: $! is the daemon itself.
 chroot --userspec=fiscald:fiscald "$R" env -i PATH=/usr/bin:/bin \

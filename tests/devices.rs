@@ -6,7 +6,7 @@
 mod common;
 
 use common::TestDaemon;
-use fiscald::config::{self, Backend, DrawerVia, Settings};
+use fiscald::config::{self, Backend, DrawerVia, OnUnreachable, Settings};
 use fiscald::sim::devices::control::{
     PrinterFaultsPatch, RegisterFaultsPatch, SimDevices, SimDevicesOptions,
 };
@@ -169,10 +169,15 @@ async fn a_receipt_is_registered_on_the_register_and_printed_with_its_fiscal_qr(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_cloud_backend_the_printer_prints_the_offline_link_at_once() {
+async fn with_the_cloud_backend_unfiscalized_after_the_wait_the_printer_prints_a_slip_with_the_offline_link()
+ {
     let dir = tempfile::tempdir().unwrap();
     let sim = bench(dir.path());
-    let d = TestDaemon::start_with(|s| wire(s, &sim, Backend::Cloud)).await;
+    let d = TestDaemon::start_with(|s| {
+        wire(s, &sim, Backend::Cloud);
+        s.devices.printer.as_mut().unwrap().fiscal_wait = Duration::from_millis(300);
+    })
+    .await;
     let (_, r) = d.post(&receipt("Кофе", "150.00"), None).await;
     let id = r["id"].as_str().unwrap().to_string();
     receipt_when(&d, &id, "printed", |r| r["print"]["state"] == "done").await;
@@ -180,6 +185,13 @@ async fn with_the_cloud_backend_the_printer_prints_the_offline_link_at_once() {
     assert_eq!(
         qr_codes(&out),
         vec![r["offline_url"].as_str().unwrap().to_string()]
+    );
+    let texts = texts(&out);
+    assert_eq!(texts.len(), 1);
+    assert!(
+        texts[0].contains("НЕ ЯВЛЯЕТСЯ КАССОВЫМ ЧЕКОМ"),
+        "a slip, not a fiscal receipt: {}",
+        texts[0]
     );
     // Not fiscalized yet (the cloud is off here): it waits for the sync.
     let (_, now) = d.get(&format!("/v1/receipts/{id}")).await;
@@ -472,10 +484,18 @@ fn minor(v: &Value) -> u64 {
         .0 as u64
 }
 
-/// The printed text shows every piece of the 2026 fixture.
-fn assert_printed_fiscal_2026(text: &str) {
+/// The printed text shows every piece of the 2026 fixture, its marked line
+/// included.
+fn assert_printed_fiscal_2026(text: &str, fixture: &common::Fiscal2026) {
     use common::Fiscal2026 as F;
+    assert!(
+        fixture.marked.is_some(),
+        "the full fixture has a marked line"
+    );
+    let marked_line = format!("1.000 шт x {0} = {0}", F::MARKED_PRICE);
     for want in [
+        F::MARKED_NAME,
+        &marked_line,
         "Молоко 3,2% 1 л",
         "2.000 шт x 89.90 = 179.80",
         "0.350 кг x 899.00 = 314.65",
@@ -488,11 +508,11 @@ fn assert_printed_fiscal_2026(text: &str) {
         F::SUPPLIER_PHONE,
         "СУММА НДС 22%",
         "СУММА НДС 10%",
-        F::TOTAL,
+        fixture.total(),
         "ПРЕДОПЛАТА (АВАНС)",
         F::PREPAID,
         "НАЛИЧНЫМИ",
-        F::CHANGE,
+        fixture.change(),
         F::CASHIER,
         F::CASHIER_INN,
         F::BUYER_EMAIL,
@@ -511,14 +531,27 @@ async fn a_2026_receipt_reaches_the_register_with_every_ffd_tag_and_is_printed()
     use fiscald::devices::shtrih::tlv::tag;
     let dir = tempfile::tempdir().unwrap();
     let sim = bench(dir.path());
-    let d = TestDaemon::start_with(|s| wire(s, &sim, Backend::Register)).await;
+    let marking = common::marking_sim().await;
+    let url = marking.base_url();
+    let d = TestDaemon::start_with(|s| {
+        wire(s, &sim, Backend::Register);
+        s.marking = Some(common::marking_settings(&url, OnUnreachable::SellUnchecked));
+    })
+    .await;
 
+    let fixture = F::with_marked();
     let mut ids = Vec::new();
-    for body in [F { marked: None }.json(), common::advance_22_122()] {
+    let mut accepted = Vec::new();
+    for body in [fixture.json(), common::advance_22_122()] {
         let (status, r) = d.post(&body, None).await;
         assert_eq!(status, 201, "{r}");
         ids.push(r["id"].as_str().unwrap().to_string());
+        accepted.push(r);
     }
+    // The marked line was checked in permissive mode before it was journaled.
+    let check = &accepted[0]["marking_checks"][0];
+    assert_eq!(check["checked_by"], "online", "{check}");
+    let requisite = check["requisite"]["value"].as_str().unwrap().to_string();
     let mut done = Vec::new();
     for id in &ids {
         done.push(
@@ -550,21 +583,25 @@ async fn a_2026_receipt_reaches_the_register_with_every_ffd_tag_and_is_printed()
     payments[0] = minor(&json!(F::CASH));
     payments[13] = minor(&json!(F::PREPAID));
     assert_eq!(sale.payments, payments);
-    assert_eq!(sale.change, minor(&json!(F::CHANGE)));
-    assert_eq!(sale.total, minor(&json!(F::TOTAL)));
+    assert_eq!(sale.change, minor(&json!(fixture.change())));
+    assert_eq!(sale.total, minor(&json!(fixture.total())));
 
     // Lines (FF46 + FF4D): tax code per rate, 1212, 1214, 2108, agent data,
     // and the amounts after both discounts.
     let api_items = done[0]["items"].as_array().unwrap();
-    assert_eq!(sale.lines.len(), 3);
+    assert_eq!(sale.lines.len(), 4);
     for (line, item) in sale.lines.iter().zip(api_items) {
         assert_eq!(line.sum, minor(&item["total"]), "{line:?} vs {item}");
         assert_eq!(line.calculation_method, 4, "1214 full payment");
     }
     let codes: Vec<u8> = sale.lines.iter().map(|l| l.tax_code).collect();
-    assert_eq!(codes, [0xCB, 0x02, 0xCB], "22 %, 10 %, 22 %");
+    assert_eq!(codes, [0xCB, 0x02, 0xCB, 0xCB], "22 %, 10 %, 22 %, 22 %");
     let subjects: Vec<u8> = sale.lines.iter().map(|l| l.payment_subject).collect();
-    assert_eq!(subjects, [1, 1, 4], "1212: commodity, commodity, service");
+    assert_eq!(
+        subjects,
+        [1, 1, 4, 1],
+        "1212: commodity, commodity, service, commodity"
+    );
     let units: Vec<Option<Vec<u8>>> = sale
         .lines
         .iter()
@@ -572,7 +609,7 @@ async fn a_2026_receipt_reaches_the_register_with_every_ffd_tag_and_is_printed()
         .collect();
     assert_eq!(
         units,
-        [None, Some(vec![11]), None],
+        [None, Some(vec![11]), None, None],
         "2108: kg sent; pieces are the register's default"
     );
     let agent = &sale.lines[2];
@@ -581,6 +618,24 @@ async fn a_2026_receipt_reaches_the_register_with_every_ffd_tag_and_is_printed()
     assert_eq!(text(agent.tag(tag::SUPPLIER_PHONE)), F::SUPPLIER_PHONE);
     assert_eq!(text(agent.tag(tag::SUPPLIER_INN)), F::SUPPLIER_INN);
     assert!(sale.lines[0].tag(tag::ITEM_AGENT_SIGN).is_none());
+
+    // The marked line: its code checked (FF61), accepted (FF69) and bound
+    // (FF67), with the service's answer in 1260 (FF4D); no other line has any.
+    let marked = &sale.lines[3];
+    assert_eq!(marked.marking.len(), 1, "{marked:?}");
+    assert_eq!(marked.marking[0].code, common::MARKED_CODE.as_bytes());
+    assert!(marked.marking[0].accepted, "FF69 accepted it before FF67");
+    assert_eq!(
+        marked.marking[0].result_2106, 0b11,
+        "checked by the FN, positive"
+    );
+    common::assert_1260_on_register(&marked.tags, &requisite);
+    for line in &sale.lines[..3] {
+        assert!(
+            line.marking.is_empty() && line.tag(1260).is_none(),
+            "{line:?}"
+        );
+    }
 
     // The advance at 22/122: tax code 0xCC, 1214 = 3 (аванс), 1212 = 10 (платёж).
     let adv = &reg.receipts[1];
@@ -601,11 +656,12 @@ async fn a_2026_receipt_reaches_the_register_with_every_ffd_tag_and_is_printed()
     let out = sim.printer.output();
     let texts = texts(&out);
     assert_eq!(texts.len(), 2);
-    assert_printed_fiscal_2026(&texts[0]);
+    assert_printed_fiscal_2026(&texts[0], &fixture);
     assert!(texts[0].contains(&reg.rnm), "РН ККТ printed: {}", texts[0]);
     assert!(texts[1].contains("АВАНС"), "{}", texts[1]);
     assert!(texts[1].contains("НДС 22/122"), "{}", texts[1]);
     d.daemon.stop().await.unwrap();
+    marking.stop().await;
     sim.stop();
 }
 
@@ -642,20 +698,29 @@ async fn a_2026_receipt_reaches_the_cloud_with_every_field_and_is_printed() {
     let sim = bench(dir.path());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let cloud = SimCloud::start(listener, SimConfig::default()).await;
+    let marking = common::marking_sim().await;
+    let url = marking.base_url();
     let d = TestDaemon::start_with(|s| {
         wire(s, &sim, Backend::Cloud);
         s.cloud.enabled = true;
         s.cloud.base_url = cloud.base_url();
         s.cloud.poll_interval = Duration::from_millis(50);
         s.cloud.probe_interval = Duration::from_millis(100);
+        s.marking = Some(common::marking_settings(&url, OnUnreachable::SellUnchecked));
     })
     .await;
+    let fixture = F::with_marked();
     let mut ids = Vec::new();
-    for body in [F { marked: None }.json(), common::advance_22_122()] {
+    let mut accepted = Vec::new();
+    for body in [fixture.json(), common::advance_22_122()] {
         let (status, r) = d.post(&body, None).await;
         assert_eq!(status, 201, "{r}");
         ids.push(r["id"].as_str().unwrap().to_string());
+        accepted.push(r);
     }
+    let check = &accepted[0]["marking_checks"][0];
+    assert_eq!(check["checked_by"], "online", "{check}");
+    let requisite = check["requisite"]["value"].as_str().unwrap().to_string();
     let mut done = Vec::new();
     for id in &ids {
         done.push(
@@ -671,7 +736,7 @@ async fn a_2026_receipt_reaches_the_cloud_with_every_field_and_is_printed() {
     let (sale, adv): (Vec<_>, Vec<_>) = bodies
         .iter()
         .map(|b| serde_json::to_value(b).unwrap())
-        .partition(|b| b["items"].as_array().unwrap().len() == 3);
+        .partition(|b| b["items"].as_array().unwrap().len() == 4);
     let (sale, adv) = (&sale[0], &adv[0]);
     let client = &sale["client"];
     assert_eq!(
@@ -689,12 +754,12 @@ async fn a_2026_receipt_reaches_the_cloud_with_every_field_and_is_printed() {
     assert_eq!(sale["agentSign"], 1 << 5);
     assert_eq!(sale["taxSystem"], "COMMON");
     assert_eq!(sale["discount"].to_string(), "10.00");
-    assert_eq!(sale["total"].to_string(), F::TOTAL);
+    assert_eq!(sale["total"].to_string(), fixture.total());
     assert_eq!(sale["payments"]["PREPAID"].to_string(), F::PREPAID);
     assert_eq!(sale["payments"]["CASH"].to_string(), F::CASH);
     let items = sale["items"].as_array().unwrap();
     let vats: Vec<&str> = items.iter().map(|i| i["vat"].as_str().unwrap()).collect();
-    assert_eq!(vats, ["VAT_22", "VAT_10", "VAT_22"]);
+    assert_eq!(vats, ["VAT_22", "VAT_10", "VAT_22", "VAT_22"]);
     assert_eq!(items[1]["measure"], 11, "2108 kg");
     assert!(items[0].get("measure").is_none(), "pieces are the default");
     assert_eq!(items[2]["paymentSubject"], "SERVICE");
@@ -703,7 +768,19 @@ async fn a_2026_receipt_reaches_the_cloud_with_every_field_and_is_printed() {
         json!({"type": "COMMISSION_AGENT", "supplierName": F::SUPPLIER,
                "supplierInn": F::SUPPLIER_INN, "supplierPhones": [F::SUPPLIER_PHONE]})
     );
+    // The marked line carries its code and the service's 1260; no other does.
+    assert_eq!(items[3]["name"], F::MARKED_NAME);
+    assert_eq!(items[3]["markingCodes"], json!([common::MARKED_CODE]));
+    assert_eq!(
+        items[3]["sectoralItemProps"],
+        json!([common::cloud_1260(&requisite)])
+    );
+    for item in &items[..3] {
+        assert!(item.get("markingCodes").is_none(), "{item}");
+        assert!(item.get("sectoralItemProps").is_none(), "{item}");
+    }
     let api_items = done[0]["items"].as_array().unwrap();
+    assert_eq!(items.len(), api_items.len());
     for (wire_item, item) in items.iter().zip(api_items) {
         assert_eq!(
             wire_item["total"].to_string(),
@@ -722,12 +799,13 @@ async fn a_2026_receipt_reaches_the_cloud_with_every_field_and_is_printed() {
         (&json!("VAT_122"), &json!("ADVANCE"), &json!("PAYMENT"))
     );
 
-    // Printed at once with the offline link, showing the same data.
+    // Printed once fiscalized (within the printer's fiscal wait), showing the same data.
     let out = sim.printer.output();
     let texts = texts(&out);
     assert_eq!(texts.len(), 2);
-    assert_printed_fiscal_2026(&texts[0]);
+    assert_printed_fiscal_2026(&texts[0], &fixture);
     d.daemon.stop().await.unwrap();
+    marking.stop().await;
     cloud.stop().await;
     sim.stop();
 }

@@ -5,47 +5,23 @@
 
 mod common;
 
-use common::{TestDaemon, emulators, until, wire_emulators};
-use fiscald::config::{self, MarkingService, MarkingSettings, OnUnreachable, Secret};
-use fiscald::devices::shtrih::tlv::Tlv;
+use common::{
+    TestDaemon, assert_1260_on_register, cloud_1260, emulators, marking_settings, marking_sim,
+    until, wire_emulators,
+};
+use fiscald::config::{self, OnUnreachable};
 use fiscald::sim::cloud::{SimCloud, SimConfig};
-use fiscald::sim::marking::{MarkingKnobs, SimMarking};
+use fiscald::sim::marking::MarkingKnobs;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// A GS1 DataMatrix code with its crypto tail (AI 91 and 92 after GS).
-const GOOD: &str =
-    "0104601234567893215Abc12\u{1d}91EE06\u{1d}92c2lnbmF0dXJlLW9mLXRoZS1jb2RlLTQ0LWNoYXJzLi4=";
+const GOOD: &str = common::MARKED_CODE;
 const SOLD: &str =
     "0104601234567893215Zzz99\u{1d}91EE06\u{1d}92c2lnbmF0dXJlLW9mLXRoZS1jb2RlLTQ0LWNoYXJzLi5=";
 /// The FN finds this one's signature wrong (the emulator's rule: AI 92 starts with BAD).
 const FORGED: &str =
     "0104601234567893215Qqq11\u{1d}91EE06\u{1d}92BADnbmF0dXJlLW9mLXRoZS1jb2RlLTQ0LWNoYXJzLi4=";
-
-async fn marking_sim() -> SimMarking {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    SimMarking::start(l).await
-}
-
-fn settings_for(sim_url: &str, on_unreachable: OnUnreachable) -> MarkingSettings {
-    MarkingSettings {
-        online: Some(MarkingService {
-            url: sim_url.into(),
-            secret: Secret::new("test-api-key"),
-            login: String::new(),
-            client_id: String::new(),
-        }),
-        local: Some(MarkingService {
-            url: sim_url.into(),
-            secret: Secret::new("admin"),
-            login: "admin".into(),
-            client_id: "9999078900000001".into(),
-        }),
-        timeout: Duration::from_millis(400),
-        on_unreachable,
-    }
-}
 
 fn sale(code: &str) -> Value {
     json!({
@@ -66,12 +42,6 @@ async fn fiscalized(d: &TestDaemon, id: &str) -> Value {
     .await
 }
 
-fn tag(tags: &[Tlv], n: u16) -> &Tlv {
-    tags.iter()
-        .find(|t| t.tag == n)
-        .unwrap_or_else(|| panic!("tag {n} missing in {tags:?}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_the_register_a_refused_code_blocks_the_sale_and_an_accepted_one_is_registered_with_1260()
  {
@@ -87,7 +57,7 @@ async fn on_the_register_a_refused_code_blocks_the_sale_and_an_accepted_one_is_r
     let url = marking.base_url();
     let d = TestDaemon::start_with(|s| {
         wire_emulators(s, &devices);
-        s.marking = Some(settings_for(&url, OnUnreachable::SellUnchecked));
+        s.marking = Some(marking_settings(&url, OnUnreachable::SellUnchecked));
     })
     .await;
 
@@ -132,11 +102,7 @@ async fn on_the_register_a_refused_code_blocks_the_sale_and_an_accepted_one_is_r
         line.marking[0].result_2106, 0b11,
         "checked by the FN, positive"
     );
-    let parts = tag(&line.tags, 1260).children();
-    assert_eq!(tag(&parts, 1262).text(), "030");
-    assert_eq!(tag(&parts, 1263).text(), "21.11.2023");
-    assert_eq!(tag(&parts, 1264).text(), "1944");
-    assert_eq!(tag(&parts, 1265).text(), value);
+    assert_1260_on_register(&line.tags, &value);
     assert!(reg.receipts[0].lines[1].marking.is_empty());
     assert!(reg.receipts[0].lines[1].tag(1260).is_none());
 
@@ -153,7 +119,7 @@ async fn a_code_the_fiscal_drive_finds_forged_is_refused_on_the_register_and_not
     let url = marking.base_url();
     let d = TestDaemon::start_with(|s| {
         wire_emulators(s, &devices);
-        s.marking = Some(settings_for(&url, OnUnreachable::SellUnchecked));
+        s.marking = Some(marking_settings(&url, OnUnreachable::SellUnchecked));
     })
     .await;
     let (s, r) = d.post(&sale(FORGED), None).await;
@@ -196,7 +162,7 @@ async fn at_the_cloud_an_accepted_code_carries_its_1260() {
         s.cloud.enabled = true;
         s.cloud.base_url = cloud_url;
         s.cloud.poll_interval = Duration::from_millis(50);
-        s.marking = Some(settings_for(&url, OnUnreachable::SellUnchecked));
+        s.marking = Some(marking_settings(&url, OnUnreachable::SellUnchecked));
     })
     .await;
     let (s, r) = d.post(&sale(GOOD), None).await;
@@ -213,10 +179,7 @@ async fn at_the_cloud_an_accepted_code_carries_its_1260() {
         .expect("the processing has the receipt");
     let item = &doc.receipt.unwrap()["items"][0];
     assert_eq!(item["markingCodes"][0], GOOD);
-    assert_eq!(
-        item["sectoralItemProps"][0],
-        json!({"federalId": "030", "date": "21.11.2023", "number": "1944", "value": value})
-    );
+    assert_eq!(item["sectoralItemProps"][0], cloud_1260(&value));
     assert!(
         doc_has_no_props(&cloud, &key),
         "the unmarked line has no 1260"
@@ -249,7 +212,7 @@ async fn with_no_service_answering_the_sale_goes_unchecked_or_is_refused_as_conf
     let url = marking.base_url();
     // Default: sold without the check and without 1260, and the receipt says so.
     let d = TestDaemon::start_with(|s| {
-        s.marking = Some(settings_for(&url, OnUnreachable::SellUnchecked));
+        s.marking = Some(marking_settings(&url, OnUnreachable::SellUnchecked));
     })
     .await;
     let (s, r) = d.post(&sale(GOOD), None).await;
@@ -260,7 +223,7 @@ async fn with_no_service_answering_the_sale_goes_unchecked_or_is_refused_as_conf
 
     // Configured to refuse: 503 marking_unavailable, nothing journaled.
     let d = TestDaemon::start_with(|s| {
-        s.marking = Some(settings_for(&url, OnUnreachable::Refuse));
+        s.marking = Some(marking_settings(&url, OnUnreachable::Refuse));
     })
     .await;
     let (s, v) = d.post(&sale(GOOD), None).await;

@@ -530,12 +530,79 @@ impl TestDaemon {
 
 // ------------------------------------------------------------ fixtures
 
+/// Tag `n` among `tags`, or a panic naming it.
+pub fn tlv_tag(
+    tags: &[fiscald::devices::shtrih::tlv::Tlv],
+    n: u16,
+) -> &fiscald::devices::shtrih::tlv::Tlv {
+    tags.iter()
+        .find(|t| t.tag == n)
+        .unwrap_or_else(|| panic!("tag {n} missing in {tags:?}"))
+}
+
+/// The line's industry requisite 1260 as the register emulator keeps it
+/// (FF4D STLV): the marking simulator's answer — federal id 030, the
+/// document's date and number (1262–1264) — and `value` in 1265.
+pub fn assert_1260_on_register(line_tags: &[fiscald::devices::shtrih::tlv::Tlv], value: &str) {
+    let parts = tlv_tag(line_tags, 1260).children();
+    assert_eq!(tlv_tag(&parts, 1262).text(), "030");
+    assert_eq!(tlv_tag(&parts, 1263).text(), "21.11.2023");
+    assert_eq!(tlv_tag(&parts, 1264).text(), "1944");
+    assert_eq!(tlv_tag(&parts, 1265).text(), value);
+}
+
+/// The same requisite 1260 as the cloud processing keeps it
+/// (`sectoralItemProps`).
+pub fn cloud_1260(value: &str) -> Value {
+    json!({"federalId": "030", "date": "21.11.2023", "number": "1944", "value": value})
+}
+
+/// A GS1 DataMatrix marking code with its crypto tail (AI 91 and 92 after
+/// GS) that the marking simulator accepts and the register emulator's FN
+/// finds genuine.
+pub const MARKED_CODE: &str =
+    "0104601234567893215Abc12\u{1d}91EE06\u{1d}92c2lnbmF0dXJlLW9mLXRoZS1jb2RlLTQ0LWNoYXJzLi4=";
+
+/// The marking simulator (permissive-mode online check and local module) on
+/// port 0.
+pub async fn marking_sim() -> fiscald::sim::marking::SimMarking {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    fiscald::sim::marking::SimMarking::start(l).await
+}
+
+/// `[marking]` settings with both services (online check and local module)
+/// on the simulator at `sim_url`.
+pub fn marking_settings(
+    sim_url: &str,
+    on_unreachable: config::OnUnreachable,
+) -> config::MarkingSettings {
+    use config::{MarkingService, Secret};
+    config::MarkingSettings {
+        online: Some(MarkingService {
+            url: sim_url.into(),
+            secret: Secret::new("test-api-key"),
+            login: String::new(),
+            client_id: String::new(),
+        }),
+        local: Some(MarkingService {
+            url: sim_url.into(),
+            secret: Secret::new("admin"),
+            login: "admin".into(),
+            client_id: "9999078900000001".into(),
+        }),
+        timeout: std::time::Duration::from_millis(400),
+        on_unreachable,
+    }
+}
+
 /// The FFD 1.2 receipt of 2026 the fiscal-data tests push through every
 /// backend: two VAT rates (22 % and 10 %), a line discount and a receipt
 /// discount, a weighed line in kilograms, an agent's line with its
 /// supplier, the buyer's email, name and INN, the cashier with INN, and an
 /// earlier prepayment offset plus cash. `marked` is the hook for a marked
-/// item (Честный ЗНАК): when given, it is appended as the last line.
+/// item (Честный ЗНАК): when given, it is appended as the last line;
+/// `Fiscal2026::with_marked()` gives the fixture with [`MARKED_CODE`] on
+/// shoes at [`Fiscal2026::MARKED_PRICE`], and `total()`/`change()` follow.
 pub struct Fiscal2026 {
     pub marked: Option<Value>,
 }
@@ -554,6 +621,36 @@ impl Fiscal2026 {
     pub const PREPAID: &'static str = "300.00";
     pub const CASH: &'static str = "700.00";
     pub const CHANGE: &'static str = "25.35";
+    pub const MARKED_NAME: &'static str = "Кеды детские";
+    pub const MARKED_PRICE: &'static str = "20.00";
+    /// [`Self::TOTAL`] + [`Self::MARKED_PRICE`]: the receipt discount stays 10.00.
+    pub const MARKED_TOTAL: &'static str = "994.65";
+    pub const MARKED_CHANGE: &'static str = "5.35";
+
+    /// The fixture with the marked line (22 %, one pair, [`MARKED_CODE`]).
+    pub fn with_marked() -> Fiscal2026 {
+        Fiscal2026 {
+            marked: Some(json!({"name": Self::MARKED_NAME, "quantity": 1,
+                                "price": Self::MARKED_PRICE, "vat": "22",
+                                "marking": [MARKED_CODE]})),
+        }
+    }
+
+    pub fn total(&self) -> &'static str {
+        if self.marked.is_some() {
+            Self::MARKED_TOTAL
+        } else {
+            Self::TOTAL
+        }
+    }
+
+    pub fn change(&self) -> &'static str {
+        if self.marked.is_some() {
+            Self::MARKED_CHANGE
+        } else {
+            Self::CHANGE
+        }
+    }
 
     pub fn json(&self) -> Value {
         let mut items = vec![
