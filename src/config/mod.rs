@@ -373,6 +373,27 @@ mod tests {
     }
 
     #[test]
+    fn fiscalbox_memory_thresholds_are_configured_and_checked() {
+        let ok = "[till]\npin=\"1234\"\n[deadlines]\nfiscalbox_memory_warn_percent = 80\nfiscalbox_memory_critical_percent = 95\n";
+        let s = load_str(ok).unwrap();
+        assert_eq!(
+            (
+                s.deadlines.fiscalbox_warn_percent,
+                s.deadlines.fiscalbox_critical_percent
+            ),
+            (80, 95)
+        );
+        let bad = "[till]\npin=\"1234\"\n[deadlines]\nfiscalbox_memory_warn_percent = 95\nfiscalbox_memory_critical_percent = 80\n";
+        let problems = load_str(bad).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(
+            problems[0].key,
+            "deadlines.fiscalbox_memory_critical_percent"
+        );
+        assert_eq!(problems[0].line, Some(5));
+    }
+
+    #[test]
     fn a_non_loopback_listener_needs_tokens() {
         let text = "[api]\nlisten = \"0.0.0.0:8730\"\n[till]\npin=\"1234\"\n";
         let problems = load_str(text).unwrap_err();

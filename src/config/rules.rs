@@ -1069,11 +1069,19 @@ pub fn thresholds(d: &super::schema::DeadlinesConfig) -> crate::deadlines::Thres
         },
         clock_warn_s: i(d.clock_warn_s),
         clock_critical_s: i(d.clock_critical_s),
+        fiscalbox_warn_percent: i(d.fiscalbox_memory_warn_percent),
+        fiscalbox_critical_percent: i(d.fiscalbox_memory_critical_percent),
         ..Thresholds::default()
     }
 }
 
 fn check_deadlines(d: &super::schema::DeadlinesConfig, bad: &mut impl FnMut(&str, String)) {
+    if d.fiscalbox_memory_critical_percent > 100 {
+        bad(
+            "deadlines.fiscalbox_memory_critical_percent",
+            "must be at most 100".into(),
+        );
+    }
     if !(5..=86_400).contains(&d.reading_interval_s) {
         bad(
             "deadlines.reading_interval_s",
@@ -1116,12 +1124,20 @@ fn check_deadlines(d: &super::schema::DeadlinesConfig, bad: &mut impl FnMut(&str
             d.clock_critical_s,
             300,
         ),
+        (
+            "deadlines.fiscalbox_memory_warn_percent",
+            d.fiscalbox_memory_warn_percent,
+            "deadlines.fiscalbox_memory_critical_percent",
+            d.fiscalbox_memory_critical_percent,
+            99,
+        ),
     ] {
         if warn > max {
             bad(warn_key, format!("must be at most {max}"));
         }
-        // The clock rises with the difference; the countdowns fall with time left.
-        let clock = warn_key == "deadlines.clock_warn_s";
+        // The clock and memory use rise; the countdowns fall with time left.
+        let clock = warn_key == "deadlines.clock_warn_s"
+            || warn_key == "deadlines.fiscalbox_memory_warn_percent";
         if (clock && crit < warn) || (!clock && crit > warn) {
             bad(
                 crit_key,

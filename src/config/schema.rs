@@ -646,6 +646,9 @@ pub struct DeadlinesConfig {
     pub shift_limit_critical_minutes: u64,
     pub clock_warn_s: u64,
     pub clock_critical_s: u64,
+    /// FiscalBox receipt / Z-report memory used, percent of the maximum.
+    pub fiscalbox_memory_warn_percent: u64,
+    pub fiscalbox_memory_critical_percent: u64,
     /// Local time ("HH:MM") of the automatic Z report; empty: off.
     pub auto_z_at: String,
     /// How long after `auto_z_at` it may still run when postponed.
@@ -666,6 +669,8 @@ impl Default for DeadlinesConfig {
             shift_limit_critical_minutes: 60,
             clock_warn_s: 60,
             clock_critical_s: 240,
+            fiscalbox_memory_warn_percent: 90,
+            fiscalbox_memory_critical_percent: 98,
             auto_z_at: String::new(),
             auto_z_window_minutes: 60,
         }
