@@ -68,7 +68,7 @@ async fn till(paper_out: bool) -> Till {
         SimDevicesOptions {
             printer_pace_baud: None,
             seed: 3,
-            timezone: None,
+            timezone: Some(chrono_tz::Europe::Moscow), // the till's zone (below)
         },
     )
     .expect("emulators start");
