@@ -273,13 +273,6 @@ fn stored_token(journal: &std::path::Path) -> Option<String> {
     .ok()
 }
 
-fn fiscald_cli(args: Vec<String>) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_fiscald"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
     use std::os::unix::fs::PermissionsExt;
@@ -356,7 +349,7 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
         .map(|a| a.to_string())
         .collect();
         async move {
-            let out = tokio::task::spawn_blocking(move || fiscald_cli(args))
+            let out = tokio::task::spawn_blocking(move || common::fiscald_cli(args))
                 .await
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout).to_string()
@@ -456,44 +449,8 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
         .unwrap();
     assert!(status.contains("\"logins\":2"), "{status}");
     outputs.push(("/v1/status".into(), status));
-    let tarball = dir.path().join("diag.tar.gz");
-    let diag = {
-        let args: Vec<String> = [
-            "diagnostics",
-            "--url",
-            &base,
-            "--token",
-            OPERATOR,
-            "--config",
-            config.to_str().unwrap(),
-            "-o",
-            tarball.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-        tokio::task::spawn_blocking(move || fiscald_cli(args))
-            .await
-            .unwrap()
-    };
-    assert!(
-        diag.status.success(),
-        "{}",
-        String::from_utf8_lossy(&diag.stderr)
-    );
-    let unpacked = dir.path().join("unpacked");
-    std::fs::create_dir_all(&unpacked).unwrap();
-    let tar = std::process::Command::new("tar")
-        .args([
-            "-xzf",
-            tarball.to_str().unwrap(),
-            "-C",
-            unpacked.to_str().unwrap(),
-        ])
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    for entry in std::fs::read_dir(unpacked.join("diag")).unwrap() {
+    let bundle = common::diagnostics_bundle(dir.path(), &base, OPERATOR, &config).await;
+    for entry in std::fs::read_dir(&bundle).unwrap() {
         let path = entry.unwrap().path();
         let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).to_string();
         outputs.push((format!("diagnostics {}", path.display()), text));

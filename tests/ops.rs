@@ -818,49 +818,7 @@ async fn no_secret_appears_in_page_status_metrics_logs_or_diagnostics() {
         ("/v1/health".into(), get("/v1/health").await),
         ("/metrics".into(), get("/metrics").await),
     ];
-    let tarball = dir.path().join("diag.tar.gz");
-    let diag = {
-        let args: Vec<String> = [
-            "diagnostics",
-            "--url",
-            &base,
-            "--token",
-            POS,
-            "--config",
-            config.to_str().unwrap(),
-            "-o",
-            tarball.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_fiscald"))
-                .args(args)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap()
-    };
-    assert!(
-        diag.status.success(),
-        "{}",
-        String::from_utf8_lossy(&diag.stderr)
-    );
-    let unpacked = dir.path().join("unpacked");
-    std::fs::create_dir_all(&unpacked).unwrap();
-    let tar = std::process::Command::new("tar")
-        .args([
-            "-xzf",
-            tarball.to_str().unwrap(),
-            "-C",
-            unpacked.to_str().unwrap(),
-        ])
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    let bundle = unpacked.join("diag");
+    let bundle = common::diagnostics_bundle(dir.path(), &base, POS, &config).await;
     for name in [
         "config.redacted.toml",
         "status.json",

@@ -739,3 +739,59 @@ pub fn chromium(args: &[&str]) -> String {
     }
     reader.join().unwrap()
 }
+
+/// Run the `fiscald` command line to completion (the technician commands).
+#[allow(dead_code)]
+pub fn fiscald_cli(args: Vec<String>) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_fiscald"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `fiscald diagnostics` against a running daemon, unpacked under `dir`:
+/// the bundle's directory.
+#[allow(dead_code)]
+pub async fn diagnostics_bundle(
+    dir: &std::path::Path,
+    url: &str,
+    token: &str,
+    config: &std::path::Path,
+) -> std::path::PathBuf {
+    let tarball = dir.join("diag.tar.gz");
+    let args: Vec<String> = [
+        "diagnostics",
+        "--url",
+        url,
+        "--token",
+        token,
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        tarball.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let diag = tokio::task::spawn_blocking(move || fiscald_cli(args))
+        .await
+        .unwrap();
+    assert!(
+        diag.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diag.stderr)
+    );
+    let unpacked = dir.join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let tar = std::process::Command::new("tar")
+        .args([
+            "-xzf",
+            tarball.to_str().unwrap(),
+            "-C",
+            unpacked.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    unpacked.join("diag")
+}
