@@ -302,14 +302,7 @@ async fn dispatch(
             if !bad.is_empty() {
                 return Err(invalid(bad));
             }
-            client
-                .call(
-                    endpoint,
-                    Some(&serde_json::to_value(&req).expect("serializes")),
-                    &[],
-                )
-                .await
-                .map_err(|e| payment_error(p.name(), &e))
+            pay(client, endpoint, &req, p.name()).await
         }
         Endpoint::PaymentConfirm(p) => {
             let v: Value = parse(bytes)?;
@@ -330,14 +323,7 @@ async fn dispatch(
                         .into(),
                 )]));
             }
-            client
-                .call(
-                    endpoint,
-                    Some(&serde_json::to_value(&req).expect("serializes")),
-                    &[],
-                )
-                .await
-                .map_err(|e| payment_error(t.name(), &e))
+            pay(client, endpoint, &req, t.name()).await
         }
         Endpoint::CardClose(_) | Endpoint::CardShortReport(_) | Endpoint::Info => client
             .call(endpoint, None, &[])
@@ -345,14 +331,7 @@ async fn dispatch(
             .map_err(|e| unreachable("the request", &e)),
         Endpoint::QrPay => {
             let req: QrPay = parse(bytes)?;
-            client
-                .call(
-                    endpoint,
-                    Some(&serde_json::to_value(&req).expect("serializes")),
-                    &[],
-                )
-                .await
-                .map_err(|e| payment_error("scan2pay", &e))
+            pay(client, endpoint, &req, "scan2pay").await
         }
         Endpoint::QrPayStatus => {
             let v: Value = parse(bytes)?;
@@ -387,14 +366,7 @@ async fn dispatch(
             if !bad.is_empty() {
                 return Err(invalid(bad));
             }
-            client
-                .call(
-                    endpoint,
-                    Some(&serde_json::to_value(&req).expect("serializes")),
-                    &[],
-                )
-                .await
-                .map_err(|e| payment_error("UzQR", &e))
+            pay(client, endpoint, &req, "UzQR").await
         }
         Endpoint::OneQrStatus => {
             let Some(id) = query(uri, "invoice_id") else {
@@ -452,6 +424,24 @@ async fn dispatch(
             }
         }
     }
+}
+
+/// Send a validated payment request to the box; a failure is answered as
+/// that provider's payment error.
+async fn pay(
+    client: &crate::fiscalbox::client::BoxClient,
+    endpoint: Endpoint,
+    req: &impl serde::Serialize,
+    provider: &str,
+) -> Result<Value, ErrorBody> {
+    client
+        .call(
+            endpoint,
+            Some(&serde_json::to_value(req).expect("serializes")),
+            &[],
+        )
+        .await
+        .map_err(|e| payment_error(provider, &e))
 }
 
 /// A payment call that did not reach the box: nothing was charged by us.
