@@ -540,27 +540,7 @@ async fn a_2026_receipt_reaches_the_register_with_every_ffd_tag_and_is_printed()
     .await;
 
     let fixture = F::with_marked();
-    let mut ids = Vec::new();
-    let mut accepted = Vec::new();
-    for body in [fixture.json(), common::advance_22_122()] {
-        let (status, r) = d.post(&body, None).await;
-        assert_eq!(status, 201, "{r}");
-        ids.push(r["id"].as_str().unwrap().to_string());
-        accepted.push(r);
-    }
-    // The marked line was checked in permissive mode before it was journaled.
-    let check = &accepted[0]["marking_checks"][0];
-    assert_eq!(check["checked_by"], "online", "{check}");
-    let requisite = check["requisite"]["value"].as_str().unwrap().to_string();
-    let mut done = Vec::new();
-    for id in &ids {
-        done.push(
-            receipt_when(&d, id, "fiscalized and printed", |r| {
-                r["state"] == "fiscalized" && r["print"]["state"] == "done"
-            })
-            .await,
-        );
-    }
+    let (requisite, done) = post_2026_pair(&d, &fixture).await;
     let reg = sim.register.snapshot();
     assert_eq!(reg.receipts.len(), 2, "{reg:?}");
 
@@ -710,26 +690,7 @@ async fn a_2026_receipt_reaches_the_cloud_with_every_field_and_is_printed() {
     })
     .await;
     let fixture = F::with_marked();
-    let mut ids = Vec::new();
-    let mut accepted = Vec::new();
-    for body in [fixture.json(), common::advance_22_122()] {
-        let (status, r) = d.post(&body, None).await;
-        assert_eq!(status, 201, "{r}");
-        ids.push(r["id"].as_str().unwrap().to_string());
-        accepted.push(r);
-    }
-    let check = &accepted[0]["marking_checks"][0];
-    assert_eq!(check["checked_by"], "online", "{check}");
-    let requisite = check["requisite"]["value"].as_str().unwrap().to_string();
-    let mut done = Vec::new();
-    for id in &ids {
-        done.push(
-            receipt_when(&d, id, "fiscalized and printed", |r| {
-                r["state"] == "fiscalized" && r["print"]["state"] == "done"
-            })
-            .await,
-        );
-    }
+    let (requisite, done) = post_2026_pair(&d, &fixture).await;
     let bodies = cloud.with_model(|m| m.bodies());
     assert_eq!(bodies.len(), 2);
     // The sync may send both at once: tell them apart by content.
@@ -845,4 +806,32 @@ async fn a_receipt_the_register_cannot_express_is_refused_before_it_is_journaled
     assert_eq!(sim.register.snapshot().receipts.len(), 1);
     d.daemon.stop().await.unwrap();
     sim.stop();
+}
+
+/// Post the 2026 receipt (with its marked line) and the advance at 22/122;
+/// the marked line must have been checked online before it was journaled.
+/// The 1260 requisite the service gave, and both receipts once fiscalized
+/// and printed.
+async fn post_2026_pair(d: &TestDaemon, fixture: &common::Fiscal2026) -> (String, Vec<Value>) {
+    let mut ids = Vec::new();
+    let mut accepted = Vec::new();
+    for body in [fixture.json(), common::advance_22_122()] {
+        let (status, r) = d.post(&body, None).await;
+        assert_eq!(status, 201, "{r}");
+        ids.push(r["id"].as_str().unwrap().to_string());
+        accepted.push(r);
+    }
+    let check = &accepted[0]["marking_checks"][0];
+    assert_eq!(check["checked_by"], "online", "{check}");
+    let requisite = check["requisite"]["value"].as_str().unwrap().to_string();
+    let mut done = Vec::new();
+    for id in &ids {
+        done.push(
+            receipt_when(d, id, "fiscalized and printed", |r| {
+                r["state"] == "fiscalized" && r["print"]["state"] == "done"
+            })
+            .await,
+        );
+    }
+    (requisite, done)
 }
