@@ -98,8 +98,6 @@ async fn receipts_reach_the_box_once_through_outages_and_lost_replies() {
 
 use serde_json::json;
 
-const IKPU: &str = "10999001001000000";
-
 async fn fb_post(t: &TestDaemon, path: &str, body: &Value) -> Value {
     let resp = t
         .client
@@ -129,19 +127,7 @@ fn vat12(total: i64) -> i64 {
 
 /// An order: lines of (name, unit price in tiyin, quantity ×1000).
 fn order(uuid: &str, lines: &[(&str, i64, i64)], cash: i64, change: i64, card: i64) -> Value {
-    let products: Vec<Value> = lines
-        .iter()
-        .map(|(name, price, qty)| {
-            let total = price * qty / 1000;
-            json!({"name": name, "barcode": "4780000000007", "amount": qty, "unit_name": "dona",
-                   "price": total, "product_price": price, "vat": vat12(total), "vat_percent": 12,
-                   "discount": 0, "other": 0, "labels": [], "class_code": IKPU,
-                   "package_code": "1520627", "owner_type": 0})
-        })
-        .collect();
-    json!({"number": 1, "receipt_type": "order", "products": products,
-           "time": "2026-11-29 10:00:00", "cashier": "Admin", "uuid": uuid,
-           "received_cash": cash, "change": change, "received_card": card})
+    common::fiscalbox_order(uuid, lines, (cash, change, card), "2026-11-29 10:00:00")
 }
 
 fn ok(reply: &Value) -> &Value {

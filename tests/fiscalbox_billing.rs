@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "planted-billing-password-8c1e55";
 const INN: &str = "306429662";
-const IKPU: &str = "10999001001000000";
 
 async fn sim_box() -> SimFiscalBox {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -67,16 +66,12 @@ async fn fb_call(t: &TestDaemon, path: &str, body: Option<&Value>) -> Value {
 
 /// A cash sale of one line at `price` tiyin through `/fiscalbox/order/create/`.
 async fn sell(t: &TestDaemon, uuid: &str, price: i64) -> String {
-    let vat = fiscald::domain::uz::included_vat(fiscald::domain::Money(price), 12).0;
-    let o = json!({"number": 1, "receipt_type": "order", "products": [{
-            "name": "Non", "barcode": "4780000000007", "amount": 1000, "unit_name": "dona",
-            "price": price, "product_price": price, "vat": vat, "vat_percent": 12,
-            "discount": 0, "other": 0, "labels": [], "class_code": IKPU,
-            "package_code": "1520627", "owner_type": 0}],
-        "time": chrono::Utc::now().with_timezone(&chrono_tz::Asia::Tashkent)
-            .format("%Y-%m-%d %H:%M:%S").to_string(),
-        "cashier": "Admin", "uuid": uuid,
-        "received_cash": price, "change": 0, "received_card": 0});
+    let o = common::fiscalbox_order(
+        uuid,
+        &[("Non", price, 1000)],
+        (price, 0, 0),
+        &tashkent_now(),
+    );
     fb_call(t, "/order/create/", Some(&o)).await;
     // The journal's id of the receipt (the newest; listings are oldest first).
     let (_, page) = t.get("/v1/receipts?limit=100").await;
@@ -314,16 +309,12 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
     let bearer = format!("Bearer {OPERATOR}");
     let mut outputs: Vec<(String, String)> = Vec::new();
     let sell = async |uuid: &str, price: i64| {
-        let vat = fiscald::domain::uz::included_vat(fiscald::domain::Money(price), 12).0;
-        let o = json!({"number": 1, "receipt_type": "order", "products": [{
-                "name": "Non", "barcode": "4780000000007", "amount": 1000, "unit_name": "dona",
-                "price": price, "product_price": price, "vat": vat, "vat_percent": 12,
-                "discount": 0, "other": 0, "labels": [], "class_code": IKPU,
-                "package_code": "1520627", "owner_type": 0}],
-            "time": chrono::Utc::now().with_timezone(&chrono_tz::Asia::Tashkent)
-                .format("%Y-%m-%d %H:%M:%S").to_string(),
-            "cashier": "Admin", "uuid": uuid,
-            "received_cash": price, "change": 0, "received_card": 0});
+        let o = common::fiscalbox_order(
+            uuid,
+            &[("Non", price, 1000)],
+            (price, 0, 0),
+            &tashkent_now(),
+        );
         let r = client
             .post(format!("{base}/fiscalbox/order/create/"))
             .json(&o)
@@ -477,4 +468,12 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
         }
     }
     fb.stop().await;
+}
+
+/// The POS time of an order now, as an Uzbek till writes it.
+fn tashkent_now() -> String {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Tashkent)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }

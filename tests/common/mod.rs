@@ -795,3 +795,32 @@ pub async fn diagnostics_bundle(
     assert!(tar.success());
     unpacked.join("diag")
 }
+
+/// A FiscalBox `order/create` body: lines of (name, unit price in tiyin,
+/// quantity ×1000), VAT 12 % included, at the POS time `time`.
+#[allow(dead_code)]
+pub fn fiscalbox_order(
+    uuid: &str,
+    lines: &[(&str, i64, i64)],
+    (cash, change, card): (i64, i64, i64),
+    time: &str,
+) -> serde_json::Value {
+    let products: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|(name, price, qty)| {
+            let total = price * qty / 1000;
+            let vat = fiscald::domain::uz::included_vat(fiscald::domain::Money(total), 12).0;
+            serde_json::json!({"name": name, "barcode": "4780000000007", "amount": qty,
+                   "unit_name": "dona", "price": total, "product_price": price, "vat": vat,
+                   "vat_percent": 12, "discount": 0, "other": 0, "labels": [],
+                   "class_code": FISCALBOX_IKPU, "package_code": "1520627", "owner_type": 0})
+        })
+        .collect();
+    serde_json::json!({"number": 1, "receipt_type": "order", "products": products,
+           "time": time, "cashier": "Admin", "uuid": uuid,
+           "received_cash": cash, "change": change, "received_card": card})
+}
+
+/// The IKPU class code of the FiscalBox test products.
+#[allow(dead_code)]
+pub const FISCALBOX_IKPU: &str = "10999001001000000";
