@@ -12,13 +12,18 @@
 //! 2. For each, the real `fiscald` binary is started on it (cloud sync off)
 //!    and measured over HTTP: start-to-ready (exec to the "listening" line),
 //!    acceptance p99 at concurrency 1 and throughput at 64, then
-//!    `GET /v1/health` and `GET /v1/receipts` latency (first page of 50, and
-//!    filtered by state), resident memory. Two rounds, alternating, medians kept.
+//!    `GET /v1/health`, `/v1/status`, `/metrics` and `GET /v1/receipts`
+//!    latency (first page of 50, and filtered by state), resident memory
+//!    (and how much of it is the binary's code mapped from the page cache).
+//!    Rounds alternate between the journals; medians kept.
 //! 3. WAL: `Journal::accept` at concurrency 64 with the WAL bounded (the
 //!    default 64 MiB) against unbounded (PASSIVE checkpoints only, as before),
 //!    alternating; then a burst over HTTP against the binary (60 s; quick: 3 s)
 //!    with the WAL file's size sampled every 5 ms: its peak, and how long after
 //!    the burst it is truncated.
+//!
+//! `FISCALD_BENCH_RECEIPTS=N` builds a journal of N instead of a million;
+//! `FISCALD_BENCH_ONLY=daemon` or `=wal` runs parts 1–2 or part 3 alone.
 
 use fiscald::api::native;
 use fiscald::config;
@@ -58,6 +63,9 @@ struct Plan {
     ab_for: Duration,
     burst_for: Duration,
     rounds: usize,
+    /// `FISCALD_BENCH_ONLY=daemon|wal`: one part of the run.
+    daemon: bool,
+    wal: bool,
 }
 
 impl Plan {
@@ -71,6 +79,11 @@ impl Plan {
         let mut plan = Plan::pick(quick);
         if let Some(n) = receipts {
             plan.receipts = n;
+        }
+        match std::env::var("FISCALD_BENCH_ONLY").as_deref() {
+            Ok("daemon") => plan.wal = false,
+            Ok("wal") => plan.daemon = false,
+            _ => {}
         }
         plan
     }
@@ -86,6 +99,8 @@ impl Plan {
                 ab_for: Duration::from_secs(1),
                 burst_for: Duration::from_secs(3),
                 rounds: 1,
+                daemon: true,
+                wal: true,
             }
         } else {
             Plan {
@@ -97,6 +112,8 @@ impl Plan {
                 ab_for: Duration::from_secs(8),
                 burst_for: Duration::from_secs(60),
                 rounds: 3,
+                daemon: true,
+                wal: true,
             }
         }
     }
@@ -116,9 +133,19 @@ fn main() {
         .build()
         .expect("runtime");
 
+    if plan.daemon {
+        daemon_phase(&plan, &root, &rt);
+    }
+    if plan.wal {
+        wal_phase(&plan, &root, &rt);
+    }
+}
+
+/// The two journals, and the daemon on each.
+fn daemon_phase(plan: &Plan, root: &Path, rt: &tokio::runtime::Runtime) {
     // 1. The two journals.
-    let empty_dir = tempdir(&root);
-    let big_dir = tempdir(&root);
+    let empty_dir = tempdir(root);
+    let big_dir = tempdir(root);
     let empty_cfg = write_config(empty_dir.path());
     let big_cfg = write_config(big_dir.path());
     let settings = config::load_file(&big_cfg).expect("bench config");
@@ -153,8 +180,8 @@ fn main() {
     let mut empty_runs = Vec::new();
     let mut big_runs = Vec::new();
     for _ in 0..plan.rounds {
-        empty_runs.push(rt.block_on(measure_daemon(&empty_cfg, &plan)));
-        big_runs.push(rt.block_on(measure_daemon(&big_cfg, &plan)));
+        empty_runs.push(rt.block_on(measure_daemon(&empty_cfg, plan)));
+        big_runs.push(rt.block_on(measure_daemon(&big_cfg, plan)));
     }
     let e = Daemon::median(&empty_runs);
     let b = Daemon::median(&big_runs);
@@ -194,6 +221,22 @@ fn main() {
         "ms",
         "ratio ≤ 2",
     );
+    row("GET /v1/status p50", e.status.0, b.status.0, "ms", "");
+    row(
+        "GET /v1/status p99",
+        e.status.1,
+        b.status.1,
+        "ms",
+        "ratio ≤ 2",
+    );
+    row("GET /metrics p50", e.metrics.0, b.metrics.0, "ms", "");
+    row(
+        "GET /metrics p99",
+        e.metrics.1,
+        b.metrics.1,
+        "ms",
+        "ratio ≤ 2",
+    );
     row(
         "POST /v1/receipts c=1 p50",
         e.accept.0,
@@ -229,20 +272,32 @@ fn main() {
         "MB",
         "≤ 20 MB",
     );
+    row("of it anonymous (RssAnon)", e.anon_mb, b.anon_mb, "MB", "");
+    row(
+        "of it mapped files (RssFile)",
+        e.file_mb,
+        b.file_mb,
+        "MB",
+        "",
+    );
+}
 
+/// The WAL bounded against unbounded, and the 60 s burst.
+fn wal_phase(plan: &Plan, root: &Path, rt: &tokio::runtime::Runtime) {
+    let receipt = valid_receipt();
     // 3. The WAL.
     println!();
     let mut bounded = Vec::new();
     let mut unbounded = Vec::new();
     for _ in 0..plan.rounds.max(2) {
         bounded.push(rt.block_on(direct_burst(
-            &root,
+            root,
             WalPolicy::default(),
             plan.ab_for,
             &receipt,
         )));
         unbounded.push(rt.block_on(direct_burst(
-            &root,
+            root,
             WalPolicy { limit_bytes: None },
             plan.ab_for,
             &receipt,
@@ -272,7 +327,7 @@ fn main() {
         tb / tu
     );
 
-    let burst_dir = tempdir(&root);
+    let burst_dir = tempdir(root);
     let burst_cfg = write_config(burst_dir.path());
     let burst = rt.block_on(http_burst(&burst_cfg, plan.burst_for));
     println!();
@@ -297,6 +352,12 @@ struct Daemon {
     throughput: f64,
     rss_mb: f64,
     hwm_mb: f64,
+    /// Of the resident memory: the process's own (heap, stacks, caches)
+    /// and pages mapped from files (the binary's code, shared libraries).
+    anon_mb: f64,
+    file_mb: f64,
+    status: (f64, f64),
+    metrics: (f64, f64),
 }
 
 impl Daemon {
@@ -315,6 +376,10 @@ impl Daemon {
             throughput: pick(&|d| d.throughput),
             rss_mb: pick(&|d| d.rss_mb),
             hwm_mb: pick(&|d| d.hwm_mb),
+            anon_mb: pick(&|d| d.anon_mb),
+            file_mb: pick(&|d| d.file_mb),
+            status: (pick(&|d| d.status.0), pick(&|d| d.status.1)),
+            metrics: (pick(&|d| d.metrics.0), pick(&|d| d.metrics.1)),
         }
     }
 }
@@ -348,17 +413,23 @@ async fn measure_daemon(config: &Path, plan: &Plan) -> Daemon {
     let health = probe("/v1/health", plan.probes).await;
     let list = probe("/v1/receipts?limit=50", plan.probes).await;
     let list_state = probe("/v1/receipts?state=rejected&limit=50", plan.probes).await;
-    let (rss_mb, hwm_mb) = memory(child.id());
+    let status = probe("/v1/status", plan.probes).await;
+    let metrics = probe("/metrics", plan.probes).await;
+    let (rss_mb, hwm_mb, anon_mb, file_mb) = memory(child.id());
     stop(&mut child);
     Daemon {
         start_ms,
         health,
         list,
         list_state,
+        status,
+        metrics,
         accept,
         throughput,
         rss_mb,
         hwm_mb,
+        anon_mb,
+        file_mb,
     }
 }
 
@@ -515,7 +586,8 @@ fn stop(child: &mut Child) {
 }
 
 /// (VmRSS, VmHWM) of a process, in MB.
-fn memory(pid: u32) -> (f64, f64) {
+/// (VmRSS, VmHWM, RssAnon, RssFile) in MB.
+fn memory(pid: u32) -> (f64, f64, f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -525,7 +597,12 @@ fn memory(pid: u32) -> (f64, f64) {
             .and_then(|kb| kb.parse::<f64>().ok())
             .map_or(f64::NAN, |kb| kb / 1024.0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (
+        field("VmRSS:"),
+        field("VmHWM:"),
+        field("RssAnon:"),
+        field("RssFile:"),
+    )
 }
 
 fn percentiles(lat: &mut [Duration]) -> (f64, f64) {

@@ -904,9 +904,21 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Most threads the daemon's runtime starts for blocking work (journal
+/// reads: the reader pool keeps 4 connections; more readers wait their turn).
+const MAX_BLOCKING_THREADS: usize = 8;
+
 fn serve(settings: Settings) -> Result<()> {
+    // glibc gives every thread that allocates its own 64 MiB malloc arena and
+    // keeps what it freed there; on a till two arenas are plenty and keep the
+    // daemon's resident memory flat (docs/PERFORMANCE.md, "Resident memory").
+    // Safety: mallopt takes glibc's own lock; no allocation is in flight here.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(fiscald::daemon::run_until_signal(
