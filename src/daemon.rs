@@ -136,6 +136,10 @@ impl Daemon {
                     )),
                     None => None,
                 };
+                if let Some(b) = &billing {
+                    // Checks a stopped daemon left delayed go on.
+                    crate::fiscalbox::billing::resume(b).await;
+                }
                 Some((client, worker, fb.reply_wait, billing))
             }
             None => None,
@@ -203,7 +207,6 @@ impl Daemon {
                         reply_wait: *reply_wait,
                         sverka: std::sync::Mutex::new(None),
                         billing: billing.clone(),
-                        billing_last: Default::default(),
                     })
                 }),
             marking: marking.clone(),

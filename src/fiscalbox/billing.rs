@@ -17,11 +17,11 @@ use crate::clock::Clock;
 use crate::config::{BillingSettings, Secret};
 use crate::domain::ReceiptState;
 use crate::domain::receipt::ReceiptKind;
-use crate::journal::{Journal, StoredReceipt};
+use crate::journal::{BillingCheckRow, Journal, StoredReceipt};
 use crate::sync::client::transport_failure;
 use crate::sync::policy::{Decision, Failure, RetryPolicy};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Mutex;
@@ -30,7 +30,7 @@ use tokio::sync::Mutex;
 pub const BILLING_TOKEN: &str = "fiscalbox.billing_token";
 
 /// One fiscalized sale of the journal, as the reconciliation sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalOrder {
     pub receipt_id: String,
     /// The box's receipt sequence number.
@@ -40,14 +40,14 @@ pub struct JournalOrder {
 }
 
 /// What the billing counted for a period.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillingCount {
     pub orders: i64,
     pub amount_tiyin: i64,
 }
 
 /// The outcome of one check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
     Equal,
@@ -66,17 +66,145 @@ pub enum Outcome {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// What started a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The shift's Z report (the period is the shift).
+    ZReport,
+    /// `POST /v1/billing/check` / `fiscald billing check`.
+    OnDemand,
+}
+
+impl Trigger {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Trigger::ZReport => "z_report",
+            Trigger::OnDemand => "on_demand",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Trigger> {
+        [Trigger::ZReport, Trigger::OnDemand]
+            .into_iter()
+            .find(|t| t.as_str() == code)
+    }
+}
+
+/// One reconciliation, as stored in the journal and shown by the status,
+/// the page, the shift report and `POST /v1/billing/check`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reconciliation {
+    /// The journal's row; absent before it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
     pub start: String,
     pub end: String,
-    /// What triggered it: `z_report` or `on_demand`.
-    pub trigger: &'static str,
+    pub trigger: Trigger,
     pub journal: BillingCount,
     pub billing: Option<BillingCount>,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// How many times the billing was asked for this check (a delayed
+    /// check is retried and its stored result replaced).
+    pub attempts: u32,
     pub checked_at: String,
+}
+
+impl Reconciliation {
+    pub fn is_delayed(&self) -> bool {
+        matches!(self.outcome, Outcome::Delayed { .. })
+    }
+
+    /// The journal's row for it.
+    pub fn to_row(&self) -> BillingCheckRow {
+        BillingCheckRow {
+            id: self.id,
+            period_from: self.start.clone(),
+            period_to: self.end.clone(),
+            trigger: self.trigger.as_str().to_string(),
+            result: match self.outcome {
+                Outcome::Equal => "equal",
+                Outcome::Different { .. } => "different",
+                Outcome::Delayed { .. } => "delayed",
+            }
+            .to_string(),
+            journal_orders: self.journal.orders,
+            journal_amount: self.journal.amount_tiyin,
+            billing_orders: self.billing.map(|b| b.orders),
+            billing_amount: self.billing.map(|b| b.amount_tiyin),
+            outcome: serde_json::to_string(&self.outcome).expect("an outcome serializes"),
+            attempts: self.attempts,
+            checked_at: self.checked_at.clone(),
+        }
+    }
+
+    /// Back from the journal's row; `None` for a row this release cannot
+    /// read (an unknown trigger or outcome).
+    pub fn from_row(row: BillingCheckRow) -> Option<Reconciliation> {
+        Some(Reconciliation {
+            id: row.id,
+            start: row.period_from,
+            end: row.period_to,
+            trigger: Trigger::from_code(&row.trigger)?,
+            journal: BillingCount {
+                orders: row.journal_orders,
+                amount_tiyin: row.journal_amount,
+            },
+            billing: match (row.billing_orders, row.billing_amount) {
+                (Some(orders), Some(amount_tiyin)) => Some(BillingCount {
+                    orders,
+                    amount_tiyin,
+                }),
+                _ => None,
+            },
+            outcome: serde_json::from_str(&row.outcome).ok()?,
+            attempts: row.attempts,
+            checked_at: row.checked_at,
+        })
+    }
+
+    /// The period back as local times.
+    fn period(&self) -> Option<(NaiveDateTime, NaiveDateTime)> {
+        Some((
+            NaiveDateTime::parse_from_str(&self.start, BILLING_DATE_FORMAT).ok()?,
+            NaiveDateTime::parse_from_str(&self.end, BILLING_DATE_FORMAT).ok()?,
+        ))
+    }
+}
+
+/// Store a reconciliation in the journal (a new row, or its own row again
+/// when it has an id); returns it with its id. A journal that cannot be
+/// written costs only the record, never a sale: logged.
+pub async fn store(journal: &Journal, mut r: Reconciliation) -> Reconciliation {
+    match journal.save_billing_check(r.to_row()).await {
+        Ok(id) => r.id = Some(id),
+        Err(e) => tracing::warn!(error = %e, "billing reconciliation not stored"),
+    }
+    r
+}
+
+/// The reconciliation stored last (what `/v1/status` and the page show).
+pub async fn latest(journal: &Journal) -> Option<Reconciliation> {
+    journal
+        .latest_billing_check()
+        .await
+        .ok()
+        .flatten()
+        .and_then(Reconciliation::from_row)
+}
+
+/// The Z report check of the shift that opened at `start` (local time).
+pub async fn of_shift(journal: &Journal, start: NaiveDateTime) -> Option<Reconciliation> {
+    journal
+        .billing_check_from(
+            start.format(BILLING_DATE_FORMAT).to_string(),
+            Trigger::ZReport.as_str(),
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(Reconciliation::from_row)
 }
 
 /// The journal's fiscalized Uzbek sales whose fiscal time lies in
@@ -256,36 +384,6 @@ impl BillingClient {
         }
     }
 
-    /// The count, retried after outages per the policy, at most `attempts`
-    /// times; the last failure otherwise.
-    pub async fn count_retrying(
-        &self,
-        start: NaiveDateTime,
-        end: NaiveDateTime,
-        attempts: u32,
-        mut on_failure: impl FnMut(&Failure),
-    ) -> Result<BillingCount, Failure> {
-        let mut n = 0;
-        loop {
-            n += 1;
-            match self.count(start, end).await {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    on_failure(&e);
-                    let after = match self.policy.decide(&e, n, rand_jitter()) {
-                        Decision::Retry { after } => after,
-                        Decision::Reauthenticate => self.policy.base,
-                        _ => return Err(e),
-                    };
-                    if n >= attempts {
-                        return Err(e);
-                    }
-                    tokio::time::sleep(after).await;
-                }
-            }
-        }
-    }
-
     async fn token(&self) -> Result<Secret, Failure> {
         let mut token = self.token.lock().await;
         let now = self.clock.now();
@@ -346,15 +444,16 @@ impl BillingClient {
         }
     }
 
-    /// The whole check for a period: the journal's orders, the billing's
-    /// count (retried `attempts` times), the outcome.
+    /// The whole check for a period, the billing asked once (a 401 costs
+    /// one login more): the journal's orders, the billing's count, the
+    /// outcome — `delayed` when the billing could not be asked, with the
+    /// failure that says whether asking again may help.
     pub async fn check(
         &self,
         start: NaiveDateTime,
         end: NaiveDateTime,
-        trigger: &'static str,
-        attempts: u32,
-    ) -> Reconciliation {
+        trigger: Trigger,
+    ) -> (Reconciliation, Option<Failure>) {
         let orders = match self.journal.stats().await {
             Ok(stats) => self
                 .journal
@@ -363,8 +462,8 @@ impl BillingClient {
                 .map(|r| journal_orders(&r, start, end)),
             Err(e) => Err(e),
         };
-        let checked_at = self.clock.now().to_rfc3339();
         let mut base = Reconciliation {
+            id: None,
             start: start.format(BILLING_DATE_FORMAT).to_string(),
             end: end.format(BILLING_DATE_FORMAT).to_string(),
             trigger,
@@ -374,7 +473,8 @@ impl BillingClient {
             },
             billing: None,
             outcome: Outcome::Equal,
-            checked_at,
+            attempts: 1,
+            checked_at: self.clock.now().to_rfc3339(),
         };
         let orders = match orders {
             Ok(o) => o,
@@ -382,82 +482,159 @@ impl BillingClient {
                 base.outcome = Outcome::Delayed {
                     reason: format!("journal unreadable: {e}"),
                 };
-                return base;
+                return (base, None);
             }
         };
         base.journal = totals(&orders);
-        match self
-            .count_retrying(
-                start,
-                end,
-                attempts,
-                |e| tracing::warn!(error = %e.describe(), "billing check delayed"),
-            )
-            .await
-        {
+        match self.count(start, end).await {
             Ok(count) => {
                 base.billing = Some(count);
                 base.outcome = reconcile(&orders, count);
+                (base, None)
             }
             Err(e) => {
+                tracing::warn!(error = %e.describe(), "billing check delayed");
                 base.outcome = Outcome::Delayed {
                     reason: format!(
                         "billing unreachable ({}); the check is retried, sales go on",
                         e.describe()
                     ),
-                }
+                };
+                (base, Some(e))
             }
         }
-        base
+    }
+
+    /// Check a period now and store the result; a delayed result is taken
+    /// up by [`spawn_retries`] (in the background) when `retry` is set.
+    pub async fn check_and_store(
+        self: &Arc<Self>,
+        start: NaiveDateTime,
+        end: NaiveDateTime,
+        trigger: Trigger,
+    ) -> Reconciliation {
+        let (r, failure) = self.check(start, end, trigger).await;
+        let r = self.settle(r, failure.as_ref());
+        let r = store(&self.journal, r).await;
+        log(&r);
+        if r.is_delayed() && r.attempts < self.settings.attempts.max(1) {
+            spawn_retries(self.clone(), r.clone(), failure);
+        }
+        r
+    }
+
+    /// A delayed result that will not be asked again says so, and how to
+    /// ask by hand.
+    fn settle(&self, mut r: Reconciliation, failure: Option<&Failure>) -> Reconciliation {
+        let attempts = self.settings.attempts.max(1);
+        let refused = failure.is_some_and(|f| {
+            matches!(
+                self.policy.decide(f, r.attempts, 0.0),
+                Decision::Reject(_) | Decision::Conflict(_)
+            )
+        });
+        if r.is_delayed() && (r.attempts >= attempts || refused) {
+            let why = failure.map(Failure::describe).unwrap_or_default();
+            r.outcome = Outcome::Delayed {
+                reason: format!(
+                    "billing unreachable after {} attempt(s) ({why}); run `fiscald billing check --from {} --to {}` when it is back",
+                    r.attempts, r.start, r.end
+                ),
+            };
+            // Nothing more will be tried for it.
+            r.attempts = r.attempts.max(attempts);
+        }
+        r
     }
 }
 
-/// Where the last reconciliation is kept for the status page and reports.
-pub type LastCheck = Arc<std::sync::Mutex<Option<Reconciliation>>>;
+fn log(r: &Reconciliation) {
+    let trigger = r.trigger.as_str();
+    match &r.outcome {
+        Outcome::Equal => tracing::info!(trigger, "billing reconciliation: equal"),
+        Outcome::Different {
+            orders_difference, ..
+        } => tracing::warn!(
+            trigger,
+            orders_difference,
+            "billing reconciliation: the billing's count differs from the journal"
+        ),
+        Outcome::Delayed { .. } => {
+            tracing::info!(
+                trigger,
+                attempts = r.attempts,
+                "billing reconciliation: delayed"
+            )
+        }
+    }
+}
 
-/// Run a check in the background, storing every outcome in `last`: while
-/// the billing is unreachable the stored outcome is `delayed` (saying why)
-/// and the check is asked again per the retry policy, up to the configured
-/// attempts. Never touches sales.
+/// Check a period in the background (after a Z report): the result is
+/// stored; a delayed one is asked again per the retry policy. Never
+/// touches sales.
 pub fn spawn_check(
     client: Arc<BillingClient>,
-    last: LastCheck,
     start: NaiveDateTime,
     end: NaiveDateTime,
-    trigger: &'static str,
+    trigger: Trigger,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        client.check_and_store(start, end, trigger).await;
+    })
+}
+
+/// Ask the billing again for a stored delayed check, after the retry
+/// policy's delay, until it answers or the configured attempts are spent;
+/// every result replaces the check's stored row, so the stored result
+/// becomes `equal` or `different` once the billing is back.
+pub fn spawn_retries(
+    client: Arc<BillingClient>,
+    mut r: Reconciliation,
+    mut failure: Option<Failure>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let attempts = client.settings.attempts.max(1);
-        for n in 1..=attempts {
-            let mut r = client.check(start, end, trigger, 1).await;
-            let delayed = matches!(r.outcome, Outcome::Delayed { .. });
-            if delayed && n == attempts {
-                r.outcome = Outcome::Delayed {
-                    reason: format!(
-                        "billing unreachable after {attempts} attempts; run `fiscald billing check --from {} --to {}` when it is back",
-                        start.format(BILLING_DATE_FORMAT),
-                        end.format(BILLING_DATE_FORMAT)
-                    ),
-                };
-            }
-            match &r.outcome {
-                Outcome::Equal => tracing::info!(trigger, "billing reconciliation: equal"),
-                Outcome::Different {
-                    orders_difference, ..
-                } => tracing::warn!(
-                    trigger,
-                    orders_difference,
-                    "billing reconciliation: the billing's count differs from the journal"
-                ),
-                Outcome::Delayed { .. } => {}
-            }
-            *last.lock().expect("billing last lock") = Some(r);
-            if !delayed {
+        while r.is_delayed() && r.attempts < attempts {
+            let after = match failure
+                .as_ref()
+                .map(|f| client.policy.decide(f, r.attempts, rand_jitter()))
+            {
+                Some(Decision::Retry { after }) => after,
+                _ => client.policy.backoff(r.attempts, rand_jitter()),
+            };
+            tokio::time::sleep(after).await;
+            let Some((start, end)) = r.period() else {
                 return;
-            }
-            tokio::time::sleep(client.policy.backoff(n, rand_jitter())).await;
+            };
+            let (mut next, f) = client.check(start, end, r.trigger).await;
+            next.id = r.id;
+            next.attempts = r.attempts + 1;
+            let next = client.settle(next, f.as_ref());
+            r = store(&client.journal, next).await;
+            log(&r);
+            failure = f;
         }
     })
+}
+
+/// At start: take up the checks a stopped daemon left delayed with
+/// attempts to spare (at most 16). Returns how many.
+pub async fn resume(client: &Arc<BillingClient>) -> usize {
+    let rows = client
+        .journal
+        .delayed_billing_checks(client.settings.attempts.max(1), 16)
+        .await
+        .unwrap_or_default();
+    let mut n = 0;
+    for r in rows.into_iter().filter_map(Reconciliation::from_row) {
+        tracing::info!(
+            trigger = r.trigger.as_str(),
+            "billing reconciliation: taking up a delayed check"
+        );
+        spawn_retries(client.clone(), r, None);
+        n += 1;
+    }
+    n
 }
 
 fn rand_jitter() -> f64 {
