@@ -305,6 +305,8 @@ pub struct BillingClient {
     token: Mutex<Option<Token>>,
     pub policy: RetryPolicy,
     pub counters: BillingCounters,
+    /// Background checks and retries, stopped with the daemon.
+    tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl BillingClient {
@@ -332,6 +334,7 @@ impl BillingClient {
             clock,
             token: Mutex::new(None),
             counters: BillingCounters::default(),
+            tasks: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -382,6 +385,20 @@ impl BillingClient {
                 }
             }
         }
+    }
+
+    /// Stop the background checks (a stored delayed check is taken up by
+    /// [`resume`] at the next start).
+    pub fn stop(&self) {
+        for t in self.tasks.lock().expect("billing tasks lock").drain(..) {
+            t.abort();
+        }
+    }
+
+    fn track(&self, task: &tokio::task::JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().expect("billing tasks lock");
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
     }
 
     async fn token(&self) -> Result<Secret, Failure> {
@@ -578,9 +595,14 @@ pub fn spawn_check(
     end: NaiveDateTime,
     trigger: Trigger,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        client.check_and_store(start, end, trigger).await;
-    })
+    let task = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client.check_and_store(start, end, trigger).await;
+        }
+    });
+    client.track(&task);
+    task
 }
 
 /// Ask the billing again for a stored delayed check, after the retry
@@ -592,29 +614,34 @@ pub fn spawn_retries(
     mut r: Reconciliation,
     mut failure: Option<Failure>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let attempts = client.settings.attempts.max(1);
-        while r.is_delayed() && r.attempts < attempts {
-            let after = match failure
-                .as_ref()
-                .map(|f| client.policy.decide(f, r.attempts, rand_jitter()))
-            {
-                Some(Decision::Retry { after }) => after,
-                _ => client.policy.backoff(r.attempts, rand_jitter()),
-            };
-            tokio::time::sleep(after).await;
-            let Some((start, end)) = r.period() else {
-                return;
-            };
-            let (mut next, f) = client.check(start, end, r.trigger).await;
-            next.id = r.id;
-            next.attempts = r.attempts + 1;
-            let next = client.settle(next, f.as_ref());
-            r = store(&client.journal, next).await;
-            log(&r);
-            failure = f;
+    let task = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let attempts = client.settings.attempts.max(1);
+            while r.is_delayed() && r.attempts < attempts {
+                let after = match failure
+                    .as_ref()
+                    .map(|f| client.policy.decide(f, r.attempts, rand_jitter()))
+                {
+                    Some(Decision::Retry { after }) => after,
+                    _ => client.policy.backoff(r.attempts, rand_jitter()),
+                };
+                tokio::time::sleep(after).await;
+                let Some((start, end)) = r.period() else {
+                    return;
+                };
+                let (mut next, f) = client.check(start, end, r.trigger).await;
+                next.id = r.id;
+                next.attempts = r.attempts + 1;
+                let next = client.settle(next, f.as_ref());
+                r = store(&client.journal, next).await;
+                log(&r);
+                failure = f;
+            }
         }
-    })
+    });
+    client.track(&task);
+    task
 }
 
 /// At start: take up the checks a stopped daemon left delayed with
