@@ -185,6 +185,7 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
         .await
         .unwrap();
     assert_eq!(r["trigger"], "on_demand", "{r}");
+    let first_id = r["id"].as_i64();
     assert_eq!(r["journal"]["orders"], 5, "{r}");
     assert_eq!(r["billing"]["orders"], 4, "{r}");
     assert_eq!(r["explained_by"][0]["receipt_id"], lost.as_str(), "{r}");
@@ -206,6 +207,34 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
         status["billing"]["last"], r,
         "the status shows the stored check"
     );
+    // The technician's command says the same, exit code 1; a bad date is
+    // refused naming the option, exit code 2.
+    let cli = |from: &str| {
+        let args: Vec<String> = [
+            "billing", "check", "--url", &t.base, "--from", from, "--to", &today,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        tokio::task::spawn_blocking(move || common::fiscald_cli(args))
+    };
+    let out = cli(&today).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("result   DIFFERENT: journal minus billing = 1 order(s), 7700 tiyin"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("receipt {lost} ")), "{text}");
+    assert!(text.contains("stored   check #"), "{text}");
+    let out = cli("29.11.2026").await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("from must be YYYY-MM-DD"), "{err}");
+    let (_, status) = t.get("/v1/status").await;
+    let r = status["billing"]["last"].clone();
+    assert_eq!(r["trigger"], "on_demand", "the newest stored check: {r}");
+    assert!(r["id"].as_i64() > first_id, "the command's check: {r}");
     // docs/openapi.yaml describes these replies.
     openapi_replies(
         &t,
