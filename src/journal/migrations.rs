@@ -307,6 +307,12 @@ mod tests {
                     .unwrap();
                 assert_eq!(jobs, counted);
             }
+            if start >= 4 {
+                let checks: i64 = conn
+                    .query_row("SELECT count(*) FROM billing_checks", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(checks, 1, "billing checks kept when migrating from {start}");
+            }
             // Migrating again is a no-op.
             assert_eq!(migrate(&mut conn).unwrap(), latest_version());
         }
