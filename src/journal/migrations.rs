@@ -158,7 +158,90 @@ pub const MIGRATIONS: &[&str] = &[
     DROP TABLE caller_keys;
     ALTER TABLE caller_keys_kept RENAME TO caller_keys;
     "#,
-    // 4 (billing): every reconciliation with the FiscalBox billing, one row
+    // 4: status at any size. Receipt tallies by state *and source* (they
+    // replace version 3's by-state tally, same cost per change), and per-day
+    // tallies on the till-local date of `created_at`: receipts accepted that
+    // day, and their payments by (receipt kind, payment kind) with change as
+    // its own negative `change` row, discarded receipts taken back out. Day
+    // rows are never deleted (a few per day; retention keeps them). The
+    // operator's parked list reads a partial index that holds only parked
+    // jobs, so normal traffic never writes to it.
+    r#"
+    DROP TRIGGER receipt_tally_insert;
+    DROP TRIGGER receipt_tally_update;
+    DROP TRIGGER receipt_tally_delete;
+    DROP TABLE receipt_tally;
+    CREATE TABLE receipt_tally (
+        state  TEXT NOT NULL,
+        source TEXT NOT NULL,
+        n      INTEGER NOT NULL,
+        PRIMARY KEY (state, source)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO receipt_tally (state, source, n) SELECT state, source, count(*) FROM receipts GROUP BY state, source;
+    CREATE TRIGGER receipt_tally_insert AFTER INSERT ON receipts BEGIN
+        INSERT INTO receipt_tally (state, source, n) VALUES (NEW.state, NEW.source, 1)
+            ON CONFLICT (state, source) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER receipt_tally_update AFTER UPDATE OF state, source ON receipts
+        WHEN OLD.state IS NOT NEW.state OR OLD.source IS NOT NEW.source BEGIN
+        UPDATE receipt_tally SET n = n - 1 WHERE state = OLD.state AND source = OLD.source;
+        INSERT INTO receipt_tally (state, source, n) VALUES (NEW.state, NEW.source, 1)
+            ON CONFLICT (state, source) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER receipt_tally_delete AFTER DELETE ON receipts BEGIN
+        UPDATE receipt_tally SET n = n - 1 WHERE state = OLD.state AND source = OLD.source;
+    END;
+
+    CREATE TABLE day_receipts (
+        day TEXT PRIMARY KEY,
+        n   INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE day_payments (
+        day     TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        payment TEXT NOT NULL,
+        amount  INTEGER NOT NULL,
+        PRIMARY KEY (day, kind, payment)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO day_receipts (day, n) SELECT substr(created_at, 1, 10), count(*) FROM receipts GROUP BY 1;
+    INSERT INTO day_payments (day, kind, payment, amount)
+        SELECT day, kind, payment, sum(amount) FROM (
+            SELECT substr(r.created_at, 1, 10) AS day, coalesce(json_extract(r.body, '$.kind'), '') AS kind,
+                   coalesce(json_extract(p.value, '$.kind'), '') AS payment, coalesce(json_extract(p.value, '$.amount'), 0) AS amount
+            FROM receipts r, json_each(r.body, '$.payments') p WHERE r.state != 'discarded'
+            UNION ALL
+            SELECT substr(created_at, 1, 10), coalesce(json_extract(body, '$.kind'), ''), 'change', -coalesce(json_extract(body, '$.change'), 0)
+            FROM receipts WHERE state != 'discarded' AND coalesce(json_extract(body, '$.change'), 0) != 0
+        ) GROUP BY 1, 2, 3;
+    CREATE TRIGGER day_tally_insert AFTER INSERT ON receipts BEGIN
+        INSERT INTO day_receipts (day, n) VALUES (substr(NEW.created_at, 1, 10), 1)
+            ON CONFLICT (day) DO UPDATE SET n = n + 1;
+        INSERT INTO day_payments (day, kind, payment, amount)
+            SELECT substr(NEW.created_at, 1, 10), coalesce(json_extract(NEW.body, '$.kind'), ''),
+                   coalesce(json_extract(p.value, '$.kind'), ''), coalesce(json_extract(p.value, '$.amount'), 0)
+            FROM json_each(NEW.body, '$.payments') p WHERE NEW.state != 'discarded'
+            ON CONFLICT (day, kind, payment) DO UPDATE SET amount = amount + excluded.amount;
+        INSERT INTO day_payments (day, kind, payment, amount)
+            SELECT substr(NEW.created_at, 1, 10), coalesce(json_extract(NEW.body, '$.kind'), ''), 'change',
+                   -json_extract(NEW.body, '$.change')
+            WHERE NEW.state != 'discarded' AND coalesce(json_extract(NEW.body, '$.change'), 0) != 0
+            ON CONFLICT (day, kind, payment) DO UPDATE SET amount = amount + excluded.amount;
+    END;
+    CREATE TRIGGER day_tally_discard AFTER UPDATE OF state ON receipts
+        WHEN NEW.state = 'discarded' AND OLD.state != 'discarded' BEGIN
+        UPDATE day_payments SET amount = amount - coalesce((
+                SELECT sum(coalesce(json_extract(p.value, '$.amount'), 0)) FROM json_each(OLD.body, '$.payments') p
+                WHERE coalesce(json_extract(p.value, '$.kind'), '') = day_payments.payment), 0)
+            WHERE day = substr(OLD.created_at, 1, 10) AND kind = coalesce(json_extract(OLD.body, '$.kind'), '')
+              AND payment != 'change';
+        UPDATE day_payments SET amount = amount + coalesce(json_extract(OLD.body, '$.change'), 0)
+            WHERE day = substr(OLD.created_at, 1, 10) AND kind = coalesce(json_extract(OLD.body, '$.kind'), '')
+              AND payment = 'change';
+    END;
+
+    CREATE INDEX jobs_parked ON jobs (id) WHERE state = 'parked';
+    "#,
+    // 5 (billing): every reconciliation with the FiscalBox billing, one row
     // per check (a retried check updates its row): the period, what
     // triggered it, both sides' count and amount, the outcome and its JSON
     // (differences, the receipts that explain them, or why it is delayed).
@@ -240,6 +323,12 @@ mod tests {
         INSERT INTO archives VALUES ('2020-01', 3, 100, 't');
     "#,
         r#"
+        INSERT INTO receipts VALUES (3, 'r3', 'fiscalbox', 'accepted', 'k3', 'u3', 300, 'f3',
+            '{"kind":"sale","payments":[{"kind":"cash","amount":500}],"change":200}', NULL,
+            '2026-11-30T10:00:00.000+03:00', '2026-11-30T10:00:00.000+03:00', NULL, NULL);
+        UPDATE counters SET value = 3 WHERE name = 'receipt_number';
+    "#,
+        r#"
         INSERT INTO billing_checks (period_from, period_to, trigger, result, journal_orders, journal_amount,
                                     billing_orders, billing_amount, outcome, attempts, checked_at, at_ms)
             VALUES ('2026-11-29T08:00:00', '2026-11-29T20:00:00', 'z_report', 'equal', 3, 67200,
@@ -288,7 +377,8 @@ mod tests {
                 let n: i64 = conn
                     .query_row("SELECT count(*) FROM receipts", [], |r| r.get(0))
                     .unwrap();
-                assert_eq!(n, 2, "data kept when migrating from {start}");
+                let expected = if start >= 4 { 3 } else { 2 };
+                assert_eq!(n, expected, "data kept when migrating from {start}");
                 let tallied: i64 = conn
                     .query_row(
                         "SELECT coalesce(sum(n), 0) FROM receipt_tally WHERE state = 'accepted'",
@@ -296,7 +386,16 @@ mod tests {
                         |r| r.get(0),
                     )
                     .unwrap();
-                assert_eq!(tallied, 2, "tallies backfilled when migrating from {start}");
+                assert_eq!(
+                    tallied, expected,
+                    "tallies backfilled when migrating from {start}"
+                );
+                let by_day: i64 = conn
+                    .query_row("SELECT coalesce(sum(n), 0) FROM day_receipts", [], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                assert_eq!(by_day, expected, "day tally when migrating from {start}");
                 let jobs: i64 = conn
                     .query_row("SELECT coalesce(sum(n), 0) FROM job_tally", [], |r| {
                         r.get(0)
@@ -307,7 +406,7 @@ mod tests {
                     .unwrap();
                 assert_eq!(jobs, counted);
             }
-            if start >= 4 {
+            if start >= 5 {
                 let checks: i64 = conn
                     .query_row("SELECT count(*) FROM billing_checks", [], |r| r.get(0))
                     .unwrap();
@@ -316,6 +415,73 @@ mod tests {
             // Migrating again is a no-op.
             assert_eq!(migrate(&mut conn).unwrap(), latest_version());
         }
+    }
+
+    /// The day tallies follow inserts and discards, payments and change.
+    #[test]
+    fn day_tallies_follow_receipts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("j.sqlite")).unwrap();
+        migrate(&mut conn).unwrap();
+        let insert = |n: i64, body: &str, day: &str| {
+            conn.execute(
+                "INSERT INTO receipts (number, id, source, state, idempotency_key, offline_url, total_minor,
+                     fingerprint, body, created_at, updated_at) VALUES (?1, ?2, 'native', 'accepted', 'k', 'u', 0, 'f', ?3, ?4, ?4)",
+                rusqlite::params![n, format!("r{n}"), body, format!("{day}T10:00:00.000+03:00")],
+            )
+            .unwrap();
+        };
+        let sale = r#"{"kind":"sale","payments":[{"kind":"cash","amount":1000},{"kind":"card","amount":250}],"change":100}"#;
+        insert(1, sale, "2026-11-30");
+        insert(2, sale, "2026-11-30");
+        insert(
+            3,
+            r#"{"kind":"refund","payments":[{"kind":"card","amount":70}],"change":0}"#,
+            "2026-11-30",
+        );
+        insert(4, sale, "2026-11-29");
+        conn.execute(
+            "UPDATE receipts SET state = 'discarded' WHERE number = 2",
+            [],
+        )
+        .unwrap();
+        let rows: Vec<(String, String, String, i64)> = conn
+            .prepare("SELECT day, kind, payment, amount FROM day_payments ORDER BY 1, 2, 3")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row =
+            |d: &str, k: &str, p: &str, a: i64| (d.to_string(), k.to_string(), p.to_string(), a);
+        assert_eq!(
+            rows,
+            vec![
+                row("2026-11-29", "sale", "card", 250),
+                row("2026-11-29", "sale", "cash", 1000),
+                row("2026-11-29", "sale", "change", -100),
+                row("2026-11-30", "refund", "card", 70),
+                row("2026-11-30", "sale", "card", 250),
+                row("2026-11-30", "sale", "cash", 1000),
+                row("2026-11-30", "sale", "change", -100),
+            ]
+        );
+        let today: i64 = conn
+            .query_row(
+                "SELECT n FROM day_receipts WHERE day = '2026-11-30'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(today, 3, "a discarded receipt was still accepted that day");
+        let by_source: i64 = conn
+            .query_row(
+                "SELECT n FROM receipt_tally WHERE state = 'discarded' AND source = 'native'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(by_source, 1);
     }
 
     #[test]

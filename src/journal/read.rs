@@ -118,6 +118,7 @@ impl Job {
 pub struct JobCounts {
     pub pending: u64,
     pub parked: u64,
+    /// The last error of the pending job due next (what holds the queue up).
     pub oldest_pending_error: Option<String>,
 }
 
@@ -328,7 +329,9 @@ impl Reader {
         })
     }
 
-    /// Per kind: pending and parked jobs, and the oldest pending job's last error.
+    /// Per kind: pending and parked jobs (from the tallies), and the last
+    /// error of the pending job due next (one step down `jobs_due`): cheap at
+    /// any backlog and journal size.
     pub(super) fn job_counts(
         &self,
         kinds: &[JobKind],
@@ -336,15 +339,16 @@ impl Reader {
         self.with(|c| {
             let mut out = BTreeMap::new();
             let mut stmt = c.prepare_cached(
-                "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'parked'),
-                        (SELECT last_error FROM jobs WHERE kind = ?1 AND state = 'pending' ORDER BY id LIMIT 1)
-                 FROM jobs WHERE kind = ?1 AND state IN ('pending', 'parked')",
+                "SELECT coalesce((SELECT n FROM job_tally WHERE kind = ?1 AND state = 'pending'), 0),
+                        coalesce((SELECT n FROM job_tally WHERE kind = ?1 AND state = 'parked'), 0),
+                        (SELECT last_error FROM jobs WHERE kind = ?1 AND state = 'pending'
+                          ORDER BY next_attempt_at, id LIMIT 1)",
             )?;
             for &kind in kinds {
                 let counts = stmt.query_row([kind], |r| {
                     Ok(JobCounts {
-                        pending: r.get(0)?,
-                        parked: r.get(1)?,
+                        pending: r.get::<_, i64>(0)?.max(0) as u64,
+                        parked: r.get::<_, i64>(1)?.max(0) as u64,
                         oldest_pending_error: r.get(2)?,
                     })
                 })?;
@@ -384,7 +388,8 @@ impl Reader {
         self.with(|c| {
             let mut by_state: Vec<(ReceiptState, u64)> =
                 ReceiptState::ALL.iter().map(|s| (*s, 0)).collect();
-            let mut stmt = c.prepare_cached("SELECT state, n FROM receipt_tally")?;
+            let mut stmt =
+                c.prepare_cached("SELECT state, sum(n) FROM receipt_tally GROUP BY state")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let state = state_from(row, 0)?;
@@ -615,37 +620,32 @@ impl Reader {
                 };
                 Ok(rows)
             };
+            // Every figure from a tally or a bounded walk down an index (see
+            // migration 4): the same cost at a thousand and a million receipts.
             let receipts = triples(
-                "SELECT state, source, count(*) FROM receipts GROUP BY state, source ORDER BY state, source",
+                "SELECT state, source, n FROM receipt_tally WHERE n > 0 ORDER BY state, source",
                 None,
             )?;
-            // From the tallies (see `stats`): no count over the jobs.
             let jobs = triples(
                 "SELECT kind, state, n FROM job_tally WHERE state IN ('pending', 'parked') AND n > 0 ORDER BY kind, state",
                 None,
             )?;
-            let receipts_today: u64 = c.query_row(
-                "SELECT count(*) FROM receipts WHERE substr(created_at, 1, 10) = ?1",
-                [today],
-                |r| r.get(0),
-            )?;
+            let receipts_today: u64 = c
+                .prepare_cached("SELECT n FROM day_receipts WHERE day = ?1")?
+                .query_row([today], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
             let oldest_unfiscalized = oldest_pending(c)?.map(|o| o.created_at);
             let mut stmt = c.prepare_cached(
-                "SELECT json_extract(r.body, '$.kind'), json_extract(p.value, '$.kind'), sum(json_extract(p.value, '$.amount'))
-                 FROM receipts r, json_each(r.body, '$.payments') p
-                 WHERE substr(r.created_at, 1, 10) = ?1 AND r.state != 'discarded'
-                 GROUP BY 1, 2
-                 UNION ALL
-                 SELECT json_extract(body, '$.kind'), 'change', -sum(json_extract(body, '$.change'))
-                 FROM receipts WHERE substr(created_at, 1, 10) = ?1 AND state != 'discarded'
-                 GROUP BY 1 HAVING sum(json_extract(body, '$.change')) != 0
-                 ORDER BY 1, 2",
+                "SELECT kind, payment, amount FROM day_payments WHERE day = ?1 AND amount != 0 ORDER BY 1, 2",
             )?;
             let payments_today = stmt
                 .query_map([today], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
+            // `jobs_parked` holds only parked jobs.
             let mut stmt = c.prepare_cached(
-                "SELECT r.id, r.number, j.kind, j.last_error, r.created_at FROM jobs j JOIN receipts r ON r.id = j.receipt_id
+                "SELECT r.id, r.number, j.kind, j.last_error, r.created_at FROM jobs j INDEXED BY jobs_parked
+                 JOIN receipts r ON r.id = j.receipt_id
                  WHERE j.state = 'parked' ORDER BY j.id DESC LIMIT ?1",
             )?;
             let rejected = stmt
@@ -685,5 +685,120 @@ impl Reader {
                 events,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod cost_tests {
+    //! What health, status and metrics read must not grow with the journal.
+    //! Each statement's SQLite VM steps are counted (not timed) on a journal
+    //! of a few hundred receipts and again after thousands more were added:
+    //! a statement that scans a table takes ~10× the steps the second time.
+    use super::super::bulk::{self, BulkReceipt, Outcome};
+    use super::super::tests::{options, receipt};
+    use super::*;
+    use crate::journal::NewReceipt;
+    use chrono::{DateTime, TimeZone, Utc};
+    use rusqlite::trace::{TraceEvent, TraceEventCodes};
+    use std::sync::Arc;
+
+    fn receipts(start: DateTime<Utc>, n: i64, pending_and_parked: bool) -> Vec<BulkReceipt> {
+        (0..n)
+            .map(|i| BulkReceipt {
+                at: start + chrono::Duration::minutes(i * 7),
+                new: NewReceipt {
+                    source: if i % 3 == 0 {
+                        Source::Bitrix24
+                    } else {
+                        Source::Native
+                    },
+                    caller_key: (i % 2 == 0).then(|| format!("k-{}-{i}", start.timestamp())),
+                    receipt: receipt(100 + i),
+                },
+                outcome: match i % 50 {
+                    1 if pending_and_parked => Outcome::Rejected,
+                    2 if pending_and_parked => Outcome::Pending,
+                    3 => Outcome::Discarded,
+                    _ => Outcome::Fiscalized,
+                },
+            })
+            .collect()
+    }
+
+    /// VM steps per statement while the status reads run once each.
+    fn steps(path: &Path, today: &str) -> BTreeMap<String, i32> {
+        let mut conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let seen = Arc::new(Mutex::new(BTreeMap::new()));
+        let sink = seen.clone();
+        conn.trace_v2(
+            TraceEventCodes::SQLITE_TRACE_PROFILE,
+            Some(move |e: TraceEvent<'_>| {
+                if let TraceEvent::Profile(stmt, _) = e {
+                    let n = stmt.get_status(rusqlite::StatementStatus::VmStep);
+                    let mut seen = sink.lock().unwrap();
+                    let slot = seen.entry(stmt.sql().to_string()).or_insert(0);
+                    *slot = n.max(*slot);
+                }
+            }),
+        )
+        .unwrap();
+        let reader = Reader::new(path.to_path_buf(), Duration::from_secs(5));
+        reader.pool.lock().unwrap().push(conn);
+        reader.stats(Default::default()).unwrap();
+        reader.job_counts(&JobKind::ALL).unwrap();
+        reader.sync_counts().unwrap();
+        let view = reader.ops_view(today).unwrap();
+        assert!(view.receipts_today > 0 && !view.payments_today.is_empty());
+        assert!(!view.rejected.is_empty());
+        reader.list(None, None, 50).unwrap();
+        reader
+            .list(Some(ReceiptState::Fiscalized), None, 50)
+            .unwrap();
+        reader.list(Some(ReceiptState::Rejected), None, 50).unwrap();
+        drop(reader);
+        Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+    }
+
+    #[test]
+    fn status_reads_cost_the_same_at_ten_times_the_receipts() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = options(dir.path());
+        let today = Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap();
+        // The backlog (pending, parked) is today's and the same size in both
+        // measurements; only the history grows.
+        bulk::load(
+            &opts,
+            receipts(today - chrono::Duration::days(400), 300, false),
+            500,
+        )
+        .unwrap();
+        bulk::load(&opts, receipts(today, 100, true), 500).unwrap();
+        let day = today
+            .with_timezone(&opts.timezone)
+            .format("%Y-%m-%d")
+            .to_string();
+        let small = steps(&opts.path, &day);
+        bulk::load(
+            &opts,
+            receipts(today - chrono::Duration::days(365), 4_000, false),
+            500,
+        )
+        .unwrap();
+        let large = steps(&opts.path, &day);
+        assert!(large.len() >= 8, "the status reads ran: {large:#?}");
+        let mut grew = Vec::new();
+        for (sql, &n) in &large {
+            let before = small.get(sql).copied().unwrap_or(0);
+            // A B-tree one level deeper costs no extra VM step (a seek is
+            // one opcode); a scan costs one per row.
+            if n > before + before / 10 + 20 {
+                grew.push(format!("{before} -> {n} steps: {sql}"));
+            }
+        }
+        assert!(
+            grew.is_empty(),
+            "status reads that grow with the journal:\n{}",
+            grew.join("\n")
+        );
     }
 }

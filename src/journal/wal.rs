@@ -93,7 +93,7 @@ pub struct WalState {
 }
 
 /// The WAL at a glance.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct WalStats {
     /// The WAL file's size on disk.
     pub size_bytes: u64,
