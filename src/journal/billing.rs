@@ -1,5 +1,5 @@
 //! The FiscalBox billing's reconciliations in the journal (table
-//! `billing_checks`, migration "billing"): one row per check, written by the
+//! `billing_checks`, migration 5): one row per check, written by the
 //! writer; a retried check (the billing was down) updates its own row, so
 //! a delayed result becomes equal or different in place. The journal keeps
 //! the newest [`KEEP_CHECKS`] rows. It stores what `fiscalbox::billing`
