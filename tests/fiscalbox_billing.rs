@@ -252,6 +252,39 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     assert_eq!(s["billing"]["last"], r, "{}", s["billing"]);
     assert_eq!(s["billing"]["logins"], 0, "nothing asked the billing yet");
     assert!(s["attention"].to_string().contains(&lost), "{s}");
+    // The status page in headless Chromium, after the restart: the stored
+    // check, its difference and the receipt (screenshot kept in docs/).
+    let page = format!("{}/", t.base);
+    let dom = {
+        let page = page.clone();
+        tokio::task::spawn_blocking(move || common::chromium(&["--dump-dom", &page]))
+            .await
+            .unwrap()
+    };
+    let start = dom.find("id=\"billing\"").expect("the billing table");
+    let table = &dom[start..start + dom[start..].find("</table>").unwrap()];
+    assert!(table.contains("data-billing=\"different\""), "{table}");
+    assert!(table.contains(&format!("receipt {lost} #")), "{table}");
+    assert!(table.contains("(on_demand)"), "{table}");
+    assert!(table.contains("1 attempt(s)"), "{table}");
+    let shot = format!(
+        "{}/docs/screenshots/billing-reconciliation.png",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    {
+        let shot = shot.clone();
+        tokio::task::spawn_blocking(move || {
+            common::chromium(&[
+                "--window-size=430,2600",
+                &format!("--screenshot={shot}"),
+                &page,
+            ])
+        })
+        .await
+        .unwrap();
+    }
+    let png = std::fs::read(&shot).expect("chromium saved the screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{} bytes", png.len());
     let info = fb_call(&t, "/zreport/info/", None).await;
     assert_eq!(info["billing"]["result"], "different", "{info}");
     assert_eq!(info["billing"]["trigger"], "z_report", "{info}");

@@ -491,7 +491,10 @@ impl BillingClient {
             billing: None,
             outcome: Outcome::Equal,
             attempts: 1,
-            checked_at: self.clock.now().to_rfc3339(),
+            checked_at: self
+                .clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         let orders = match orders {
             Ok(o) => o,
@@ -522,8 +525,8 @@ impl BillingClient {
         }
     }
 
-    /// Check a period now and store the result; a delayed result is taken
-    /// up by [`spawn_retries`] (in the background) when `retry` is set.
+    /// Check a period now and store the result; a delayed result is asked
+    /// again in the background ([`spawn_retries`]).
     pub async fn check_and_store(
         self: &Arc<Self>,
         start: NaiveDateTime,
@@ -531,37 +534,71 @@ impl BillingClient {
         trigger: Trigger,
     ) -> Reconciliation {
         let (r, failure) = self.check(start, end, trigger).await;
-        let r = self.settle(r, failure.as_ref());
+        let (r, next) = self.next_step(r, failure.as_ref());
         let r = store(&self.journal, r).await;
         log(&r);
-        if r.is_delayed() && r.attempts < self.settings.attempts.max(1) {
-            spawn_retries(self.clone(), r.clone(), failure);
+        if let Some(after) = next {
+            spawn_retries(self.clone(), r.clone(), after);
         }
         r
     }
 
-    /// A delayed result that will not be asked again says so, and how to
-    /// ask by hand.
-    fn settle(&self, mut r: Reconciliation, failure: Option<&Failure>) -> Reconciliation {
-        let attempts = self.settings.attempts.max(1);
-        let refused = failure.is_some_and(|f| {
-            matches!(
-                self.policy.decide(f, r.attempts, 0.0),
-                Decision::Reject(_) | Decision::Conflict(_)
-            )
-        });
-        if r.is_delayed() && (r.attempts >= attempts || refused) {
-            let why = failure.map(Failure::describe).unwrap_or_default();
-            r.outcome = Outcome::Delayed {
-                reason: format!(
-                    "billing unreachable after {} attempt(s) ({why}); run `fiscald billing check --from {} --to {}` when it is back",
-                    r.attempts, r.start, r.end
-                ),
-            };
-            // Nothing more will be tried for it.
-            r.attempts = r.attempts.max(attempts);
+    /// After an ask: when to ask again (a delayed result with asks to
+    /// spare), else the result as it stays — a delayed one then says how
+    /// to ask by hand.
+    fn next_step(
+        &self,
+        mut r: Reconciliation,
+        failure: Option<&Failure>,
+    ) -> (Reconciliation, Option<std::time::Duration>) {
+        if !r.is_delayed() {
+            return (r, None);
         }
-        r
+        let limit = self.settings.attempts.max(1);
+        match ask_again(&self.policy, failure, r.attempts, limit, rand_jitter()) {
+            Some(after) => (r, Some(after)),
+            None => {
+                r.outcome = gave_up(&r, failure);
+                (r, None)
+            }
+        }
+    }
+}
+
+/// Whether (and after how long) a delayed check is asked again, after
+/// `asked` asks of at most `limit`: per the retry policy, never after the
+/// billing refused the request itself (400, 422, 409: asking again cannot
+/// help). `failure` is `None` when the journal could not be read. Pure.
+pub fn ask_again(
+    policy: &RetryPolicy,
+    failure: Option<&Failure>,
+    asked: u32,
+    limit: u32,
+    jitter: f64,
+) -> Option<std::time::Duration> {
+    if asked >= limit {
+        return None;
+    }
+    match failure.map(|f| policy.decide(f, asked, jitter)) {
+        Some(Decision::Retry { after }) => Some(after),
+        Some(Decision::Reauthenticate) => Some(policy.base),
+        Some(Decision::Reject(_) | Decision::Conflict(_)) => None,
+        None => Some(policy.backoff(asked, jitter)),
+    }
+}
+
+/// The outcome of a delayed check nobody will ask again for.
+fn gave_up(r: &Reconciliation, failure: Option<&Failure>) -> Outcome {
+    Outcome::Delayed {
+        reason: format!(
+            "billing not asked again after {} attempt(s) ({}); run `fiscald billing check --from {} --to {}` when it is back",
+            r.attempts,
+            failure
+                .map(Failure::describe)
+                .unwrap_or_else(|| "journal unreadable".into()),
+            r.start,
+            r.end
+        ),
     }
 }
 
@@ -605,38 +642,31 @@ pub fn spawn_check(
     task
 }
 
-/// Ask the billing again for a stored delayed check, after the retry
-/// policy's delay, until it answers or the configured attempts are spent;
-/// every result replaces the check's stored row, so the stored result
-/// becomes `equal` or `different` once the billing is back.
+/// Ask the billing again for a stored delayed check, first after `after`,
+/// then per the retry policy until it answers or the configured attempts
+/// are spent; every result replaces the check's stored row, so the stored
+/// result becomes `equal` or `different` once the billing is back.
 pub fn spawn_retries(
     client: Arc<BillingClient>,
     mut r: Reconciliation,
-    mut failure: Option<Failure>,
+    after: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     let task = tokio::spawn({
         let client = client.clone();
         async move {
-            let attempts = client.settings.attempts.max(1);
-            while r.is_delayed() && r.attempts < attempts {
-                let after = match failure
-                    .as_ref()
-                    .map(|f| client.policy.decide(f, r.attempts, rand_jitter()))
-                {
-                    Some(Decision::Retry { after }) => after,
-                    _ => client.policy.backoff(r.attempts, rand_jitter()),
-                };
-                tokio::time::sleep(after).await;
+            let mut after = Some(after);
+            while let Some(wait) = after {
+                tokio::time::sleep(wait).await;
                 let Some((start, end)) = r.period() else {
                     return;
                 };
-                let (mut next, f) = client.check(start, end, r.trigger).await;
+                let (mut next, failure) = client.check(start, end, r.trigger).await;
                 next.id = r.id;
                 next.attempts = r.attempts + 1;
-                let next = client.settle(next, f.as_ref());
+                let (next, again) = client.next_step(next, failure.as_ref());
                 r = store(&client.journal, next).await;
                 log(&r);
-                failure = f;
+                after = again;
             }
         }
     });
@@ -658,7 +688,7 @@ pub async fn resume(client: &Arc<BillingClient>) -> usize {
             trigger = r.trigger.as_str(),
             "billing reconciliation: taking up a delayed check"
         );
-        spawn_retries(client.clone(), r, None);
+        spawn_retries(client.clone(), r, client.policy.base);
         n += 1;
     }
     n
@@ -757,6 +787,99 @@ mod tests {
             panic!()
         };
         assert!(explained_by.is_empty());
+    }
+
+    #[test]
+    fn a_delayed_check_is_asked_again_per_the_policy_until_its_limit() {
+        let policy = RetryPolicy {
+            base: std::time::Duration::from_millis(100),
+            cap: std::time::Duration::from_secs(10),
+            ..RetryPolicy::default()
+        };
+        let down = Failure::Connect("refused".into());
+        assert_eq!(
+            ask_again(&policy, Some(&down), 1, 3, 0.0),
+            Some(std::time::Duration::from_millis(50))
+        );
+        assert_eq!(
+            ask_again(&policy, Some(&down), 2, 3, 0.0),
+            Some(std::time::Duration::from_millis(100))
+        );
+        assert_eq!(ask_again(&policy, Some(&down), 3, 3, 0.0), None);
+        // The billing refused the request itself: asking again cannot help.
+        let refused = Failure::Status {
+            code: 400,
+            retry_after: None,
+            message: "bad inn".into(),
+        };
+        assert_eq!(ask_again(&policy, Some(&refused), 1, 3, 0.0), None);
+        // Retry-After is honoured; an unreadable journal backs off.
+        let busy = Failure::Status {
+            code: 503,
+            retry_after: Some(std::time::Duration::from_secs(2)),
+            message: String::new(),
+        };
+        assert_eq!(
+            ask_again(&policy, Some(&busy), 1, 3, 0.0),
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert!(ask_again(&policy, None, 1, 3, 0.0).is_some());
+    }
+
+    #[test]
+    fn a_reconciliation_survives_its_journal_row() {
+        let o = [order("a", 1, 50_000), order("b", 2, 70_000)];
+        let billing = BillingCount {
+            orders: 1,
+            amount_tiyin: 50_000,
+        };
+        for (outcome, billing) in [
+            (Outcome::Equal, Some(totals(&o))),
+            (reconcile(&o, billing), Some(billing)),
+            (
+                Outcome::Delayed {
+                    reason: "billing unreachable".into(),
+                },
+                None,
+            ),
+        ] {
+            let r = Reconciliation {
+                id: Some(7),
+                start: "2026-11-29T00:00:00".into(),
+                end: "2026-11-29T23:59:59".into(),
+                trigger: Trigger::ZReport,
+                journal: totals(&o),
+                billing,
+                outcome,
+                attempts: 2,
+                checked_at: "2026-11-29T19:00:00Z".into(),
+            };
+            let row = r.to_row();
+            assert_eq!(row.trigger, "z_report");
+            assert_eq!(Reconciliation::from_row(row), Some(r.clone()));
+            // The reply is the stored row's fields, flat.
+            let v = serde_json::to_value(&r).unwrap();
+            assert_eq!(v["result"], r.to_row().result.as_str());
+            assert_eq!(v["id"], 7);
+        }
+        let mut row = Reconciliation::from_row(BillingCheckRow {
+            id: Some(1),
+            period_from: "a".into(),
+            period_to: "b".into(),
+            trigger: "z_report".into(),
+            result: "equal".into(),
+            journal_orders: 0,
+            journal_amount: 0,
+            billing_orders: Some(0),
+            billing_amount: Some(0),
+            outcome: "{\"result\":\"equal\"}".into(),
+            attempts: 1,
+            checked_at: "t".into(),
+        })
+        .unwrap()
+        .to_row();
+        row.trigger = "sometime".into();
+        assert_eq!(Reconciliation::from_row(row), None, "an unknown trigger");
     }
 
     #[test]
