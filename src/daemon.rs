@@ -63,6 +63,9 @@ pub struct Daemon {
     retention: JoinHandle<()>,
     retention_stop: Arc<tokio::sync::Notify>,
     box_worker: Option<crate::fiscalbox::worker::BoxWorker>,
+    /// The FiscalBox billing: its background checks stop with the daemon
+    /// (a delayed one is taken up by the next start).
+    billing: Option<Arc<crate::fiscalbox::billing::BillingClient>>,
     auto_z: Option<JoinHandle<()>>,
     marking_poller: Option<JoinHandle<()>>,
 }
@@ -136,6 +139,10 @@ impl Daemon {
                     )),
                     None => None,
                 };
+                if let Some(b) = &billing {
+                    // Checks a stopped daemon left delayed go on.
+                    crate::fiscalbox::billing::resume(b).await;
+                }
                 Some((client, worker, fb.reply_wait, billing))
             }
             None => None,
@@ -203,7 +210,6 @@ impl Daemon {
                         reply_wait: *reply_wait,
                         sverka: std::sync::Mutex::new(None),
                         billing: billing.clone(),
-                        billing_last: Default::default(),
                     })
                 }),
             marking: marking.clone(),
@@ -249,6 +255,7 @@ impl Daemon {
             device_worker,
             retention,
             retention_stop,
+            billing: fiscalbox.as_ref().and_then(|(_, _, _, b)| b.clone()),
             box_worker: fiscalbox.map(|(_, worker, _, _)| worker),
             auto_z,
             marking_poller,
@@ -297,6 +304,9 @@ impl Daemon {
         }
         if let Some(worker) = self.box_worker.take() {
             worker.stop(SHUTDOWN_GRACE).await;
+        }
+        if let Some(billing) = self.billing.take() {
+            billing.stop();
         }
         if let Some(worker) = self.device_worker.take() {
             if tokio::time::timeout(SHUTDOWN_GRACE, worker.stop())

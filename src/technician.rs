@@ -261,7 +261,7 @@ pub fn billing_lines(r: &Value) -> String {
             "result   delayed: {}\n",
             r["reason"].as_str().unwrap_or("")
         )),
-        _ => {
+        Some("different") => {
             out.push_str(&format!(
                 "result   DIFFERENT: journal minus billing = {} order(s), {} tiyin\n",
                 r["orders_difference"], r["amount_difference_tiyin"]
@@ -276,6 +276,15 @@ pub fn billing_lines(r: &Value) -> String {
                 ));
             }
         }
+        _ => out.push_str(&format!("result   unknown: {r}\n")),
+    }
+    if let Some(id) = r["id"].as_i64() {
+        out.push_str(&format!(
+            "stored   check #{id} ({}, {} attempt(s), {})\n",
+            r["trigger"].as_str().unwrap_or("?"),
+            r["attempts"],
+            r["checked_at"].as_str().unwrap_or("?")
+        ));
     }
     out
 }
@@ -490,6 +499,22 @@ fn tempfile_dir() -> Result<PathBuf, CliError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_billing_check_reads_for_a_person() {
+        let delayed = json!({"id": 3, "start": "2026-11-29T08:00:00", "end": "2026-11-29T20:00:00",
+            "trigger": "z_report", "journal": {"orders": 2, "amount_tiyin": 500}, "billing": null,
+            "result": "delayed", "reason": "billing unreachable (timed out)", "attempts": 4,
+            "checked_at": "2026-11-29T15:00:02+00:00"});
+        assert_eq!(
+            billing_lines(&delayed),
+            "period   2026-11-29T08:00:00 – 2026-11-29T20:00:00\njournal  2 orders, 500 tiyin\n\
+             result   delayed: billing unreachable (timed out)\n\
+             stored   check #3 (z_report, 4 attempt(s), 2026-11-29T15:00:02+00:00)\n"
+        );
+        let unknown = json!({"result": "later"});
+        assert!(billing_lines(&unknown).contains("result   unknown"));
+    }
 
     #[test]
     fn config_secrets_are_redacted_and_layout_kept() {

@@ -6,6 +6,7 @@
 mod common;
 
 use common::TestDaemon;
+use fiscald::clock::SystemClock;
 use fiscald::config::{BillingSettings, Secret};
 use fiscald::sim::fiscalbox::{BillingLogin, BoxConfig, BoxKnobs, SimFiscalBox};
 use serde_json::{Value, json};
@@ -35,7 +36,9 @@ fn billing(url: &str) -> BillingSettings {
         request_timeout: Duration::from_millis(1500),
         retry_base: Duration::from_millis(20),
         retry_cap: Duration::from_millis(100),
-        attempts: 3,
+        // About ten seconds of retries: outlasts an outage (and a restart)
+        // in the tests.
+        attempts: 100,
     }
 }
 
@@ -79,14 +82,14 @@ async fn sell(t: &TestDaemon, uuid: &str, price: i64) -> String {
     all.last().unwrap()["id"].as_str().unwrap().to_string()
 }
 
-/// The last reconciliation in `/v1/status` once it is no longer pending.
-async fn last_check(t: &TestDaemon, checks_before: u64) -> Value {
+/// The last reconciliation in `/v1/status` once a check newer than the
+/// stored row `after_id` is stored and no longer delayed.
+async fn last_check(t: &TestDaemon, after_id: i64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, s) = t.get("/v1/status").await;
-        if s["billing"]["checks"].as_u64().unwrap_or(0) > checks_before
-            && s["billing"]["last"]["result"] != "delayed"
-        {
+        let last = &s["billing"]["last"];
+        if last["id"].as_i64().unwrap_or(0) > after_id && last["result"] != "delayed" {
             return s;
         }
         assert!(
@@ -151,9 +154,9 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
         billing_lose_orders: Some(1),
         ..BoxKnobs::default()
     });
-    let checks = s["billing"]["checks"].as_u64().unwrap();
+    let day_1 = s["billing"]["last"]["id"].as_i64().unwrap();
     fb_call(&t, "/zreport/close/", None).await;
-    let s = last_check(&t, checks).await;
+    let s = last_check(&t, day_1).await;
     let last = &s["billing"]["last"];
     assert_eq!(last["result"], "different", "{last}");
     assert_eq!(last["orders_difference"], 1);
@@ -182,6 +185,7 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
         .await
         .unwrap();
     assert_eq!(r["trigger"], "on_demand", "{r}");
+    let first_id = r["id"].as_i64();
     assert_eq!(r["journal"]["orders"], 5, "{r}");
     assert_eq!(r["billing"]["orders"], 4, "{r}");
     assert_eq!(r["explained_by"][0]["receipt_id"], lost.as_str(), "{r}");
@@ -198,12 +202,163 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     assert_eq!(bad.status(), 400);
     let bad: Value = bad.json().await.unwrap();
     assert!(bad.to_string().contains("from"), "{bad}");
+    let (_, status) = t.get("/v1/status").await;
+    assert_eq!(
+        status["billing"]["last"], r,
+        "the status shows the stored check"
+    );
+    // The technician's command says the same, exit code 1; a bad date is
+    // refused naming the option, exit code 2.
+    let cli = |from: &str| {
+        let args: Vec<String> = [
+            "billing", "check", "--url", &t.base, "--from", from, "--to", &today,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        tokio::task::spawn_blocking(move || common::fiscald_cli(args))
+    };
+    let out = cli(&today).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("result   DIFFERENT: journal minus billing = 1 order(s), 7700 tiyin"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("receipt {lost} ")), "{text}");
+    assert!(text.contains("stored   check #"), "{text}");
+    let out = cli("29.11.2026").await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("from must be YYYY-MM-DD"), "{err}");
+    let (_, status) = t.get("/v1/status").await;
+    let r = status["billing"]["last"].clone();
+    assert_eq!(r["trigger"], "on_demand", "the newest stored check: {r}");
+    assert!(r["id"].as_i64() > first_id, "the command's check: {r}");
+    // docs/openapi.yaml describes these replies.
+    openapi_replies(
+        &t,
+        &[
+            ("POST", "/v1/billing/check", 200, r.clone()),
+            ("POST", "/v1/billing/check", 400, bad),
+            ("GET", "/v1/status", 200, status),
+        ],
+    );
+
+    // After a restart on the same journal the stored results are still
+    // shown: the newest in the status, the shift's in its report.
+    let t = restart(t, &fb).await;
+    let (_, s) = t.get("/v1/status").await;
+    assert_eq!(s["billing"]["last"], r, "{}", s["billing"]);
+    assert_eq!(s["billing"]["logins"], 0, "nothing asked the billing yet");
+    assert!(s["attention"].to_string().contains(&lost), "{s}");
+    // The status page in headless Chromium, after the restart: the stored
+    // check, its difference and the receipt (screenshot kept in docs/).
+    let page = format!("{}/", t.base);
+    let dom = {
+        let page = page.clone();
+        tokio::task::spawn_blocking(move || common::chromium(&["--dump-dom", &page]))
+            .await
+            .unwrap()
+    };
+    let start = dom.find("id=\"billing\"").expect("the billing table");
+    let table = &dom[start..start + dom[start..].find("</table>").unwrap()];
+    assert!(table.contains("data-billing=\"different\""), "{table}");
+    assert!(table.contains(&format!("receipt {lost} #")), "{table}");
+    assert!(table.contains("(on_demand)"), "{table}");
+    assert!(table.contains("1 attempt(s)"), "{table}");
+    let shot = format!(
+        "{}/docs/screenshots/billing-reconciliation.png",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    {
+        let shot = shot.clone();
+        tokio::task::spawn_blocking(move || {
+            common::chromium(&[
+                "--window-size=430,2600",
+                &format!("--screenshot={shot}"),
+                &page,
+            ])
+        })
+        .await
+        .unwrap();
+    }
+    let png = std::fs::read(&shot).expect("chromium saved the screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{} bytes", png.len());
+    let info = fb_call(&t, "/zreport/info/", None).await;
+    assert_eq!(info["billing"]["result"], "different", "{info}");
+    assert_eq!(info["billing"]["trigger"], "z_report", "{info}");
+    assert_eq!(
+        info["billing"]["explained_by"][0]["receipt_id"],
+        lost.as_str(),
+        "{info}"
+    );
     t.daemon.stop().await.unwrap();
     fb.stop().await;
 }
 
+/// Stop `t` and start a daemon on the same journal (and billing).
+async fn restart(t: TestDaemon, fb: &SimFiscalBox) -> TestDaemon {
+    let TestDaemon {
+        daemon,
+        dir,
+        client,
+        ..
+    } = t;
+    daemon.stop().await.unwrap();
+    let mut s = common::uz_settings(dir.path(), &fb.base_url());
+    s.fiscalbox.as_mut().unwrap().billing = Some(billing(&fb.base_url()));
+    let daemon = fiscald::daemon::Daemon::start(&s, std::sync::Arc::new(SystemClock))
+        .await
+        .expect("the daemon starts again");
+    TestDaemon {
+        base: format!("http://{}", daemon.addr),
+        daemon,
+        dir,
+        client,
+    }
+}
+
+/// Validate live replies against docs/openapi.yaml (tests/openapi/check.py).
+fn openapi_replies(t: &TestDaemon, replies: &[(&str, &str, u16, Value)]) {
+    common::require_python("yaml, jsonschema");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let replies: Vec<Value> = replies
+        .iter()
+        .map(|(method, path, status, body)| {
+            json!({"method": method, "path": path, "status": status, "body": body})
+        })
+        .collect();
+    let file = t.dir.path().join("billing-replies.json");
+    std::fs::write(&file, serde_json::to_vec(&replies).unwrap()).unwrap();
+    let script = std::path::PathBuf::from(format!("{root}/tests/openapi/check.py"));
+    let spec = format!("{root}/docs/openapi.yaml");
+    let (status, out, err) = common::run_python(
+        &script,
+        &["replies".as_ref(), spec.as_ref(), file.as_os_str()],
+        Duration::from_secs(60),
+    );
+    assert!(
+        status.success() && out.contains(" 0 problems"),
+        "docs/openapi.yaml disagrees with the billing replies:\n{err}\n{out}"
+    );
+}
+
+/// The status's last check once `pred` holds for it.
+async fn wait_last(t: &TestDaemon, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, s) = t.get("/v1/status").await;
+        if pred(&s["billing"]["last"]) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what}: {}", s["billing"]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_billing_outage_delays_the_check_and_never_blocks_sales() {
+async fn a_billing_outage_delays_the_check_stores_it_and_the_retry_after_a_restart_settles_it() {
     let fb = sim_box().await;
     let t = start(&fb).await;
     fb.set_knobs(BoxKnobs {
@@ -214,36 +369,143 @@ async fn a_billing_outage_delays_the_check_and_never_blocks_sales() {
     sell(&t, "o-0", 11_200).await;
     wait_fiscalized(&t, 1).await;
     fb_call(&t, "/zreport/close/", None).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let s = loop {
-        let (_, s) = t.get("/v1/status").await;
-        if s["billing"]["last"]["result"] == "delayed" {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "{}", s["billing"]);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // Stored as delayed, retried: the attempts grow in the same row.
+    let s = wait_last(&t, "a delayed check retried", |l| {
+        l["result"] == "delayed" && l["attempts"].as_u64().unwrap_or(0) >= 2
+    })
+    .await;
+    let delayed = s["billing"]["last"].clone();
     assert!(
-        s["billing"]["last"]["reason"]
+        delayed["reason"]
             .as_str()
             .unwrap()
             .contains("billing unreachable"),
-        "{s}"
+        "{delayed}"
     );
+    assert_eq!(delayed["trigger"], "z_report");
+    assert!(delayed["billing"].is_null(), "{delayed}");
+    let id = delayed["id"]
+        .as_i64()
+        .expect("stored: the journal's row id");
     assert!(s["attention"].to_string().contains("delayed"), "{s}");
-    // Sales go on meanwhile.
+    // Sales go on meanwhile (a second later: periods have the billing's
+    // one-second resolution, both ends included).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     fb_call(&t, "/zreport/open/", None).await;
     sell(&t, "o-1", 5_000).await;
     wait_fiscalized(&t, 2).await;
-    // The billing back: the next check goes through.
+    // fiscald restarts while the billing is still down: the stored delayed
+    // check is shown and taken up again; once the billing is back its row
+    // becomes equal (the first shift: one sale).
+    let t = restart(t, &fb).await;
+    let (_, s) = t.get("/v1/status").await;
+    assert_eq!(s["billing"]["last"]["id"], id, "{}", s["billing"]);
+    assert_eq!(s["billing"]["last"]["result"], "delayed");
     fb.set_knobs(BoxKnobs {
         billing_down: Some(false),
         ..BoxKnobs::default()
     });
-    fb_call(&t, "/zreport/close/", None).await;
-    let s = last_check(&t, 0).await;
-    assert_eq!(s["billing"]["last"]["result"], "equal", "{s}");
+    let s = wait_last(&t, "the retried check settles", |l| l["result"] == "equal").await;
+    let last = &s["billing"]["last"];
+    assert_eq!(last["id"], id, "the same check, updated: {last}");
+    assert_eq!(last["trigger"], "z_report");
+    assert_eq!(last["start"], delayed["start"]);
+    assert_eq!(
+        last["journal"],
+        json!({"orders": 1, "amount_tiyin": 11_200})
+    );
+    assert_eq!(last["billing"], last["journal"]);
+    assert!(
+        last["attempts"].as_u64().unwrap() > delayed["attempts"].as_u64().unwrap(),
+        "{last}"
+    );
+    assert!(s["attention"].as_array().unwrap().is_empty(), "{s}");
     t.daemon.stop().await.unwrap();
+    fb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_renewed_at_its_rotation_age_and_once_after_a_401() {
+    use fiscald::clock::ManualClock;
+    use fiscald::fiscalbox::billing::BillingClient;
+    use fiscald::journal::{Journal, Options};
+    use std::sync::Arc;
+    let fb = sim_box().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::uz_settings(dir.path(), &fb.base_url());
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let journal = Journal::open(
+        Options::from_settings(&s, s.journal_path.clone()),
+        clock.clone(),
+    )
+    .unwrap();
+    let mut settings = billing(&fb.base_url());
+    settings.token_rotation = Duration::from_secs(600);
+    let client = BillingClient::new(settings.clone(), journal.clone(), clock.clone()).unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let (from, to) = (
+        day.and_hms_opt(0, 0, 0).unwrap(),
+        day.and_hms_opt(23, 59, 59).unwrap(),
+    );
+    let token = async || {
+        journal
+            .secret(fiscald::fiscalbox::billing::BILLING_TOKEN)
+            .await
+            .unwrap()
+            .expect("the token is kept in the journal")
+    };
+    client.count(from, to).await.unwrap();
+    assert_eq!(fb.stats().billing_logins, 1);
+    let (token_1, rotate_1) = token().await;
+    // One second short of the age: the token is used as it is.
+    clock.advance(chrono::Duration::seconds(599));
+    client.count(from, to).await.unwrap();
+    assert_eq!(fb.stats().billing_logins, 1);
+    // At the age: a new login although the billing still takes the token
+    // (no 401 was needed), and the journal keeps the new one.
+    clock.advance(chrono::Duration::seconds(1));
+    client.count(from, to).await.unwrap();
+    let stats = fb.stats();
+    assert_eq!(stats.billing_logins, 2, "{stats:?}");
+    assert_eq!(stats.billing_unauthorized, 0, "{stats:?}");
+    let (token_2, rotate_2) = token().await;
+    assert_ne!(token_1, token_2);
+    assert_eq!(
+        rotate_2.unwrap() - rotate_1.unwrap(),
+        600_000,
+        "rotated at its age"
+    );
+    // A client started again (a restart) goes on with the kept token.
+    let again = BillingClient::new(settings, journal.clone(), clock.clone()).unwrap();
+    again.count(from, to).await.unwrap();
+    assert_eq!(fb.stats().billing_logins, 2);
+    // The billing expires every token: exactly one new login, then success.
+    fb.set_knobs(BoxKnobs {
+        billing_expire_tokens: Some(true),
+        ..BoxKnobs::default()
+    });
+    again.count(from, to).await.unwrap();
+    let stats = fb.stats();
+    assert_eq!(stats.billing_unauthorized, 1, "{stats:?}");
+    assert_eq!(stats.billing_logins, 3, "{stats:?}");
+    again.count(from, to).await.unwrap();
+    assert_eq!(fb.stats().billing_logins, 3);
+    assert_ne!(token().await.0, token_2);
+    // A wrong password is a failure, not a loop of logins.
+    fb.set_billing_login(BillingLogin {
+        username: "shop".into(),
+        password: "another".into(),
+    });
+    fb.set_knobs(BoxKnobs {
+        billing_expire_tokens: Some(true),
+        ..BoxKnobs::default()
+    });
+    let e = again.count(from, to).await.unwrap_err();
+    assert!(!e.describe().contains(PASSWORD), "{}", e.describe());
+    assert_eq!(fb.stats().billing_unauthorized, 2);
+    tokio::task::spawn_blocking(move || journal.close())
+        .await
+        .unwrap();
     fb.stop().await;
 }
 
@@ -458,6 +720,19 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
         "{logs}"
     );
     outputs.push(("daemon logs (debug)".into(), logs));
+    // The stored reconciliations hold no secret either.
+    let c =
+        rusqlite::Connection::open_with_flags(&journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let rows: Vec<String> = c
+        .prepare("SELECT json_array(period_from, period_to, trigger, result, outcome, checked_at) FROM billing_checks")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 2, "every check is stored: {rows:?}");
+    outputs.push(("journal billing_checks".into(), rows.join("\n")));
     for (what, text) in &outputs {
         for secret in [PASSWORD, token_1.as_str(), token_2.as_str(), OPERATOR] {
             assert!(

@@ -81,10 +81,9 @@ pub struct FiscalboxState {
     /// status page; `None` before the first X/Z report.
     pub sverka: std::sync::Mutex<Option<crate::fiscalbox::sverka::Check>>,
     /// The FiscalBox billing, when `[fiscalbox.billing]` is set.
+    /// Its reconciliations are stored in the journal (`billing_checks`):
+    /// `/v1/status`, the status page and the shift report read them there.
     pub billing: Option<Arc<crate::fiscalbox::billing::BillingClient>>,
-    /// The last reconciliation with the billing (Z report or on demand),
-    /// for `/v1/status`, the status page and the shift report.
-    pub billing_last: Arc<std::sync::Mutex<Option<crate::fiscalbox::billing::Reconciliation>>>,
 }
 
 type Shared = axum::extract::State<Arc<AppState>>;

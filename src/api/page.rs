@@ -593,7 +593,8 @@ pub fn render(v: &PageView<'_>) -> Markup {
                                 @match &b.last {
                                     None => tr { td colspan="2" .muted { "no check yet (runs after each Z report)" } },
                                     Some(l) => {
-                                        tr { th { "period" } td { (l.start) " – " (l.end) " (" (l.trigger) ")" } }
+                                        tr { th { "period" } td { (l.start) " – " (l.end) " (" (l.trigger.as_str()) ")" } }
+                                        tr { th { "checked" } td { (l.checked_at) " · " (l.attempts) " attempt(s)" } }
                                         tr { th { "journal" } td { (l.journal.orders) " orders, " (crate::domain::Money(l.journal.amount_tiyin).to_string()) } }
                                         @if let Some(c) = &l.billing { tr { th { "billing" } td { (c.orders) " orders, " (crate::domain::Money(c.amount_tiyin).to_string()) } } }
                                         tr { th { "result" } td data-billing=(serde_json::to_value(&l.outcome).ok().and_then(|v| v["result"].as_str().map(str::to_string)).unwrap_or_default()) {

@@ -17,11 +17,11 @@ use crate::clock::Clock;
 use crate::config::{BillingSettings, Secret};
 use crate::domain::ReceiptState;
 use crate::domain::receipt::ReceiptKind;
-use crate::journal::{Journal, StoredReceipt};
+use crate::journal::{BillingCheckRow, Journal, StoredReceipt};
 use crate::sync::client::transport_failure;
 use crate::sync::policy::{Decision, Failure, RetryPolicy};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Mutex;
@@ -30,7 +30,7 @@ use tokio::sync::Mutex;
 pub const BILLING_TOKEN: &str = "fiscalbox.billing_token";
 
 /// One fiscalized sale of the journal, as the reconciliation sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalOrder {
     pub receipt_id: String,
     /// The box's receipt sequence number.
@@ -40,14 +40,14 @@ pub struct JournalOrder {
 }
 
 /// What the billing counted for a period.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillingCount {
     pub orders: i64,
     pub amount_tiyin: i64,
 }
 
 /// The outcome of one check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
     Equal,
@@ -66,17 +66,145 @@ pub enum Outcome {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// What started a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The shift's Z report (the period is the shift).
+    ZReport,
+    /// `POST /v1/billing/check` / `fiscald billing check`.
+    OnDemand,
+}
+
+impl Trigger {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Trigger::ZReport => "z_report",
+            Trigger::OnDemand => "on_demand",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Trigger> {
+        [Trigger::ZReport, Trigger::OnDemand]
+            .into_iter()
+            .find(|t| t.as_str() == code)
+    }
+}
+
+/// One reconciliation, as stored in the journal and shown by the status,
+/// the page, the shift report and `POST /v1/billing/check`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reconciliation {
+    /// The journal's row; absent before it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
     pub start: String,
     pub end: String,
-    /// What triggered it: `z_report` or `on_demand`.
-    pub trigger: &'static str,
+    pub trigger: Trigger,
     pub journal: BillingCount,
     pub billing: Option<BillingCount>,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// How many times the billing was asked for this check (a delayed
+    /// check is retried and its stored result replaced).
+    pub attempts: u32,
     pub checked_at: String,
+}
+
+impl Reconciliation {
+    pub fn is_delayed(&self) -> bool {
+        matches!(self.outcome, Outcome::Delayed { .. })
+    }
+
+    /// The journal's row for it.
+    pub fn to_row(&self) -> BillingCheckRow {
+        BillingCheckRow {
+            id: self.id,
+            period_from: self.start.clone(),
+            period_to: self.end.clone(),
+            trigger: self.trigger.as_str().to_string(),
+            result: match self.outcome {
+                Outcome::Equal => "equal",
+                Outcome::Different { .. } => "different",
+                Outcome::Delayed { .. } => "delayed",
+            }
+            .to_string(),
+            journal_orders: self.journal.orders,
+            journal_amount: self.journal.amount_tiyin,
+            billing_orders: self.billing.map(|b| b.orders),
+            billing_amount: self.billing.map(|b| b.amount_tiyin),
+            outcome: serde_json::to_string(&self.outcome).expect("an outcome serializes"),
+            attempts: self.attempts,
+            checked_at: self.checked_at.clone(),
+        }
+    }
+
+    /// Back from the journal's row; `None` for a row this release cannot
+    /// read (an unknown trigger or outcome).
+    pub fn from_row(row: BillingCheckRow) -> Option<Reconciliation> {
+        Some(Reconciliation {
+            id: row.id,
+            start: row.period_from,
+            end: row.period_to,
+            trigger: Trigger::from_code(&row.trigger)?,
+            journal: BillingCount {
+                orders: row.journal_orders,
+                amount_tiyin: row.journal_amount,
+            },
+            billing: match (row.billing_orders, row.billing_amount) {
+                (Some(orders), Some(amount_tiyin)) => Some(BillingCount {
+                    orders,
+                    amount_tiyin,
+                }),
+                _ => None,
+            },
+            outcome: serde_json::from_str(&row.outcome).ok()?,
+            attempts: row.attempts,
+            checked_at: row.checked_at,
+        })
+    }
+
+    /// The period back as local times.
+    fn period(&self) -> Option<(NaiveDateTime, NaiveDateTime)> {
+        Some((
+            NaiveDateTime::parse_from_str(&self.start, BILLING_DATE_FORMAT).ok()?,
+            NaiveDateTime::parse_from_str(&self.end, BILLING_DATE_FORMAT).ok()?,
+        ))
+    }
+}
+
+/// Store a reconciliation in the journal (a new row, or its own row again
+/// when it has an id); returns it with its id. A journal that cannot be
+/// written costs only the record, never a sale: logged.
+pub async fn store(journal: &Journal, mut r: Reconciliation) -> Reconciliation {
+    match journal.save_billing_check(r.to_row()).await {
+        Ok(id) => r.id = Some(id),
+        Err(e) => tracing::warn!(error = %e, "billing reconciliation not stored"),
+    }
+    r
+}
+
+/// The reconciliation stored last (what `/v1/status` and the page show).
+pub async fn latest(journal: &Journal) -> Option<Reconciliation> {
+    journal
+        .latest_billing_check()
+        .await
+        .ok()
+        .flatten()
+        .and_then(Reconciliation::from_row)
+}
+
+/// The Z report check of the shift that opened at `start` (local time).
+pub async fn of_shift(journal: &Journal, start: NaiveDateTime) -> Option<Reconciliation> {
+    journal
+        .billing_check_from(
+            start.format(BILLING_DATE_FORMAT).to_string(),
+            Trigger::ZReport.as_str(),
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(Reconciliation::from_row)
 }
 
 /// The journal's fiscalized Uzbek sales whose fiscal time lies in
@@ -177,6 +305,8 @@ pub struct BillingClient {
     token: Mutex<Option<Token>>,
     pub policy: RetryPolicy,
     pub counters: BillingCounters,
+    /// Background checks and retries, stopped with the daemon.
+    tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl BillingClient {
@@ -204,6 +334,7 @@ impl BillingClient {
             clock,
             token: Mutex::new(None),
             counters: BillingCounters::default(),
+            tasks: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -256,34 +387,18 @@ impl BillingClient {
         }
     }
 
-    /// The count, retried after outages per the policy, at most `attempts`
-    /// times; the last failure otherwise.
-    pub async fn count_retrying(
-        &self,
-        start: NaiveDateTime,
-        end: NaiveDateTime,
-        attempts: u32,
-        mut on_failure: impl FnMut(&Failure),
-    ) -> Result<BillingCount, Failure> {
-        let mut n = 0;
-        loop {
-            n += 1;
-            match self.count(start, end).await {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    on_failure(&e);
-                    let after = match self.policy.decide(&e, n, rand_jitter()) {
-                        Decision::Retry { after } => after,
-                        Decision::Reauthenticate => self.policy.base,
-                        _ => return Err(e),
-                    };
-                    if n >= attempts {
-                        return Err(e);
-                    }
-                    tokio::time::sleep(after).await;
-                }
-            }
+    /// Stop the background checks (a stored delayed check is taken up by
+    /// [`resume`] at the next start).
+    pub fn stop(&self) {
+        for t in self.tasks.lock().expect("billing tasks lock").drain(..) {
+            t.abort();
         }
+    }
+
+    fn track(&self, task: &tokio::task::JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().expect("billing tasks lock");
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
     }
 
     async fn token(&self) -> Result<Secret, Failure> {
@@ -346,15 +461,16 @@ impl BillingClient {
         }
     }
 
-    /// The whole check for a period: the journal's orders, the billing's
-    /// count (retried `attempts` times), the outcome.
+    /// The whole check for a period, the billing asked once (a 401 costs
+    /// one login more): the journal's orders, the billing's count, the
+    /// outcome — `delayed` when the billing could not be asked, with the
+    /// failure that says whether asking again may help.
     pub async fn check(
         &self,
         start: NaiveDateTime,
         end: NaiveDateTime,
-        trigger: &'static str,
-        attempts: u32,
-    ) -> Reconciliation {
+        trigger: Trigger,
+    ) -> (Reconciliation, Option<Failure>) {
         let orders = match self.journal.stats().await {
             Ok(stats) => self
                 .journal
@@ -363,8 +479,8 @@ impl BillingClient {
                 .map(|r| journal_orders(&r, start, end)),
             Err(e) => Err(e),
         };
-        let checked_at = self.clock.now().to_rfc3339();
         let mut base = Reconciliation {
+            id: None,
             start: start.format(BILLING_DATE_FORMAT).to_string(),
             end: end.format(BILLING_DATE_FORMAT).to_string(),
             trigger,
@@ -374,7 +490,11 @@ impl BillingClient {
             },
             billing: None,
             outcome: Outcome::Equal,
-            checked_at,
+            attempts: 1,
+            checked_at: self
+                .clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         let orders = match orders {
             Ok(o) => o,
@@ -382,82 +502,196 @@ impl BillingClient {
                 base.outcome = Outcome::Delayed {
                     reason: format!("journal unreadable: {e}"),
                 };
-                return base;
+                return (base, None);
             }
         };
         base.journal = totals(&orders);
-        match self
-            .count_retrying(
-                start,
-                end,
-                attempts,
-                |e| tracing::warn!(error = %e.describe(), "billing check delayed"),
-            )
-            .await
-        {
+        match self.count(start, end).await {
             Ok(count) => {
                 base.billing = Some(count);
                 base.outcome = reconcile(&orders, count);
+                (base, None)
             }
             Err(e) => {
+                tracing::warn!(error = %e.describe(), "billing check delayed");
                 base.outcome = Outcome::Delayed {
                     reason: format!(
                         "billing unreachable ({}); the check is retried, sales go on",
                         e.describe()
                     ),
-                }
+                };
+                (base, Some(e))
             }
         }
-        base
+    }
+
+    /// Check a period now and store the result; a delayed result is asked
+    /// again in the background ([`spawn_retries`]).
+    pub async fn check_and_store(
+        self: &Arc<Self>,
+        start: NaiveDateTime,
+        end: NaiveDateTime,
+        trigger: Trigger,
+    ) -> Reconciliation {
+        let (r, failure) = self.check(start, end, trigger).await;
+        let (r, next) = self.next_step(r, failure.as_ref());
+        let r = store(&self.journal, r).await;
+        log(&r);
+        if let Some(after) = next {
+            spawn_retries(self.clone(), r.clone(), after);
+        }
+        r
+    }
+
+    /// After an ask: when to ask again (a delayed result with asks to
+    /// spare), else the result as it stays — a delayed one then says how
+    /// to ask by hand.
+    fn next_step(
+        &self,
+        mut r: Reconciliation,
+        failure: Option<&Failure>,
+    ) -> (Reconciliation, Option<std::time::Duration>) {
+        if !r.is_delayed() {
+            return (r, None);
+        }
+        let limit = self.settings.attempts.max(1);
+        match ask_again(&self.policy, failure, r.attempts, limit, rand_jitter()) {
+            Some(after) => (r, Some(after)),
+            None => {
+                r.outcome = gave_up(&r, failure);
+                (r, None)
+            }
+        }
     }
 }
 
-/// Where the last reconciliation is kept for the status page and reports.
-pub type LastCheck = Arc<std::sync::Mutex<Option<Reconciliation>>>;
+/// Whether (and after how long) a delayed check is asked again, after
+/// `asked` asks of at most `limit`: per the retry policy, never after the
+/// billing refused the request itself (400, 422, 409: asking again cannot
+/// help). `failure` is `None` when the journal could not be read. Pure.
+pub fn ask_again(
+    policy: &RetryPolicy,
+    failure: Option<&Failure>,
+    asked: u32,
+    limit: u32,
+    jitter: f64,
+) -> Option<std::time::Duration> {
+    if asked >= limit {
+        return None;
+    }
+    match failure.map(|f| policy.decide(f, asked, jitter)) {
+        Some(Decision::Retry { after }) => Some(after),
+        Some(Decision::Reauthenticate) => Some(policy.base),
+        Some(Decision::Reject(_) | Decision::Conflict(_)) => None,
+        None => Some(policy.backoff(asked, jitter)),
+    }
+}
 
-/// Run a check in the background, storing every outcome in `last`: while
-/// the billing is unreachable the stored outcome is `delayed` (saying why)
-/// and the check is asked again per the retry policy, up to the configured
-/// attempts. Never touches sales.
+/// The outcome of a delayed check nobody will ask again for.
+fn gave_up(r: &Reconciliation, failure: Option<&Failure>) -> Outcome {
+    Outcome::Delayed {
+        reason: format!(
+            "billing not asked again after {} attempt(s) ({}); run `fiscald billing check --from {} --to {}` when it is back",
+            r.attempts,
+            failure
+                .map(Failure::describe)
+                .unwrap_or_else(|| "journal unreadable".into()),
+            r.start,
+            r.end
+        ),
+    }
+}
+
+fn log(r: &Reconciliation) {
+    let trigger = r.trigger.as_str();
+    match &r.outcome {
+        Outcome::Equal => tracing::info!(trigger, "billing reconciliation: equal"),
+        Outcome::Different {
+            orders_difference, ..
+        } => tracing::warn!(
+            trigger,
+            orders_difference,
+            "billing reconciliation: the billing's count differs from the journal"
+        ),
+        Outcome::Delayed { .. } => {
+            tracing::info!(
+                trigger,
+                attempts = r.attempts,
+                "billing reconciliation: delayed"
+            )
+        }
+    }
+}
+
+/// Check a period in the background (after a Z report): the result is
+/// stored; a delayed one is asked again per the retry policy. Never
+/// touches sales.
 pub fn spawn_check(
     client: Arc<BillingClient>,
-    last: LastCheck,
     start: NaiveDateTime,
     end: NaiveDateTime,
-    trigger: &'static str,
+    trigger: Trigger,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let attempts = client.settings.attempts.max(1);
-        for n in 1..=attempts {
-            let mut r = client.check(start, end, trigger, 1).await;
-            let delayed = matches!(r.outcome, Outcome::Delayed { .. });
-            if delayed && n == attempts {
-                r.outcome = Outcome::Delayed {
-                    reason: format!(
-                        "billing unreachable after {attempts} attempts; run `fiscald billing check --from {} --to {}` when it is back",
-                        start.format(BILLING_DATE_FORMAT),
-                        end.format(BILLING_DATE_FORMAT)
-                    ),
-                };
-            }
-            match &r.outcome {
-                Outcome::Equal => tracing::info!(trigger, "billing reconciliation: equal"),
-                Outcome::Different {
-                    orders_difference, ..
-                } => tracing::warn!(
-                    trigger,
-                    orders_difference,
-                    "billing reconciliation: the billing's count differs from the journal"
-                ),
-                Outcome::Delayed { .. } => {}
-            }
-            *last.lock().expect("billing last lock") = Some(r);
-            if !delayed {
-                return;
-            }
-            tokio::time::sleep(client.policy.backoff(n, rand_jitter())).await;
+    let task = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client.check_and_store(start, end, trigger).await;
         }
-    })
+    });
+    client.track(&task);
+    task
+}
+
+/// Ask the billing again for a stored delayed check, first after `after`,
+/// then per the retry policy until it answers or the configured attempts
+/// are spent; every result replaces the check's stored row, so the stored
+/// result becomes `equal` or `different` once the billing is back.
+pub fn spawn_retries(
+    client: Arc<BillingClient>,
+    mut r: Reconciliation,
+    after: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    let task = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let mut after = Some(after);
+            while let Some(wait) = after {
+                tokio::time::sleep(wait).await;
+                let Some((start, end)) = r.period() else {
+                    return;
+                };
+                let (mut next, failure) = client.check(start, end, r.trigger).await;
+                next.id = r.id;
+                next.attempts = r.attempts + 1;
+                let (next, again) = client.next_step(next, failure.as_ref());
+                r = store(&client.journal, next).await;
+                log(&r);
+                after = again;
+            }
+        }
+    });
+    client.track(&task);
+    task
+}
+
+/// At start: take up the checks a stopped daemon left delayed with
+/// attempts to spare (at most 16). Returns how many.
+pub async fn resume(client: &Arc<BillingClient>) -> usize {
+    let rows = client
+        .journal
+        .delayed_billing_checks(client.settings.attempts.max(1), 16)
+        .await
+        .unwrap_or_default();
+    let mut n = 0;
+    for r in rows.into_iter().filter_map(Reconciliation::from_row) {
+        tracing::info!(
+            trigger = r.trigger.as_str(),
+            "billing reconciliation: taking up a delayed check"
+        );
+        spawn_retries(client.clone(), r, client.policy.base);
+        n += 1;
+    }
+    n
 }
 
 fn rand_jitter() -> f64 {
@@ -553,6 +787,99 @@ mod tests {
             panic!()
         };
         assert!(explained_by.is_empty());
+    }
+
+    #[test]
+    fn a_delayed_check_is_asked_again_per_the_policy_until_its_limit() {
+        let policy = RetryPolicy {
+            base: std::time::Duration::from_millis(100),
+            cap: std::time::Duration::from_secs(10),
+            ..RetryPolicy::default()
+        };
+        let down = Failure::Connect("refused".into());
+        assert_eq!(
+            ask_again(&policy, Some(&down), 1, 3, 0.0),
+            Some(std::time::Duration::from_millis(50))
+        );
+        assert_eq!(
+            ask_again(&policy, Some(&down), 2, 3, 0.0),
+            Some(std::time::Duration::from_millis(100))
+        );
+        assert_eq!(ask_again(&policy, Some(&down), 3, 3, 0.0), None);
+        // The billing refused the request itself: asking again cannot help.
+        let refused = Failure::Status {
+            code: 400,
+            retry_after: None,
+            message: "bad inn".into(),
+        };
+        assert_eq!(ask_again(&policy, Some(&refused), 1, 3, 0.0), None);
+        // Retry-After is honoured; an unreadable journal backs off.
+        let busy = Failure::Status {
+            code: 503,
+            retry_after: Some(std::time::Duration::from_secs(2)),
+            message: String::new(),
+        };
+        assert_eq!(
+            ask_again(&policy, Some(&busy), 1, 3, 0.0),
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert!(ask_again(&policy, None, 1, 3, 0.0).is_some());
+    }
+
+    #[test]
+    fn a_reconciliation_survives_its_journal_row() {
+        let o = [order("a", 1, 50_000), order("b", 2, 70_000)];
+        let billing = BillingCount {
+            orders: 1,
+            amount_tiyin: 50_000,
+        };
+        for (outcome, billing) in [
+            (Outcome::Equal, Some(totals(&o))),
+            (reconcile(&o, billing), Some(billing)),
+            (
+                Outcome::Delayed {
+                    reason: "billing unreachable".into(),
+                },
+                None,
+            ),
+        ] {
+            let r = Reconciliation {
+                id: Some(7),
+                start: "2026-11-29T00:00:00".into(),
+                end: "2026-11-29T23:59:59".into(),
+                trigger: Trigger::ZReport,
+                journal: totals(&o),
+                billing,
+                outcome,
+                attempts: 2,
+                checked_at: "2026-11-29T19:00:00Z".into(),
+            };
+            let row = r.to_row();
+            assert_eq!(row.trigger, "z_report");
+            assert_eq!(Reconciliation::from_row(row), Some(r.clone()));
+            // The reply is the stored row's fields, flat.
+            let v = serde_json::to_value(&r).unwrap();
+            assert_eq!(v["result"], r.to_row().result.as_str());
+            assert_eq!(v["id"], 7);
+        }
+        let mut row = Reconciliation::from_row(BillingCheckRow {
+            id: Some(1),
+            period_from: "a".into(),
+            period_to: "b".into(),
+            trigger: "z_report".into(),
+            result: "equal".into(),
+            journal_orders: 0,
+            journal_amount: 0,
+            billing_orders: Some(0),
+            billing_amount: Some(0),
+            outcome: "{\"result\":\"equal\"}".into(),
+            attempts: 1,
+            checked_at: "t".into(),
+        })
+        .unwrap()
+        .to_row();
+        row.trigger = "sometime".into();
+        assert_eq!(Reconciliation::from_row(row), None, "an unknown trigger");
     }
 
     #[test]

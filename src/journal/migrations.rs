@@ -241,6 +241,31 @@ pub const MIGRATIONS: &[&str] = &[
 
     CREATE INDEX jobs_parked ON jobs (id) WHERE state = 'parked';
     "#,
+    // 5 (billing): every reconciliation with the FiscalBox billing, one row
+    // per check (a retried check updates its row): the period, what
+    // triggered it, both sides' count and amount, the outcome and its JSON
+    // (differences, the receipts that explain them, or why it is delayed).
+    // Kept to the newest `journal::billing::KEEP_CHECKS` rows; the status
+    // reads the newest by `at_ms`, the shift report by `period_from`.
+    r#"
+    CREATE TABLE billing_checks (
+        id                  INTEGER PRIMARY KEY,
+        period_from         TEXT NOT NULL,
+        period_to           TEXT NOT NULL,
+        trigger             TEXT NOT NULL,
+        result              TEXT NOT NULL,
+        journal_orders      INTEGER NOT NULL,
+        journal_amount      INTEGER NOT NULL,
+        billing_orders      INTEGER,
+        billing_amount      INTEGER,
+        outcome             TEXT NOT NULL,
+        attempts            INTEGER NOT NULL,
+        checked_at          TEXT NOT NULL,
+        at_ms               INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX billing_checks_by_time ON billing_checks (at_ms, id);
+    CREATE INDEX billing_checks_by_period ON billing_checks (period_from, trigger, id);
+    "#,
 ];
 
 pub fn latest_version() -> u32 {
@@ -302,6 +327,12 @@ mod tests {
             '{"kind":"sale","payments":[{"kind":"cash","amount":500}],"change":200}', NULL,
             '2026-11-30T10:00:00.000+03:00', '2026-11-30T10:00:00.000+03:00', NULL, NULL);
         UPDATE counters SET value = 3 WHERE name = 'receipt_number';
+    "#,
+        r#"
+        INSERT INTO billing_checks (period_from, period_to, trigger, result, journal_orders, journal_amount,
+                                    billing_orders, billing_amount, outcome, attempts, checked_at, at_ms)
+            VALUES ('2026-11-29T08:00:00', '2026-11-29T20:00:00', 'z_report', 'equal', 3, 67200,
+                    3, 67200, '{"result":"equal"}', 1, '2026-11-29T20:00:01+05:00', 1795964401000);
     "#,
     ];
 
@@ -374,6 +405,12 @@ mod tests {
                     .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
                     .unwrap();
                 assert_eq!(jobs, counted);
+            }
+            if start >= 5 {
+                let checks: i64 = conn
+                    .query_row("SELECT count(*) FROM billing_checks", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(checks, 1, "billing checks kept when migrating from {start}");
             }
             // Migrating again is a no-op.
             assert_eq!(migrate(&mut conn).unwrap(), latest_version());

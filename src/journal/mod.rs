@@ -11,6 +11,7 @@
 //! receipts, numbers them, and records their state history.
 
 pub mod archive;
+pub mod billing;
 pub mod bulk;
 mod cash;
 mod migrations;
@@ -20,6 +21,7 @@ pub mod retention;
 pub mod wal;
 mod writer;
 
+pub use billing::BillingCheckRow;
 pub use cash::{CashAccepted, JOB_CASH, StoredCash};
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
 pub use ops::{JobKind, JobMarker, JobState};

@@ -684,6 +684,12 @@ async fn shift_receipts(app: &AppState) -> Result<(Vec<StoredReceipt>, i64), Err
     Ok((receipts, from))
 }
 
+/// When the shift opened, in the till's local time.
+async fn shift_start(app: &AppState) -> Option<chrono::NaiveDateTime> {
+    let opened = app.journal.counter(SHIFT_OPENED_AT).await.ok()?;
+    chrono::DateTime::from_timestamp(opened, 0).map(|d| d.with_timezone(&app.tz).naive_local())
+}
+
 /// The shift report computed from the journal, compared with the box.
 async fn shift_report(app: &AppState) -> Result<(Value, Vec<sverka::Difference>), ErrorBody> {
     let open = shift_open(app).await?;
@@ -707,6 +713,12 @@ async fn shift_report(app: &AppState) -> Result<(Value, Vec<sverka::Difference>)
         .iter()
         .filter_map(|r| r.fiscal.as_ref().map(|f| f.fiscal_document_number))
         .collect();
+    // The billing's reconciliation of this shift (stored by its Z report),
+    // `null` before the shift is closed.
+    let billing = match (&fb.billing, shift_start(app).await) {
+        (Some(_), Some(start)) => crate::fiscalbox::billing::of_shift(&app.journal, start).await,
+        _ => None,
+    };
     let mut report = json!({
         "applet_version": boxed.as_ref().map(|z| z.applet_version.clone()).unwrap_or_default(),
         "terminal_id": boxed.as_ref().map(|z| z.terminal_id.clone()).unwrap_or_default(),
@@ -726,7 +738,7 @@ async fn shift_report(app: &AppState) -> Result<(Value, Vec<sverka::Difference>)
         "pending_receipts": pending,
         "differences": differences,
         "fiscalbox_error": box_error,
-        "billing": *fb.billing_last.lock().expect("billing last lock"),
+        "billing": billing,
     });
     for (field, value) in sverka::as_fields(&totals) {
         report[field] = json!(value);
@@ -797,17 +809,14 @@ async fn close_shift(
     // The billing's count for the shift, checked in the background: a
     // billing outage never holds the Z report (or any sale).
     if let Some(billing) = &fb.billing {
-        let opened = app.journal.counter(SHIFT_OPENED_AT).await.unwrap_or(0);
-        let start = chrono::DateTime::from_timestamp(opened, 0)
-            .map(|d| d.with_timezone(&app.tz).naive_local());
+        let start = shift_start(app).await;
         let end = chrono::NaiveDateTime::parse_from_str(&time, facts::REQUEST_TIME_FORMAT).ok();
         if let (Some(start), Some(end)) = (start, end) {
             crate::fiscalbox::billing::spawn_check(
                 billing.clone(),
-                fb.billing_last.clone(),
                 start,
                 end,
-                "z_report",
+                crate::fiscalbox::billing::Trigger::ZReport,
             );
             report["billing"] = json!({"result": "pending", "start": start.format(facts::BILLING_DATE_FORMAT).to_string(), "end": end.format(facts::BILLING_DATE_FORMAT).to_string()});
         }

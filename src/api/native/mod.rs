@@ -336,7 +336,8 @@ fn billing_bound(
 }
 
 /// `POST /v1/billing/check?from=…&to=…` (operator): reconcile the period
-/// with the FiscalBox billing now; the result is also kept for the status.
+/// with the FiscalBox billing now; the result is stored in the journal
+/// (the status shows the newest), a delayed one retried in the background.
 async fn billing_check(
     State(app): Shared,
     axum::extract::Query(q): axum::extract::Query<BillingPeriod>,
@@ -350,19 +351,16 @@ async fn billing_check(
             "to must not be before from",
         ));
     }
-    let Some((fb, billing)) = app
-        .fiscalbox
-        .as_ref()
-        .and_then(|fb| fb.billing.as_ref().map(|b| (fb, b)))
-    else {
+    let Some(billing) = app.fiscalbox.as_ref().and_then(|fb| fb.billing.as_ref()) else {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
             "billing_not_configured",
             "no FiscalBox billing is configured: set [fiscalbox.billing] url, username, password_file and inn",
         ));
     };
-    let r = billing.check(start, end, "on_demand", 1).await;
-    *fb.billing_last.lock().expect("billing last lock") = Some(r.clone());
+    let r = billing
+        .check_and_store(start, end, crate::fiscalbox::billing::Trigger::OnDemand)
+        .await;
     Ok(Json(r).into_response())
 }
 

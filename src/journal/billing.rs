@@ -1,0 +1,275 @@
+//! The FiscalBox billing's reconciliations in the journal (table
+//! `billing_checks`, migration 5): one row per check, written by the
+//! writer; a retried check (the billing was down) updates its own row, so
+//! a delayed result becomes equal or different in place. The journal keeps
+//! the newest [`KEEP_CHECKS`] rows. It stores what `fiscalbox::billing`
+//! hands it and interprets none of it.
+
+use super::writer::Ctx;
+use super::{Journal, JournalError, WRITE_TIMEOUT};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// How many checks the journal keeps (one Z report a day: years of them;
+/// on-demand checks share the budget). Older rows are deleted as new ones
+/// are written.
+pub const KEEP_CHECKS: i64 = 1000;
+
+/// One stored reconciliation, as the journal holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillingCheckRow {
+    /// `None` for a check not stored yet.
+    pub id: Option<i64>,
+    pub period_from: String,
+    pub period_to: String,
+    /// `z_report` or `on_demand`.
+    pub trigger: String,
+    /// `equal`, `different` or `delayed`.
+    pub result: String,
+    pub journal_orders: i64,
+    pub journal_amount: i64,
+    pub billing_orders: Option<i64>,
+    pub billing_amount: Option<i64>,
+    /// The outcome as JSON: the differences and the receipts that explain
+    /// them, or why the check is delayed.
+    pub outcome: String,
+    /// How many times the billing was asked for this check.
+    pub attempts: u32,
+    pub checked_at: String,
+}
+
+const COLUMNS: &str = "id, period_from, period_to, trigger, result, journal_orders, journal_amount, \
+     billing_orders, billing_amount, outcome, attempts, checked_at";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BillingCheckRow> {
+    Ok(BillingCheckRow {
+        id: Some(r.get(0)?),
+        period_from: r.get(1)?,
+        period_to: r.get(2)?,
+        trigger: r.get(3)?,
+        result: r.get(4)?,
+        journal_orders: r.get(5)?,
+        journal_amount: r.get(6)?,
+        billing_orders: r.get(7)?,
+        billing_amount: r.get(8)?,
+        outcome: r.get(9)?,
+        attempts: r.get(10)?,
+        checked_at: r.get(11)?,
+    })
+}
+
+/// Insert a new check (and drop the oldest beyond [`KEEP_CHECKS`]) or
+/// update a stored one; returns its id.
+fn save(c: &Connection, ctx: &Ctx<'_>, check: &BillingCheckRow) -> Result<i64, JournalError> {
+    let at_ms = ctx.now.timestamp_millis();
+    if let Some(id) = check.id {
+        let changed = c
+            .prepare_cached(
+                "UPDATE billing_checks SET period_from = ?1, period_to = ?2, trigger = ?3, result = ?4,
+                    journal_orders = ?5, journal_amount = ?6, billing_orders = ?7, billing_amount = ?8,
+                    outcome = ?9, attempts = ?10, checked_at = ?11, at_ms = ?12
+                 WHERE id = ?13",
+            )?
+            .execute(params![
+                check.period_from,
+                check.period_to,
+                check.trigger,
+                check.result,
+                check.journal_orders,
+                check.journal_amount,
+                check.billing_orders,
+                check.billing_amount,
+                check.outcome,
+                check.attempts,
+                check.checked_at,
+                at_ms,
+                id
+            ])?;
+        if changed == 1 {
+            return Ok(id);
+        }
+        // Dropped meanwhile (a thousand newer checks): stored anew below.
+    }
+    c.prepare_cached(
+        "INSERT INTO billing_checks (period_from, period_to, trigger, result, journal_orders,
+            journal_amount, billing_orders, billing_amount, outcome, attempts, checked_at, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        check.period_from,
+        check.period_to,
+        check.trigger,
+        check.result,
+        check.journal_orders,
+        check.journal_amount,
+        check.billing_orders,
+        check.billing_amount,
+        check.outcome,
+        check.attempts,
+        check.checked_at,
+        at_ms,
+    ])?;
+    let id = c.last_insert_rowid();
+    c.prepare_cached("DELETE FROM billing_checks WHERE id <= ?1")?
+        .execute([id - KEEP_CHECKS])?;
+    Ok(id)
+}
+
+impl Journal {
+    /// Store a reconciliation (insert, or update the row `check.id` names);
+    /// returns after the commit with the row's id.
+    pub async fn save_billing_check(&self, check: BillingCheckRow) -> Result<i64, JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| save(c, ctx, &check))
+            .await
+    }
+
+    /// The check stored (or updated) last: what the status shows.
+    pub async fn latest_billing_check(&self) -> Result<Option<BillingCheckRow>, JournalError> {
+        self.read(|r| {
+            r.with_conn(|c| {
+                Ok(c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM billing_checks ORDER BY at_ms DESC, id DESC LIMIT 1"
+                ))?
+                .query_row([], row)
+                .optional()?)
+            })
+        })
+        .await
+    }
+
+    /// The newest check of `trigger` for the period starting at
+    /// `period_from` (a shift's Z report check).
+    pub async fn billing_check_from(
+        &self,
+        period_from: String,
+        trigger: &'static str,
+    ) -> Result<Option<BillingCheckRow>, JournalError> {
+        self.read(move |r| {
+            r.with_conn(|c| {
+                Ok(c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM billing_checks WHERE period_from = ?1 AND trigger = ?2
+                     ORDER BY id DESC LIMIT 1"
+                ))?
+                .query_row(params![period_from, trigger], row)
+                .optional()?)
+            })
+        })
+        .await
+    }
+
+    /// Checks still delayed after fewer than `attempts` tries, oldest first
+    /// (at most `limit`): the ones a restarted daemon takes up again.
+    pub async fn delayed_billing_checks(
+        &self,
+        attempts: u32,
+        limit: usize,
+    ) -> Result<Vec<BillingCheckRow>, JournalError> {
+        self.read(move |r| {
+            r.with_conn(|c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM billing_checks WHERE result = 'delayed' AND attempts < ?1
+                     ORDER BY id LIMIT ?2"
+                ))?;
+                let rows = stmt
+                    .query_map(params![attempts, limit as i64], row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use std::sync::Arc;
+
+    fn check(result: &str) -> BillingCheckRow {
+        BillingCheckRow {
+            id: None,
+            period_from: "2026-11-29T08:00:00".into(),
+            period_to: "2026-11-29T20:00:00".into(),
+            trigger: "z_report".into(),
+            result: result.into(),
+            journal_orders: 3,
+            journal_amount: 67_200,
+            billing_orders: None,
+            billing_amount: None,
+            outcome: format!("{{\"result\":\"{result}\"}}"),
+            attempts: 1,
+            checked_at: "2026-11-29T20:00:01+05:00".into(),
+        }
+    }
+
+    fn journal(dir: &std::path::Path) -> Journal {
+        let settings = crate::config::load_str(crate::config::DEMO_CONFIG).unwrap();
+        let options = super::super::Options::from_settings(&settings, dir.join("j.sqlite"));
+        Journal::open(options, Arc::new(SystemClock)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_delayed_check_becomes_equal_in_place_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        assert_eq!(j.latest_billing_check().await.unwrap(), None);
+        let id = j.save_billing_check(check("delayed")).await.unwrap();
+        assert_eq!(j.delayed_billing_checks(3, 10).await.unwrap().len(), 1);
+        let mut done = check("equal");
+        done.id = Some(id);
+        done.attempts = 2;
+        done.billing_orders = Some(3);
+        done.billing_amount = Some(67_200);
+        assert_eq!(j.save_billing_check(done.clone()).await.unwrap(), id);
+        assert!(j.delayed_billing_checks(3, 10).await.unwrap().is_empty());
+        tokio::task::spawn_blocking({
+            let j = j.clone();
+            move || j.close()
+        })
+        .await
+        .unwrap();
+        let j = journal(dir.path());
+        let latest = j.latest_billing_check().await.unwrap().unwrap();
+        assert_eq!(latest, done);
+        let by_period = j
+            .billing_check_from("2026-11-29T08:00:00".into(), "z_report")
+            .await
+            .unwrap();
+        assert_eq!(by_period, Some(done));
+        assert_eq!(
+            j.billing_check_from("2026-11-29T08:00:00".into(), "on_demand")
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_checks_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        // Sent at once, so the writer commits them in a few batches.
+        let mut saves = tokio::task::JoinSet::new();
+        for _ in 0..KEEP_CHECKS + 5 {
+            let j = j.clone();
+            saves.spawn(async move { j.save_billing_check(check("equal")).await.unwrap() });
+        }
+        let mut last = 0;
+        while let Some(id) = saves.join_next().await {
+            last = last.max(id.unwrap());
+        }
+        let kept: i64 = j
+            .read(|r| {
+                r.with_conn(|c| {
+                    Ok(c.query_row("SELECT count(*) FROM billing_checks", [], |r| r.get(0))?)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept, KEEP_CHECKS);
+        assert_eq!(
+            j.latest_billing_check().await.unwrap().unwrap().id,
+            Some(last)
+        );
+    }
+}
