@@ -493,8 +493,10 @@ fn assert_printed_fiscal_2026(text: &str, fixture: &common::Fiscal2026) {
         "the full fixture has a marked line"
     );
     let marked_line = format!("1.000 шт x {0} = {0}", F::MARKED_PRICE);
+    // Its codes were checked and confirmed before the sale: "[М+]".
+    let signed = format!("[М+] {}", F::MARKED_NAME);
     for want in [
-        F::MARKED_NAME,
+        signed.as_str(),
         &marked_line,
         "Молоко 3,2% 1 л",
         "2.000 шт x 89.90 = 179.80",
