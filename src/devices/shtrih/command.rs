@@ -1644,5 +1644,4 @@ mod tests {
         assert!(McStatus::decode(&bytes[..7]).is_err());
         assert_eq!(Command::McStatus.code(), 0xFF70);
     }
-
 }
