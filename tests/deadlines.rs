@@ -177,15 +177,7 @@ async fn four_deadlines_show_on_page_status_metrics_and_receipt_warnings() {
     );
 
     // /metrics: seconds left per condition.
-    let metrics = d
-        .client
-        .get(format!("{}/metrics", d.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.get_text("/metrics").await;
     let gauge = |name: &str, kind: &str| -> i64 {
         let prefix = format!("fiscald_{name}{{kind=\"{kind}\"}} ");
         metrics
@@ -425,15 +417,7 @@ async fn the_marking_notification_area_fills_while_offline_and_drains_when_onlin
             .contains("blocked marked sales"),
         "{blocked}"
     );
-    let metrics = d
-        .client
-        .get(format!("{}/metrics", d.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.get_text("/metrics").await;
     assert!(
         metrics.contains("fiscald_deadline_severity{kind=\"marking_notifications\"} 3"),
         "{metrics}"
