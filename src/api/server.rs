@@ -73,14 +73,9 @@ pub async fn serve(
     serve_with(listener, app, ServeOptions::new(header_timeout), shutdown).await
 }
 
-/// [`serve`] with explicit limits.
-pub async fn serve_with(
-    listener: TcpListener,
-    app: Router,
-    options: ServeOptions,
-    shutdown: impl Future<Output = ()>,
-) {
-    let graceful = GracefulShutdown::new();
+/// HTTP/1.1 with the limits of `options`: the header read timeout, header
+/// size and count, keep-alive.
+fn http1_builder(options: &ServeOptions) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -89,6 +84,18 @@ pub async fn serve_with(
         .max_header_size(options.max_header_bytes)
         .max_headers(options.max_headers)
         .keep_alive(true);
+    builder
+}
+
+/// [`serve`] with explicit limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = http1_builder(&options);
     let slots = Arc::new(Semaphore::new(options.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -145,14 +152,7 @@ pub async fn serve_remote(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout)
-        .max_buf_size(options.max_header_bytes.max(8192) + 8192)
-        .max_header_size(options.max_header_bytes)
-        .max_headers(options.max_headers)
-        .keep_alive(true);
+    let builder = http1_builder(&options);
     let slots = Arc::new(Semaphore::new(options.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
