@@ -255,6 +255,23 @@ impl RegisterModel {
         self.mc_backlog = n;
     }
 
+    /// OPEN_CHECK (a correction with the type's high bit set): a receipt opens, taking the tags sent
+    /// before it; 0x4A while one is open.
+    fn open_check(&mut self, t: CheckType, correction: bool, now: NaiveDateTime) -> Result<(), u8> {
+        if self.check.is_some() {
+            return Err(0x4A);
+        }
+        self.shift_ok_for_sale(now)?;
+        self.check = Some(OpenCheck {
+            check_type: t,
+            lines: Vec::new(),
+            total: 0,
+            tags: std::mem::take(&mut self.pending_tags),
+            correction,
+        });
+        Ok(())
+    }
+
     /// FF70: the fill is reported in steps; a full area blocks marking work.
     fn mc_status(&self) -> McStatus {
         let queued = self.mc_notifications();
@@ -713,31 +730,11 @@ impl RegisterModel {
                 Ok(p)
             }
             Command::OpenCheck(t) => {
-                if self.check.is_some() {
-                    return Err(0x4A);
-                }
-                self.shift_ok_for_sale(now)?;
-                self.check = Some(OpenCheck {
-                    check_type: *t,
-                    lines: Vec::new(),
-                    total: 0,
-                    tags: std::mem::take(&mut self.pending_tags),
-                    correction: false,
-                });
+                self.open_check(*t, false, now)?;
                 Ok(vec![op])
             }
             Command::OpenCorrection(t) => {
-                if self.check.is_some() {
-                    return Err(0x4A);
-                }
-                self.shift_ok_for_sale(now)?;
-                self.check = Some(OpenCheck {
-                    check_type: *t,
-                    lines: Vec::new(),
-                    total: 0,
-                    tags: std::mem::take(&mut self.pending_tags),
-                    correction: true,
-                });
+                self.open_check(*t, true, now)?;
                 Ok(vec![op])
             }
             Command::MoneyRegister(n) => {
