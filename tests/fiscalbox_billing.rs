@@ -21,6 +21,7 @@ async fn sim_box() -> SimFiscalBox {
     fb.set_billing_login(BillingLogin {
         username: "shop".into(),
         password: PASSWORD.into(),
+        inn: INN.into(),
     });
     fb
 }
@@ -35,10 +36,8 @@ fn billing(url: &str) -> BillingSettings {
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_millis(1500),
         retry_base: Duration::from_millis(20),
+        // Asked again every 0.1 s at most in the tests.
         retry_cap: Duration::from_millis(100),
-        // About ten seconds of retries: outlasts an outage (and a restart)
-        // in the tests.
-        attempts: 100,
     }
 }
 
@@ -495,6 +494,7 @@ async fn the_token_is_renewed_at_its_rotation_age_and_once_after_a_401() {
     fb.set_billing_login(BillingLogin {
         username: "shop".into(),
         password: "another".into(),
+        inn: INN.into(),
     });
     fb.set_knobs(BoxKnobs {
         billing_expire_tokens: Some(true),
@@ -547,7 +547,7 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
             "[api]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[till]\npin = \"9753\"\ntimezone = \"Asia/Tashkent\"\n\
              [fiscal]\ncountry = \"uz\"\ntax_system = \"common\"\nbackend = \"fiscalbox\"\n\
              [fiscalbox]\nurl = \"{}\"\nretry_base_ms = 20\nretry_cap_ms = 100\n\
-             [fiscalbox.billing]\nurl = \"{}\"\nusername = \"shop\"\npassword_file = \"{}\"\ninn = \"{INN}\"\nattempts = 2\n\
+             [fiscalbox.billing]\nurl = \"{}\"\nusername = \"shop\"\npassword_file = \"{}\"\ninn = \"{INN}\"\nretry_cap_ms = 100\n\
              [[api.tokens]]\nname = \"technician\"\nrole = \"operator\"\nsha256 = \"{}\"\n",
             journal.display(),
             fb.base_url(),
