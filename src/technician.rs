@@ -288,8 +288,8 @@ pub fn billing_lines(r: &Value) -> String {
     }
     match r["result"].as_str() {
         Some("equal") => out.push_str("result   equal\n"),
-        Some("delayed") => out.push_str(&format!(
-            "result   delayed: {}\n",
+        Some(result @ ("delayed" | "refused")) => out.push_str(&format!(
+            "result   {result}: {}\n",
             r["reason"].as_str().unwrap_or("")
         )),
         Some("different") => {
@@ -305,6 +305,9 @@ pub fn billing_lines(r: &Value) -> String {
                     o["date_time"].as_str().unwrap_or("?"),
                     o["amount_tiyin"]
                 ));
+            }
+            if let Some(more) = r["explained_more"].as_u64() {
+                out.push_str(&format!("         and {more} more receipt(s)\n"));
             }
         }
         _ => out.push_str(&format!("result   unknown: {r}\n")),
@@ -546,13 +549,18 @@ mod tests {
         let delayed = json!({"id": 3, "start": "2026-11-29T08:00:00", "end": "2026-11-29T20:00:00",
             "trigger": "z_report", "journal": {"orders": 2, "amount_tiyin": 500}, "billing": null,
             "result": "delayed", "reason": "billing unreachable (timed out)", "attempts": 4,
-            "checked_at": "2026-11-29T15:00:02+00:00"});
+            "checked_at": "2026-11-29T15:00:02Z"});
         assert_eq!(
             billing_lines(&delayed),
             "period   2026-11-29T08:00:00 – 2026-11-29T20:00:00\njournal  2 orders, 500 tiyin\n\
              result   delayed: billing unreachable (timed out)\n\
-             stored   check #3 (z_report, 4 attempt(s), 2026-11-29T15:00:02+00:00)\n"
+             stored   check #3 (z_report, 4 attempt(s), 2026-11-29T15:00:02Z)\n"
         );
+        let refused = json!({"result": "refused", "reason": "HTTP 400: bad inn"});
+        assert!(billing_lines(&refused).contains("result   refused: HTTP 400: bad inn"));
+        let many = json!({"result": "different", "orders_difference": 1, "amount_difference_tiyin": 5,
+            "explained_by": [], "explained_more": 30});
+        assert!(billing_lines(&many).contains("and 30 more receipt(s)"));
         let unknown = json!({"result": "later"});
         assert!(billing_lines(&unknown).contains("result   unknown"));
     }

@@ -270,6 +270,11 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     let table = &dom[start..start + dom[start..].find("</table>").unwrap()];
     assert!(table.contains("data-billing=\"different\""), "{table}");
     assert!(table.contains(&format!("receipt {lost} #")), "{table}");
+    let amount = fiscald::domain::Money(7_700).to_string();
+    assert!(
+        table.contains(&format!("1 order(s), {amount}")),
+        "the amount difference too: {table}"
+    );
     assert!(table.contains("(on_demand)"), "{table}");
     assert!(table.contains("1 attempt(s)"), "{table}");
     let shot = format!(
