@@ -299,10 +299,15 @@ pub fn billing_lines(r: &Value) -> String {
             ));
             for o in r["explained_by"].as_array().into_iter().flatten() {
                 out.push_str(&format!(
-                    "         receipt {} (box #{}, {}, {} tiyin)\n",
+                    "         receipt {} (box #{}, {}{}, {} tiyin)\n",
                     o["receipt_id"].as_str().unwrap_or("?"),
                     o["receipt_seq"],
                     o["date_time"].as_str().unwrap_or("?"),
+                    if o["fiscal_time_unknown"] == true {
+                        " accepted; the box's time unreadable"
+                    } else {
+                        ""
+                    },
                     o["amount_tiyin"]
                 ));
             }

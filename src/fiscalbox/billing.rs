@@ -34,8 +34,14 @@ pub struct JournalOrder {
     pub receipt_id: String,
     /// The box's receipt sequence number.
     pub receipt_seq: u64,
+    /// The fiscal time; the acceptance time when the box's time was
+    /// unreadable (`fiscal_time_unknown`).
     pub date_time: NaiveDateTime,
     pub amount_tiyin: i64,
+    /// The box's time of this receipt was unreadable: it is counted in the
+    /// period it was accepted in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fiscal_time_unknown: bool,
 }
 
 /// What the billing counted for a period.
@@ -272,6 +278,7 @@ pub fn journal_orders(
                 receipt_seq: r.seq.max(0) as u64,
                 date_time,
                 amount_tiyin: facts::tiyin(crate::domain::Money(r.total_minor)),
+                fiscal_time_unknown: !r.fiscal_time_known,
             })
         })
         .collect()
@@ -536,6 +543,7 @@ impl BillingClient {
             .fiscalbox_sales(
                 start.format(JOURNAL_TIME_FORMAT).to_string(),
                 end.format(JOURNAL_TIME_FORMAT).to_string(),
+                facts::UNKNOWN_RECEIPT_TIME,
             )
             .await
             .map(|sales| journal_orders(&sales, start, end));
@@ -836,6 +844,7 @@ mod tests {
             date_time: NaiveDateTime::parse_from_str("2026-11-29 10:00:00", "%Y-%m-%d %H:%M:%S")
                 .unwrap(),
             amount_tiyin: amount,
+            fiscal_time_unknown: false,
         }
     }
 
@@ -1136,6 +1145,7 @@ mod tests {
             seq: 3,
             date_time: time.into(),
             total_minor: 1_500,
+            fiscal_time_known: time != "2026-11-29T12:00:00",
         };
         let t = |s: &str| NaiveDateTime::parse_from_str(s, BILLING_DATE_FORMAT).unwrap();
         let got = journal_orders(
@@ -1145,12 +1155,14 @@ mod tests {
                 sale("c", "sale", "2026-11-29T23:59:59"),
                 sale("d", "sale", "2026-11-30T00:00:00"),
                 sale("e", "sale", "garbage"),
+                sale("f", "sale", "2026-11-29T12:00:00"),
             ],
             t("2026-11-29T00:00:00"),
             t("2026-11-29T23:59:59"),
         );
         let ids: Vec<&str> = got.iter().map(|o| o.receipt_id.as_str()).collect();
-        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(ids, ["a", "c", "f"]);
+        assert!(got[2].fiscal_time_unknown && !got[0].fiscal_time_unknown);
         assert_eq!(got[0].amount_tiyin, 1_500);
         assert_eq!(got[0].receipt_seq, 3);
     }

@@ -56,6 +56,12 @@ pub const REQUEST_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 /// Reply `date_time` and the QR's `c=`: `YYYYMMDDHHMMSS` \[Order.md\].
 pub const RECEIPT_TIME_FORMAT: &str = "%Y%m%d%H%M%S";
 
+/// The journal's fiscal time of a FiscalBox receipt whose reply `date_time`
+/// could not be read (logged when stored): 1970-01-01T00:00:00 stands for
+/// "unknown" — no FiscalBox receipt is that old. The billing check counts
+/// such a receipt by its acceptance time and says so.
+pub const UNKNOWN_RECEIPT_TIME: &str = "1970-01-01T00:00:00";
+
 /// A scaled integer field as clients send it. Order.md types these fields as
 /// "String" and its refund example sends `1000.0`: **ASSUMED** accepted are
 /// a JSON integer, a number whose fraction is zero, and a string of digits

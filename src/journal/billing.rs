@@ -46,9 +46,12 @@ pub struct FiscalboxSale {
     /// The fiscal attributes' `fiscal_document_number` (the box's receipt
     /// count).
     pub seq: i64,
-    /// The fiscal attributes' `date_time` as stored.
+    /// The fiscal attributes' `date_time` as stored; for a receipt whose
+    /// fiscal time is unknown (`fiscal_time_known` false), its acceptance
+    /// time (till-local, from `created_at`).
     pub date_time: String,
     pub total_minor: i64,
+    pub fiscal_time_known: bool,
 }
 
 /// The period's sales: the `WHERE` repeats the partial index's own terms,
@@ -62,6 +65,20 @@ const SALES: &str =
        AND json_extract(fiscal, '$.date_time') BETWEEN ?1 AND ?2
        AND state = 'fiscalized' AND json_extract(body, '$.uz') IS NOT NULL
      ORDER BY json_extract(fiscal, '$.date_time'), number";
+
+/// The sales whose fiscal time is unknown (`?1`, the stored stand-in) and
+/// whose acceptance (`created_at`, till-local with its offset: its first 19
+/// characters are the local time) lies in `[?2, ?3]`: the same index, one
+/// key.
+const UNKNOWN_TIME_SALES: &str =
+    "SELECT id, json_extract(body, '$.kind'), json_extract(fiscal, '$.fiscal_document_number'),
+            substr(created_at, 1, 19), total_minor
+     FROM receipts INDEXED BY receipts_fiscalbox_by_fiscal_time
+     WHERE source = 'fiscalbox' AND fiscal IS NOT NULL
+       AND json_extract(fiscal, '$.date_time') = ?1
+       AND state = 'fiscalized' AND json_extract(body, '$.uz') IS NOT NULL
+       AND substr(created_at, 1, 19) BETWEEN ?2 AND ?3
+     ORDER BY number";
 
 const COLUMNS: &str = "id, period_from, period_to, trigger, result, journal_orders, journal_amount, \
      billing_orders, billing_amount, outcome, attempts, checked_at";
@@ -198,25 +215,39 @@ impl Journal {
     /// `[from, to]`, in fiscal time order — read through the partial index
     /// `receipts_fiscalbox_by_fiscal_time` (migration 6), never the whole
     /// journal.
+    ///
+    /// Receipts stored with the fiscal time `unknown` (the box's time was
+    /// unreadable) follow, when they were accepted in `[from, to]`, with
+    /// `fiscal_time_known` false.
     pub async fn fiscalbox_sales(
         &self,
         from: String,
         to: String,
+        unknown: &'static str,
     ) -> Result<Vec<FiscalboxSale>, JournalError> {
         self.read(move |r| {
             r.with_conn(|c| {
-                let mut stmt = c.prepare_cached(SALES)?;
-                let rows = stmt
-                    .query_map(params![from, to], |r| {
+                let sale = |known: bool| {
+                    move |r: &rusqlite::Row<'_>| {
                         Ok(FiscalboxSale {
                             receipt_id: r.get(0)?,
                             kind: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
                             seq: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
                             date_time: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
                             total_minor: r.get(4)?,
+                            fiscal_time_known: known,
                         })
-                    })?
+                    }
+                };
+                let mut rows = c
+                    .prepare_cached(SALES)?
+                    .query_map(params![from, to], sale(true))?
                     .collect::<Result<Vec<_>, _>>()?;
+                rows.extend(
+                    c.prepare_cached(UNKNOWN_TIME_SALES)?
+                        .query_map(params![unknown, from, to], sale(false))?
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
                 Ok(rows)
             })
         })
@@ -295,6 +326,8 @@ mod tests {
         Journal::open(options, Arc::new(SystemClock)).unwrap()
     }
 
+    const UNKNOWN: &str = "1970-01-01T00:00:00";
+
     #[tokio::test]
     async fn a_periods_sales_are_read_through_the_partial_index_not_the_whole_journal() {
         let dir = tempfile::tempdir().unwrap();
@@ -305,7 +338,7 @@ mod tests {
             let mut insert = c.prepare(
                 "INSERT INTO receipts (number, id, source, state, idempotency_key, offline_url,
                     total_minor, fingerprint, body, created_at, updated_at, fiscal)
-                 VALUES (?1, ?2, ?3, ?4, '', '', ?5, '', ?6, 't', 't', ?7)",
+                 VALUES (?1, ?2, ?3, ?4, '', '', ?5, '', ?6, ?8, ?8, ?7)",
             )?;
             let uz = r#"{"kind":"sale","uz":{}}"#;
             for (n, source, state, body, time) in [
@@ -353,6 +386,9 @@ mod tests {
                     uz,
                     Some("2026-11-30T00:00:00"),
                 ),
+                // The box's time was unreadable: accepted in the period or not.
+                (9, "fiscalbox", "fiscalized", uz, Some(UNKNOWN)),
+                (10, "fiscalbox", "fiscalized", uz, Some(UNKNOWN)),
             ] {
                 let fiscal = time.map(|t| {
                     format!(
@@ -360,6 +396,11 @@ mod tests {
                         n + 100
                     )
                 });
+                let created = if n == 10 {
+                    "2026-11-30T08:00:00.000+05:00"
+                } else {
+                    "2026-11-29T08:00:00.000+05:00"
+                };
                 insert.execute(params![
                     n,
                     format!("r{n}"),
@@ -367,7 +408,8 @@ mod tests {
                     state,
                     n * 1000,
                     body,
-                    fiscal
+                    fiscal,
+                    created
                 ])?;
             }
             Ok(())
@@ -375,22 +417,36 @@ mod tests {
         .await
         .unwrap();
         let sales = j
-            .fiscalbox_sales("2026-11-29T00:00:00".into(), "2026-11-29T23:59:59".into())
+            .fiscalbox_sales(
+                "2026-11-29T00:00:00".into(),
+                "2026-11-29T23:59:59".into(),
+                UNKNOWN,
+            )
             .await
             .unwrap();
-        let got: Vec<(&str, &str, i64, i64)> = sales
+        let got: Vec<(&str, &str, i64, i64, bool)> = sales
             .iter()
-            .map(|s| (s.receipt_id.as_str(), s.kind.as_str(), s.seq, s.total_minor))
+            .map(|s| {
+                (
+                    s.receipt_id.as_str(),
+                    s.kind.as_str(),
+                    s.seq,
+                    s.total_minor,
+                    s.fiscal_time_known,
+                )
+            })
             .collect();
         assert_eq!(
             got,
             [
-                ("r2", "sale", 102, 2000),
-                ("r6", "sale_return", 106, 6000),
-                ("r7", "sale", 107, 7000)
+                ("r2", "sale", 102, 2000, true),
+                ("r6", "sale_return", 106, 6000, true),
+                ("r7", "sale", 107, 7000, true),
+                ("r9", "sale", 109, 9000, false),
             ]
         );
         assert_eq!(sales[0].date_time, "2026-11-29T00:00:00");
+        assert_eq!(sales[3].date_time, "2026-11-29T08:00:00", "accepted then");
         // The plan: a range search of the partial index, no table scan.
         let plan: Vec<String> = j
             .read(|r| {
@@ -404,7 +460,20 @@ mod tests {
             })
             .await
             .unwrap();
-        let plan = plan.join("\n");
+        let unknown_plan: Vec<String> = j
+            .read(|r| {
+                r.with_conn(|c| {
+                    let mut stmt =
+                        c.prepare(&format!("EXPLAIN QUERY PLAN {UNKNOWN_TIME_SALES}"))?;
+                    let rows = stmt
+                        .query_map(params!["u", "a", "b"], |r| r.get::<_, String>(3))?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(rows)
+                })
+            })
+            .await
+            .unwrap();
+        let plan = plan.join("\n") + "\n" + &unknown_plan.join("\n");
         assert!(
             plan.contains("USING INDEX receipts_fiscalbox_by_fiscal_time"),
             "{plan}"

@@ -345,6 +345,12 @@ mod tests {
             VALUES ('2026-11-29T08:00:00', '2026-11-29T20:00:00', 'z_report', 'equal', 3, 67200,
                     3, 67200, '{"result":"equal"}', 1, '2026-11-29T20:00:01+05:00', 1795964401000);
     "#,
+        // The FiscalBox receipt's fiscal data arrive (the partial index
+        // takes it in on the update).
+        r#"
+        UPDATE receipts SET fiscal = '{"fiscal_document_number":7,"date_time":"2026-11-30T10:00:05"}'
+            WHERE id = 'r3';
+    "#,
     ];
 
     #[test]
@@ -422,6 +428,18 @@ mod tests {
                     .query_row("SELECT count(*) FROM billing_checks", [], |r| r.get(0))
                     .unwrap();
                 assert_eq!(checks, 1, "billing checks kept when migrating from {start}");
+            }
+            if start >= 6 {
+                let found: String = conn
+                    .query_row(
+                        "SELECT id FROM receipts INDEXED BY receipts_fiscalbox_by_fiscal_time
+                         WHERE source = 'fiscalbox' AND fiscal IS NOT NULL
+                           AND json_extract(fiscal, '$.date_time') = '2026-11-30T10:00:05'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(found, "r3");
             }
             // Migrating again is a no-op.
             assert_eq!(migrate(&mut conn).unwrap(), latest_version());
