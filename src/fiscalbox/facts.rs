@@ -1544,6 +1544,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_z_reports_times_and_the_inn_rule() {
+        let t = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").unwrap();
+        assert_eq!(
+            zreport_time("2026-11-29 08:00:00"),
+            Some(t("2026-11-29T08:00:00"))
+        );
+        assert_eq!(
+            zreport_time("20261129200000"),
+            Some(t("2026-11-29T20:00:00"))
+        );
+        assert_eq!(zreport_time(""), None, "an open shift's close time");
+        assert_eq!(zreport_time("29.11.2026"), None);
+        assert!(is_inn("306429662"));
+        for bad in ["30642966", "3064296620", "30642966a", "12345678901234"] {
+            assert!(!is_inn(bad), "{bad}");
+        }
+        // The Debug of the login and the token shows neither secret.
+        let login = BillingLogin {
+            username: "shop".into(),
+            password: "pw-planted".into(),
+        };
+        let token = BillingToken {
+            token: "tok-planted".into(),
+        };
+        let shown = format!("{login:?} {token:?}");
+        assert!(
+            !shown.contains("pw-planted") && !shown.contains("tok-planted"),
+            "{shown}"
+        );
+        assert!(shown.contains("shop"), "{shown}");
+    }
+
+    #[test]
     fn scaled_integers_accept_integers_integral_floats_and_digit_strings() {
         let p: ProductWire =
             serde_json::from_str(r#"{"amount": 1000.0, "price": "230000", "vat": 6522}"#).unwrap();

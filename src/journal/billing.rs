@@ -566,6 +566,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_delayed_check_is_taken_up_however_often_asked_and_no_refused_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        let often = j
+            .save_billing_check(BillingCheckRow {
+                attempts: 5_000,
+                ..check("delayed")
+            })
+            .await
+            .unwrap();
+        j.save_billing_check(check("refused")).await.unwrap();
+        let never_asked = j
+            .save_billing_check(BillingCheckRow {
+                attempts: 0,
+                ..check("delayed")
+            })
+            .await
+            .unwrap();
+        let ids: Vec<Option<i64>> = j
+            .delayed_billing_checks(16)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, [Some(often), Some(never_asked)]);
+    }
+
+    #[tokio::test]
     async fn only_the_newest_checks_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let j = journal(dir.path());
