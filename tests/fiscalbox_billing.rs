@@ -562,6 +562,88 @@ async fn the_token_is_renewed_at_its_rotation_age_and_once_after_a_401() {
     fb.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_delayed_check_is_taken_up_a_few_at_a_time_until_all_settle() {
+    use fiscald::clock::SystemClock;
+    use fiscald::fiscalbox::billing::{BillingClient, TAKE_UP_AT_ONCE, resume};
+    use fiscald::journal::{BillingCheckRow, Journal, Options};
+    use std::sync::Arc;
+    let fb = sim_box().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::uz_settings(dir.path(), &fb.base_url());
+    let journal = Journal::open(
+        Options::from_settings(&s, s.journal_path.clone()),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    // A long outage left more delayed checks than are asked at once, some
+    // asked very often already, and one the billing refused.
+    let n = TAKE_UP_AT_ONCE + 4;
+    for i in 0..n {
+        journal
+            .save_billing_check(BillingCheckRow {
+                id: None,
+                period_from: format!("2026-10-{:02}T08:00:00", i + 1),
+                period_to: format!("2026-10-{:02}T20:00:00", i + 1),
+                trigger: "z_report".into(),
+                result: "delayed".into(),
+                journal_orders: 0,
+                journal_amount: 0,
+                billing_orders: None,
+                billing_amount: None,
+                outcome: r#"{"result":"delayed","reason":"billing unreachable"}"#.into(),
+                attempts: if i % 2 == 0 { 10_000 } else { 3 },
+                checked_at: "2026-10-01T20:00:00Z".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let refused = journal
+        .save_billing_check(BillingCheckRow {
+            id: None,
+            period_from: "2026-09-01T08:00:00".into(),
+            period_to: "2026-09-01T20:00:00".into(),
+            trigger: "z_report".into(),
+            result: "refused".into(),
+            journal_orders: 0,
+            journal_amount: 0,
+            billing_orders: None,
+            billing_amount: None,
+            outcome: r#"{"result":"refused","reason":"HTTP 400"}"#.into(),
+            attempts: 1,
+            checked_at: "2026-09-01T20:00:00Z".into(),
+        })
+        .await
+        .unwrap();
+    let client = Arc::new(
+        BillingClient::new(
+            billing(&fb.base_url()),
+            journal.clone(),
+            Arc::new(SystemClock),
+        )
+        .unwrap(),
+    );
+    assert_eq!(resume(&client).await, TAKE_UP_AT_ONCE);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = journal.delayed_billing_checks(100).await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} still delayed", left.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (unresolved, count) = journal.unresolved_billing_checks(10).await.unwrap();
+    assert_eq!(count, 1, "only the refused one: {unresolved:?}");
+    assert_eq!(unresolved[0].id, Some(refused));
+    assert_eq!(unresolved[0].result, "refused", "not asked again");
+    client.stop();
+    tokio::task::spawn_blocking(move || journal.close())
+        .await
+        .unwrap();
+    fb.stop().await;
+}
+
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(text.as_bytes())

@@ -374,6 +374,8 @@ pub struct BillingClient {
     pub counters: BillingCounters,
     /// Background checks and retries, stopped with the daemon.
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The stored checks being asked now (by row id): one task per check.
+    in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl BillingClient {
@@ -402,6 +404,7 @@ impl BillingClient {
             token: Mutex::new(None),
             counters: BillingCounters::default(),
             tasks: std::sync::Mutex::new(Vec::new()),
+            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -744,13 +747,24 @@ fn log(r: &Reconciliation) {
 /// retry policy until it answers (or refuses the request); every result
 /// replaces the check's stored row, so the stored result becomes `equal`
 /// or `different` once the billing is back. `first` receives the first
-/// stored result.
+/// stored result. A check already being asked is not asked twice; when one
+/// settles, stored delayed checks nobody asks yet are taken up
+/// ([`take_up_delayed`]).
 pub fn spawn_retries(
     client: Arc<BillingClient>,
     mut r: Reconciliation,
     after: std::time::Duration,
     mut first: Option<tokio::sync::oneshot::Sender<Reconciliation>>,
-) -> tokio::task::JoinHandle<()> {
+) -> Option<tokio::task::JoinHandle<()>> {
+    if let Some(id) = r.id
+        && !client
+            .in_flight
+            .lock()
+            .expect("billing in-flight lock")
+            .insert(id)
+    {
+        return None;
+    }
     let task = tokio::spawn({
         let client = client.clone();
         async move {
@@ -758,50 +772,104 @@ pub fn spawn_retries(
             while let Some(wait) = after {
                 tokio::time::sleep(wait).await;
                 let Some((start, end)) = r.period() else {
-                    tracing::warn!(
-                        start = r.start,
-                        end = r.end,
-                        "billing reconciliation: a stored check's period is unreadable; not asked"
-                    );
-                    return;
+                    // Never asked again (and so never taken up again).
+                    r.outcome = Outcome::Refused {
+                        reason: format!(
+                            "the stored period {:?} – {:?} is unreadable; run `fiscald billing check` for it",
+                            r.start, r.end
+                        ),
+                    };
+                    r = store(&client.journal, r).await;
+                    log(&r);
+                    break;
                 };
                 let (mut next, failure) = client.check(start, end, r.trigger).await;
                 next.id = r.id;
                 next.attempts = r.attempts.saturating_add(1);
                 let (next, again) = client.next_step(next, failure.as_ref());
+                let asked = r.id;
                 r = store(&client.journal, next).await;
+                if asked != r.id
+                    && let Some(id) = r.id
+                {
+                    client
+                        .in_flight
+                        .lock()
+                        .expect("billing in-flight lock")
+                        .insert(id);
+                }
                 log(&r);
                 if let Some(tx) = first.take() {
                     let _ = tx.send(r.clone());
                 }
                 after = again;
             }
+            if let Some(id) = r.id {
+                client
+                    .in_flight
+                    .lock()
+                    .expect("billing in-flight lock")
+                    .remove(&id);
+            }
+            take_up_delayed(&client).await;
         }
     });
     client.track(&task);
-    task
+    Some(task)
 }
 
-/// At start: take up the checks a stopped daemon left delayed (however
-/// often they were asked; at most 16, oldest first); refused checks are
-/// not asked again. Returns how many.
-pub async fn resume(client: &Arc<BillingClient>) -> usize {
-    let rows = client
+/// How many stored delayed checks are asked at once when taken up (at a
+/// start, and as others settle): a long outage leaves many, and each is
+/// asked without end.
+pub const TAKE_UP_AT_ONCE: usize = 16;
+
+/// Take up stored delayed checks nobody is asking (however often they were
+/// asked; oldest first) until [`TAKE_UP_AT_ONCE`] are in flight; refused
+/// checks are not asked again. Returns how many were taken up.
+pub async fn take_up_delayed(client: &Arc<BillingClient>) -> usize {
+    let room = TAKE_UP_AT_ONCE.saturating_sub(
+        client
+            .in_flight
+            .lock()
+            .expect("billing in-flight lock")
+            .len(),
+    );
+    if room == 0 {
+        return 0;
+    }
+    let rows = match client
         .journal
-        .delayed_billing_checks(16)
+        .delayed_billing_checks(TAKE_UP_AT_ONCE * 2)
         .await
-        .unwrap_or_default();
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "billing checks unreadable; delayed ones not taken up now");
+            return 0;
+        }
+    };
     let mut n = 0;
     for r in rows.into_iter().filter_map(Reconciliation::from_row) {
-        tracing::info!(
-            trigger = r.trigger.as_str(),
-            attempts = r.attempts,
-            "billing reconciliation: taking up a delayed check"
-        );
-        spawn_retries(client.clone(), r, std::time::Duration::ZERO, None);
-        n += 1;
+        if n == room {
+            break;
+        }
+        let (trigger, attempts) = (r.trigger.as_str(), r.attempts);
+        if spawn_retries(client.clone(), r, std::time::Duration::ZERO, None).is_some() {
+            tracing::info!(
+                trigger,
+                attempts,
+                "billing reconciliation: taking up a delayed check"
+            );
+            n += 1;
+        }
     }
     n
+}
+
+/// At start: take up the checks a stopped daemon left delayed
+/// ([`take_up_delayed`]). Returns how many.
+pub async fn resume(client: &Arc<BillingClient>) -> usize {
+    take_up_delayed(client).await
 }
 
 fn rand_jitter() -> f64 {
