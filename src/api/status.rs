@@ -325,8 +325,8 @@ pub async fn collect(app: &AppState) -> StatusReport {
             .collect(),
     };
     let deadlines = deadlines(app, now);
-    // The newest stored reconciliation with the billing (it survives a
-    // restart): one indexed row.
+    // The stored check of the newest period (it survives a restart; one
+    // indexed row) and the unresolved ones (among at most the 1000 kept).
     let (billing_last, (unresolved, unresolved_count)) =
         match app.fiscalbox.as_ref().and_then(|fb| fb.billing.as_ref()) {
             Some(_) => (
