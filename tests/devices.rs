@@ -493,8 +493,10 @@ fn assert_printed_fiscal_2026(text: &str, fixture: &common::Fiscal2026) {
         "the full fixture has a marked line"
     );
     let marked_line = format!("1.000 шт x {0} = {0}", F::MARKED_PRICE);
+    // Its codes were checked and confirmed before the sale: "[М+]".
+    let signed = format!("[М+] {}", F::MARKED_NAME);
     for want in [
-        F::MARKED_NAME,
+        signed.as_str(),
         &marked_line,
         "Молоко 3,2% 1 л",
         "2.000 шт x 89.90 = 179.80",
@@ -579,8 +581,8 @@ async fn a_2026_receipt_reaches_the_register_with_every_ffd_tag_and_is_printed()
     let subjects: Vec<u8> = sale.lines.iter().map(|l| l.payment_subject).collect();
     assert_eq!(
         subjects,
-        [1, 1, 4, 1],
-        "1212: commodity, commodity, service, commodity"
+        [1, 1, 4, 33],
+        "1212: commodity, commodity, service, a marked good with its code"
     );
     let units: Vec<Option<Vec<u8>>> = sale
         .lines
@@ -732,6 +734,7 @@ async fn a_2026_receipt_reaches_the_cloud_with_every_field_and_is_printed() {
     // The marked line carries its code and the service's 1260; no other does.
     assert_eq!(items[3]["name"], F::MARKED_NAME);
     assert_eq!(items[3]["markingCodes"], json!([common::MARKED_CODE]));
+    assert_eq!(items[3]["paymentSubject"], "COMMODITY_MARKED", "1212 = 33");
     assert_eq!(
         items[3]["sectoralItemProps"],
         json!([common::cloud_1260(&requisite)])

@@ -7,7 +7,7 @@
 use super::money::{self, MAX_MONEY_MINOR, MAX_QUANTITY_MILLI, Money};
 use super::receipt::{
     Agent, Buyer, CalculationMethod, Cashier, Country, Draft, Item, Line, Payment, PaymentKind,
-    Receipt, ReceiptKind, TaxSystem, Vat,
+    PaymentSubject, Receipt, ReceiptKind, TaxSystem, Vat,
 };
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -96,7 +96,10 @@ pub fn validate(
     let mut sum = Some(Money::ZERO);
     for (i, d) in draft.items.into_iter().enumerate() {
         let p = |field: &str| format!("/items/{i}/{field}");
-        let line = d.line;
+        let mut line = d.line;
+        if profile.country == Country::Ru {
+            mark_subject(&mut line);
+        }
         check_line(&mut v, i, &line, profile);
         let inputs_ok = line.quantity.0 > 0
             && (0..=MAX_MONEY_MINOR).contains(&line.price.0)
@@ -348,8 +351,64 @@ pub fn validate(
 
 /// The shape rules of one line (name, quantity, price, VAT for the country,
 /// codes, unit, discount, agent).
+/// FFD 1.2 tag 1212 for goods subject to marking: 31 excisable with its
+/// code, 33 a good with its code (30 and 32: the same without a code); see
+/// shared/spec/marking-and-fn-health.md "Payment subject (1212) for marked
+/// goods" (kkmserver-types Register.ts, atolexamplesjson). A POS that sends a
+/// plain (or "unmarked") commodity or excisable good *with* a scanned code
+/// means the marked one: the line is sent as 33 / 31. Anything else with a
+/// code, or 31 / 33 without one, is refused by `check_marked`.
+fn mark_subject(line: &mut Line) {
+    if line.marking.is_empty() {
+        return;
+    }
+    line.payment_subject = match line.payment_subject {
+        PaymentSubject::Commodity | PaymentSubject::CommodityUnmarked => {
+            PaymentSubject::CommodityMarked
+        }
+        PaymentSubject::Excise | PaymentSubject::ExciseUnmarked => PaymentSubject::ExciseMarked,
+        other => other,
+    };
+}
+
+/// A marking code belongs to a marked good (1212 = 31 or 33), and 31 / 33
+/// need the code (see [`mark_subject`]). Russian receipts only: tag 1212 is
+/// the Russian FFD's.
+fn check_marked(v: &mut Vec<Violation>, i: usize, line: &Line) {
+    let marked = matches!(
+        line.payment_subject,
+        PaymentSubject::CommodityMarked | PaymentSubject::ExciseMarked
+    );
+    if !line.marking.is_empty() && !marked {
+        v.push(Violation::new(
+            format!("/items/{i}/payment_subject"),
+            "marked_subject",
+            format!(
+                "a line with marking codes is a marked good: payment_subject commodity_marked \
+                 (tag 1212 = 33) or excise_marked (31), not {}",
+                line.payment_subject.code()
+            ),
+        ));
+    }
+    if line.marking.is_empty() && marked {
+        v.push(Violation::new(
+            format!("/items/{i}/marking"),
+            "marking_required",
+            format!(
+                "payment_subject {} (tag 1212 = {}) is a marked good sold with its code: \
+                 marking must hold the scanned code",
+                line.payment_subject.code(),
+                line.payment_subject.tag_value()
+            ),
+        ));
+    }
+}
+
 fn check_line(v: &mut Vec<Violation>, i: usize, line: &Line, profile: &Profile) {
     let p = |field: &str| format!("/items/{i}/{field}");
+    if profile.country == Country::Ru {
+        check_marked(v, i, line);
+    }
     let chars = line.name.chars().count();
     if line.name.trim().is_empty() {
         v.push(Violation::new(
@@ -785,6 +844,60 @@ mod tests {
         assert_eq!(r.change, Money(1910));
         assert_eq!(r.tax_system, TaxSystem::Common);
         assert_eq!(r.currency, "RUB");
+    }
+
+    /// Tag 1212 follows the marking code: a commodity or excisable good with
+    /// a code is sent as 33 / 31; a code on anything else, or 31 / 33
+    /// without a code, is refused naming the field.
+    #[test]
+    fn a_line_with_a_marking_code_is_a_marked_good() {
+        const CODE: &str = "0104600439931256215Zk4Y8d\u{1d}93dGVz";
+        let code = CODE.to_string();
+        let with_code = |subject: PaymentSubject, marking: Vec<String>| {
+            let mut l = line("Кеды", 350000, 1000, Vat::Vat20);
+            l.payment_subject = subject;
+            l.marking = marking;
+            draft(
+                vec![item(l, None)],
+                vec![pay(PaymentKind::Electronic, 350000)],
+            )
+        };
+        for (given, sent) in [
+            (PaymentSubject::Commodity, PaymentSubject::CommodityMarked),
+            (
+                PaymentSubject::CommodityUnmarked,
+                PaymentSubject::CommodityMarked,
+            ),
+            (
+                PaymentSubject::CommodityMarked,
+                PaymentSubject::CommodityMarked,
+            ),
+            (PaymentSubject::Excise, PaymentSubject::ExciseMarked),
+        ] {
+            let r = validate(with_code(given, vec![code.clone()]), &ru(), day()).unwrap();
+            assert_eq!(r.items[0].line.payment_subject, sent, "{given:?}");
+        }
+        assert_eq!(PaymentSubject::CommodityMarked.tag_value(), 33);
+        assert_eq!(PaymentSubject::ExciseMarked.tag_value(), 31);
+        assert_eq!(
+            rules(validate(
+                with_code(PaymentSubject::Service, vec![code.clone()]),
+                &ru(),
+                day()
+            )),
+            [("/items/0/payment_subject".to_string(), "marked_subject")]
+        );
+        assert_eq!(
+            rules(validate(
+                with_code(PaymentSubject::CommodityMarked, vec![]),
+                &ru(),
+                day()
+            )),
+            [("/items/0/marking".to_string(), "marking_required")]
+        );
+        // Without a code nothing changes.
+        let r = validate(with_code(PaymentSubject::Commodity, vec![]), &ru(), day()).unwrap();
+        assert_eq!(r.items[0].line.payment_subject, PaymentSubject::Commodity);
     }
 
     #[test]

@@ -223,6 +223,27 @@ pub fn two_columns(left: &str, right: &str, width: usize) -> Vec<String> {
 }
 
 /// The receipt as ESC/POS bytes, from `ESC @` to the cut.
+/// The sign printed before a marked good's name: the result of checking its
+/// codes (tag 2106's print form). **ASSUMED** (the FFD 1.2 table of print
+/// forms could not be read here; the signs are the ones registers print, cf.
+/// shtrih-m/javapos_shtrih#138 where 2106 = 5 printed "[M-]"): "[М+]" when
+/// every code of the line was checked and confirmed before the sale, "[М]"
+/// when any was not checked (no service answered, or checking is off). A
+/// refused code is never sold (422 `marking_refused`), so "[М-]" is never
+/// printed. `None` for a line without codes.
+pub fn marking_sign(r: &Receipt, item: usize) -> Option<&'static str> {
+    let codes = &r.items.get(item)?.line.marking;
+    if codes.is_empty() {
+        return None;
+    }
+    let confirmed = codes.iter().all(|code| {
+        r.marking_checks
+            .iter()
+            .any(|c| c.item == item && &c.code == code && c.requisite.is_some())
+    });
+    Some(if confirmed { "[М+]" } else { "[М]" })
+}
+
 pub fn receipt(doc: &ReceiptPrint, opts: &LayoutOptions) -> Vec<u8> {
     let w = opts.width;
     let r = doc.receipt;
@@ -275,7 +296,8 @@ pub fn receipt(doc: &ReceiptPrint, opts: &LayoutOptions) -> Vec<u8> {
     }
 
     for (i, item) in r.items.iter().enumerate() {
-        for l in wrap(&format!("{}. {}", i + 1, item.line.name), w) {
+        let sign = marking_sign(r, i).map_or(String::new(), |s| format!("{s} "));
+        for l in wrap(&format!("{}. {sign}{}", i + 1, item.line.name), w) {
             c.line(&l);
         }
         let unit = match item.line.unit {
@@ -778,6 +800,45 @@ mod tests {
             symbology: 73,
             data: "{B23423423".into()
         }));
+    }
+
+    #[test]
+    fn a_marked_good_shows_whether_its_codes_were_checked() {
+        use crate::domain::receipt::{IndustryRequisite, MarkingCheck};
+        let mut r = sample();
+        r.items[0].line.marking = vec!["010460043993125621JgXJ5.T\u{1d}93a1b2".into()];
+        let check = |requisite: bool| MarkingCheck {
+            item: 0,
+            code: r.items[0].line.marking[0].clone(),
+            requisite: requisite.then(|| IndustryRequisite {
+                foiv_id: "030".into(),
+                doc_date: "21.11.2023".into(),
+                doc_number: "1944".into(),
+                value: "UUID=x&Time=1".into(),
+            }),
+            checked_by: "online".into(),
+        };
+        assert_eq!(marking_sign(&r, 0), Some("[М]"), "no check at all");
+        assert_eq!(marking_sign(&r, 1), None, "no codes");
+        r.marking_checks = vec![check(false)];
+        assert_eq!(marking_sign(&r, 0), Some("[М]"), "unreachable");
+        r.marking_checks = vec![check(true)];
+        assert_eq!(marking_sign(&r, 0), Some("[М+]"));
+        let doc = ReceiptPrint {
+            slip: false,
+            header: &[],
+            number: 1,
+            receipt: &r,
+            local_time: "01.02.2026 10:00".into(),
+            fiscal: None,
+            qr: "",
+            qr_caption: "",
+            copy: false,
+            footer: &[],
+        };
+        let text = TextEncoding::Cp866.decode(&receipt(&doc, &LayoutOptions::default()));
+        assert!(text.contains("1. [М+] Хлеб ржаной"), "{text}");
+        assert!(text.contains("2. Сыр, весовой"), "{text}");
     }
 
     #[test]
