@@ -284,6 +284,37 @@ pub fn journal_orders(
         .collect()
 }
 
+/// The billing period of a closed shift, till-local: the box's own Z
+/// report `open_time` – `close_time` when readable, else the journal's
+/// shift opening (`journal_open`) and the POS's close `time`, else `now`
+/// (the till's clock) for the end and the end's midnight for the start.
+/// A period is always given; the third value says what was guessed (for
+/// the log). Pure.
+pub fn shift_period(
+    box_open: &str,
+    box_close: &str,
+    pos_time: &str,
+    journal_open: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> (NaiveDateTime, NaiveDateTime, Vec<&'static str>) {
+    let mut guessed = Vec::new();
+    let end = facts::zreport_time(box_close)
+        .or_else(|| NaiveDateTime::parse_from_str(pos_time, facts::REQUEST_TIME_FORMAT).ok())
+        .unwrap_or_else(|| {
+            guessed.push(
+                "neither the box's close_time nor the POS's time is readable; the period ends now (till clock)",
+            );
+            now
+        });
+    let start = facts::zreport_time(box_open)
+        .or(journal_open)
+        .unwrap_or_else(|| {
+            guessed.push("the shift's opening is unknown; the period starts at the end's midnight");
+            end.date().and_time(chrono::NaiveTime::MIN)
+        });
+    (start.min(end), end, guessed)
+}
+
 /// Compare the journal's orders with the billing's count. Pure.
 pub fn reconcile(orders: &[JournalOrder], billing: BillingCount) -> Outcome {
     let journal = totals(orders);
@@ -1203,6 +1234,34 @@ mod tests {
             panic!()
         };
         assert_eq!(explained_by.len() + explained_more, EXPLAIN_PAIRS_UP_TO);
+    }
+
+    #[test]
+    fn a_shifts_period_prefers_the_boxs_own_times_and_is_always_given() {
+        let t = |s: &str| NaiveDateTime::parse_from_str(s, BILLING_DATE_FORMAT).unwrap();
+        let now = t("2026-11-29T21:00:00");
+        let opened = Some(t("2026-11-29T07:59:00"));
+        // The box's own times win over the journal's and the POS's.
+        assert_eq!(
+            shift_period(
+                "2026-11-29 08:00:00",
+                "2026-11-29 20:00:00",
+                "2026-11-29 20:00:05",
+                opened,
+                now
+            ),
+            (t("2026-11-29T08:00:00"), t("2026-11-29T20:00:00"), vec![])
+        );
+        // No box times (its shift was already closed): the journal's
+        // opening and the POS's time.
+        assert_eq!(
+            shift_period("", "", "2026-11-29 20:00:05", opened, now),
+            (t("2026-11-29T07:59:00"), t("2026-11-29T20:00:05"), vec![])
+        );
+        // Nothing readable: the till's clock, the end's midnight — said.
+        let (start, end, guessed) = shift_period("", "", "yesterday", None, now);
+        assert_eq!((start, end), (t("2026-11-29T00:00:00"), now));
+        assert_eq!(guessed.len(), 2);
     }
 
     #[test]

@@ -695,29 +695,17 @@ async fn z_period(
     time: &str,
 ) -> (chrono::NaiveDateTime, chrono::NaiveDateTime) {
     let now = app.clock.now().with_timezone(&app.tz).naive_local();
-    let end = facts::zreport_time(&z.close_time)
-        .or_else(|| chrono::NaiveDateTime::parse_from_str(time, facts::REQUEST_TIME_FORMAT).ok())
-        .unwrap_or_else(|| {
-            tracing::warn!(
-                time,
-                "billing check: neither the box's close_time nor the POS's time is readable; the period ends now (till clock)"
-            );
-            now
-        });
-    let start = match facts::zreport_time(&z.open_time) {
-        Some(t) => t,
-        None => match shift_start(app).await {
-            Some(t) => t,
-            None => {
-                let midnight = end.date().and_time(chrono::NaiveTime::MIN);
-                tracing::warn!(
-                    "billing check: the shift's opening is unknown; the period starts at the end's midnight"
-                );
-                midnight
-            }
-        },
-    };
-    (start.min(end), end)
+    let (start, end, guessed) = crate::fiscalbox::billing::shift_period(
+        &z.open_time,
+        &z.close_time,
+        time,
+        shift_start(app).await,
+        now,
+    );
+    for what in guessed {
+        tracing::warn!(time, "billing check of the Z report: {what}");
+    }
+    (start, end)
 }
 
 /// When the shift opened, in the till's local time (`None` when unknown).
