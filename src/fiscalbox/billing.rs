@@ -842,7 +842,7 @@ pub fn spawn_retries(
                     .expect("billing in-flight lock")
                     .remove(&id);
             }
-            take_up_delayed(&client).await;
+            take_up_delayed(&client, false).await;
         }
     });
     client.track(&task);
@@ -856,8 +856,10 @@ pub const TAKE_UP_AT_ONCE: usize = 16;
 
 /// Take up stored delayed checks nobody is asking (however often they were
 /// asked; oldest first) until [`TAKE_UP_AT_ONCE`] are in flight; refused
-/// checks are not asked again. Returns how many were taken up.
-pub async fn take_up_delayed(client: &Arc<BillingClient>) -> usize {
+/// checks are not asked again. Checks never asked yet are left to the
+/// task that stored them, unless `never_asked` (at a start: a stopped
+/// daemon left them). Returns how many were taken up.
+pub async fn take_up_delayed(client: &Arc<BillingClient>, never_asked: bool) -> usize {
     let room = TAKE_UP_AT_ONCE.saturating_sub(
         client
             .in_flight
@@ -880,7 +882,11 @@ pub async fn take_up_delayed(client: &Arc<BillingClient>) -> usize {
         }
     };
     let mut n = 0;
-    for r in rows.into_iter().filter_map(Reconciliation::from_row) {
+    for r in rows
+        .into_iter()
+        .filter_map(Reconciliation::from_row)
+        .filter(|r| never_asked || r.attempts > 0)
+    {
         if n == room {
             break;
         }
@@ -900,7 +906,7 @@ pub async fn take_up_delayed(client: &Arc<BillingClient>) -> usize {
 /// At start: take up the checks a stopped daemon left delayed
 /// ([`take_up_delayed`]). Returns how many.
 pub async fn resume(client: &Arc<BillingClient>) -> usize {
-    take_up_delayed(client).await
+    take_up_delayed(client, true).await
 }
 
 fn rand_jitter() -> f64 {
