@@ -856,9 +856,10 @@ pub const TAKE_UP_AT_ONCE: usize = 16;
 
 /// Take up stored delayed checks nobody is asking (however often they were
 /// asked; oldest first) until [`TAKE_UP_AT_ONCE`] are in flight; refused
-/// checks are not asked again. Checks never asked yet are left to the
-/// task that stored them, unless `never_asked` (at a start: a stopped
-/// daemon left them). Returns how many were taken up.
+/// checks are not asked again. A check never asked yet and stored less
+/// than a minute ago is left to the task that stored it (it is about to
+/// ask), unless `never_asked` (at a start: a stopped daemon left them).
+/// Returns how many were taken up.
 pub async fn take_up_delayed(client: &Arc<BillingClient>, never_asked: bool) -> usize {
     let room = TAKE_UP_AT_ONCE.saturating_sub(
         client
@@ -885,7 +886,13 @@ pub async fn take_up_delayed(client: &Arc<BillingClient>, never_asked: bool) -> 
     for r in rows
         .into_iter()
         .filter_map(Reconciliation::from_row)
-        .filter(|r| never_asked || r.attempts > 0)
+        .filter(|r| {
+            never_asked
+                || r.attempts > 0
+                || DateTime::parse_from_rfc3339(&r.checked_at).map_or(true, |at| {
+                    client.clock.now() - at.with_timezone(&Utc) > chrono::Duration::minutes(1)
+                })
+        })
     {
         if n == room {
             break;
