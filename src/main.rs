@@ -40,32 +40,7 @@ enum Command {
     /// Validate a config file: exit 0 when valid, else list every problem.
     CheckConfig { path: PathBuf },
     /// Run a working till with nothing to configure.
-    Demo {
-        /// Where the demo keeps its journal.
-        #[arg(long, default_value = "demo-state")]
-        state_dir: PathBuf,
-        /// Address of the API.
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// Fiscal profile of the demo till.
-        #[arg(long, value_enum, default_value_t = DemoCountry::Ru)]
-        country: DemoCountry,
-        /// Address of the built-in processing simulator.
-        #[arg(long, default_value = "127.0.0.1:8731")]
-        sim_listen: SocketAddr,
-        /// Who fiscalizes: the cloud simulator, or the emulated fiscal register.
-        #[arg(long, value_enum, default_value_t = DemoBackend::Cloud)]
-        backend: DemoBackend,
-        /// Address of the device emulators' control interface.
-        #[arg(long, default_value = "127.0.0.1:8732")]
-        devices_control: SocketAddr,
-        /// Address of the simulated FiscalBox (`--country uz`).
-        #[arg(long, default_value = "127.0.0.1:8733")]
-        fiscalbox_listen: SocketAddr,
-        /// Address of the built-in marking-service simulator (permissive mode).
-        #[arg(long, default_value = "127.0.0.1:8734")]
-        marking_listen: SocketAddr,
-    },
+    Demo(DemoArgs),
     /// A technician's summary of the running daemon; exit code 1 when
     /// something needs attention, 2 when the daemon cannot be reached.
     Status {
@@ -349,31 +324,42 @@ enum DemoCountry {
     Uz,
 }
 
+/// `fiscald demo`'s flags.
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Where the demo keeps its journal.
+    #[arg(long, default_value = "demo-state")]
+    state_dir: PathBuf,
+    /// Address of the API.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Fiscal profile of the demo till.
+    #[arg(long, value_enum, default_value_t = DemoCountry::Ru)]
+    country: DemoCountry,
+    /// Address of the built-in processing simulator.
+    #[arg(long, default_value = "127.0.0.1:8731")]
+    sim_listen: SocketAddr,
+    /// Who fiscalizes: the cloud simulator, or the emulated fiscal register.
+    #[arg(long, value_enum, default_value_t = DemoBackend::Cloud)]
+    backend: DemoBackend,
+    /// Address of the device emulators' control interface.
+    #[arg(long, default_value = "127.0.0.1:8732")]
+    devices_control: SocketAddr,
+    /// Address of the simulated FiscalBox (`--country uz`).
+    #[arg(long, default_value = "127.0.0.1:8733")]
+    fiscalbox_listen: SocketAddr,
+    /// Address of the built-in marking-service simulator (permissive mode).
+    #[arg(long, default_value = "127.0.0.1:8734")]
+    marking_listen: SocketAddr,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { path } => check_config(&path),
         Command::Run { config } => report(run(&config)),
         Command::Archive { config, what } => report(archive(&config, what)),
-        Command::Demo {
-            state_dir,
-            listen,
-            country,
-            sim_listen,
-            backend,
-            devices_control,
-            fiscalbox_listen,
-            marking_listen,
-        } => report(demo(
-            state_dir,
-            listen,
-            country,
-            sim_listen,
-            backend,
-            devices_control,
-            fiscalbox_listen,
-            marking_listen,
-        )),
+        Command::Demo(args) => report(demo(args)),
         Command::Sim { what } => report(sim(what)),
         Command::Bitrix24 {
             what: Bitrix24Command::HandlerJson { url },
@@ -475,18 +461,17 @@ fn archive(config: &std::path::Path, what: ArchiveCommand) -> Result<()> {
     Ok(())
 }
 
-// One argument per `demo` flag, as clap parsed them.
-#[allow(clippy::too_many_arguments)]
-fn demo(
-    state_dir: PathBuf,
-    listen: Option<SocketAddr>,
-    country: DemoCountry,
-    sim_listen: SocketAddr,
-    backend: DemoBackend,
-    devices_control: SocketAddr,
-    fiscalbox_listen: SocketAddr,
-    marking_listen: SocketAddr,
-) -> Result<()> {
+fn demo(args: DemoArgs) -> Result<()> {
+    let DemoArgs {
+        state_dir,
+        listen,
+        country,
+        sim_listen,
+        backend,
+        devices_control,
+        fiscalbox_listen,
+        marking_listen,
+    } = args;
     let text = match country {
         DemoCountry::Ru => config::DEMO_CONFIG,
         DemoCountry::Uz => config::DEMO_UZ_CONFIG,

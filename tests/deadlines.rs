@@ -177,15 +177,7 @@ async fn four_deadlines_show_on_page_status_metrics_and_receipt_warnings() {
     );
 
     // /metrics: seconds left per condition.
-    let metrics = d
-        .client
-        .get(format!("{}/metrics", d.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.get_text("/metrics").await;
     let gauge = |name: &str, kind: &str| -> i64 {
         let prefix = format!("fiscald_{name}{{kind=\"{kind}\"}} ");
         metrics
@@ -357,6 +349,85 @@ async fn past_30_days_the_register_refuses_receipts_wait_and_go_once_after_the_q
             .all(|c| c["kind"] != "ofd_block"),
         "{s:#}"
     );
+    d.daemon.stop().await.unwrap();
+    sim.stop();
+}
+
+/// FF70: with the OFD link down, a marked sale's notification waits in the
+/// drive; as the area fills the status warns, turns critical past 90 % and
+/// blocking when the drive blocks marking work; the link back drains it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_marking_notification_area_fills_while_offline_and_drains_when_online() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = emulators(dir.path());
+    sim.patch_register(&RegisterFaultsPatch {
+        ofd_offline: Some(true),
+        ..RegisterFaultsPatch::default()
+    });
+    let d = start_daemon(&sim).await;
+    let marking = async |want: &str, queued: u64| {
+        until(
+            &format!("marking notifications {want} with {queued} queued"),
+            async || {
+                let (_, s) = d.get("/v1/status").await;
+                let c = s["deadlines"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["kind"] == "marking_notifications")?
+                    .clone();
+                let msg = c["message"].as_str()?;
+                let counted =
+                    msg.starts_with(&format!("{queued} ")) || msg.contains(&format!(": {queued} "));
+                (c["severity"] == want && counted).then_some(c)
+            },
+        )
+        .await
+    };
+    // A marked good sold: its sale notification waits for the OFD.
+    let mut sale = common::receipt("Кеды", "20.00");
+    sale["items"][0]["marking"] = serde_json::json!([common::MARKED_CODE]);
+    let (code, r) = d.post(&sale, None).await;
+    assert_eq!(code, 201, "{r}");
+    marking("ok", 1).await;
+    // The drive's area fills: 800 waiting of the emulated 1000 is 80–90 %.
+    sim.register.set_deadlines(&DeadlineKnobs {
+        mc_notifications: Some(799),
+        ..DeadlineKnobs::default()
+    });
+    let warn = marking("warn", 800).await;
+    assert!(
+        warn["message"].as_str().unwrap().contains("80–90 %"),
+        "{warn}"
+    );
+    assert!(warn["action"].as_str().unwrap().contains("OFD"), "{warn}");
+    sim.register.set_deadlines(&DeadlineKnobs {
+        mc_notifications: Some(949),
+        ..DeadlineKnobs::default()
+    });
+    marking("critical", 950).await;
+    sim.register.set_deadlines(&DeadlineKnobs {
+        mc_notifications: Some(999),
+        ..DeadlineKnobs::default()
+    });
+    let blocked = marking("blocking", 1000).await;
+    assert!(
+        blocked["message"]
+            .as_str()
+            .unwrap()
+            .contains("blocked marked sales"),
+        "{blocked}"
+    );
+    let metrics = d.get_text("/metrics").await;
+    assert!(
+        metrics.contains("fiscald_deadline_severity{kind=\"marking_notifications\"} 3"),
+        "{metrics}"
+    );
+    // The link is back: the queue drains.
+    sim.patch_register(&RegisterFaultsPatch {
+        ofd_offline: Some(false),
+        ..RegisterFaultsPatch::default()
+    });
+    marking("ok", 0).await;
     d.daemon.stop().await.unwrap();
     sim.stop();
 }

@@ -76,10 +76,13 @@ pub enum Kind {
     /// The FiscalBox fiscal module's receipt and Z-report counters against
     /// their maxima (`/info/`).
     FiscalboxMemory,
+    /// The drive's area of sale notifications for marked goods, waiting to
+    /// be uploaded to ОИСМ through the OFD (FF70).
+    MarkingNotifications,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::FnExpiry,
         Kind::OfdBlock,
         Kind::MarkingLockout,
@@ -89,6 +92,7 @@ impl Kind {
         Kind::FnMemory,
         Kind::OfdTimeout,
         Kind::FiscalboxMemory,
+        Kind::MarkingNotifications,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +106,7 @@ impl Kind {
             Kind::FnMemory => "fn_memory",
             Kind::OfdTimeout => "ofd_timeout",
             Kind::FiscalboxMemory => "fiscalbox_memory",
+            Kind::MarkingNotifications => "marking_notifications",
         }
     }
 
@@ -127,6 +132,9 @@ impl Kind {
             Kind::FiscalboxMemory => {
                 "have the FiscalBox's fiscal module replaced or re-initialized by the service center before it is full"
             }
+            Kind::MarkingNotifications => {
+                "connect the till to the internet so the drive uploads its marking notifications through the OFD (check the OFD settings)"
+            }
         }
     }
 
@@ -143,6 +151,9 @@ impl Kind {
             Kind::OfdTimeout => "register FF01 warning flag b3",
             Kind::FiscalboxMemory => {
                 "FiscalBox GET /info/ (receipt_count / receipt_max_count, zreport_count / zreport_max_count)"
+            }
+            Kind::MarkingNotifications => {
+                "register FF70 (marking check state, notification area fill, notifications queued)"
             }
         }
     }
@@ -202,6 +213,20 @@ pub struct Readings {
     pub marking_last_sync: Option<DateTime<Utc>>,
     /// The FiscalBox fiscal module's counters, as its worker last read them.
     pub fiscalbox: Option<BoxCapacity>,
+    /// FF70: the drive's marking notifications.
+    pub marking_notifications: Option<MarkingNotifications>,
+}
+
+/// FF70 as the deadlines see it (`devices::shtrih::command::McStatus`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MarkingNotifications {
+    /// The drive reports marking work blocked (check state 0).
+    pub blocked: bool,
+    /// The area's fill in the drive's steps: 0 under 50 %, 1 50–80 %,
+    /// 2 80–90 %, 3 over 90 %.
+    pub area_fill: u8,
+    /// Notifications not yet uploaded or confirmed.
+    pub queued: u16,
 }
 
 /// The FiscalBox fiscal module's counters against their maxima (`/info/`).
@@ -496,8 +521,47 @@ pub fn evaluate(r: &Readings, t: &Thresholds, now: DateTime<Utc>) -> Vec<Conditi
     if let Some(b) = r.fiscalbox {
         out.push(fiscalbox_memory(b, t, now));
     }
+    if let Some(m) = r.marking_notifications {
+        out.push(marking_notifications(m, now));
+    }
     sort(&mut out);
     out
+}
+
+/// The marking notification area (FF70): the drive's own fill steps decide.
+/// Over 90 % is critical (the spec note's "> 90 % full = warn" is the
+/// latest a technician should hear of it), 80–90 % warns, and a drive that
+/// reports marking work blocked cannot sell marked goods.
+fn marking_notifications(m: MarkingNotifications, now: DateTime<Utc>) -> Condition {
+    let fill = match m.area_fill {
+        0 => "under 50 %",
+        1 => "50–80 %",
+        2 => "80–90 %",
+        _ => "over 90 %",
+    };
+    let (sev, message) = if m.blocked {
+        (
+            Severity::Blocking,
+            format!(
+                "the fiscal drive has blocked marked sales: {} notifications wait to be uploaded (area {fill} full)",
+                m.queued
+            ),
+        )
+    } else {
+        let sev = match m.area_fill {
+            0 | 1 => Severity::Ok,
+            2 => Severity::Warn,
+            _ => Severity::Critical,
+        };
+        (
+            sev,
+            format!(
+                "{} marking notifications wait to be uploaded; the drive's area is {fill} full",
+                m.queued
+            ),
+        )
+    };
+    Condition::new(Kind::MarkingNotifications, sev, None, now, message)
 }
 
 /// The FiscalBox memory condition: the fuller of its two counters decides.

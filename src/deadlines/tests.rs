@@ -356,3 +356,30 @@ fn fiscalbox_info_maxima_fall_back_to_the_assumed_ones() {
         }
     );
 }
+
+/// FF70: the drive's own fill steps decide; a blocked drive is blocking.
+#[test]
+fn marking_notification_area_steps() {
+    let sev = |area_fill, blocked| {
+        let r = Readings {
+            marking_notifications: Some(MarkingNotifications {
+                blocked,
+                area_fill,
+                queued: 7,
+            }),
+            ..Readings::default()
+        };
+        one(&r, t0(), Kind::MarkingNotifications).severity
+    };
+    assert_eq!(sev(0, false), Severity::Ok);
+    assert_eq!(sev(1, false), Severity::Ok);
+    assert_eq!(sev(2, false), Severity::Warn);
+    assert_eq!(sev(3, false), Severity::Critical);
+    assert_eq!(sev(3, true), Severity::Blocking);
+    // Not read (a drive without FF70): no condition at all.
+    assert!(
+        evaluate(&Readings::default(), &Thresholds::default(), t0())
+            .iter()
+            .all(|c| c.kind != Kind::MarkingNotifications)
+    );
+}

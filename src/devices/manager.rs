@@ -167,7 +167,7 @@ impl Driver for RegisterDriver {
 }
 
 impl RegisterDriver {
-    /// FF03, FF39, FF01, FF63 and the shift's opening document, converted
+    /// FF03, FF39, FF01, FF63, FF70 and the shift's opening document, converted
     /// to the till's time, onto the [`board`](crate::deadlines::board); logs
     /// a warning for each threshold crossed since the last reading.
     fn take_readings(&mut self, status: &RegisterStatus) -> Result<(), DeviceError> {
@@ -184,6 +184,7 @@ impl RegisterDriver {
         let ofd = soft(self.register.ofd_status())?;
         let warnings = soft(self.register.fn_warnings())?;
         let memory = soft(self.register.fn_memory())?;
+        let mc = soft(self.register.mc_status())?;
         let shift_open = matches!(status.shift, ShiftState::Open | ShiftState::Expired);
         let opened = if !shift_open {
             self.shift_opened = None;
@@ -222,6 +223,11 @@ impl RegisterDriver {
             time_synced: crate::deadlines::time_synced(),
             marking_last_sync: None,
             fiscalbox: None,
+            marking_notifications: mc.map(|m| crate::deadlines::MarkingNotifications {
+                blocked: m.check_state == crate::devices::shtrih::command::McStatus::BLOCKED,
+                area_fill: m.area_fill,
+                queued: m.queued_notifications,
+            }),
         };
         let conditions = evaluate(&readings, &self.settings.thresholds, now);
         self.blocked = conditions

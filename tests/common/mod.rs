@@ -102,6 +102,18 @@ impl TestDaemon {
     }
 
     /// Receipts in the journal, as `/v1/health` counts them.
+    /// `GET path` as text (`/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn receipt_count(&self) -> u64 {
         let (_, h) = self.get("/v1/health").await;
         h["journal"]["receipts"].as_u64().unwrap()

@@ -802,6 +802,23 @@ mod tests {
         }));
     }
 
+    /// `r` printed as a plain receipt (no header, fiscal block or QR), as text.
+    fn plain_text(r: &Receipt) -> String {
+        let doc = ReceiptPrint {
+            slip: false,
+            header: &[],
+            number: 1,
+            receipt: r,
+            local_time: "01.02.2026 10:00".into(),
+            fiscal: None,
+            qr: "",
+            qr_caption: "",
+            copy: false,
+            footer: &[],
+        };
+        TextEncoding::Cp866.decode(&receipt(&doc, &LayoutOptions::default()))
+    }
+
     #[test]
     fn a_marked_good_shows_whether_its_codes_were_checked() {
         use crate::domain::receipt::{IndustryRequisite, MarkingCheck};
@@ -824,19 +841,7 @@ mod tests {
         assert_eq!(marking_sign(&r, 0), Some("[М]"), "unreachable");
         r.marking_checks = vec![check(true)];
         assert_eq!(marking_sign(&r, 0), Some("[М+]"));
-        let doc = ReceiptPrint {
-            slip: false,
-            header: &[],
-            number: 1,
-            receipt: &r,
-            local_time: "01.02.2026 10:00".into(),
-            fiscal: None,
-            qr: "",
-            qr_caption: "",
-            copy: false,
-            footer: &[],
-        };
-        let text = TextEncoding::Cp866.decode(&receipt(&doc, &LayoutOptions::default()));
+        let text = plain_text(&r);
         assert!(text.contains("1. [М+] Хлеб ржаной"), "{text}");
         assert!(text.contains("2. Сыр, весовой"), "{text}");
     }
@@ -853,19 +858,7 @@ mod tests {
         r.items[1].total = Money(31400);
         r.total = Money(40400);
         r.change = Money(9600);
-        let doc = ReceiptPrint {
-            slip: false,
-            header: &[],
-            number: 1,
-            receipt: &r,
-            local_time: "01.02.2026 10:00".into(),
-            fiscal: None,
-            qr: "",
-            qr_caption: "",
-            copy: false,
-            footer: &[],
-        };
-        let text = TextEncoding::Cp866.decode(&receipt(&doc, &LayoutOptions::default()));
+        let text = plain_text(&r);
         for want in [
             "2.000 шт x 45.50 = 91.00",
             "0.350 кг x 899.00 = 314.65",

@@ -142,6 +142,14 @@ pub const FN_CLOCK_DIFFERENCE: u8 = 0x17;
 /// 15-month drive, spec note part B, portkkm.ru).
 pub const EMULATED_FN_LIFE_DAYS: i64 = 470;
 
+/// ASSUMED (the emulator only): how many sale notifications for marked
+/// goods the emulated drive's notification area holds. FF70 reports only
+/// the fill in steps (under 50 %, 50–80 %, 80–90 %, over 90 %) and the
+/// queue; the real capacity is the drive's and was not found in the public
+/// documents. At a full area the emulated drive reports marking work as
+/// blocked (FF70 check state 0).
+pub const EMULATED_MC_NOTIFICATION_AREA: u32 = 1_000;
+
 /// ASSUMED: the drive stops on the first day after the FF03 date (the date is
 /// its last valid day). The deadline model counts to that midnight, in the
 /// register's local time.

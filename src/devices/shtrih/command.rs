@@ -35,6 +35,8 @@ pub const FN_EXPIRY: u16 = 0xFF03;
 pub const OFD_STATUS: u16 = 0xFF39;
 /// «Запрос ресурса свободной памяти в ФН» (J `command/FSReadMemorySize.java`).
 pub const FN_MEMORY: u16 = 0xFF63;
+/// «Запрос статуса по работе с кодами маркировки» (J `command/FSReadMCStatus.java`).
+pub const MC_STATUS: u16 = 0xFF70;
 /// 0x1A «Запрос денежного регистра» (javapos_shtrih `cmd/ReadCashRegister.java`):
 /// request password (4) + register number (1); reply operator (1) + value (6).
 pub const MONEY_REGISTER: u16 = 0x1A;
@@ -282,6 +284,9 @@ pub enum Command {
     OfdStatus,
     /// 0xFF63: the drive's memory resource ([`FnMemory`]).
     FnMemory,
+    /// 0xFF70: the drive's marking-code state and its queue of sale
+    /// notifications for ОИСМ ([`McStatus`]).
+    McStatus,
     /// 0x1F «Чтение таблицы»: table (1), row (u16), field (1) (J
     /// `command/ReadTable.java`). The reply is the raw field, no operator byte.
     ReadTable {
@@ -425,6 +430,7 @@ impl Command {
             Command::FnExpiry => FN_EXPIRY,
             Command::OfdStatus => OFD_STATUS,
             Command::FnMemory => FN_MEMORY,
+            Command::McStatus => MC_STATUS,
             Command::ReadTable { .. } => READ_TABLE,
             Command::ItemV2(_) => OPERATION_V2,
             Command::CloseV2(_) => CLOSE_CHECK_V2,
@@ -485,7 +491,8 @@ impl Command {
             | Command::ShiftParams
             | Command::FnExpiry
             | Command::OfdStatus
-            | Command::FnMemory => {}
+            | Command::FnMemory
+            | Command::McStatus => {}
             Command::PrintLine {
                 journal,
                 receipt,
@@ -658,6 +665,7 @@ impl Command {
             FN_EXPIRY => Command::FnExpiry,
             OFD_STATUS => Command::OfdStatus,
             FN_MEMORY => Command::FnMemory,
+            MC_STATUS => Command::McStatus,
             READ_TABLE => Command::ReadTable {
                 table: r.u8()?,
                 row: r.u16()?,
@@ -1220,6 +1228,59 @@ impl FnMemory {
     }
 }
 
+/// 0xFF70 reply, 8 bytes (J `command/FSReadMCStatus.java`, whose comment
+/// quotes the protocol; shared/spec/shtrih-m-ffd12.md §4.4): the marking
+/// check state, the notification state, the command-permission flags, the
+/// saved check results, the codes in the notification being formed, the
+/// notification area's fill (0 under 50 %, 1 50–80 %, 2 80–90 %, 3 over
+/// 90 %), and the notifications not yet uploaded or confirmed (u16 LE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct McStatus {
+    /// 0 marking work is temporarily blocked, 1 no code being checked,
+    /// 2 code passed (B1h), 3 status request formed (B5h), 4 answer received (B6h).
+    pub check_state: u8,
+    /// 0 no sale notification being formed, 1 one being formed.
+    pub notification_state: u8,
+    pub command_flags: u8,
+    pub saved_results: u8,
+    pub codes_in_notification: u8,
+    pub area_fill: u8,
+    pub queued_notifications: u16,
+}
+
+impl McStatus {
+    /// Check state 0: «работа с КМ временно заблокирована».
+    pub const BLOCKED: u8 = 0;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut p = vec![
+            self.check_state,
+            self.notification_state,
+            self.command_flags,
+            self.saved_results,
+            self.codes_in_notification,
+            self.area_fill,
+        ];
+        p.extend_from_slice(&self.queued_notifications.to_le_bytes());
+        p
+    }
+
+    pub fn decode(p: &[u8]) -> Result<McStatus, ReplyError> {
+        if p.len() < 8 {
+            return Err(short(MC_STATUS, 8, p.len()));
+        }
+        Ok(McStatus {
+            check_state: p[0],
+            notification_state: p[1],
+            command_flags: p[2],
+            saved_results: p[3],
+            codes_in_notification: p[4],
+            area_fill: p[5],
+            queued_notifications: u16::from_le_bytes([p[6], p[7]]),
+        })
+    }
+}
+
 /// 0x85 reply: OP, change.
 pub fn decode_change(p: &[u8]) -> Result<u64, ReplyError> {
     if p.len() < 6 {
@@ -1560,5 +1621,27 @@ mod tests {
         put_text(&mut out, "a€😀", 5);
         assert_eq!(out, vec![b'a', 0x88, b'?', 0, 0]);
         assert_eq!(decode_text(&out), "a€?");
+    }
+    /// FF70's 8 bytes in J's order (`FSReadMCStatus.decode`): five state
+    /// bytes, the fill step, the queue as u16 LE.
+    #[test]
+    fn mc_status_round_trips_in_the_vendor_layout() {
+        let bytes = [1u8, 0, 0xFF, 2, 0, 3, 0x2C, 0x01];
+        let s = McStatus::decode(&bytes).unwrap();
+        assert_eq!(
+            s,
+            McStatus {
+                check_state: 1,
+                notification_state: 0,
+                command_flags: 0xFF,
+                saved_results: 2,
+                codes_in_notification: 0,
+                area_fill: 3,
+                queued_notifications: 300,
+            }
+        );
+        assert_eq!(s.encode(), bytes);
+        assert!(McStatus::decode(&bytes[..7]).is_err());
+        assert_eq!(Command::McStatus.code(), 0xFF70);
     }
 }

@@ -453,6 +453,11 @@ impl Register {
         ))
     }
 
+    /// 0xFF70: the marking-code state and the ОИСМ notification queue.
+    pub fn mc_status(&mut self) -> Result<command::McStatus, ShtrihError> {
+        Self::decode(command::McStatus::decode(&self.query(&Command::McStatus)?))
+    }
+
     /// 0xFF63: the drive's memory resource.
     pub fn fn_memory(&mut self) -> Result<command::FnMemory, ShtrihError> {
         Self::decode(command::FnMemory::decode(&self.query(&Command::FnMemory)?))

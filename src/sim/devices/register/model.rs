@@ -6,8 +6,8 @@
 use crate::devices::shtrih::assumed;
 use crate::devices::shtrih::command::{
     AMOUNT_NOT_GIVEN, CheckType, CloseV2Reply, Command, DeviceType, FnDocument, FnExpiry, FnMemory,
-    FnReceiptData, FnStatus, FullStatus, ItemOp, ItemV2, MAX_U40, OfdStatus, Reply, ShiftParams,
-    ShortStatus, fd_type, flags, put_dt5,
+    FnReceiptData, FnStatus, FullStatus, ItemOp, ItemV2, MAX_U40, McStatus, OfdStatus, Reply,
+    ShiftParams, ShortStatus, fd_type, flags, put_dt5,
 };
 use crate::devices::shtrih::command::{
     CheckMarking, MarkingCheckReply, money_register, operation_register,
@@ -196,6 +196,9 @@ pub struct RegisterModel {
     ofd_confirmed: u32,
     /// Knob: the queue's oldest document dates from then (until it drains).
     ofd_oldest_at: Option<NaiveDateTime>,
+    /// Knob: sale notifications for marked goods waiting beside those of
+    /// the receipts in the OFD queue (until it drains).
+    mc_backlog: u32,
 }
 
 impl RegisterModel {
@@ -224,6 +227,7 @@ impl RegisterModel {
             fn_expires: None,
             ofd_confirmed: 0,
             ofd_oldest_at: None,
+            mc_backlog: 0,
         }
     }
 
@@ -231,6 +235,51 @@ impl RegisterModel {
     pub fn drain_ofd(&mut self) {
         self.ofd_confirmed = self.last_fd();
         self.ofd_oldest_at = None;
+        self.mc_backlog = 0;
+    }
+
+    /// Sale notifications for marked goods not yet uploaded: one per
+    /// receipt in the OFD queue that sold a marked good, plus the knob's.
+    pub fn mc_notifications(&self) -> u32 {
+        let receipts = self
+            .receipts
+            .iter()
+            .filter(|r| r.fd > self.ofd_confirmed)
+            .filter(|r| r.lines.iter().any(|l| !l.marking.is_empty()))
+            .count() as u32;
+        receipts + self.mc_backlog
+    }
+
+    /// Knob: `n` sale notifications are waiting besides the receipts'.
+    pub fn set_mc_backlog(&mut self, n: u32) {
+        self.mc_backlog = n;
+    }
+
+    /// FF70: the fill is reported in steps; a full area blocks marking work.
+    fn mc_status(&self) -> McStatus {
+        let queued = self.mc_notifications();
+        let percent = u64::from(queued) * 100 / u64::from(assumed::EMULATED_MC_NOTIFICATION_AREA);
+        McStatus {
+            check_state: if percent >= 100 {
+                McStatus::BLOCKED
+            } else if self.marking.is_some() {
+                2
+            } else {
+                1
+            },
+            notification_state: 0,
+            // Every marking command allowed (bits B1h … B7h/3).
+            command_flags: 0xFF,
+            saved_results: 0,
+            codes_in_notification: 0,
+            area_fill: match percent {
+                0..50 => 0,
+                50..80 => 1,
+                80..=90 => 2,
+                _ => 3,
+            },
+            queued_notifications: queued.min(u32::from(u16::MAX)) as u16,
+        }
     }
 
     /// Documents the OFD has not confirmed.
@@ -935,6 +984,7 @@ impl RegisterModel {
                 }
                 .encode())
             }
+            Command::McStatus => Ok(self.mc_status().encode()),
             Command::FnMemory => Ok(FnMemory {
                 documents_left: 250_000u32.saturating_sub(self.last_fd()),
                 free_kb_30_days: 1_024,

@@ -91,6 +91,10 @@ pub struct DeadlineKnobs {
     pub ofd_backlog_hours: Option<i64>,
     /// The open shift was opened this many hours ago (opened then if closed).
     pub shift_age_hours: Option<i64>,
+    /// FF70: this many sale notifications for marked goods wait to be
+    /// uploaded besides the queued receipts' own. Set `ofd_offline` too, or
+    /// the next command drains them.
+    pub mc_notifications: Option<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -244,6 +248,9 @@ impl RegisterEmulator {
         }
         if let Some(h) = k.shift_age_hours {
             s.model.set_shift_age(now, chrono::TimeDelta::hours(h));
+        }
+        if let Some(n) = k.mc_notifications {
+            s.model.set_mc_backlog(n);
         }
     }
 
