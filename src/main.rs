@@ -178,6 +178,10 @@ enum SimCommand {
         billing_username: String,
         #[arg(long, default_value = "sim-billing-password")]
         billing_password: String,
+        /// The INN the simulated billing counts orders for (any other INN
+        /// counts none).
+        #[arg(long, default_value = "306429662")]
+        billing_inn: String,
         /// The billing's orders count leaves out the last N sales of a
         /// period (POST /sim/knobs {"billing_expire_tokens": true} expires
         /// every token issued so far).
@@ -240,6 +244,11 @@ struct ApiArgs {
 
 impl ApiArgs {
     fn client(&self) -> Result<fiscald::technician::Client> {
+        self.client_within(fiscald::technician::REQUEST_TIMEOUT)
+    }
+
+    /// A client whose calls may take up to `timeout`.
+    fn client_within(&self, timeout: std::time::Duration) -> Result<fiscald::technician::Client> {
         let url = match &self.url {
             Some(u) => u.clone(),
             None => match config::load_file(&self.config) {
@@ -253,7 +262,11 @@ impl ApiArgs {
                 Err(_) => "http://127.0.0.1:8730".to_string(),
             },
         };
-        Ok(fiscald::technician::Client::new(&url, self.token.clone())?)
+        Ok(fiscald::technician::Client::with_timeout(
+            &url,
+            self.token.clone(),
+            timeout,
+        )?)
     }
 }
 
@@ -651,6 +664,7 @@ fn sim(what: SimCommand) -> Result<()> {
             seed,
             billing_username,
             billing_password,
+            billing_inn,
             billing_lose_orders,
         } => runtime()?.block_on(async move {
             let config = fiscald::sim::fiscalbox::BoxConfig {
@@ -667,10 +681,12 @@ fn sim(what: SimCommand) -> Result<()> {
                 billing_lose_orders,
                 billing_expire_tokens: None,
                 billing_down: None,
+                billing_hang: None,
             };
             let login = fiscald::sim::fiscalbox::BillingLogin {
                 username: billing_username,
                 password: billing_password,
+                inn: billing_inn,
             };
             fiscald::sim::fiscalbox::run_cli(listen, config, knobs, login)
                 .await
@@ -775,7 +791,9 @@ fn billing(what: BillingCommand) -> ExitCode {
         json,
     } = what;
     let run = || -> Result<serde_json::Value> {
-        let client = api.client()?;
+        // The daemon answers within billing::ANSWER_WITHIN (a delayed
+        // check when the billing is slow): wait longer than that.
+        let client = api.client_within(fiscald::technician::BILLING_CHECK_TIMEOUT)?;
         let path = format!(
             "/v1/billing/check?from={}&to={}",
             fiscald::technician::query_escape(&from),

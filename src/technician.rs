@@ -20,22 +20,44 @@ pub enum CliError {
         "cannot reach fiscald at {url}: {reason} (is it running? see `systemctl status fiscald`)"
     )]
     Unreachable { url: String, reason: String },
+    /// Connected, but no whole answer within the time limit: fiscald is
+    /// there (busy or waiting on something outside).
+    #[error(
+        "fiscald at {url} did not answer within {} s (it is up, but the call took too long; for a billing check, see the stored result in `fiscald status`)",
+        .after.as_secs()
+    )]
+    TimedOut { url: String, after: Duration },
     #[error("fiscald answered {status}: {body}")]
     Refused { status: u16, body: String },
     #[error("{0}")]
     Local(String),
 }
 
+/// Whole-request limit for `fiscald billing check`: longer than the
+/// daemon's own bound on its answer ([`crate::fiscalbox::billing::ANSWER_WITHIN`]).
+pub const BILLING_CHECK_TIMEOUT: Duration =
+    Duration::from_secs(crate::fiscalbox::billing::ANSWER_WITHIN.as_secs() + 10);
+
 pub struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    timeout: Duration,
 }
 
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Result<Client, CliError> {
+        Client::with_timeout(base, token, REQUEST_TIMEOUT)
+    }
+
+    /// A client whose calls may take up to `timeout` each.
+    pub fn with_timeout(
+        base: &str,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<Client, CliError> {
         let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| CliError::Local(e.to_string()))?;
@@ -43,7 +65,22 @@ impl Client {
             base: base.trim_end_matches('/').to_string(),
             token: token.filter(|t| !t.is_empty()),
             http,
+            timeout,
         })
+    }
+
+    fn failed(&self, e: reqwest::Error) -> CliError {
+        if e.is_timeout() && !e.is_connect() {
+            CliError::TimedOut {
+                url: self.base.clone(),
+                after: self.timeout,
+            }
+        } else {
+            CliError::Unreachable {
+                url: self.base.clone(),
+                reason: e.to_string(),
+            }
+        }
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<String, CliError> {
@@ -51,15 +88,9 @@ impl Client {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req.send().await.map_err(|e| CliError::Unreachable {
-            url: self.base.clone(),
-            reason: e.to_string(),
-        })?;
+        let resp = req.send().await.map_err(|e| self.failed(e))?;
         let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(|e| CliError::Unreachable {
-            url: self.base.clone(),
-            reason: e.to_string(),
-        })?;
+        let body = resp.text().await.map_err(|e| self.failed(e))?;
         if (200..300).contains(&status) {
             Ok(body)
         } else {
@@ -257,8 +288,8 @@ pub fn billing_lines(r: &Value) -> String {
     }
     match r["result"].as_str() {
         Some("equal") => out.push_str("result   equal\n"),
-        Some("delayed") => out.push_str(&format!(
-            "result   delayed: {}\n",
+        Some(result @ ("delayed" | "refused")) => out.push_str(&format!(
+            "result   {result}: {}\n",
             r["reason"].as_str().unwrap_or("")
         )),
         Some("different") => {
@@ -268,12 +299,20 @@ pub fn billing_lines(r: &Value) -> String {
             ));
             for o in r["explained_by"].as_array().into_iter().flatten() {
                 out.push_str(&format!(
-                    "         receipt {} (box #{}, {}, {} tiyin)\n",
+                    "         receipt {} (box #{}, {}{}, {} tiyin)\n",
                     o["receipt_id"].as_str().unwrap_or("?"),
                     o["receipt_seq"],
                     o["date_time"].as_str().unwrap_or("?"),
+                    if o["fiscal_time_unknown"] == true {
+                        " accepted; the box's time unreadable"
+                    } else {
+                        ""
+                    },
                     o["amount_tiyin"]
                 ));
+            }
+            if let Some(more) = r["explained_more"].as_u64() {
+                out.push_str(&format!("         and {more} more receipt(s)\n"));
             }
         }
         _ => out.push_str(&format!("result   unknown: {r}\n")),
@@ -290,9 +329,11 @@ pub fn billing_lines(r: &Value) -> String {
 }
 
 /// Secret values read from a config file (inline tokens and passwords, the
-/// token files' contents), to scrub from logs; only values of 8 characters
-/// or more (a 4-digit PIN would erase every matching number, and the config
-/// never logs it).
+/// token and password files' contents — the billing password among them),
+/// to scrub from a diagnostics bundle: every one of [`MIN_SCRUBBED`]
+/// characters or more. The till's `pin` is not among them (fiscald never
+/// logs or serves it; scrubbing a 4-digit PIN would erase every matching
+/// number); the bundle's config copy has it redacted like every secret key.
 pub fn secrets_in_config(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let Ok(doc) = text.parse::<toml::Table>() else {
@@ -306,7 +347,7 @@ pub fn secrets_in_config(text: &str) -> Vec<String> {
                 }
             }
             toml::Value::Array(a) => a.iter().for_each(|v| walk(v, key, out)),
-            toml::Value::String(s) if is_secret_key(key) => out.push(s.clone()),
+            toml::Value::String(s) if is_secret_key(key) && key != "pin" => out.push(s.clone()),
             toml::Value::String(path)
                 if (key.ends_with("token_file") || key.ends_with("password_file"))
                     && !path.is_empty() =>
@@ -319,9 +360,17 @@ pub fn secrets_in_config(text: &str) -> Vec<String> {
         }
     }
     walk(&toml::Value::Table(doc), "", &mut out);
-    out.retain(|s| s.len() >= 8);
+    out.retain(|s| s.chars().count() >= MIN_SCRUBBED);
+    // Longest first, so a secret containing another is scrubbed whole.
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
     out
 }
+
+/// The shortest secret scrubbed from a bundle: shorter ones would erase
+/// ordinary words and numbers (a password that short is refused by no
+/// rule here, but is reported in the bundle's config copy as redacted).
+pub const MIN_SCRUBBED: usize = 4;
 
 /// Every occurrence of each secret replaced by `<redacted>`.
 pub fn scrub(text: &str, secrets: &[String]) -> String {
@@ -505,15 +554,45 @@ mod tests {
         let delayed = json!({"id": 3, "start": "2026-11-29T08:00:00", "end": "2026-11-29T20:00:00",
             "trigger": "z_report", "journal": {"orders": 2, "amount_tiyin": 500}, "billing": null,
             "result": "delayed", "reason": "billing unreachable (timed out)", "attempts": 4,
-            "checked_at": "2026-11-29T15:00:02+00:00"});
+            "checked_at": "2026-11-29T15:00:02Z"});
         assert_eq!(
             billing_lines(&delayed),
             "period   2026-11-29T08:00:00 – 2026-11-29T20:00:00\njournal  2 orders, 500 tiyin\n\
              result   delayed: billing unreachable (timed out)\n\
-             stored   check #3 (z_report, 4 attempt(s), 2026-11-29T15:00:02+00:00)\n"
+             stored   check #3 (z_report, 4 attempt(s), 2026-11-29T15:00:02Z)\n"
         );
+        let refused = json!({"result": "refused", "reason": "HTTP 400: bad inn"});
+        assert!(billing_lines(&refused).contains("result   refused: HTTP 400: bad inn"));
+        let many = json!({"result": "different", "orders_difference": 1, "amount_difference_tiyin": 5,
+            "explained_by": [], "explained_more": 30});
+        assert!(billing_lines(&many).contains("and 30 more receipt(s)"));
         let unknown = json!({"result": "later"});
         assert!(billing_lines(&unknown).contains("result   unknown"));
+    }
+
+    #[tokio::test]
+    async fn a_call_that_times_out_says_so_and_not_that_fiscald_is_down() {
+        // Accepts and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                kept.push(c);
+            }
+        });
+        let client = Client::with_timeout(&base, None, Duration::from_millis(300)).unwrap();
+        let e = client.get_text("/v1/status").await.unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, CliError::TimedOut { .. }), "{text}");
+        assert!(!text.contains("is it running"), "{text}");
+        assert!(text.contains("did not answer within"), "{text}");
+        held.abort();
+        // Nothing listening: unreachable.
+        let gone = Client::new("http://127.0.0.1:9", None).unwrap();
+        let e = gone.get_text("/v1/status").await.unwrap_err();
+        assert!(e.to_string().contains("is it running"), "{e}");
+        assert!(BILLING_CHECK_TIMEOUT > crate::fiscalbox::billing::ANSWER_WITHIN);
     }
 
     #[test]
@@ -530,6 +609,20 @@ mod tests {
         );
         assert_eq!(r.lines().count(), text.lines().count());
         assert_eq!(secrets_in_config(text), vec!["abcdefghijkl".to_string()]);
+        // A short billing password (from its file) is scrubbed too; the
+        // PIN is not (never logged).
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "k7x2Q\n").unwrap();
+        let cfg = format!(
+            "[till]\npin = \"1234\"\n[fiscalbox.billing]\npassword_file = \"{}\"\n[cloud]\ntoken = \"abc\"\n",
+            pw.display()
+        );
+        assert_eq!(secrets_in_config(&cfg), vec!["k7x2Q".to_string()]);
+        assert_eq!(
+            scrub("login k7x2Q total 1234 abc", &secrets_in_config(&cfg)),
+            "login <redacted> total 1234 abc"
+        );
         assert_eq!(
             scrub("x abcdefghijkl y", &secrets_in_config(text)),
             "x <redacted> y"

@@ -21,6 +21,7 @@ async fn sim_box() -> SimFiscalBox {
     fb.set_billing_login(BillingLogin {
         username: "shop".into(),
         password: PASSWORD.into(),
+        inn: INN.into(),
     });
     fb
 }
@@ -35,10 +36,8 @@ fn billing(url: &str) -> BillingSettings {
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_millis(1500),
         retry_base: Duration::from_millis(20),
+        // Asked again every 0.1 s at most in the tests.
         retry_cap: Duration::from_millis(100),
-        // About ten seconds of retries: outlasts an outage (and a restart)
-        // in the tests.
-        attempts: 100,
     }
 }
 
@@ -168,14 +167,11 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     assert!(attention.contains(&lost), "{attention}");
 
     // On demand for a whole period: both days, still one order missing.
-    let today = chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Tashkent)
-        .format("%Y-%m-%d")
-        .to_string();
+    let (yesterday, tomorrow) = around_today();
     let r: Value = t
         .client
         .post(format!(
-            "{}/v1/billing/check?from={today}&to={today}",
+            "{}/v1/billing/check?from={yesterday}&to={tomorrow}",
             t.base
         ))
         .send()
@@ -189,11 +185,20 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     assert_eq!(r["journal"]["orders"], 5, "{r}");
     assert_eq!(r["billing"]["orders"], 4, "{r}");
     assert_eq!(r["explained_by"][0]["receipt_id"], lost.as_str(), "{r}");
+    // The simulated billing counts per INN: another INN has no orders, so
+    // a wrong INN can never reconcile equal.
+    for (inn, orders) in [(INN, 4), ("999999999", 0)] {
+        assert_eq!(
+            billing_orders(&fb, inn, &yesterday, &tomorrow).await,
+            orders,
+            "{inn}"
+        );
+    }
     // A bad period is refused naming the field.
     let bad = t
         .client
         .post(format!(
-            "{}/v1/billing/check?from=29.11.2026&to={today}",
+            "{}/v1/billing/check?from=29.11.2026&to={tomorrow}",
             t.base
         ))
         .send()
@@ -211,14 +216,14 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     // refused naming the option, exit code 2.
     let cli = |from: &str| {
         let args: Vec<String> = [
-            "billing", "check", "--url", &t.base, "--from", from, "--to", &today,
+            "billing", "check", "--url", &t.base, "--from", from, "--to", &tomorrow,
         ]
         .iter()
         .map(|a| a.to_string())
         .collect();
         tokio::task::spawn_blocking(move || common::fiscald_cli(args))
     };
-    let out = cli(&today).await.unwrap();
+    let out = cli(&yesterday).await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -265,6 +270,11 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     let table = &dom[start..start + dom[start..].find("</table>").unwrap()];
     assert!(table.contains("data-billing=\"different\""), "{table}");
     assert!(table.contains(&format!("receipt {lost} #")), "{table}");
+    let amount = fiscald::domain::Money(7_700).to_string();
+    assert!(
+        table.contains(&format!("1 order(s), {amount}")),
+        "the amount difference too: {table}"
+    );
     assert!(table.contains("(on_demand)"), "{table}");
     assert!(table.contains("1 attempt(s)"), "{table}");
     let shot = format!(
@@ -425,6 +435,48 @@ async fn a_billing_outage_delays_the_check_stores_it_and_the_retry_after_a_resta
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_z_report_check_is_stored_before_the_billing_answers_and_survives_a_stop() {
+    let fb = sim_box().await;
+    let t = start(&fb).await;
+    fb_call(&t, "/zreport/open/", None).await;
+    sell(&t, "h-0", 11_200).await;
+    sell(&t, "h-1", 5_000).await;
+    wait_fiscalized(&t, 2).await;
+    // The billing takes requests and does not answer; fiscald is stopped
+    // right after the Z report, before any answer could come.
+    fb.set_knobs(BoxKnobs {
+        billing_hang: Some(true),
+        ..BoxKnobs::default()
+    });
+    let z = fb_call(&t, "/zreport/close/", None).await;
+    assert_eq!(z["billing"]["result"], "pending", "{z}");
+    let id = z["billing"]["id"].as_i64().expect("stored before asking");
+    let t = restart(t, &fb).await;
+    // The check is there, delayed, and taken up again.
+    let (_, s) = t.get("/v1/status").await;
+    let last = &s["billing"]["last"];
+    assert_eq!(last["id"], id, "{}", s["billing"]);
+    assert_eq!(last["result"], "delayed", "{last}");
+    assert_eq!(last["trigger"], "z_report", "{last}");
+    assert_eq!(last["start"], z["billing"]["start"], "{last}");
+    fb.set_knobs(BoxKnobs {
+        billing_hang: Some(false),
+        ..BoxKnobs::default()
+    });
+    let s = wait_last(&t, "the stored check settles", |l| l["result"] == "equal").await;
+    let last = &s["billing"]["last"];
+    assert_eq!(last["id"], id, "the same row: {last}");
+    assert_eq!(
+        last["journal"],
+        json!({"orders": 2, "amount_tiyin": 16_200})
+    );
+    assert_eq!(last["billing"], last["journal"]);
+    assert!(s["attention"].as_array().unwrap().is_empty(), "{s}");
+    t.daemon.stop().await.unwrap();
+    fb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_is_renewed_at_its_rotation_age_and_once_after_a_401() {
     use fiscald::clock::ManualClock;
     use fiscald::fiscalbox::billing::BillingClient;
@@ -495,6 +547,7 @@ async fn the_token_is_renewed_at_its_rotation_age_and_once_after_a_401() {
     fb.set_billing_login(BillingLogin {
         username: "shop".into(),
         password: "another".into(),
+        inn: INN.into(),
     });
     fb.set_knobs(BoxKnobs {
         billing_expire_tokens: Some(true),
@@ -503,6 +556,88 @@ async fn the_token_is_renewed_at_its_rotation_age_and_once_after_a_401() {
     let e = again.count(from, to).await.unwrap_err();
     assert!(!e.describe().contains(PASSWORD), "{}", e.describe());
     assert_eq!(fb.stats().billing_unauthorized, 2);
+    tokio::task::spawn_blocking(move || journal.close())
+        .await
+        .unwrap();
+    fb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_delayed_check_is_taken_up_a_few_at_a_time_until_all_settle() {
+    use fiscald::clock::SystemClock;
+    use fiscald::fiscalbox::billing::{BillingClient, TAKE_UP_AT_ONCE, resume};
+    use fiscald::journal::{BillingCheckRow, Journal, Options};
+    use std::sync::Arc;
+    let fb = sim_box().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::uz_settings(dir.path(), &fb.base_url());
+    let journal = Journal::open(
+        Options::from_settings(&s, s.journal_path.clone()),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    // A long outage left more delayed checks than are asked at once, some
+    // asked very often already, and one the billing refused.
+    let n = TAKE_UP_AT_ONCE + 4;
+    for i in 0..n {
+        journal
+            .save_billing_check(BillingCheckRow {
+                id: None,
+                period_from: format!("2026-10-{:02}T08:00:00", i + 1),
+                period_to: format!("2026-10-{:02}T20:00:00", i + 1),
+                trigger: "z_report".into(),
+                result: "delayed".into(),
+                journal_orders: 0,
+                journal_amount: 0,
+                billing_orders: None,
+                billing_amount: None,
+                outcome: r#"{"result":"delayed","reason":"billing unreachable"}"#.into(),
+                attempts: if i % 2 == 0 { 10_000 } else { 3 },
+                checked_at: "2026-10-01T20:00:00Z".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let refused = journal
+        .save_billing_check(BillingCheckRow {
+            id: None,
+            period_from: "2026-09-01T08:00:00".into(),
+            period_to: "2026-09-01T20:00:00".into(),
+            trigger: "z_report".into(),
+            result: "refused".into(),
+            journal_orders: 0,
+            journal_amount: 0,
+            billing_orders: None,
+            billing_amount: None,
+            outcome: r#"{"result":"refused","reason":"HTTP 400"}"#.into(),
+            attempts: 1,
+            checked_at: "2026-09-01T20:00:00Z".into(),
+        })
+        .await
+        .unwrap();
+    let client = Arc::new(
+        BillingClient::new(
+            billing(&fb.base_url()),
+            journal.clone(),
+            Arc::new(SystemClock),
+        )
+        .unwrap(),
+    );
+    assert_eq!(resume(&client).await, TAKE_UP_AT_ONCE);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = journal.delayed_billing_checks(100).await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} still delayed", left.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (unresolved, count) = journal.unresolved_billing_checks(10).await.unwrap();
+    assert_eq!(count, 1, "only the refused one: {unresolved:?}");
+    assert_eq!(unresolved[0].id, Some(refused));
+    assert_eq!(unresolved[0].result, "refused", "not asked again");
+    client.stop();
     tokio::task::spawn_blocking(move || journal.close())
         .await
         .unwrap();
@@ -547,7 +682,7 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
             "[api]\nlisten = \"127.0.0.1:0\"\n[journal]\npath = \"{}\"\n[till]\npin = \"9753\"\ntimezone = \"Asia/Tashkent\"\n\
              [fiscal]\ncountry = \"uz\"\ntax_system = \"common\"\nbackend = \"fiscalbox\"\n\
              [fiscalbox]\nurl = \"{}\"\nretry_base_ms = 20\nretry_cap_ms = 100\n\
-             [fiscalbox.billing]\nurl = \"{}\"\nusername = \"shop\"\npassword_file = \"{}\"\ninn = \"{INN}\"\nattempts = 2\n\
+             [fiscalbox.billing]\nurl = \"{}\"\nusername = \"shop\"\npassword_file = \"{}\"\ninn = \"{INN}\"\nretry_cap_ms = 100\n\
              [[api.tokens]]\nname = \"technician\"\nrole = \"operator\"\nsha256 = \"{}\"\n",
             journal.display(),
             fb.base_url(),
@@ -588,15 +723,12 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
             .unwrap();
         assert!(r.contains("\"is_success\":true"), "{r}");
     };
-    let today = chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Tashkent)
-        .format("%Y-%m-%d")
-        .to_string();
+    let (yesterday, tomorrow) = around_today();
     // The technician's command: through the local API.
     let check = |what: &'static str| {
         let args: Vec<String> = [
-            "billing", "check", "--url", &base, "--token", OPERATOR, "--from", &today, "--to",
-            &today,
+            "billing", "check", "--url", &base, "--token", OPERATOR, "--from", &yesterday, "--to",
+            &tomorrow,
         ]
         .iter()
         .map(|a| a.to_string())
@@ -641,7 +773,9 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let second = loop {
         let r = client
-            .post(format!("{base}/v1/billing/check?from={today}&to={today}"))
+            .post(format!(
+                "{base}/v1/billing/check?from={yesterday}&to={tomorrow}"
+            ))
             .header("Authorization", &bearer)
             .send()
             .await
@@ -706,6 +840,16 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
     for entry in std::fs::read_dir(&bundle).unwrap() {
         let path = entry.unwrap().path();
         let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).to_string();
+        // The bundle scrubs the planted password (and any secret of the
+        // config) — but it must never have been there to scrub: outside
+        // the redacted config copy, no scrub marker either.
+        if !path.ends_with("config.redacted.toml") {
+            assert!(
+                !text.contains("<redacted>"),
+                "a secret reached {} (scrubbed there)",
+                path.display()
+            );
+        }
         outputs.push((format!("diagnostics {}", path.display()), text));
     }
     let _ = nix::sys::signal::kill(
@@ -743,6 +887,49 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
         }
     }
     fb.stop().await;
+}
+
+/// A period around today in Tashkent (yesterday to tomorrow): every sale
+/// of a test is in it, even when the test runs across midnight.
+fn around_today() -> (String, String) {
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Tashkent)
+        .date_naive();
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    (
+        day(today.pred_opt().unwrap()),
+        day(today.succ_opt().unwrap()),
+    )
+}
+
+/// The simulated billing's orders count for `inn` over whole days, asked
+/// the way the client asks (facts' header and paths).
+async fn billing_orders(fb: &SimFiscalBox, inn: &str, from: &str, to: &str) -> i64 {
+    use fiscald::fiscalbox::facts;
+    let http = reqwest::Client::new();
+    let login: facts::BillingToken = http
+        .post(format!("{}{}", fb.base_url(), facts::BILLING_LOGIN_PATH))
+        .json(&json!({"username": "shop", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reply: facts::BillingCountReply = http
+        .get(format!(
+            "{}{}?start_date={from}T00:00:00&end_date={to}T23:59:59&inn={inn}",
+            fb.base_url(),
+            facts::BILLING_COUNT_PATH
+        ))
+        .header("Authorization", facts::billing_authorization(&login.token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    reply.data.total_orders
 }
 
 /// The POS time of an order now, as an Uzbek till writes it.

@@ -601,13 +601,18 @@ pub fn render(v: &PageView<'_>) -> Markup {
                                             @match &l.outcome {
                                                 crate::fiscalbox::billing::Outcome::Equal => "equal",
                                                 crate::fiscalbox::billing::Outcome::Delayed { reason } => { "delayed: " (reason) },
-                                                crate::fiscalbox::billing::Outcome::Different { orders_difference, explained_by, .. } => {
-                                                    "different: " (orders_difference) " order(s)"
+                                                crate::fiscalbox::billing::Outcome::Refused { reason } => { "refused: " (reason) },
+                                                crate::fiscalbox::billing::Outcome::Different { orders_difference, amount_difference_tiyin, explained_by, explained_more } => {
+                                                    "different: " (orders_difference) " order(s), " (crate::domain::Money(*amount_difference_tiyin).to_string())
                                                     @for o in explained_by { " · receipt " (o.receipt_id) " #" (o.receipt_seq) }
+                                                    @if *explained_more > 0 { " · and " (explained_more) " more" }
                                                 },
                                             }
                                         } }
                                     },
+                                }
+                                @if b.unresolved_count > 0 {
+                                    tr { th { "unresolved" } td data-billing-unresolved=(b.unresolved_count) { (b.unresolved_count) " check(s) not equal — see Attention" } }
                                 }
                             }
                         }

@@ -166,7 +166,12 @@ pub struct CloudStatus {
 pub struct BillingStatus {
     pub logins: u64,
     pub checks: u64,
+    /// The stored check of the newest period.
     pub last: Option<crate::fiscalbox::billing::Reconciliation>,
+    /// Checks not settled `equal` (different, delayed, refused), newest
+    /// first, at most [`crate::fiscalbox::billing::UNRESOLVED_SHOWN`].
+    pub unresolved: Vec<crate::fiscalbox::billing::Reconciliation>,
+    pub unresolved_count: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -320,12 +325,16 @@ pub async fn collect(app: &AppState) -> StatusReport {
             .collect(),
     };
     let deadlines = deadlines(app, now);
-    // The newest stored reconciliation with the billing (it survives a
-    // restart): one indexed row.
-    let billing_last = match app.fiscalbox.as_ref().and_then(|fb| fb.billing.as_ref()) {
-        Some(_) => crate::fiscalbox::billing::latest(&app.journal).await,
-        None => None,
-    };
+    // The stored check of the newest period (it survives a restart; one
+    // indexed row) and the unresolved ones (among at most the 1000 kept).
+    let (billing_last, (unresolved, unresolved_count)) =
+        match app.fiscalbox.as_ref().and_then(|fb| fb.billing.as_ref()) {
+            Some(_) => (
+                crate::fiscalbox::billing::latest(&app.journal).await,
+                crate::fiscalbox::billing::unresolved(&app.journal).await,
+            ),
+            None => (None, (Vec::new(), 0)),
+        };
     let mut report = StatusReport {
         version: env!("CARGO_PKG_VERSION"),
         now: rfc(now),
@@ -343,6 +352,8 @@ pub async fn collect(app: &AppState) -> StatusReport {
                 logins: b.counters.logins.load(Relaxed),
                 checks: b.counters.checks.load(Relaxed),
                 last: billing_last.clone(),
+                unresolved: unresolved.clone(),
+                unresolved_count,
             })
         }),
         sverka: app
@@ -417,39 +428,61 @@ pub fn attention(r: &StatusReport, now: DateTime<Utc>) -> Vec<String> {
     if let Some(check) = &r.sverka {
         out.extend(check.attention());
     }
-    if let Some(last) = r.billing.as_ref().and_then(|b| b.last.as_ref()) {
-        use crate::fiscalbox::billing::Outcome;
-        match &last.outcome {
-            Outcome::Equal => {}
-            Outcome::Different {
-                orders_difference,
-                amount_difference_tiyin,
-                explained_by,
-            } => out.push(format!(
-                "the FiscalBox billing's count for {} – {} differs: journal minus billing = {} order(s), {} tiyin{}",
-                last.start,
-                last.end,
-                orders_difference,
-                amount_difference_tiyin,
-                if explained_by.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; explained by receipt(s) {}",
-                        explained_by
-                            .iter()
-                            .map(|o| format!("{} (#{})", o.receipt_id, o.receipt_seq))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                }
-            )),
-            Outcome::Delayed { reason } => {
-                out.push(format!("the FiscalBox billing check is delayed: {reason}"))
-            }
+    if let Some(b) = r.billing.as_ref() {
+        out.extend(b.unresolved.iter().map(billing_attention));
+        let more = b.unresolved_count - b.unresolved.len() as i64;
+        if more > 0 {
+            out.push(format!(
+                "{more} older FiscalBox billing check(s) are not settled equal either"
+            ));
         }
     }
     out
+}
+
+/// The attention line of a billing check that is not `equal`.
+fn billing_attention(check: &crate::fiscalbox::billing::Reconciliation) -> String {
+    use crate::fiscalbox::billing::Outcome;
+    match &check.outcome {
+        Outcome::Equal => String::new(),
+        Outcome::Different {
+            orders_difference,
+            amount_difference_tiyin,
+            explained_by,
+            explained_more,
+        } => format!(
+            "the FiscalBox billing's count for {} – {} differs: journal minus billing = {} order(s), {} tiyin{}",
+            check.start,
+            check.end,
+            orders_difference,
+            amount_difference_tiyin,
+            if explained_by.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; explained by receipt(s) {}{}",
+                    explained_by
+                        .iter()
+                        .map(|o| format!("{} (#{})", o.receipt_id, o.receipt_seq))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if *explained_more > 0 {
+                        format!(" and {explained_more} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            }
+        ),
+        Outcome::Delayed { reason } => format!(
+            "the FiscalBox billing check for {} – {} is delayed: {reason}",
+            check.start, check.end
+        ),
+        Outcome::Refused { reason } => format!(
+            "the FiscalBox billing check for {} – {} was refused: {reason}",
+            check.start, check.end
+        ),
+    }
 }
 
 pub(super) async fn get_status(State(app): Shared) -> Response {

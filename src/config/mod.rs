@@ -298,6 +298,34 @@ mod tests {
     }
 
     #[test]
+    fn the_billing_url_is_https_unless_it_is_on_loopback() {
+        let config = |url: &str| {
+            format!(
+                "[till]\npin=\"1234\"\n[fiscal]\ncountry=\"uz\"\nbackend=\"fiscalbox\"\n[fiscalbox]\nurl=\"http://10.0.0.5\"\n[fiscalbox.billing]\nurl=\"{url}\"\nusername=\"shop\"\ninn=\"306429662\"\npassword_file=\"/nonexistent/pw\"\n"
+            )
+        };
+        let problems = load_str(&config("http://api.fbox.uz")).unwrap_err();
+        let p = problems
+            .iter()
+            .find(|p| p.key == "fiscalbox.billing.url")
+            .expect("http:// to a remote host is refused");
+        assert_eq!(p.line, Some(9), "{p:?}");
+        assert!(p.message.contains("https://"), "{}", p.message);
+        for url in [
+            "https://api.fbox.uz",
+            "http://127.0.0.1:8080",
+            "http://localhost:9",
+            "http://[::1]:9/",
+        ] {
+            let problems = load_str(&config(url)).unwrap_err();
+            assert!(
+                problems.iter().all(|p| p.key != "fiscalbox.billing.url"),
+                "{url}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
     fn an_uzbek_till_fiscalizes_through_a_fiscalbox_only() {
         for backend in ["cloud", "register"] {
             let text = format!(

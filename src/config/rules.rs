@@ -774,6 +774,16 @@ fn check_fiscalbox(
                     b.url
                 ),
             );
+        } else if let Some(rest) = billing_url.strip_prefix("http://")
+            && !is_loopback_host(rest)
+        {
+            fail(
+                "fiscalbox.billing.url",
+                format!(
+                    "must be https:// (the password is sent to it; http:// only to a loopback host), got {:?}",
+                    b.url
+                ),
+            );
         }
         if b.username.trim().is_empty() {
             fail(
@@ -781,10 +791,14 @@ fn check_fiscalbox(
                 "required with fiscalbox.billing.url".into(),
             );
         }
-        if b.inn.len() != 9 || !b.inn.bytes().all(|d| d.is_ascii_digit()) {
+        if !crate::fiscalbox::facts::is_inn(&b.inn) {
             fail(
                 "fiscalbox.billing.inn",
-                format!("must be the shop's 9-digit INN, got {:?}", b.inn),
+                format!(
+                    "must be the shop's {}-digit INN, got {:?}",
+                    crate::fiscalbox::facts::INN_DIGITS,
+                    b.inn
+                ),
             );
         }
         if b.password_file.trim().is_empty() {
@@ -818,9 +832,9 @@ fn check_fiscalbox(
                 100..=300_000,
             ),
             (
-                "fiscalbox.billing.attempts",
-                u64::from(b.attempts),
-                1..=1_000,
+                "fiscalbox.billing.retry_cap_ms",
+                b.retry_cap_ms,
+                10..=3_600_000,
             ),
         ] {
             check_range(key, value, range, &mut fail);
@@ -834,8 +848,7 @@ fn check_fiscalbox(
             connect_timeout: Duration::from_millis(b.connect_timeout_ms),
             request_timeout: Duration::from_millis(b.request_timeout_ms),
             retry_base: Duration::from_millis(f.retry_base_ms),
-            retry_cap: Duration::from_millis(f.retry_cap_ms),
-            attempts: b.attempts,
+            retry_cap: Duration::from_millis(b.retry_cap_ms.max(f.retry_base_ms)),
         })
     };
     if !ok {
@@ -1148,4 +1161,20 @@ fn check_deadlines(d: &super::schema::DeadlinesConfig, bad: &mut impl FnMut(&str
             );
         }
     }
+}
+
+/// Whether the authority part of a URL (after `http://`) names a loopback
+/// host: `localhost`, `127.x.x.x` or `[::1]`.
+fn is_loopback_host(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

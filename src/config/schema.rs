@@ -711,8 +711,9 @@ pub struct BillingConfig {
     pub token_rotation_s: u64,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
-    /// How many times a check asks the billing before it is left delayed.
-    pub attempts: u32,
+    /// Longest delay between two asks of a delayed check (they go on
+    /// without end; the first delay is `[fiscalbox] retry_base_ms`).
+    pub retry_cap_ms: u64,
 }
 
 impl Default for BillingConfig {
@@ -725,7 +726,7 @@ impl Default for BillingConfig {
             token_rotation_s: 3_600,
             connect_timeout_ms: 5_000,
             request_timeout_ms: 15_000,
-            attempts: 8,
+            retry_cap_ms: 300_000,
         }
     }
 }

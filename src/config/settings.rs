@@ -233,10 +233,10 @@ pub struct BillingSettings {
     pub token_rotation: Duration,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
-    /// The retry policy's first delay and cap (those of `[fiscalbox]`).
+    /// The retry policy's first delay (`[fiscalbox] retry_base_ms`) and
+    /// cap (`retry_cap_ms`); a delayed check is asked again without end.
     pub retry_base: Duration,
     pub retry_cap: Duration,
-    pub attempts: u32,
 }
 
 /// The validated device sections.

@@ -15,11 +15,10 @@ use super::facts::{
 };
 use crate::clock::Clock;
 use crate::config::{BillingSettings, Secret};
-use crate::domain::ReceiptState;
 use crate::domain::receipt::ReceiptKind;
-use crate::journal::{BillingCheckRow, Journal, StoredReceipt};
+use crate::journal::{BillingCheckRow, FiscalboxSale, Journal};
 use crate::sync::client::transport_failure;
-use crate::sync::policy::{Decision, Failure, RetryPolicy};
+use crate::sync::policy::{Decision, Failure, RetryPolicy, parse_retry_after};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -35,8 +34,14 @@ pub struct JournalOrder {
     pub receipt_id: String,
     /// The box's receipt sequence number.
     pub receipt_seq: u64,
+    /// The fiscal time; the acceptance time when the box's time was
+    /// unreadable (`fiscal_time_unknown`).
     pub date_time: NaiveDateTime,
     pub amount_tiyin: i64,
+    /// The box's time of this receipt was unreadable: it is counted in the
+    /// period it was accepted in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fiscal_time_unknown: bool,
 }
 
 /// What the billing counted for a period.
@@ -57,14 +62,36 @@ pub enum Outcome {
         amount_difference_tiyin: i64,
         /// The journal's receipts whose count and amount match the
         /// difference exactly (the receipts the billing is missing, or the
-        /// journal's extra ones); empty when no subset explains it.
+        /// journal's extra ones); empty when no subset explains it. At
+        /// most [`EXPLAIN_SHOWN`] of them.
         explained_by: Vec<JournalOrder>,
+        /// How many more receipts would explain it than are listed.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        explained_more: usize,
     },
-    /// The billing could not be asked; the check is retried.
+    /// The billing could not be asked (yet); the check is asked again.
     Delayed {
         reason: String,
     },
+    /// The billing refused the request itself (HTTP 400/422: a wrong login
+    /// or INN, a period it does not take); not asked again until a person
+    /// fixes the cause and checks by hand.
+    Refused {
+        reason: String,
+    },
 }
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The most receipts a difference names (stored and shown); the rest are
+/// counted in `explained_more`.
+pub const EXPLAIN_SHOWN: usize = 20;
+/// Pairs of receipts are searched for a two-order difference only among at
+/// most this many candidates (200² / 2 = 20 000 sums); beyond it only the
+/// difference is reported.
+pub const EXPLAIN_PAIRS_UP_TO: usize = 200;
 
 /// What started a check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +154,7 @@ impl Reconciliation {
                 Outcome::Equal => "equal",
                 Outcome::Different { .. } => "different",
                 Outcome::Delayed { .. } => "delayed",
+                Outcome::Refused { .. } => "refused",
             }
             .to_string(),
             journal_orders: self.journal.orders,
@@ -184,7 +212,8 @@ pub async fn store(journal: &Journal, mut r: Reconciliation) -> Reconciliation {
     r
 }
 
-/// The reconciliation stored last (what `/v1/status` and the page show).
+/// The stored check of the newest period (what `/v1/status` and the page
+/// show).
 pub async fn latest(journal: &Journal) -> Option<Reconciliation> {
     journal
         .latest_billing_check()
@@ -192,6 +221,26 @@ pub async fn latest(journal: &Journal) -> Option<Reconciliation> {
         .ok()
         .flatten()
         .and_then(Reconciliation::from_row)
+}
+
+/// How many unresolved checks the status lists (the rest are counted).
+pub const UNRESOLVED_SHOWN: usize = 5;
+
+/// The checks not settled `equal` by a later check of a covering period,
+/// newest first (at most [`UNRESOLVED_SHOWN`]), and how many in all.
+pub async fn unresolved(journal: &Journal) -> (Vec<Reconciliation>, i64) {
+    match journal.unresolved_billing_checks(UNRESOLVED_SHOWN).await {
+        Ok((rows, all)) => (
+            rows.into_iter()
+                .filter_map(Reconciliation::from_row)
+                .collect(),
+            all,
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "billing checks unreadable");
+            (Vec::new(), 0)
+        }
+    }
 }
 
 /// The Z report check of the shift that opened at `start` (local time).
@@ -207,30 +256,63 @@ pub async fn of_shift(journal: &Journal, start: NaiveDateTime) -> Option<Reconci
         .and_then(Reconciliation::from_row)
 }
 
-/// The journal's fiscalized Uzbek sales whose fiscal time lies in
-/// `[start, end]` (local time, both ends included).
+/// The journal's fiscalized Uzbek sales (as [`Journal::fiscalbox_sales`]
+/// reads them for the period) that the billing counts as orders, whose
+/// fiscal time lies in `[start, end]` (local time, both ends included).
+/// Pure.
 pub fn journal_orders(
-    receipts: &[StoredReceipt],
+    sales: &[FiscalboxSale],
     start: NaiveDateTime,
     end: NaiveDateTime,
 ) -> Vec<JournalOrder> {
-    receipts
+    sales
         .iter()
-        .filter(|r| r.state == ReceiptState::Fiscalized && r.receipt.uz.is_some())
         .filter(|r| {
-            r.receipt.kind == ReceiptKind::Sale
-                || (facts::BILLING_COUNTS_REFUNDS && r.receipt.kind == ReceiptKind::SaleReturn)
+            r.kind == ReceiptKind::Sale.code()
+                || (facts::BILLING_COUNTS_REFUNDS && r.kind == ReceiptKind::SaleReturn.code())
         })
         .filter_map(|r| {
-            let f = r.fiscal.as_ref()?;
-            (f.date_time >= start && f.date_time <= end).then(|| JournalOrder {
-                receipt_id: r.id.clone(),
-                receipt_seq: f.fiscal_document_number,
-                date_time: f.date_time,
-                amount_tiyin: facts::tiyin(r.receipt.total),
+            let date_time = r.date_time.parse::<NaiveDateTime>().ok()?;
+            (date_time >= start && date_time <= end).then(|| JournalOrder {
+                receipt_id: r.receipt_id.clone(),
+                receipt_seq: r.seq.max(0) as u64,
+                date_time,
+                amount_tiyin: facts::tiyin(crate::domain::Money(r.total_minor)),
+                fiscal_time_unknown: !r.fiscal_time_known,
             })
         })
         .collect()
+}
+
+/// The billing period of a closed shift, till-local: the box's own Z
+/// report `open_time` – `close_time` when readable, else the journal's
+/// shift opening (`journal_open`) and the POS's close `time`, else `now`
+/// (the till's clock) for the end and the end's midnight for the start.
+/// A period is always given; the third value says what was guessed (for
+/// the log). Pure.
+pub fn shift_period(
+    box_open: &str,
+    box_close: &str,
+    pos_time: &str,
+    journal_open: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> (NaiveDateTime, NaiveDateTime, Vec<&'static str>) {
+    let mut guessed = Vec::new();
+    let end = facts::zreport_time(box_close)
+        .or_else(|| NaiveDateTime::parse_from_str(pos_time, facts::REQUEST_TIME_FORMAT).ok())
+        .unwrap_or_else(|| {
+            guessed.push(
+                "neither the box's close_time nor the POS's time is readable; the period ends now (till clock)",
+            );
+            now
+        });
+    let start = facts::zreport_time(box_open)
+        .or(journal_open)
+        .unwrap_or_else(|| {
+            guessed.push("the shift's opening is unknown; the period starts at the end's midnight");
+            end.date().and_time(chrono::NaiveTime::MIN)
+        });
+    (start.min(end), end, guessed)
 }
 
 /// Compare the journal's orders with the billing's count. Pure.
@@ -241,10 +323,12 @@ pub fn reconcile(orders: &[JournalOrder], billing: BillingCount) -> Outcome {
     if dn == 0 && da == 0 {
         return Outcome::Equal;
     }
+    let (explained_by, explained_more) = explain(orders, dn, da);
     Outcome::Different {
         orders_difference: dn,
         amount_difference_tiyin: da,
-        explained_by: explain(orders, dn, da),
+        explained_by,
+        explained_more,
     }
 }
 
@@ -256,32 +340,46 @@ pub fn totals(orders: &[JournalOrder]) -> BillingCount {
 }
 
 /// The journal's receipts that account for `dn` orders and `da` tiyin more
-/// than the billing saw: for one or two missing orders, the receipts whose
-/// amounts sum to the difference — every candidate when several would.
-fn explain(orders: &[JournalOrder], dn: i64, da: i64) -> Vec<JournalOrder> {
-    match dn {
-        1 => orders
-            .iter()
-            .filter(|o| o.amount_tiyin == da)
-            .cloned()
-            .collect(),
+/// than the billing saw: for one missing order, the receipts of exactly
+/// that amount; for two, the receipts of the pairs whose amounts sum to it
+/// (searched only among at most [`EXPLAIN_PAIRS_UP_TO`] candidates) —
+/// every candidate when several would. At most [`EXPLAIN_SHOWN`] are
+/// returned, with the count of the others. Pure.
+fn explain(orders: &[JournalOrder], dn: i64, da: i64) -> (Vec<JournalOrder>, usize) {
+    let found: Vec<&JournalOrder> = match dn {
+        1 => orders.iter().filter(|o| o.amount_tiyin == da).collect(),
         2 => {
-            let mut out: Vec<JournalOrder> = Vec::new();
-            for (i, a) in orders.iter().enumerate() {
-                for b in &orders[i + 1..] {
-                    if a.amount_tiyin + b.amount_tiyin == da {
-                        for o in [a, b] {
-                            if !out.contains(o) {
-                                out.push(o.clone());
-                            }
+            // Both of a pair are positive amounts below the difference.
+            let candidates: Vec<&JournalOrder> = orders
+                .iter()
+                .filter(|o| o.amount_tiyin > 0 && o.amount_tiyin < da)
+                .collect();
+            if candidates.len() > EXPLAIN_PAIRS_UP_TO {
+                Vec::new()
+            } else {
+                let mut hit = vec![false; candidates.len()];
+                for i in 0..candidates.len() {
+                    for k in i + 1..candidates.len() {
+                        if candidates[i].amount_tiyin + candidates[k].amount_tiyin == da {
+                            hit[i] = true;
+                            hit[k] = true;
                         }
                     }
                 }
+                candidates
+                    .into_iter()
+                    .zip(hit)
+                    .filter_map(|(o, h)| h.then_some(o))
+                    .collect()
             }
-            out
         }
         _ => Vec::new(),
-    }
+    };
+    let more = found.len().saturating_sub(EXPLAIN_SHOWN);
+    (
+        found.into_iter().take(EXPLAIN_SHOWN).cloned().collect(),
+        more,
+    )
 }
 
 /// Counters for the status page.
@@ -307,6 +405,8 @@ pub struct BillingClient {
     pub counters: BillingCounters,
     /// Background checks and retries, stopped with the daemon.
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The stored checks being asked now (by row id): one task per check.
+    in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl BillingClient {
@@ -335,6 +435,7 @@ impl BillingClient {
             token: Mutex::new(None),
             counters: BillingCounters::default(),
             tasks: std::sync::Mutex::new(Vec::new()),
+            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -367,7 +468,7 @@ impl BillingClient {
                 .send()
                 .await
                 .map_err(transport_failure)?;
-            match read(response).await {
+            match read(response, self.clock.now()).await {
                 Err(Failure::Status { code: 401, .. }) if !relogged => {
                     tracing::info!("billing: token refused; logging in again");
                     self.forget(&token).await;
@@ -428,7 +529,7 @@ impl BillingClient {
             .send()
             .await
             .map_err(transport_failure)?;
-        let body = read(response).await?;
+        let body = read(response, now).await?;
         let reply: BillingToken = serde_json::from_str(&body)
             .map_err(|_| Failure::Protocol("login reply has no token".into()))?;
         self.counters.logins.fetch_add(1, Ordering::Relaxed);
@@ -471,31 +572,17 @@ impl BillingClient {
         end: NaiveDateTime,
         trigger: Trigger,
     ) -> (Reconciliation, Option<Failure>) {
-        let orders = match self.journal.stats().await {
-            Ok(stats) => self
-                .journal
-                .numbered(0, stats.last_number)
-                .await
-                .map(|r| journal_orders(&r, start, end)),
-            Err(e) => Err(e),
-        };
-        let mut base = Reconciliation {
-            id: None,
-            start: start.format(BILLING_DATE_FORMAT).to_string(),
-            end: end.format(BILLING_DATE_FORMAT).to_string(),
-            trigger,
-            journal: BillingCount {
-                orders: 0,
-                amount_tiyin: 0,
-            },
-            billing: None,
-            outcome: Outcome::Equal,
-            attempts: 1,
-            checked_at: self
-                .clock
-                .now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        };
+        let orders = self
+            .journal
+            .fiscalbox_sales(
+                start.format(JOURNAL_TIME_FORMAT).to_string(),
+                end.format(JOURNAL_TIME_FORMAT).to_string(),
+                facts::UNKNOWN_RECEIPT_TIME,
+            )
+            .await
+            .map(|sales| journal_orders(&sales, start, end));
+        let mut base = self.pending(start, end, trigger);
+        base.attempts = 1;
         let orders = match orders {
             Ok(o) => o,
             Err(e) => {
@@ -525,27 +612,79 @@ impl BillingClient {
         }
     }
 
-    /// Check a period now and store the result; a delayed result is asked
-    /// again in the background ([`spawn_retries`]).
+    /// A check not asked yet: `delayed`, 0 attempts.
+    fn pending(
+        &self,
+        start: NaiveDateTime,
+        end: NaiveDateTime,
+        trigger: Trigger,
+    ) -> Reconciliation {
+        Reconciliation {
+            id: None,
+            start: start.format(BILLING_DATE_FORMAT).to_string(),
+            end: end.format(BILLING_DATE_FORMAT).to_string(),
+            trigger,
+            journal: BillingCount {
+                orders: 0,
+                amount_tiyin: 0,
+            },
+            billing: None,
+            outcome: Outcome::Delayed {
+                reason: "the billing is being asked".into(),
+            },
+            attempts: 0,
+            checked_at: self
+                .clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+    }
+
+    /// Start a check: stored at once as `delayed` (so a daemon stopped
+    /// before the billing answers leaves it for [`resume`]), then asked in
+    /// the background until it settles ([`spawn_retries`]). Returns the
+    /// stored row.
+    pub async fn begin(
+        self: &Arc<Self>,
+        start: NaiveDateTime,
+        end: NaiveDateTime,
+        trigger: Trigger,
+    ) -> Reconciliation {
+        let r = store(&self.journal, self.pending(start, end, trigger)).await;
+        spawn_retries(self.clone(), r.clone(), std::time::Duration::ZERO, None);
+        r
+    }
+
+    /// Check a period and answer within [`ANSWER_WITHIN`]: the check is
+    /// stored first, asked in the background, and its first result
+    /// returned — or, when the billing takes longer, the stored `delayed`
+    /// row (its result replaces it later).
     pub async fn check_and_store(
         self: &Arc<Self>,
         start: NaiveDateTime,
         end: NaiveDateTime,
         trigger: Trigger,
     ) -> Reconciliation {
-        let (r, failure) = self.check(start, end, trigger).await;
-        let (r, next) = self.next_step(r, failure.as_ref());
-        let r = store(&self.journal, r).await;
-        log(&r);
-        if let Some(after) = next {
-            spawn_retries(self.clone(), r.clone(), after);
+        let r = store(&self.journal, self.pending(start, end, trigger)).await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        spawn_retries(self.clone(), r.clone(), std::time::Duration::ZERO, Some(tx));
+        match tokio::time::timeout(ANSWER_WITHIN, rx).await {
+            Ok(Ok(first)) => first,
+            _ => Reconciliation {
+                outcome: Outcome::Delayed {
+                    reason: format!(
+                        "the billing has not answered within {} s; it is asked again in the background and the stored check #{} shows the result",
+                        ANSWER_WITHIN.as_secs(),
+                        r.id.unwrap_or(0)
+                    ),
+                },
+                ..r
+            },
         }
-        r
     }
 
-    /// After an ask: when to ask again (a delayed result with asks to
-    /// spare), else the result as it stays — a delayed one then says how
-    /// to ask by hand.
+    /// After an ask: when to ask again (a delayed result), else the result
+    /// as it stays — a refused one says why and how to ask by hand.
     fn next_step(
         &self,
         mut r: Reconciliation,
@@ -554,48 +693,57 @@ impl BillingClient {
         if !r.is_delayed() {
             return (r, None);
         }
-        let limit = self.settings.attempts.max(1);
-        match ask_again(&self.policy, failure, r.attempts, limit, rand_jitter()) {
+        match ask_again(&self.policy, failure, r.attempts, rand_jitter()) {
             Some(after) => (r, Some(after)),
             None => {
-                r.outcome = gave_up(&r, failure);
+                r.outcome = refused(&r, failure);
                 (r, None)
             }
         }
     }
 }
 
-/// Whether (and after how long) a delayed check is asked again, after
-/// `asked` asks of at most `limit`: per the retry policy, never after the
-/// billing refused the request itself (400, 422, 409: asking again cannot
-/// help). `failure` is `None` when the journal could not be read. Pure.
+/// How long `POST /v1/billing/check` (and so `fiscald billing check`)
+/// waits for the billing's answer before it answers with the stored
+/// `delayed` check. One ask can take up to four requests (login, count,
+/// login again after a 401, count), each bounded by the configured request
+/// timeout; the check goes on in the background past this.
+pub const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The fiscal attributes' time format in the journal (chrono's
+/// `NaiveDateTime` serialization, whole seconds from the box).
+const JOURNAL_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+/// Whether (and after how long) a delayed check is asked again after
+/// `asked` asks, like the cloud sync: a transient failure (timeout, 5xx,
+/// a refused connection, an unreadable reply) always, with capped
+/// exponential back-off or the billing's `Retry-After`; only the billing
+/// refusing the request itself (400, 422) stops it. `failure` is `None`
+/// when the journal could not be read (asked again too). Pure.
 pub fn ask_again(
     policy: &RetryPolicy,
     failure: Option<&Failure>,
     asked: u32,
-    limit: u32,
     jitter: f64,
 ) -> Option<std::time::Duration> {
-    if asked >= limit {
-        return None;
-    }
-    match failure.map(|f| policy.decide(f, asked, jitter)) {
+    let backoff = policy.backoff(asked.max(1), jitter);
+    match failure.map(|f| policy.decide(f, asked.max(1), jitter)) {
         Some(Decision::Retry { after }) => Some(after),
-        Some(Decision::Reauthenticate) => Some(policy.base),
-        Some(Decision::Reject(_) | Decision::Conflict(_)) => None,
-        None => Some(policy.backoff(asked, jitter)),
+        // A 401 right after a fresh login, or a 409: not the request's
+        // fault; asked again later.
+        Some(Decision::Reauthenticate | Decision::Conflict(_)) | None => Some(backoff),
+        Some(Decision::Reject(_)) => None,
     }
 }
 
-/// The outcome of a delayed check nobody will ask again for.
-fn gave_up(r: &Reconciliation, failure: Option<&Failure>) -> Outcome {
-    Outcome::Delayed {
+/// The outcome of a check the billing refused.
+fn refused(r: &Reconciliation, failure: Option<&Failure>) -> Outcome {
+    Outcome::Refused {
         reason: format!(
-            "billing not asked again after {} attempt(s) ({}); run `fiscald billing check --from {} --to {}` when it is back",
-            r.attempts,
+            "the billing refused the request ({}); fix the cause (login, INN) and run `fiscald billing check --from {} --to {}`",
             failure
                 .map(Failure::describe)
-                .unwrap_or_else(|| "journal unreadable".into()),
+                .unwrap_or_else(|| "no reason given".into()),
             r.start,
             r.end
         ),
@@ -620,37 +768,34 @@ fn log(r: &Reconciliation) {
                 "billing reconciliation: delayed"
             )
         }
+        Outcome::Refused { reason } => {
+            tracing::warn!(trigger, reason, "billing reconciliation: refused")
+        }
     }
 }
 
-/// Check a period in the background (after a Z report): the result is
-/// stored; a delayed one is asked again per the retry policy. Never
-/// touches sales.
-pub fn spawn_check(
-    client: Arc<BillingClient>,
-    start: NaiveDateTime,
-    end: NaiveDateTime,
-    trigger: Trigger,
-) -> tokio::task::JoinHandle<()> {
-    let task = tokio::spawn({
-        let client = client.clone();
-        async move {
-            client.check_and_store(start, end, trigger).await;
-        }
-    });
-    client.track(&task);
-    task
-}
-
-/// Ask the billing again for a stored delayed check, first after `after`,
-/// then per the retry policy until it answers or the configured attempts
-/// are spent; every result replaces the check's stored row, so the stored
-/// result becomes `equal` or `different` once the billing is back.
+/// Ask the billing for a stored check, first after `after`, then per the
+/// retry policy until it answers (or refuses the request); every result
+/// replaces the check's stored row, so the stored result becomes `equal`
+/// or `different` once the billing is back. `first` receives the first
+/// stored result. A check already being asked is not asked twice; when one
+/// settles, stored delayed checks nobody asks yet are taken up
+/// ([`take_up_delayed`]).
 pub fn spawn_retries(
     client: Arc<BillingClient>,
     mut r: Reconciliation,
     after: std::time::Duration,
-) -> tokio::task::JoinHandle<()> {
+    mut first: Option<tokio::sync::oneshot::Sender<Reconciliation>>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if let Some(id) = r.id
+        && !client
+            .in_flight
+            .lock()
+            .expect("billing in-flight lock")
+            .insert(id)
+    {
+        return None;
+    }
     let task = tokio::spawn({
         let client = client.clone();
         async move {
@@ -658,40 +803,117 @@ pub fn spawn_retries(
             while let Some(wait) = after {
                 tokio::time::sleep(wait).await;
                 let Some((start, end)) = r.period() else {
-                    return;
+                    // Never asked again (and so never taken up again).
+                    r.outcome = Outcome::Refused {
+                        reason: format!(
+                            "the stored period {:?} – {:?} is unreadable; run `fiscald billing check` for it",
+                            r.start, r.end
+                        ),
+                    };
+                    r = store(&client.journal, r).await;
+                    log(&r);
+                    break;
                 };
                 let (mut next, failure) = client.check(start, end, r.trigger).await;
                 next.id = r.id;
-                next.attempts = r.attempts + 1;
+                next.attempts = r.attempts.saturating_add(1);
                 let (next, again) = client.next_step(next, failure.as_ref());
+                let asked = r.id;
                 r = store(&client.journal, next).await;
+                if asked != r.id
+                    && let Some(id) = r.id
+                {
+                    client
+                        .in_flight
+                        .lock()
+                        .expect("billing in-flight lock")
+                        .insert(id);
+                }
                 log(&r);
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(r.clone());
+                }
                 after = again;
             }
+            if let Some(id) = r.id {
+                client
+                    .in_flight
+                    .lock()
+                    .expect("billing in-flight lock")
+                    .remove(&id);
+            }
+            take_up_delayed(&client, false).await;
         }
     });
     client.track(&task);
-    task
+    Some(task)
 }
 
-/// At start: take up the checks a stopped daemon left delayed with
-/// attempts to spare (at most 16). Returns how many.
-pub async fn resume(client: &Arc<BillingClient>) -> usize {
-    let rows = client
+/// How many stored delayed checks are asked at once when taken up (at a
+/// start, and as others settle): a long outage leaves many, and each is
+/// asked without end.
+pub const TAKE_UP_AT_ONCE: usize = 16;
+
+/// Take up stored delayed checks nobody is asking (however often they were
+/// asked; oldest first) until [`TAKE_UP_AT_ONCE`] are in flight; refused
+/// checks are not asked again. A check never asked yet and stored less
+/// than a minute ago is left to the task that stored it (it is about to
+/// ask), unless `never_asked` (at a start: a stopped daemon left them).
+/// Returns how many were taken up.
+pub async fn take_up_delayed(client: &Arc<BillingClient>, never_asked: bool) -> usize {
+    let room = TAKE_UP_AT_ONCE.saturating_sub(
+        client
+            .in_flight
+            .lock()
+            .expect("billing in-flight lock")
+            .len(),
+    );
+    if room == 0 {
+        return 0;
+    }
+    let rows = match client
         .journal
-        .delayed_billing_checks(client.settings.attempts.max(1), 16)
+        .delayed_billing_checks(TAKE_UP_AT_ONCE * 2)
         .await
-        .unwrap_or_default();
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "billing checks unreadable; delayed ones not taken up now");
+            return 0;
+        }
+    };
     let mut n = 0;
-    for r in rows.into_iter().filter_map(Reconciliation::from_row) {
-        tracing::info!(
-            trigger = r.trigger.as_str(),
-            "billing reconciliation: taking up a delayed check"
-        );
-        spawn_retries(client.clone(), r, client.policy.base);
-        n += 1;
+    for r in rows
+        .into_iter()
+        .filter_map(Reconciliation::from_row)
+        .filter(|r| {
+            never_asked
+                || r.attempts > 0
+                || DateTime::parse_from_rfc3339(&r.checked_at).map_or(true, |at| {
+                    client.clock.now() - at.with_timezone(&Utc) > chrono::Duration::minutes(1)
+                })
+        })
+    {
+        if n == room {
+            break;
+        }
+        let (trigger, attempts) = (r.trigger.as_str(), r.attempts);
+        if spawn_retries(client.clone(), r, std::time::Duration::ZERO, None).is_some() {
+            tracing::info!(
+                trigger,
+                attempts,
+                "billing reconciliation: taking up a delayed check"
+            );
+            n += 1;
+        }
     }
     n
+}
+
+/// At start: take up the checks a stopped daemon left delayed
+/// ([`take_up_delayed`]). Returns how many.
+pub async fn resume(client: &Arc<BillingClient>) -> usize {
+    take_up_delayed(client, true).await
 }
 
 fn rand_jitter() -> f64 {
@@ -702,16 +924,22 @@ fn rand_jitter() -> f64 {
 }
 
 /// The body of a 2xx reply, or the failure it means (the billing's words,
-/// bounded; never a request header).
-async fn read(response: reqwest::Response) -> Result<String, Failure> {
+/// bounded; never a request header) with its `Retry-After` read like the
+/// cloud sync reads it.
+async fn read(response: reqwest::Response, now: DateTime<Utc>) -> Result<String, Failure> {
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, now));
     let body = response.text().await.map_err(transport_failure)?;
     if status.is_success() {
         Ok(body)
     } else {
         Err(Failure::Status {
             code: status.as_u16(),
-            retry_after: None,
+            retry_after,
             message: body.chars().take(200).collect(),
         })
     }
@@ -728,6 +956,7 @@ mod tests {
             date_time: NaiveDateTime::parse_from_str("2026-11-29 10:00:00", "%Y-%m-%d %H:%M:%S")
                 .unwrap(),
             amount_tiyin: amount,
+            fiscal_time_unknown: false,
         }
     }
 
@@ -762,6 +991,7 @@ mod tests {
                 orders_difference: 1,
                 amount_difference_tiyin: 70_000,
                 explained_by: vec![o[1].clone()],
+                explained_more: 0,
             }
         );
         // Two candidates of the same amount: both named.
@@ -790,40 +1020,291 @@ mod tests {
     }
 
     #[test]
-    fn a_delayed_check_is_asked_again_per_the_policy_until_its_limit() {
+    fn a_delayed_check_is_asked_again_without_end_and_only_a_refusal_stops_it() {
         let policy = RetryPolicy {
             base: std::time::Duration::from_millis(100),
-            cap: std::time::Duration::from_secs(10),
+            cap: std::time::Duration::from_secs(300),
             ..RetryPolicy::default()
         };
+        let ms = std::time::Duration::from_millis;
         let down = Failure::Connect("refused".into());
-        assert_eq!(
-            ask_again(&policy, Some(&down), 1, 3, 0.0),
-            Some(std::time::Duration::from_millis(50))
-        );
-        assert_eq!(
-            ask_again(&policy, Some(&down), 2, 3, 0.0),
-            Some(std::time::Duration::from_millis(100))
-        );
-        assert_eq!(ask_again(&policy, Some(&down), 3, 3, 0.0), None);
+        assert_eq!(ask_again(&policy, Some(&down), 1, 0.0), Some(ms(50)));
+        assert_eq!(ask_again(&policy, Some(&down), 2, 0.0), Some(ms(100)));
+        // However often: capped, never given up.
+        for asked in [20, 1_000, u32::MAX] {
+            assert_eq!(
+                ask_again(&policy, Some(&down), asked, 0.0),
+                Some(std::time::Duration::from_secs(150)),
+                "{asked}"
+            );
+            assert_eq!(
+                ask_again(&policy, Some(&down), asked, 0.999).map(|d| d <= policy.cap),
+                Some(true)
+            );
+        }
+        for transient in [
+            Failure::Timeout("read".into()),
+            Failure::Transport("reset".into()),
+            Failure::Protocol("html".into()),
+            Failure::Status {
+                code: 500,
+                retry_after: None,
+                message: String::new(),
+            },
+            Failure::Status {
+                code: 401,
+                retry_after: None,
+                message: "Invalid token.".into(),
+            },
+        ] {
+            assert!(
+                ask_again(&policy, Some(&transient), 50, 0.5).is_some(),
+                "{transient:?}"
+            );
+        }
         // The billing refused the request itself: asking again cannot help.
-        let refused = Failure::Status {
-            code: 400,
-            retry_after: None,
-            message: "bad inn".into(),
-        };
-        assert_eq!(ask_again(&policy, Some(&refused), 1, 3, 0.0), None);
-        // Retry-After is honoured; an unreadable journal backs off.
-        let busy = Failure::Status {
-            code: 503,
-            retry_after: Some(std::time::Duration::from_secs(2)),
-            message: String::new(),
-        };
-        assert_eq!(
-            ask_again(&policy, Some(&busy), 1, 3, 0.0),
-            Some(std::time::Duration::from_secs(2))
+        for code in [400, 422] {
+            let refused = Failure::Status {
+                code,
+                retry_after: None,
+                message: "bad inn".into(),
+            };
+            assert_eq!(ask_again(&policy, Some(&refused), 1, 0.0), None, "{code}");
+        }
+        // An unreadable journal backs off.
+        assert_eq!(ask_again(&policy, None, 1, 0.0), Some(ms(50)));
+    }
+
+    #[tokio::test]
+    async fn the_billings_retry_after_is_read_by_the_client_and_honoured() {
+        use axum::response::IntoResponse;
+        let app = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "7")],
+                "busy",
+            )
+                .into_response()
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::load_str(crate::config::DEMO_CONFIG).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let journal = Journal::open(
+            crate::journal::Options::from_settings(&settings, dir.path().join("j.sqlite")),
+            clock.clone(),
+        )
+        .unwrap();
+        let client = BillingClient::new(
+            BillingSettings {
+                url,
+                username: "shop".into(),
+                password: Secret::new("pw-secret"),
+                inn: "306429662".into(),
+                token_rotation: std::time::Duration::from_secs(60),
+                connect_timeout: std::time::Duration::from_millis(500),
+                request_timeout: std::time::Duration::from_millis(1500),
+                retry_base: std::time::Duration::from_millis(100),
+                retry_cap: std::time::Duration::from_secs(300),
+            },
+            journal.clone(),
+            clock,
+        )
+        .unwrap();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let (r, failure) = client
+            .check(
+                day.and_hms_opt(0, 0, 0).unwrap(),
+                day.and_hms_opt(23, 59, 59).unwrap(),
+                Trigger::OnDemand,
+            )
+            .await;
+        let failure = failure.expect("the login got a 503");
+        assert!(
+            matches!(
+                failure,
+                Failure::Status {
+                    code: 503,
+                    retry_after: Some(d),
+                    ..
+                } if d == std::time::Duration::from_secs(7)
+            ),
+            "{failure:?}"
         );
-        assert!(ask_again(&policy, None, 1, 3, 0.0).is_some());
+        let (r, next) = client.next_step(r, Some(&failure));
+        assert!(r.is_delayed(), "{r:?}");
+        assert_eq!(next, Some(std::time::Duration::from_secs(7)));
+        server.abort();
+        tokio::task::spawn_blocking(move || journal.close())
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn two_missing_orders_are_named_by_the_pairs_that_sum_to_the_difference() {
+        let o = [
+            order("a", 1, 10_000),
+            order("b", 2, 20_000),
+            order("c", 3, 30_000),
+            order("d", 4, 45_000),
+        ];
+        // 50 000 = 20 000 + 30 000 only.
+        let Outcome::Different {
+            explained_by,
+            explained_more,
+            ..
+        } = reconcile(
+            &o,
+            BillingCount {
+                orders: 2,
+                amount_tiyin: 55_000,
+            },
+        )
+        else {
+            panic!()
+        };
+        let ids: Vec<&str> = explained_by.iter().map(|o| o.receipt_id.as_str()).collect();
+        assert_eq!(ids, ["b", "c"]);
+        assert_eq!(explained_more, 0);
+        // 40 000 = 10 000 + 30 000; also 20 000 + 20 000 needs two such.
+        let o2 = [
+            order("a", 1, 10_000),
+            order("b", 2, 20_000),
+            order("c", 3, 30_000),
+            order("e", 5, 20_000),
+        ];
+        let Outcome::Different { explained_by, .. } = reconcile(
+            &o2,
+            BillingCount {
+                orders: 2,
+                amount_tiyin: 40_000,
+            },
+        ) else {
+            panic!()
+        };
+        let ids: Vec<&str> = explained_by.iter().map(|o| o.receipt_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "e"]);
+    }
+
+    #[test]
+    fn the_search_and_the_named_receipts_are_bounded() {
+        // Many candidates of the missing amount: 20 named, the rest counted.
+        let many: Vec<JournalOrder> = (0..500)
+            .map(|i| order(&format!("r{i}"), i, 1_000))
+            .collect();
+        let Outcome::Different {
+            explained_by,
+            explained_more,
+            ..
+        } = reconcile(
+            &many,
+            BillingCount {
+                orders: 499,
+                amount_tiyin: 499_000,
+            },
+        )
+        else {
+            panic!()
+        };
+        assert_eq!(explained_by.len(), EXPLAIN_SHOWN);
+        assert_eq!(explained_more, 500 - EXPLAIN_SHOWN);
+        // Two missing among more than EXPLAIN_PAIRS_UP_TO candidates: no
+        // pair search (it would be 125 000 sums), the difference alone.
+        let Outcome::Different {
+            orders_difference,
+            explained_by,
+            explained_more,
+            ..
+        } = reconcile(
+            &many,
+            BillingCount {
+                orders: 498,
+                amount_tiyin: 498_000,
+            },
+        )
+        else {
+            panic!()
+        };
+        assert_eq!(orders_difference, 2);
+        assert!(explained_by.is_empty());
+        assert_eq!(explained_more, 0);
+        // At the bound the pairs are searched.
+        let bounded = &many[..EXPLAIN_PAIRS_UP_TO];
+        let Outcome::Different {
+            explained_by,
+            explained_more,
+            ..
+        } = reconcile(
+            bounded,
+            BillingCount {
+                orders: EXPLAIN_PAIRS_UP_TO as i64 - 2,
+                amount_tiyin: (EXPLAIN_PAIRS_UP_TO as i64 - 2) * 1_000,
+            },
+        )
+        else {
+            panic!()
+        };
+        assert_eq!(explained_by.len() + explained_more, EXPLAIN_PAIRS_UP_TO);
+    }
+
+    #[test]
+    fn a_shifts_period_prefers_the_boxs_own_times_and_is_always_given() {
+        let t = |s: &str| NaiveDateTime::parse_from_str(s, BILLING_DATE_FORMAT).unwrap();
+        let now = t("2026-11-29T21:00:00");
+        let opened = Some(t("2026-11-29T07:59:00"));
+        // The box's own times win over the journal's and the POS's.
+        assert_eq!(
+            shift_period(
+                "2026-11-29 08:00:00",
+                "2026-11-29 20:00:00",
+                "2026-11-29 20:00:05",
+                opened,
+                now
+            ),
+            (t("2026-11-29T08:00:00"), t("2026-11-29T20:00:00"), vec![])
+        );
+        // No box times (its shift was already closed): the journal's
+        // opening and the POS's time.
+        assert_eq!(
+            shift_period("", "", "2026-11-29 20:00:05", opened, now),
+            (t("2026-11-29T07:59:00"), t("2026-11-29T20:00:05"), vec![])
+        );
+        // Nothing readable: the till's clock, the end's midnight — said.
+        let (start, end, guessed) = shift_period("", "", "yesterday", None, now);
+        assert_eq!((start, end), (t("2026-11-29T00:00:00"), now));
+        assert_eq!(guessed.len(), 2);
+    }
+
+    #[test]
+    fn journal_orders_are_the_periods_sales() {
+        let sale = |id: &str, kind: &str, time: &str| FiscalboxSale {
+            receipt_id: id.into(),
+            kind: kind.into(),
+            seq: 3,
+            date_time: time.into(),
+            total_minor: 1_500,
+            fiscal_time_known: time != "2026-11-29T12:00:00",
+        };
+        let t = |s: &str| NaiveDateTime::parse_from_str(s, BILLING_DATE_FORMAT).unwrap();
+        let got = journal_orders(
+            &[
+                sale("a", "sale", "2026-11-29T00:00:00"),
+                sale("b", "sale_return", "2026-11-29T10:00:00"),
+                sale("c", "sale", "2026-11-29T23:59:59"),
+                sale("d", "sale", "2026-11-30T00:00:00"),
+                sale("e", "sale", "garbage"),
+                sale("f", "sale", "2026-11-29T12:00:00"),
+            ],
+            t("2026-11-29T00:00:00"),
+            t("2026-11-29T23:59:59"),
+        );
+        let ids: Vec<&str> = got.iter().map(|o| o.receipt_id.as_str()).collect();
+        assert_eq!(ids, ["a", "c", "f"]);
+        assert!(got[2].fiscal_time_unknown && !got[0].fiscal_time_unknown);
+        assert_eq!(got[0].amount_tiyin, 1_500);
+        assert_eq!(got[0].receipt_seq, 3);
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub const REQUEST_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 /// Reply `date_time` and the QR's `c=`: `YYYYMMDDHHMMSS` \[Order.md\].
 pub const RECEIPT_TIME_FORMAT: &str = "%Y%m%d%H%M%S";
 
+/// The journal's fiscal time of a FiscalBox receipt whose reply `date_time`
+/// could not be read (logged when stored): 1970-01-01T00:00:00 stands for
+/// "unknown" — no FiscalBox receipt is that old. The billing check counts
+/// such a receipt by its acceptance time and says so.
+pub const UNKNOWN_RECEIPT_TIME: &str = "1970-01-01T00:00:00";
+
 /// A scaled integer field as clients send it. Order.md types these fields as
 /// "String" and its refund example sends `1000.0`: **ASSUMED** accepted are
 /// a JSON integer, a number whose fraction is zero, and a string of digits
@@ -897,6 +903,18 @@ pub struct ZReportPrintRequest {
     pub banners: Vec<Banner>,
 }
 
+/// A Z report's `open_time`/`close_time` as a local time. **ASSUMED**:
+/// written like the request's `time` (`yyyy-MM-dd HH:mm:ss`) — the spec
+/// ("Z report") names the fields without a format or example; the
+/// receipt's compact `YYYYMMDDHHMMSS` is read too. Empty (an open shift's
+/// close time) or anything else is `None`.
+pub fn zreport_time(text: &str) -> Option<chrono::NaiveDateTime> {
+    let text = text.trim();
+    chrono::NaiveDateTime::parse_from_str(text, REQUEST_TIME_FORMAT)
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, RECEIPT_TIME_FORMAT))
+        .ok()
+}
+
 /// `{Sale, Refund}` accumulators of `/info/` (their spelling) \[spec "Tools"\].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -1526,6 +1544,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_z_reports_times_and_the_inn_rule() {
+        let t = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").unwrap();
+        assert_eq!(
+            zreport_time("2026-11-29 08:00:00"),
+            Some(t("2026-11-29T08:00:00"))
+        );
+        assert_eq!(
+            zreport_time("20261129200000"),
+            Some(t("2026-11-29T20:00:00"))
+        );
+        assert_eq!(zreport_time(""), None, "an open shift's close time");
+        assert_eq!(zreport_time("29.11.2026"), None);
+        assert!(is_inn("306429662"));
+        for bad in ["30642966", "3064296620", "30642966a", "12345678901234"] {
+            assert!(!is_inn(bad), "{bad}");
+        }
+        // The Debug of the login and the token shows neither secret.
+        let login = BillingLogin {
+            username: "shop".into(),
+            password: "pw-planted".into(),
+        };
+        let token = BillingToken {
+            token: "tok-planted".into(),
+        };
+        let shown = format!("{login:?} {token:?}");
+        assert!(
+            !shown.contains("pw-planted") && !shown.contains("tok-planted"),
+            "{shown}"
+        );
+        assert!(shown.contains("shop"), "{shown}");
+    }
+
+    #[test]
     fn scaled_integers_accept_integers_integral_floats_and_digit_strings() {
         let p: ProductWire =
             serde_json::from_str(r#"{"amount": 1000.0, "price": "230000", "vat": 6522}"#).unwrap();
@@ -1710,15 +1761,67 @@ pub fn billing_authorization(token: &str) -> String {
 /// FiscalBox time; the docs name no zone.
 pub const BILLING_DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// `POST /api/v1/login/` body. Its `Debug` never shows the password.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct BillingLogin {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+impl std::fmt::Debug for BillingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BillingLogin")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The login's reply. Its `Debug` never shows the token.
+#[derive(Clone, Deserialize, Serialize)]
 pub struct BillingToken {
     pub token: String,
+}
+
+impl std::fmt::Debug for BillingToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BillingToken")
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// **ASSUMED**: the billing counts the orders of *every* till registered
+/// under the INN; fiscald reconciles them with *this* till's journal, so
+/// the check is meaningful for one till per INN. A shop with two tills (two
+/// fiscald journals) under one INN sees `different` on each till — the
+/// billing's count is the sum of both — with no receipt named (the
+/// difference is negative: the billing saw more orders than the journal).
+/// Billing.md's count endpoint takes only a period and an INN (no terminal
+/// id), so there is nothing narrower to ask for.
+pub const BILLING_ONE_TILL_PER_INN: bool = true;
+
+/// **ASSUMED** statuses (Billing.md gives examples of the bodies, not the
+/// codes): an expired or unknown token is HTTP 401 (`{"detail": "Invalid
+/// token."}`, Django REST framework's `TokenAuthentication`, which the
+/// `Token <key>` header and the `detail` bodies point to); a wrong login is
+/// HTTP 400 (`"Unable to log in with provided credentials."`, DRF's
+/// `ObtainAuthToken`). fiscald logs in again once on a 401 and treats a 400
+/// or 422 as the billing refusing the request (not asked again).
+pub const BILLING_EXPIRED_TOKEN_STATUS: u16 = 401;
+pub const BILLING_BAD_LOGIN_STATUS: u16 = 400;
+
+/// The shop's INN (STIR, taxpayer number) as the billing's `inn`: 9
+/// digits. **ASSUMED**: Billing.md's only example (`inn=306429662`) has 9
+/// digits and the docs state no rule; 9 digits is the common form of an
+/// Uzbek legal entity's STIR, not verified against a legal text here. An
+/// individual entrepreneur's 14-digit PINFL is therefore refused by the
+/// config check (`fiscalbox.billing.inn`).
+pub const INN_DIGITS: usize = 9;
+
+/// Whether `inn` has the form [`INN_DIGITS`] asks for.
+pub fn is_inn(inn: &str) -> bool {
+    inn.len() == INN_DIGITS && inn.bytes().all(|d| d.is_ascii_digit())
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -112,7 +112,15 @@ pub fn attributes(f: &FiscalData) -> FiscalAttributes {
         shift_number: 0,
         receipt_number_in_shift: 0,
         date_time: chrono::NaiveDateTime::parse_from_str(&f.date_time, facts::RECEIPT_TIME_FORMAT)
-            .unwrap_or_default(),
+            .unwrap_or_else(|_| {
+                tracing::warn!(
+                    date_time = f.date_time,
+                    receipt_count = f.receipt_count,
+                    "FiscalBox receipt time unreadable; stored as unknown ({})",
+                    facts::UNKNOWN_RECEIPT_TIME
+                );
+                chrono::NaiveDateTime::default()
+            }),
         ofd_receipt_url: Some(f.qr_url.clone()),
     }
 }
@@ -612,6 +620,25 @@ mod tests {
         assert_eq!(backoff(0, b, c), b);
         assert_eq!(backoff(3, b, c), Duration::from_millis(800));
         assert_eq!(backoff(30, b, c), c);
+    }
+
+    #[test]
+    fn an_unreadable_box_time_is_stored_as_the_unknown_time() {
+        let mut f = fiscal(7);
+        f.date_time = "29.11.2026 10:00".into();
+        let a = attributes(&f);
+        assert_eq!(
+            a.date_time.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            facts::UNKNOWN_RECEIPT_TIME
+        );
+        f.date_time = "20261129100000".into();
+        assert_eq!(
+            attributes(&f)
+                .date_time
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string(),
+            "2026-11-29T10:00:00"
+        );
     }
 
     #[test]

@@ -37,6 +37,49 @@ pub struct BillingCheckRow {
     pub checked_at: String,
 }
 
+/// One fiscalized FiscalBox sale as the billing check reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FiscalboxSale {
+    pub receipt_id: String,
+    /// The receipt kind's code (`sale`, `sale_return`, …).
+    pub kind: String,
+    /// The fiscal attributes' `fiscal_document_number` (the box's receipt
+    /// count).
+    pub seq: i64,
+    /// The fiscal attributes' `date_time` as stored; for a receipt whose
+    /// fiscal time is unknown (`fiscal_time_known` false), its acceptance
+    /// time (till-local, from `created_at`).
+    pub date_time: String,
+    pub total_minor: i64,
+    pub fiscal_time_known: bool,
+}
+
+/// The period's sales: the `WHERE` repeats the partial index's own terms,
+/// and `INDEXED BY` keeps SQLite from preferring `receipts_by_state` (where
+/// `fiscalized` is nearly every receipt).
+const SALES: &str =
+    "SELECT id, json_extract(body, '$.kind'), json_extract(fiscal, '$.fiscal_document_number'),
+            json_extract(fiscal, '$.date_time'), total_minor
+     FROM receipts INDEXED BY receipts_fiscalbox_by_fiscal_time
+     WHERE source = 'fiscalbox' AND fiscal IS NOT NULL
+       AND json_extract(fiscal, '$.date_time') BETWEEN ?1 AND ?2
+       AND state = 'fiscalized' AND json_extract(body, '$.uz') IS NOT NULL
+     ORDER BY json_extract(fiscal, '$.date_time'), number";
+
+/// The sales whose fiscal time is unknown (`?1`, the stored stand-in) and
+/// whose acceptance (`created_at`, till-local with its offset: its first 19
+/// characters are the local time) lies in `[?2, ?3]`: the same index, one
+/// key.
+const UNKNOWN_TIME_SALES: &str =
+    "SELECT id, json_extract(body, '$.kind'), json_extract(fiscal, '$.fiscal_document_number'),
+            substr(created_at, 1, 19), total_minor
+     FROM receipts INDEXED BY receipts_fiscalbox_by_fiscal_time
+     WHERE source = 'fiscalbox' AND fiscal IS NOT NULL
+       AND json_extract(fiscal, '$.date_time') = ?1
+       AND state = 'fiscalized' AND json_extract(body, '$.uz') IS NOT NULL
+       AND substr(created_at, 1, 19) BETWEEN ?2 AND ?3
+     ORDER BY number";
+
 const COLUMNS: &str = "id, period_from, period_to, trigger, result, journal_orders, journal_amount, \
      billing_orders, billing_amount, outcome, attempts, checked_at";
 
@@ -122,15 +165,90 @@ impl Journal {
             .await
     }
 
-    /// The check stored (or updated) last: what the status shows.
+    /// The check of the newest period (the latest `period_to`; of two for
+    /// the same end, the one created last): what the status shows. An older
+    /// period's check settling later does not replace it.
     pub async fn latest_billing_check(&self) -> Result<Option<BillingCheckRow>, JournalError> {
         self.read(|r| {
             r.with_conn(|c| {
                 Ok(c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM billing_checks ORDER BY at_ms DESC, id DESC LIMIT 1"
+                    "SELECT {COLUMNS} FROM billing_checks ORDER BY period_to DESC, id DESC LIMIT 1"
                 ))?
                 .query_row([], row)
                 .optional()?)
+            })
+        })
+        .await
+    }
+
+    /// Checks still not `equal` (different, delayed, refused) that no later
+    /// `equal` check of a period covering theirs has settled, newest first
+    /// (at most `limit`), and how many there are in all: what needs a
+    /// person's attention.
+    pub async fn unresolved_billing_checks(
+        &self,
+        limit: usize,
+    ) -> Result<(Vec<BillingCheckRow>, i64), JournalError> {
+        self.read(move |r| {
+            r.with_conn(|c| {
+                const UNRESOLVED: &str = "FROM billing_checks a WHERE a.result != 'equal'
+                     AND NOT EXISTS (SELECT 1 FROM billing_checks b WHERE b.id > a.id
+                         AND b.result = 'equal' AND b.period_from <= a.period_from
+                         AND b.period_to >= a.period_to)";
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} {UNRESOLVED} ORDER BY a.id DESC LIMIT ?1"
+                ))?;
+                let rows = stmt
+                    .query_map([limit as i64], row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let all: i64 = c
+                    .prepare_cached(&format!("SELECT count(*) {UNRESOLVED}"))?
+                    .query_row([], |r| r.get(0))?;
+                Ok((rows, all))
+            })
+        })
+        .await
+    }
+
+    /// The fiscalized FiscalBox receipts with Uzbek data whose fiscal time
+    /// (`YYYY-MM-DDTHH:MM:SS`, the journal's fiscal attributes) lies in
+    /// `[from, to]`, in fiscal time order — read through the partial index
+    /// `receipts_fiscalbox_by_fiscal_time` (migration 6), never the whole
+    /// journal.
+    ///
+    /// Receipts stored with the fiscal time `unknown` (the box's time was
+    /// unreadable) follow, when they were accepted in `[from, to]`, with
+    /// `fiscal_time_known` false.
+    pub async fn fiscalbox_sales(
+        &self,
+        from: String,
+        to: String,
+        unknown: &'static str,
+    ) -> Result<Vec<FiscalboxSale>, JournalError> {
+        self.read(move |r| {
+            r.with_conn(|c| {
+                let sale = |known: bool| {
+                    move |r: &rusqlite::Row<'_>| {
+                        Ok(FiscalboxSale {
+                            receipt_id: r.get(0)?,
+                            kind: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                            seq: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                            date_time: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                            total_minor: r.get(4)?,
+                            fiscal_time_known: known,
+                        })
+                    }
+                };
+                let mut rows = c
+                    .prepare_cached(SALES)?
+                    .query_map(params![from, to], sale(true))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows.extend(
+                    c.prepare_cached(UNKNOWN_TIME_SALES)?
+                        .query_map(params![unknown, from, to], sale(false))?
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+                Ok(rows)
             })
         })
         .await
@@ -156,21 +274,21 @@ impl Journal {
         .await
     }
 
-    /// Checks still delayed after fewer than `attempts` tries, oldest first
-    /// (at most `limit`): the ones a restarted daemon takes up again.
+    /// Checks still delayed (however often they were asked), oldest first
+    /// (at most `limit`): the ones a restarted daemon takes up again. A
+    /// refused check (`refused`) is not among them.
     pub async fn delayed_billing_checks(
         &self,
-        attempts: u32,
         limit: usize,
     ) -> Result<Vec<BillingCheckRow>, JournalError> {
         self.read(move |r| {
             r.with_conn(|c| {
                 let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM billing_checks WHERE result = 'delayed' AND attempts < ?1
-                     ORDER BY id LIMIT ?2"
+                    "SELECT {COLUMNS} FROM billing_checks WHERE result = 'delayed'
+                     ORDER BY id LIMIT ?1"
                 ))?;
                 let rows = stmt
-                    .query_map(params![attempts, limit as i64], row)?
+                    .query_map(params![limit as i64], row)?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(rows)
             })
@@ -208,20 +326,223 @@ mod tests {
         Journal::open(options, Arc::new(SystemClock)).unwrap()
     }
 
+    const UNKNOWN: &str = "1970-01-01T00:00:00";
+
+    #[tokio::test]
+    async fn a_periods_sales_are_read_through_the_partial_index_not_the_whole_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        // Raw rows: FiscalBox sales in and out of the period, one not
+        // fiscalized, one of another dialect, one without Uzbek data.
+        j.apply(WRITE_TIMEOUT, |c, _| {
+            let mut insert = c.prepare(
+                "INSERT INTO receipts (number, id, source, state, idempotency_key, offline_url,
+                    total_minor, fingerprint, body, created_at, updated_at, fiscal)
+                 VALUES (?1, ?2, ?3, ?4, '', '', ?5, '', ?6, ?8, ?8, ?7)",
+            )?;
+            let uz = r#"{"kind":"sale","uz":{}}"#;
+            for (n, source, state, body, time) in [
+                (
+                    1,
+                    "fiscalbox",
+                    "fiscalized",
+                    uz,
+                    Some("2026-11-28T23:59:59"),
+                ),
+                (
+                    2,
+                    "fiscalbox",
+                    "fiscalized",
+                    uz,
+                    Some("2026-11-29T00:00:00"),
+                ),
+                (3, "fiscalbox", "accepted", uz, None),
+                (4, "native", "fiscalized", uz, Some("2026-11-29T10:00:00")),
+                (
+                    5,
+                    "fiscalbox",
+                    "fiscalized",
+                    r#"{"kind":"sale"}"#,
+                    Some("2026-11-29T10:00:00"),
+                ),
+                (
+                    6,
+                    "fiscalbox",
+                    "fiscalized",
+                    r#"{"kind":"sale_return","uz":{}}"#,
+                    Some("2026-11-29T11:00:00"),
+                ),
+                (
+                    7,
+                    "fiscalbox",
+                    "fiscalized",
+                    uz,
+                    Some("2026-11-29T23:59:59"),
+                ),
+                (
+                    8,
+                    "fiscalbox",
+                    "fiscalized",
+                    uz,
+                    Some("2026-11-30T00:00:00"),
+                ),
+                // The box's time was unreadable: accepted in the period or not.
+                (9, "fiscalbox", "fiscalized", uz, Some(UNKNOWN)),
+                (10, "fiscalbox", "fiscalized", uz, Some(UNKNOWN)),
+            ] {
+                let fiscal = time.map(|t| {
+                    format!(
+                        r#"{{"fiscal_document_number":{},"date_time":"{t}"}}"#,
+                        n + 100
+                    )
+                });
+                let created = if n == 10 {
+                    "2026-11-30T08:00:00.000+05:00"
+                } else {
+                    "2026-11-29T08:00:00.000+05:00"
+                };
+                insert.execute(params![
+                    n,
+                    format!("r{n}"),
+                    source,
+                    state,
+                    n * 1000,
+                    body,
+                    fiscal,
+                    created
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let sales = j
+            .fiscalbox_sales(
+                "2026-11-29T00:00:00".into(),
+                "2026-11-29T23:59:59".into(),
+                UNKNOWN,
+            )
+            .await
+            .unwrap();
+        let got: Vec<(&str, &str, i64, i64, bool)> = sales
+            .iter()
+            .map(|s| {
+                (
+                    s.receipt_id.as_str(),
+                    s.kind.as_str(),
+                    s.seq,
+                    s.total_minor,
+                    s.fiscal_time_known,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("r2", "sale", 102, 2000, true),
+                ("r6", "sale_return", 106, 6000, true),
+                ("r7", "sale", 107, 7000, true),
+                ("r9", "sale", 109, 9000, false),
+            ]
+        );
+        assert_eq!(sales[0].date_time, "2026-11-29T00:00:00");
+        assert_eq!(sales[3].date_time, "2026-11-29T08:00:00", "accepted then");
+        // The plan: a range search of the partial index, no table scan.
+        let plan: Vec<String> = j
+            .read(|r| {
+                r.with_conn(|c| {
+                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {SALES}"))?;
+                    let rows = stmt
+                        .query_map(params!["a", "b"], |r| r.get::<_, String>(3))?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(rows)
+                })
+            })
+            .await
+            .unwrap();
+        let unknown_plan: Vec<String> = j
+            .read(|r| {
+                r.with_conn(|c| {
+                    let mut stmt =
+                        c.prepare(&format!("EXPLAIN QUERY PLAN {UNKNOWN_TIME_SALES}"))?;
+                    let rows = stmt
+                        .query_map(params!["u", "a", "b"], |r| r.get::<_, String>(3))?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(rows)
+                })
+            })
+            .await
+            .unwrap();
+        let plan = plan.join("\n") + "\n" + &unknown_plan.join("\n");
+        assert!(
+            plan.contains("USING INDEX receipts_fiscalbox_by_fiscal_time"),
+            "{plan}"
+        );
+        assert!(!plan.contains("SCAN receipts"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn the_status_shows_the_newest_period_and_lists_what_is_unresolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        let at = |result: &str, from: &str, to: &str| BillingCheckRow {
+            period_from: from.into(),
+            period_to: to.into(),
+            ..check(result)
+        };
+        // Day 1 delayed, day 2 different; then day 1 settles to equal.
+        let day1 = j
+            .save_billing_check(at("delayed", "2026-11-28T08:00:00", "2026-11-28T20:00:00"))
+            .await
+            .unwrap();
+        let day2 = j
+            .save_billing_check(at(
+                "different",
+                "2026-11-29T08:00:00",
+                "2026-11-29T20:00:00",
+            ))
+            .await
+            .unwrap();
+        let (open, all) = j.unresolved_billing_checks(10).await.unwrap();
+        assert_eq!(all, 2);
+        assert_eq!(
+            open.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [Some(day2), Some(day1)]
+        );
+        let mut settled = at("equal", "2026-11-28T08:00:00", "2026-11-28T20:00:00");
+        settled.id = Some(day1);
+        j.save_billing_check(settled).await.unwrap();
+        // The newest period's `different` stays shown although day 1's row
+        // changed last.
+        assert_eq!(
+            j.latest_billing_check().await.unwrap().unwrap().id,
+            Some(day2)
+        );
+        let (open, all) = j.unresolved_billing_checks(10).await.unwrap();
+        assert_eq!((open.len(), all), (1, 1));
+        assert_eq!(open[0].id, Some(day2));
+        // An on-demand equal check over the whole of day 2 (stored later)
+        // resolves it.
+        j.save_billing_check(at("equal", "2026-11-29T00:00:00", "2026-11-29T23:59:59"))
+            .await
+            .unwrap();
+        assert_eq!(j.unresolved_billing_checks(10).await.unwrap().1, 0);
+    }
+
     #[tokio::test]
     async fn a_delayed_check_becomes_equal_in_place_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let j = journal(dir.path());
         assert_eq!(j.latest_billing_check().await.unwrap(), None);
         let id = j.save_billing_check(check("delayed")).await.unwrap();
-        assert_eq!(j.delayed_billing_checks(3, 10).await.unwrap().len(), 1);
+        assert_eq!(j.delayed_billing_checks(10).await.unwrap().len(), 1);
         let mut done = check("equal");
         done.id = Some(id);
         done.attempts = 2;
         done.billing_orders = Some(3);
         done.billing_amount = Some(67_200);
         assert_eq!(j.save_billing_check(done.clone()).await.unwrap(), id);
-        assert!(j.delayed_billing_checks(3, 10).await.unwrap().is_empty());
+        assert!(j.delayed_billing_checks(10).await.unwrap().is_empty());
         tokio::task::spawn_blocking({
             let j = j.clone();
             move || j.close()
@@ -242,6 +563,35 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn every_delayed_check_is_taken_up_however_often_asked_and_no_refused_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        let often = j
+            .save_billing_check(BillingCheckRow {
+                attempts: 5_000,
+                ..check("delayed")
+            })
+            .await
+            .unwrap();
+        j.save_billing_check(check("refused")).await.unwrap();
+        let never_asked = j
+            .save_billing_check(BillingCheckRow {
+                attempts: 0,
+                ..check("delayed")
+            })
+            .await
+            .unwrap();
+        let ids: Vec<Option<i64>> = j
+            .delayed_billing_checks(16)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, [Some(often), Some(never_asked)]);
     }
 
     #[tokio::test]

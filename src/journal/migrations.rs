@@ -266,6 +266,17 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX billing_checks_by_time ON billing_checks (at_ms, id);
     CREATE INDEX billing_checks_by_period ON billing_checks (period_from, trigger, id);
     "#,
+    // 6 (billing): the billing's check reads a period's fiscalized
+    // FiscalBox sales by their fiscal time through this index. Partial: it
+    // holds only FiscalBox receipts with fiscal data, so accepting a receipt
+    // (fiscal is NULL then) never writes to it, and other dialects' receipts
+    // never do; each FiscalBox receipt adds one entry when it is fiscalized.
+    // The status shows the check of the newest period (period_to).
+    r#"
+    CREATE INDEX receipts_fiscalbox_by_fiscal_time ON receipts (json_extract(fiscal, '$.date_time'))
+        WHERE source = 'fiscalbox' AND fiscal IS NOT NULL;
+    CREATE INDEX billing_checks_by_end ON billing_checks (period_to, id);
+    "#,
 ];
 
 pub fn latest_version() -> u32 {
@@ -333,6 +344,12 @@ mod tests {
                                     billing_orders, billing_amount, outcome, attempts, checked_at, at_ms)
             VALUES ('2026-11-29T08:00:00', '2026-11-29T20:00:00', 'z_report', 'equal', 3, 67200,
                     3, 67200, '{"result":"equal"}', 1, '2026-11-29T20:00:01+05:00', 1795964401000);
+    "#,
+        // The FiscalBox receipt's fiscal data arrive (the partial index
+        // takes it in on the update).
+        r#"
+        UPDATE receipts SET fiscal = '{"fiscal_document_number":7,"date_time":"2026-11-30T10:00:05"}'
+            WHERE id = 'r3';
     "#,
     ];
 
@@ -411,6 +428,18 @@ mod tests {
                     .query_row("SELECT count(*) FROM billing_checks", [], |r| r.get(0))
                     .unwrap();
                 assert_eq!(checks, 1, "billing checks kept when migrating from {start}");
+            }
+            if start >= 6 {
+                let found: String = conn
+                    .query_row(
+                        "SELECT id FROM receipts INDEXED BY receipts_fiscalbox_by_fiscal_time
+                         WHERE source = 'fiscalbox' AND fiscal IS NOT NULL
+                           AND json_extract(fiscal, '$.date_time') = '2026-11-30T10:00:05'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(found, "r3");
             }
             // Migrating again is a no-op.
             assert_eq!(migrate(&mut conn).unwrap(), latest_version());

@@ -611,7 +611,8 @@ async fn order_last(app: &AppState) -> Result<Value, ErrorBody> {
 
 fn now_text(app: &AppState) -> String {
     let tz: chrono_tz::Tz = app.timezone.parse().unwrap_or(chrono_tz::Asia::Tashkent);
-    chrono::Utc::now()
+    app.clock
+        .now()
         .with_timezone(&tz)
         .format(facts::REQUEST_TIME_FORMAT)
         .to_string()
@@ -643,7 +644,7 @@ async fn open_shift(app: &AppState, uri: &axum::http::Uri) -> Result<Value, Erro
                 (SHIFT_OPEN, 1),
                 (SHIFT_NUMBER, number + 1),
                 (SHIFT_FROM, stats.last_number as i64),
-                (SHIFT_OPENED_AT, chrono::Utc::now().timestamp()),
+                (SHIFT_OPENED_AT, app.clock.now().timestamp()),
             ],
         )
         .await
@@ -684,9 +685,35 @@ async fn shift_receipts(app: &AppState) -> Result<(Vec<StoredReceipt>, i64), Err
     Ok((receipts, from))
 }
 
-/// When the shift opened, in the till's local time.
+/// The billing period of a shift closed by `z` at the POS's `time`: the
+/// box's own Z `open_time`/`close_time` when readable, else the journal's
+/// shift opening and the POS's `time`, else the till's clock — a check is
+/// always stored; what was guessed is logged.
+async fn z_period(
+    app: &AppState,
+    z: &ZReport,
+    time: &str,
+) -> (chrono::NaiveDateTime, chrono::NaiveDateTime) {
+    let now = app.clock.now().with_timezone(&app.tz).naive_local();
+    let (start, end, guessed) = crate::fiscalbox::billing::shift_period(
+        &z.open_time,
+        &z.close_time,
+        time,
+        shift_start(app).await,
+        now,
+    );
+    for what in guessed {
+        tracing::warn!(time, "billing check of the Z report: {what}");
+    }
+    (start, end)
+}
+
+/// When the shift opened, in the till's local time (`None` when unknown).
 async fn shift_start(app: &AppState) -> Option<chrono::NaiveDateTime> {
     let opened = app.journal.counter(SHIFT_OPENED_AT).await.ok()?;
+    if opened <= 0 {
+        return None;
+    }
     chrono::DateTime::from_timestamp(opened, 0).map(|d| d.with_timezone(&app.tz).naive_local())
 }
 
@@ -806,20 +833,16 @@ async fn close_shift(
         .map_err(|e| error_body(&ApiError::from(e)))?;
     report["close_time"] = json!(time);
     report["shift_opened"] = json!(false);
-    // The billing's count for the shift, checked in the background: a
-    // billing outage never holds the Z report (or any sale).
+    // The billing's count for the shift, stored as pending now and asked
+    // in the background: a billing outage (or a stop before it answers)
+    // never holds the Z report, any sale, or loses the check.
     if let Some(billing) = &fb.billing {
-        let start = shift_start(app).await;
-        let end = chrono::NaiveDateTime::parse_from_str(&time, facts::REQUEST_TIME_FORMAT).ok();
-        if let (Some(start), Some(end)) = (start, end) {
-            crate::fiscalbox::billing::spawn_check(
-                billing.clone(),
-                start,
-                end,
-                crate::fiscalbox::billing::Trigger::ZReport,
-            );
-            report["billing"] = json!({"result": "pending", "start": start.format(facts::BILLING_DATE_FORMAT).to_string(), "end": end.format(facts::BILLING_DATE_FORMAT).to_string()});
-        }
+        let (start, end) = z_period(app, &z, &time).await;
+        let r = billing
+            .begin(start, end, crate::fiscalbox::billing::Trigger::ZReport)
+            .await;
+        report["billing"] =
+            json!({"result": "pending", "id": r.id, "start": r.start, "end": r.end});
     }
     if !z.terminal_id.is_empty() {
         report["terminal_id"] = json!(z.terminal_id);

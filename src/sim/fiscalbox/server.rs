@@ -64,14 +64,31 @@ pub struct BoxKnobs {
     /// Billing: unreachable (connections dropped) while set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing_down: Option<bool>,
+    /// Billing: requests are taken and not answered (for up to a minute)
+    /// while set — a billing that hangs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_hang: Option<bool>,
 }
 
-/// The simulated billing's accepted login (`fiscald sim fiscalbox
-/// --billing-username/--billing-password`).
-#[derive(Clone, Debug)]
+/// The simulated billing's account (`fiscald sim fiscalbox
+/// --billing-username/--billing-password/--billing-inn`): the login it
+/// accepts and the INN its orders are counted under (a count for any other
+/// INN is zero orders, as the billing would answer).
+#[derive(Clone)]
 pub struct BillingLogin {
     pub username: String,
     pub password: String,
+    pub inn: String,
+}
+
+impl std::fmt::Debug for BillingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BillingLogin")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("inn", &self.inn)
+            .finish()
+    }
 }
 
 impl Default for BillingLogin {
@@ -79,6 +96,7 @@ impl Default for BillingLogin {
         BillingLogin {
             username: "shop".into(),
             password: "sim-billing-password".into(),
+            inn: "306429662".into(),
         }
     }
 }
@@ -139,6 +157,9 @@ impl Shared {
         }
         if let Some(v) = patch.billing_lose_orders {
             k.billing_lose_orders = Some(v);
+        }
+        if let Some(v) = patch.billing_hang {
+            k.billing_hang = Some(v);
         }
         if let Some(v) = patch.billing_down {
             k.billing_down = Some(v);
@@ -294,6 +315,12 @@ async fn billing_request(shared: &Shared, request: Request) -> Response {
     if knobs.billing_down == Some(true) {
         return severed_reply();
     }
+    if knobs.billing_hang == Some(true) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while shared.knobs().billing_hang == Some(true) && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);
     let auth = request
@@ -340,17 +367,15 @@ async fn billing_request(shared: &Shared, request: Request) -> Response {
         return Json(facts::BillingToken { token }).into_response();
     }
     if method == HttpMethod::GET && path == facts::BILLING_COUNT_PATH {
-        let valid = auth
-            .as_deref()
-            .and_then(|a| a.strip_prefix("Token "))
-            .is_some_and(|t| {
-                shared
-                    .billing_tokens
-                    .lock()
-                    .expect("billing tokens lock")
-                    .iter()
-                    .any(|k| k == t)
-            });
+        // The header as the client must write it (one format: facts).
+        let valid = auth.as_deref().is_some_and(|a| {
+            shared
+                .billing_tokens
+                .lock()
+                .expect("billing tokens lock")
+                .iter()
+                .any(|k| facts::billing_authorization(k) == a)
+        });
         if !valid {
             shared
                 .stats
@@ -373,7 +398,18 @@ async fn billing_request(shared: &Shared, request: Request) -> Response {
                 "start_date and end_date (YYYY-MM-DDTHH:MM:SS) and inn are required",
             );
         };
-        let mut orders = shared.model().billing_orders(start, end);
+        // The account's orders only: another INN has none here.
+        let account_inn = shared
+            .billing_login
+            .lock()
+            .expect("billing login lock")
+            .inn
+            .clone();
+        let mut orders = if inn == account_inn {
+            shared.model().billing_orders(start, end)
+        } else {
+            Vec::new()
+        };
         let lose = knobs.billing_lose_orders.unwrap_or(0) as usize;
         orders.truncate(orders.len().saturating_sub(lose));
         let total: i64 = orders.iter().map(|(_, a)| a).sum();
