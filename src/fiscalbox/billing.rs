@@ -469,7 +469,9 @@ impl BillingClient {
                 .await
                 .map_err(transport_failure)?;
             match read(response, self.clock.now()).await {
-                Err(Failure::Status { code: 401, .. }) if !relogged => {
+                Err(Failure::Status { code, .. })
+                    if code == facts::BILLING_EXPIRED_TOKEN_STATUS && !relogged =>
+                {
                     tracing::info!("billing: token refused; logging in again");
                     self.forget(&token).await;
                     relogged = true;
@@ -717,7 +719,8 @@ const JOURNAL_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 /// Whether (and after how long) a delayed check is asked again after
 /// `asked` asks, like the cloud sync: a transient failure (timeout, 5xx,
 /// a refused connection, an unreadable reply) always, with capped
-/// exponential back-off or the billing's `Retry-After`; only the billing
+/// exponential back-off or the billing's `Retry-After` (never shorter than
+/// the back-off for that ask); only the billing
 /// refusing the request itself (400, 422) stops it. `failure` is `None`
 /// when the journal could not be read (asked again too). Pure.
 pub fn ask_again(
@@ -727,8 +730,22 @@ pub fn ask_again(
     jitter: f64,
 ) -> Option<std::time::Duration> {
     let backoff = policy.backoff(asked.max(1), jitter);
-    match failure.map(|f| policy.decide(f, asked.max(1), jitter)) {
-        Some(Decision::Retry { after }) => Some(after),
+    // The billing's own statuses (facts) before the cloud sync's shared
+    // policy: a wrong login refuses, an expired token re-authenticates.
+    let decision = failure.map(|f| match f {
+        Failure::Status { code, message, .. } if *code == facts::BILLING_BAD_LOGIN_STATUS => {
+            Decision::Reject(message.clone())
+        }
+        Failure::Status { code, .. } if *code == facts::BILLING_EXPIRED_TOKEN_STATUS => {
+            Decision::Reauthenticate
+        }
+        f => policy.decide(f, asked.max(1), jitter),
+    });
+    match decision {
+        // Never sooner than the back-off: a `Retry-After: 0` (or a date
+        // already past) would otherwise make a loop without a wait — an
+        // HTTP round and a journal commit each turn.
+        Some(Decision::Retry { after }) => Some(after.max(backoff)),
         // A 401 right after a fresh login, or a 409: not the request's
         // fault; asked again later.
         Some(Decision::Reauthenticate | Decision::Conflict(_)) | None => Some(backoff),
@@ -1073,6 +1090,62 @@ mod tests {
         }
         // An unreadable journal backs off.
         assert_eq!(ask_again(&policy, None, 1, 0.0), Some(ms(50)));
+    }
+
+    #[test]
+    fn a_zero_or_past_retry_after_never_makes_a_loop_without_a_wait() {
+        let policy = RetryPolicy {
+            base: std::time::Duration::from_secs(2),
+            cap: std::time::Duration::from_secs(300),
+            ..RetryPolicy::default()
+        };
+        let now = Utc::now();
+        let past = (now - chrono::Duration::hours(1)).to_rfc2822();
+        for header in ["0", past.as_str()] {
+            let after = parse_retry_after(header, now);
+            assert_eq!(after, Some(std::time::Duration::ZERO), "{header}");
+            let busy = Failure::Status {
+                code: 503,
+                retry_after: after,
+                message: "busy".into(),
+            };
+            for asked in [1, 2, 5] {
+                let wait = ask_again(&policy, Some(&busy), asked, 0.0).unwrap();
+                assert!(
+                    wait >= policy.backoff(asked, 0.0) && wait >= policy.base / 2,
+                    "{header} after {asked}: {wait:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_billings_statuses_are_the_facts() {
+        let policy = RetryPolicy::default();
+        let status = |code| Failure::Status {
+            code,
+            retry_after: None,
+            message: "m".into(),
+        };
+        assert_eq!(
+            ask_again(
+                &policy,
+                Some(&status(facts::BILLING_BAD_LOGIN_STATUS)),
+                1,
+                0.0
+            ),
+            None,
+            "a wrong login is refused"
+        );
+        assert!(
+            ask_again(
+                &policy,
+                Some(&status(facts::BILLING_EXPIRED_TOKEN_STATUS)),
+                1,
+                0.0
+            )
+            .is_some()
+        );
     }
 
     #[tokio::test]

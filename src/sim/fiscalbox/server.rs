@@ -339,7 +339,7 @@ async fn billing_request(shared: &Shared, request: Request) -> Response {
     if method == HttpMethod::POST && path == facts::BILLING_LOGIN_PATH {
         let Ok(login) = serde_json::from_slice::<facts::BillingLogin>(&body) else {
             return detail(
-                StatusCode::BAD_REQUEST,
+                billing_status(facts::BILLING_BAD_LOGIN_STATUS),
                 "username and password are required",
             );
         };
@@ -350,7 +350,7 @@ async fn billing_request(shared: &Shared, request: Request) -> Response {
             .clone();
         if login.username != accepted.username || login.password != accepted.password {
             return detail(
-                StatusCode::BAD_REQUEST,
+                billing_status(facts::BILLING_BAD_LOGIN_STATUS),
                 "Unable to log in with provided credentials.",
             );
         }
@@ -382,7 +382,10 @@ async fn billing_request(shared: &Shared, request: Request) -> Response {
                 .lock()
                 .expect("box stats lock")
                 .billing_unauthorized += 1;
-            return detail(StatusCode::UNAUTHORIZED, "Invalid token.");
+            return detail(
+                billing_status(facts::BILLING_EXPIRED_TOKEN_STATUS),
+                "Invalid token.",
+            );
         }
         let q = query.as_deref();
         let date = |name: &str| {
@@ -673,4 +676,9 @@ fn handle(
 
 fn to_json(z: facts::ZReport) -> Value {
     serde_json::to_value(z).expect("a Z report serializes")
+}
+
+/// A billing status of the facts as the simulator answers it.
+fn billing_status(code: u16) -> axum::http::StatusCode {
+    axum::http::StatusCode::from_u16(code).expect("the facts' billing statuses are HTTP statuses")
 }
