@@ -204,12 +204,28 @@ impl Reconciliation {
 /// Store a reconciliation in the journal (a new row, or its own row again
 /// when it has an id); returns it with its id. A journal that cannot be
 /// written costs only the record, never a sale: logged.
-pub async fn store(journal: &Journal, mut r: Reconciliation) -> Reconciliation {
-    match journal.save_billing_check(r.to_row()).await {
-        Ok(id) => r.id = Some(id),
+pub async fn store(journal: &Journal, r: Reconciliation) -> Reconciliation {
+    store_settled(journal, r).await.0
+}
+
+/// [`store`], and whether it was written: an update of a check that
+/// another ask settled meanwhile is not — the settled row is returned
+/// instead of the stale one.
+async fn store_settled(journal: &Journal, mut r: Reconciliation) -> (Reconciliation, bool) {
+    match journal.store_billing_check(r.to_row()).await {
+        Ok(saved) if saved.written => r.id = Some(saved.id),
+        Ok(saved) => {
+            let settled = journal
+                .billing_check(saved.id)
+                .await
+                .ok()
+                .flatten()
+                .and_then(Reconciliation::from_row);
+            return (settled.unwrap_or(r), false);
+        }
         Err(e) => tracing::warn!(error = %e, "billing reconciliation not stored"),
     }
-    r
+    (r, true)
 }
 
 /// The stored check of the newest period (what `/v1/status` and the page
@@ -836,21 +852,25 @@ pub fn spawn_retries(
                 next.attempts = r.attempts.saturating_add(1);
                 let (next, again) = client.next_step(next, failure.as_ref());
                 let asked = r.id;
-                r = store(&client.journal, next).await;
-                if asked != r.id
-                    && let Some(id) = r.id
-                {
-                    client
-                        .in_flight
-                        .lock()
-                        .expect("billing in-flight lock")
-                        .insert(id);
+                let written;
+                (r, written) = store_settled(&client.journal, next).await;
+                if asked != r.id {
+                    let mut in_flight = client.in_flight.lock().expect("billing in-flight lock");
+                    if let Some(old) = asked {
+                        in_flight.remove(&old);
+                    }
+                    if let Some(id) = r.id {
+                        in_flight.insert(id);
+                    }
                 }
-                log(&r);
+                if written {
+                    log(&r);
+                }
                 if let Some(tx) = first.take() {
                     let _ = tx.send(r.clone());
                 }
-                after = again;
+                // Settled by another ask meanwhile: its result stands.
+                after = if written { again } else { None };
             }
             if let Some(id) = r.id {
                 client

@@ -100,9 +100,24 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BillingCheckRow> {
     })
 }
 
-/// Insert a new check (and drop the oldest beyond [`KEEP_CHECKS`]) or
-/// update a stored one; returns its id.
-fn save(c: &Connection, ctx: &Ctx<'_>, check: &BillingCheckRow) -> Result<i64, JournalError> {
+/// What storing a check did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SavedCheck {
+    pub id: i64,
+    /// False when the row named was no longer `delayed` (another ask
+    /// settled it meanwhile): the settled row is kept, nothing written.
+    pub written: bool,
+}
+
+/// Insert a new check (and drop settled `equal` rows older than the newest
+/// [`KEEP_CHECKS`]) or update a stored one — only while it is still
+/// `delayed`: a check settled by another ask is never overwritten by a
+/// stale one.
+fn save(
+    c: &Connection,
+    ctx: &Ctx<'_>,
+    check: &BillingCheckRow,
+) -> Result<SavedCheck, JournalError> {
     let at_ms = ctx.now.timestamp_millis();
     if let Some(id) = check.id {
         let changed = c
@@ -110,7 +125,7 @@ fn save(c: &Connection, ctx: &Ctx<'_>, check: &BillingCheckRow) -> Result<i64, J
                 "UPDATE billing_checks SET period_from = ?1, period_to = ?2, trigger = ?3, result = ?4,
                     journal_orders = ?5, journal_amount = ?6, billing_orders = ?7, billing_amount = ?8,
                     outcome = ?9, attempts = ?10, checked_at = ?11, at_ms = ?12
-                 WHERE id = ?13",
+                 WHERE id = ?13 AND result = 'delayed'",
             )?
             .execute(params![
                 check.period_from,
@@ -128,9 +143,17 @@ fn save(c: &Connection, ctx: &Ctx<'_>, check: &BillingCheckRow) -> Result<i64, J
                 id
             ])?;
         if changed == 1 {
-            return Ok(id);
+            return Ok(SavedCheck { id, written: true });
         }
-        // Dropped meanwhile (a thousand newer checks): stored anew below.
+        let exists = c
+            .prepare_cached("SELECT 1 FROM billing_checks WHERE id = ?1")?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if exists {
+            return Ok(SavedCheck { id, written: false });
+        }
+        // Gone (a journal restored from an older copy): stored anew below.
     }
     c.prepare_cached(
         "INSERT INTO billing_checks (period_from, period_to, trigger, result, journal_orders,
@@ -152,17 +175,65 @@ fn save(c: &Connection, ctx: &Ctx<'_>, check: &BillingCheckRow) -> Result<i64, J
         at_ms,
     ])?;
     let id = c.last_insert_rowid();
-    c.prepare_cached("DELETE FROM billing_checks WHERE id <= ?1")?
+    // Only settled rows go: a delayed, different or refused check stays
+    // until a person has seen it (they are few; equal ones are the bulk).
+    c.prepare_cached("DELETE FROM billing_checks WHERE id <= ?1 AND result = 'equal'")?
         .execute([id - KEEP_CHECKS])?;
-    Ok(id)
+    Ok(SavedCheck { id, written: true })
 }
 
 impl Journal {
     /// Store a reconciliation (insert, or update the row `check.id` names);
     /// returns after the commit with the row's id.
     pub async fn save_billing_check(&self, check: BillingCheckRow) -> Result<i64, JournalError> {
+        Ok(self.store_billing_check(check).await?.id)
+    }
+
+    /// [`Journal::save_billing_check`], saying whether the row was written
+    /// (an update of a row no longer `delayed` is not).
+    pub async fn store_billing_check(
+        &self,
+        check: BillingCheckRow,
+    ) -> Result<SavedCheck, JournalError> {
         self.apply(WRITE_TIMEOUT, move |c, ctx| save(c, ctx, &check))
             .await
+    }
+
+    /// One stored check by its id.
+    pub async fn billing_check(&self, id: i64) -> Result<Option<BillingCheckRow>, JournalError> {
+        self.read(move |r| {
+            r.with_conn(|c| {
+                Ok(c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM billing_checks WHERE id = ?1"
+                ))?
+                .query_row([id], row)
+                .optional()?)
+            })
+        })
+        .await
+    }
+
+    /// The newest still-delayed check of exactly this period and trigger
+    /// (an on-demand check asked again joins it).
+    pub async fn delayed_billing_check_of(
+        &self,
+        period_from: String,
+        period_to: String,
+        trigger: &'static str,
+    ) -> Result<Option<BillingCheckRow>, JournalError> {
+        self.read(move |r| {
+            r.with_conn(|c| {
+                Ok(c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM billing_checks
+                     WHERE period_from = ?1 AND trigger = ?2 AND period_to = ?3
+                       AND result = 'delayed'
+                     ORDER BY id DESC LIMIT 1"
+                ))?
+                .query_row(params![period_from, trigger, period_to], row)
+                .optional()?)
+            })
+        })
+        .await
     }
 
     /// The check of the newest period (the latest `period_to`; of two for
@@ -274,8 +345,8 @@ impl Journal {
         .await
     }
 
-    /// Checks still delayed (however often they were asked), oldest first
-    /// (at most `limit`): the ones a restarted daemon takes up again. A
+    /// Checks still delayed (however often they were asked), Z report
+    /// checks first, then oldest first (at most `limit`): the ones a restarted daemon takes up again. A
     /// refused check (`refused`) is not among them.
     pub async fn delayed_billing_checks(
         &self,
@@ -285,7 +356,7 @@ impl Journal {
             r.with_conn(|c| {
                 let mut stmt = c.prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM billing_checks WHERE result = 'delayed'
-                     ORDER BY id LIMIT ?1"
+                     ORDER BY trigger != 'z_report', id LIMIT ?1"
                 ))?;
                 let rows = stmt
                     .query_map(params![limit as i64], row)?
@@ -592,6 +663,88 @@ mod tests {
             .map(|r| r.id)
             .collect();
         assert_eq!(ids, [Some(often), Some(never_asked)]);
+    }
+
+    #[tokio::test]
+    async fn a_settled_check_is_never_overwritten_by_a_stale_ask() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        let id = j.save_billing_check(check("delayed")).await.unwrap();
+        let settled = BillingCheckRow {
+            id: Some(id),
+            attempts: 2,
+            ..check("equal")
+        };
+        assert!(
+            j.store_billing_check(settled.clone())
+                .await
+                .unwrap()
+                .written
+        );
+        // A task that read the row while it was delayed stores its result.
+        let stale = BillingCheckRow {
+            id: Some(id),
+            ..check("delayed")
+        };
+        assert_eq!(
+            j.store_billing_check(stale).await.unwrap(),
+            SavedCheck { id, written: false }
+        );
+        assert_eq!(j.billing_check(id).await.unwrap(), Some(settled));
+        assert_eq!(j.billing_check(id + 1).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn pruning_drops_only_settled_equal_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        let mut unsettled = Vec::new();
+        for result in ["delayed", "different", "refused"] {
+            unsettled.push(j.save_billing_check(check(result)).await.unwrap());
+        }
+        let old_equal = j.save_billing_check(check("equal")).await.unwrap();
+        let mut saves = tokio::task::JoinSet::new();
+        for _ in 0..KEEP_CHECKS + 5 {
+            let j = j.clone();
+            saves.spawn(async move { j.save_billing_check(check("equal")).await.unwrap() });
+        }
+        while saves.join_next().await.is_some() {}
+        for id in unsettled {
+            assert!(j.billing_check(id).await.unwrap().is_some(), "{id} kept");
+        }
+        assert_eq!(j.billing_check(old_equal).await.unwrap(), None);
+        assert_eq!(j.delayed_billing_checks(16).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn z_report_checks_are_taken_up_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        let on_demand = j
+            .save_billing_check(BillingCheckRow {
+                trigger: "on_demand".into(),
+                ..check("delayed")
+            })
+            .await
+            .unwrap();
+        let z = j.save_billing_check(check("delayed")).await.unwrap();
+        let ids: Vec<Option<i64>> = j
+            .delayed_billing_checks(16)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, [Some(z), Some(on_demand)]);
+        let joined = j
+            .delayed_billing_check_of(
+                "2026-11-29T08:00:00".into(),
+                "2026-11-29T20:00:00".into(),
+                "on_demand",
+            )
+            .await
+            .unwrap();
+        assert_eq!(joined.and_then(|r| r.id), Some(on_demand));
     }
 
     #[tokio::test]

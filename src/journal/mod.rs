@@ -21,7 +21,7 @@ pub mod retention;
 pub mod wal;
 mod writer;
 
-pub use billing::{BillingCheckRow, FiscalboxSale};
+pub use billing::{BillingCheckRow, FiscalboxSale, SavedCheck};
 pub use cash::{CashAccepted, JOB_CASH, StoredCash};
 pub use migrations::{MIGRATIONS, MigrationError, latest_version};
 pub use ops::{JobKind, JobMarker, JobState};
