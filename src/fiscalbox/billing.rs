@@ -423,6 +423,9 @@ pub struct BillingClient {
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
     /// The stored checks being asked now (by row id): one task per check.
     in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// Held while an on-demand check looks for one of its period to join
+    /// and stores its own: two requests at once make one row.
+    on_demand: Mutex<()>,
 }
 
 impl BillingClient {
@@ -452,6 +455,7 @@ impl BillingClient {
             counters: BillingCounters::default(),
             tasks: std::sync::Mutex::new(Vec::new()),
             in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+            on_demand: Mutex::new(()),
         })
     }
 
@@ -677,15 +681,44 @@ impl BillingClient {
     /// stored first, asked in the background, and its first result
     /// returned — or, when the billing takes longer, the stored `delayed`
     /// row (its result replaces it later).
+    ///
+    /// A check of the same period and trigger still delayed is joined, not
+    /// repeated: while it is being asked its stored row is the answer;
+    /// otherwise it is asked again now (one row, one task however often a
+    /// technician runs `fiscald billing check` during an outage).
     pub async fn check_and_store(
         self: &Arc<Self>,
         start: NaiveDateTime,
         end: NaiveDateTime,
         trigger: Trigger,
     ) -> Reconciliation {
-        let r = store(&self.journal, self.pending(start, end, trigger)).await;
+        let joining = self.on_demand.lock().await;
+        let pending = self.pending(start, end, trigger);
+        let stored = self
+            .journal
+            .delayed_billing_check_of(pending.start.clone(), pending.end.clone(), trigger.as_str())
+            .await
+            .ok()
+            .flatten()
+            .and_then(Reconciliation::from_row);
+        let r = match stored {
+            Some(r) if r.id.is_some_and(|id| self.is_asking(id)) => {
+                return Reconciliation {
+                    outcome: Outcome::Delayed {
+                        reason: format!(
+                            "this period is already being asked (stored check #{}); it shows the result",
+                            r.id.unwrap_or(0)
+                        ),
+                    },
+                    ..r
+                };
+            }
+            Some(r) => r,
+            None => store(&self.journal, pending).await,
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         spawn_retries(self.clone(), r.clone(), std::time::Duration::ZERO, Some(tx));
+        drop(joining);
         match tokio::time::timeout(ANSWER_WITHIN, rx).await {
             Ok(Ok(first)) => first,
             _ => Reconciliation {
@@ -699,6 +732,19 @@ impl BillingClient {
                 ..r
             },
         }
+    }
+
+    /// Whether the stored check `id` is being asked by a task now.
+    pub fn is_asking(&self, id: i64) -> bool {
+        self.in_flight
+            .lock()
+            .expect("billing in-flight lock")
+            .contains(&id)
+    }
+
+    /// How many stored checks are being asked now (one task each).
+    pub fn asking(&self) -> usize {
+        self.in_flight.lock().expect("billing in-flight lock").len()
     }
 
     /// After an ask: when to ask again (a delayed result), else the result
@@ -833,7 +879,17 @@ pub fn spawn_retries(
         let client = client.clone();
         async move {
             let mut after = Some(after);
+            // An on-demand check's own task asks a few times; still
+            // delayed, it is left to the take-up (bounded, Z checks first).
+            let mut asks_left = match r.trigger {
+                Trigger::OnDemand => ON_DEMAND_ASKS,
+                Trigger::ZReport => u32::MAX,
+            };
             while let Some(wait) = after {
+                if asks_left == 0 {
+                    break;
+                }
+                asks_left -= 1;
                 tokio::time::sleep(wait).await;
                 let Some((start, end)) = r.period() else {
                     // Never asked again (and so never taken up again).
@@ -886,6 +942,11 @@ pub fn spawn_retries(
     Some(task)
 }
 
+/// How many times one task asks the billing for an on-demand check before
+/// it leaves the check `delayed` for [`take_up_delayed`]: repeated checks
+/// during an outage never pile up tasks that hold the take-up's room.
+pub const ON_DEMAND_ASKS: u32 = 3;
+
 /// How many stored delayed checks are asked at once when taken up (at a
 /// start, and as others settle): a long outage leaves many, and each is
 /// asked without end.
@@ -935,7 +996,15 @@ pub async fn take_up_delayed(client: &Arc<BillingClient>, never_asked: bool) -> 
             break;
         }
         let (trigger, attempts) = (r.trigger.as_str(), r.attempts);
-        if spawn_retries(client.clone(), r, std::time::Duration::ZERO, None).is_some() {
+        // At a start at once; else after the back-off its asks have earned
+        // (an on-demand check's task that gave up is not asked again at
+        // once).
+        let wait = if never_asked || attempts == 0 {
+            std::time::Duration::ZERO
+        } else {
+            client.policy.backoff(attempts, rand_jitter())
+        };
+        if spawn_retries(client.clone(), r, wait, None).is_some() {
             tracing::info!(
                 trigger,
                 attempts,
@@ -1110,6 +1179,109 @@ mod tests {
         }
         // An unreadable journal backs off.
         assert_eq!(ask_again(&policy, None, 1, 0.0), Some(ms(50)));
+    }
+
+    /// A client of a billing at `url` (retry base `base`) over a fresh
+    /// journal in `dir`.
+    fn client_at(
+        url: String,
+        base: std::time::Duration,
+        dir: &std::path::Path,
+    ) -> Arc<BillingClient> {
+        let settings = crate::config::load_str(crate::config::DEMO_CONFIG).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let journal = Journal::open(
+            crate::journal::Options::from_settings(&settings, dir.join("j.sqlite")),
+            clock.clone(),
+        )
+        .unwrap();
+        Arc::new(
+            BillingClient::new(
+                BillingSettings {
+                    url,
+                    username: "shop".into(),
+                    password: Secret::new("pw-secret"),
+                    inn: "306429662".into(),
+                    token_rotation: std::time::Duration::from_secs(60),
+                    connect_timeout: std::time::Duration::from_millis(500),
+                    request_timeout: std::time::Duration::from_millis(1500),
+                    retry_base: base,
+                    retry_cap: std::time::Duration::from_secs(300),
+                },
+                journal,
+                clock,
+            )
+            .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn repeated_on_demand_checks_in_an_outage_make_one_row_and_one_task() {
+        use axum::response::IntoResponse;
+        let asked = Arc::new(AtomicU64::new(0));
+        let app = axum::Router::new().fallback({
+            let asked = asked.clone();
+            move || async move {
+                asked.fetch_add(1, Ordering::Relaxed);
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        // A long back-off: the first task stays in flight, waiting.
+        let client = client_at(url, std::time::Duration::from_secs(60), dir.path());
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let (start, end) = (
+            day.and_hms_opt(0, 0, 0).unwrap(),
+            day.and_hms_opt(23, 59, 59).unwrap(),
+        );
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..5 {
+            let r = client.check_and_store(start, end, Trigger::OnDemand).await;
+            assert!(r.is_delayed(), "{r:?}");
+            ids.insert(r.id.unwrap());
+        }
+        // Five at once too.
+        let mut at_once = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            let client = client.clone();
+            at_once.spawn(async move {
+                client
+                    .check_and_store(start, end, Trigger::OnDemand)
+                    .await
+                    .id
+                    .unwrap()
+            });
+        }
+        while let Some(id) = at_once.join_next().await {
+            ids.insert(id.unwrap());
+        }
+        assert_eq!(ids.len(), 1, "one row: {ids:?}");
+        assert_eq!(client.asking(), 1, "one task");
+        assert_eq!(asked.load(Ordering::Relaxed), 1, "the billing asked once");
+        assert_eq!(
+            client
+                .journal
+                .delayed_billing_checks(100)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // Another period is its own check.
+        let r = client
+            .check_and_store(start, end - chrono::Duration::hours(1), Trigger::OnDemand)
+            .await;
+        assert!(!ids.contains(&r.id.unwrap()));
+        assert_eq!(client.asking(), 2);
+        client.stop();
+        server.abort();
+        let journal = client.journal.clone();
+        tokio::task::spawn_blocking(move || journal.close())
+            .await
+            .unwrap();
     }
 
     #[test]
