@@ -34,9 +34,10 @@ pub enum CliError {
 }
 
 /// Whole-request limit for `fiscald billing check`: longer than the
-/// daemon's own bound on its answer ([`crate::fiscalbox::billing::ANSWER_WITHIN`]).
+/// daemon's own bound on its whole answer
+/// ([`crate::fiscalbox::billing::HANDLER_WITHIN`]).
 pub const BILLING_CHECK_TIMEOUT: Duration =
-    Duration::from_secs(crate::fiscalbox::billing::ANSWER_WITHIN.as_secs() + 10);
+    Duration::from_secs(crate::fiscalbox::billing::HANDLER_WITHIN.as_secs() + 10);
 
 pub struct Client {
     base: String,
@@ -592,7 +593,7 @@ mod tests {
         let gone = Client::new("http://127.0.0.1:9", None).unwrap();
         let e = gone.get_text("/v1/status").await.unwrap_err();
         assert!(e.to_string().contains("is it running"), "{e}");
-        assert!(BILLING_CHECK_TIMEOUT > crate::fiscalbox::billing::ANSWER_WITHIN);
+        assert!(BILLING_CHECK_TIMEOUT > crate::fiscalbox::billing::HANDLER_WITHIN);
     }
 
     #[test]

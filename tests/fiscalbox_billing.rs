@@ -158,6 +158,7 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     let s = last_check(&t, day_1).await;
     let last = &s["billing"]["last"];
     assert_eq!(last["result"], "different", "{last}");
+    let day_2 = last["id"].clone();
     assert_eq!(last["orders_difference"], 1);
     assert_eq!(last["amount_difference_tiyin"], 7_700);
     let named = last["explained_by"].as_array().unwrap();
@@ -167,11 +168,11 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     assert!(attention.contains(&lost), "{attention}");
 
     // On demand for a whole period: both days, still one order missing.
-    let (yesterday, tomorrow) = around_today();
+    let (yesterday, today) = around_today();
     let r: Value = t
         .client
         .post(format!(
-            "{}/v1/billing/check?from={yesterday}&to={tomorrow}",
+            "{}/v1/billing/check?from={yesterday}&to={today}",
             t.base
         ))
         .send()
@@ -189,7 +190,7 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     // a wrong INN can never reconcile equal.
     for (inn, orders) in [(INN, 4), ("999999999", 0)] {
         assert_eq!(
-            billing_orders(&fb, inn, &yesterday, &tomorrow).await,
+            billing_orders(&fb, inn, &yesterday, &today).await,
             orders,
             "{inn}"
         );
@@ -198,7 +199,7 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     let bad = t
         .client
         .post(format!(
-            "{}/v1/billing/check?from=29.11.2026&to={tomorrow}",
+            "{}/v1/billing/check?from=29.11.2026&to={today}",
             t.base
         ))
         .send()
@@ -207,16 +208,36 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     assert_eq!(bad.status(), 400);
     let bad: Value = bad.json().await.unwrap();
     assert!(bad.to_string().contains("from"), "{bad}");
+    // A period ending in the future is refused naming `to`.
+    let after_today = (chrono::Utc::now().with_timezone(&chrono_tz::Asia::Tashkent)
+        + chrono::Duration::days(1))
+    .format("%Y-%m-%dT%H:%M:%S")
+    .to_string();
+    let future = t
+        .client
+        .post(format!(
+            "{}/v1/billing/check?from={yesterday}&to={after_today}",
+            t.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(future.status(), 400);
+    let future: Value = future.json().await.unwrap();
+    assert!(future.to_string().contains("\"to\""), "{future}");
+    assert!(future.to_string().contains("not_in_future"), "{future}");
+    // The status keeps showing the day's Z report check: the wider
+    // on-demand period (ending later) does not hide it.
     let (_, status) = t.get("/v1/status").await;
     assert_eq!(
-        status["billing"]["last"], r,
-        "the status shows the stored check"
+        status["billing"]["last"]["id"], day_2,
+        "the status shows the day's Z check"
     );
     // The technician's command says the same, exit code 1; a bad date is
     // refused naming the option, exit code 2.
     let cli = |from: &str| {
         let args: Vec<String> = [
-            "billing", "check", "--url", &t.base, "--from", from, "--to", &tomorrow,
+            "billing", "check", "--url", &t.base, "--from", from, "--to", &today,
         ]
         .iter()
         .map(|a| a.to_string())
@@ -237,9 +258,15 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("from must be YYYY-MM-DD"), "{err}");
     let (_, status) = t.get("/v1/status").await;
-    let r = status["billing"]["last"].clone();
-    assert_eq!(r["trigger"], "on_demand", "the newest stored check: {r}");
-    assert!(r["id"].as_i64() > first_id, "the command's check: {r}");
+    assert_eq!(status["billing"]["last"]["id"], day_2);
+    let last = status["billing"]["last"].clone();
+    let stored: i64 = text
+        .split("stored   check #")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("the command names its stored check");
+    assert!(Some(stored) > first_id, "the command's own check: {text}");
     // docs/openapi.yaml describes these replies.
     openapi_replies(
         &t,
@@ -254,7 +281,7 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
     // shown: the newest in the status, the shift's in its report.
     let t = restart(t, &fb).await;
     let (_, s) = t.get("/v1/status").await;
-    assert_eq!(s["billing"]["last"], r, "{}", s["billing"]);
+    assert_eq!(s["billing"]["last"], last, "{}", s["billing"]);
     assert_eq!(s["billing"]["logins"], 0, "nothing asked the billing yet");
     assert!(s["attention"].to_string().contains(&lost), "{s}");
     // The status page in headless Chromium, after the restart: the stored
@@ -275,7 +302,10 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
         table.contains(&format!("1 order(s), {amount}")),
         "the amount difference too: {table}"
     );
-    assert!(table.contains("(on_demand)"), "{table}");
+    assert!(
+        table.contains("(z_report)"),
+        "the Z check, not the on-demand one: {table}"
+    );
     assert!(table.contains("1 attempt(s)"), "{table}");
     let shot = format!(
         "{}/docs/screenshots/billing-reconciliation.png",
@@ -723,12 +753,12 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
             .unwrap();
         assert!(r.contains("\"is_success\":true"), "{r}");
     };
-    let (yesterday, tomorrow) = around_today();
+    let (yesterday, today) = around_today();
     // The technician's command: through the local API.
     let check = |what: &'static str| {
         let args: Vec<String> = [
             "billing", "check", "--url", &base, "--token", OPERATOR, "--from", &yesterday, "--to",
-            &tomorrow,
+            &today,
         ]
         .iter()
         .map(|a| a.to_string())
@@ -774,7 +804,7 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
     let second = loop {
         let r = client
             .post(format!(
-                "{base}/v1/billing/check?from={yesterday}&to={tomorrow}"
+                "{base}/v1/billing/check?from={yesterday}&to={today}"
             ))
             .header("Authorization", &bearer)
             .send()
@@ -889,17 +919,15 @@ async fn an_expired_token_logs_in_again_and_no_password_or_token_leaks() {
     fb.stop().await;
 }
 
-/// A period around today in Tashkent (yesterday to tomorrow): every sale
+/// A period around today in Tashkent (yesterday to today, the latest a
+/// check takes): every sale
 /// of a test is in it, even when the test runs across midnight.
 fn around_today() -> (String, String) {
     let today = chrono::Utc::now()
         .with_timezone(&chrono_tz::Asia::Tashkent)
         .date_naive();
     let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
-    (
-        day(today.pred_opt().unwrap()),
-        day(today.succ_opt().unwrap()),
-    )
+    (day(today.pred_opt().unwrap()), day(today))
 }
 
 /// The simulated billing's orders count for `inn` over whole days, asked

@@ -767,12 +767,78 @@ impl BillingClient {
     }
 }
 
+/// The longest period an on-demand check takes (the journal's side of a
+/// check reads the period's sales through an index; a quarter bounds it).
+pub const MAX_PERIOD_DAYS: i64 = 92;
+
+/// How far past the till's clock a period may end (clocks of the
+/// technician's machine and the till differ a little).
+pub const FUTURE_TOLERANCE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// A period a person asked for that fiscald does not check: the query
+/// field, the rule, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeriodRefused {
+    pub field: &'static str,
+    pub rule: &'static str,
+    pub message: String,
+}
+
+/// The on-demand period to check, from the asked `from`/`to` (till-local)
+/// and the till's clock `now`: `to` not before `from`; not later than now
+/// (+ [`FUTURE_TOLERANCE`]) — except that a `to` given as a date (`to_is_day`)
+/// may be today (the whole day: the billing has counted it up to now, and
+/// a check repeated during the day is the same period, so it joins the
+/// first); at most [`MAX_PERIOD_DAYS`] long. Pure.
+pub fn on_demand_period(
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+    to_is_day: bool,
+    now: NaiveDateTime,
+) -> Result<(NaiveDateTime, NaiveDateTime), PeriodRefused> {
+    if end > now + FUTURE_TOLERANCE {
+        if !(to_is_day && end.date() == now.date()) {
+            return Err(PeriodRefused {
+                field: "to",
+                rule: "not_in_future",
+                message: format!(
+                    "to must not be later than now ({}, the till's clock): the billing cannot have counted a future period",
+                    now.format(BILLING_DATE_FORMAT)
+                ),
+            });
+        }
+    }
+    if end < start {
+        return Err(PeriodRefused {
+            field: "to",
+            rule: "after_from",
+            message: "to must not be before from".into(),
+        });
+    }
+    if end - start > chrono::Duration::days(MAX_PERIOD_DAYS) {
+        return Err(PeriodRefused {
+            field: "from",
+            rule: "max_period",
+            message: format!(
+                "from and to must be at most {MAX_PERIOD_DAYS} days apart: check a long time in several periods"
+            ),
+        });
+    }
+    Ok((start, end))
+}
+
+/// The whole bound of `POST /v1/billing/check`: storing the check, asking
+/// the billing and answering — shorter than `fiscald billing check`'s own
+/// wait, so the daemon always answers before the command gives up.
+pub const HANDLER_WITHIN: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// How long `POST /v1/billing/check` (and so `fiscald billing check`)
 /// waits for the billing's answer before it answers with the stored
 /// `delayed` check. One ask can take up to four requests (login, count,
 /// login again after a 401, count), each bounded by the configured request
 /// timeout; the check goes on in the background past this.
-pub const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(20);
+/// Within [`HANDLER_WITHIN`], which also bounds the store before it.
+pub const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The fiscal attributes' time format in the journal (chrono's
 /// `NaiveDateTime` serialization, whole seconds from the box).
@@ -1282,6 +1348,70 @@ mod tests {
         tokio::task::spawn_blocking(move || journal.close())
             .await
             .unwrap();
+    }
+
+    #[test]
+    fn an_on_demand_period_is_not_in_the_future_nor_longer_than_a_quarter() {
+        let t = |s: &str| NaiveDateTime::parse_from_str(s, BILLING_DATE_FORMAT).unwrap();
+        let now = t("2026-11-29T15:00:00");
+        // Today as a date: the whole day.
+        assert_eq!(
+            on_demand_period(
+                t("2026-11-29T00:00:00"),
+                t("2026-11-29T23:59:59"),
+                true,
+                now
+            ),
+            Ok((t("2026-11-29T00:00:00"), t("2026-11-29T23:59:59")))
+        );
+        // A little clock difference is taken as asked.
+        assert_eq!(
+            on_demand_period(
+                t("2026-11-29T00:00:00"),
+                t("2026-11-29T15:04:00"),
+                false,
+                now
+            )
+            .unwrap()
+            .1,
+            t("2026-11-29T15:04:00")
+        );
+        for (end, is_day) in [
+            ("2026-11-29T23:59:59", false),
+            ("2026-11-30T23:59:59", true),
+            ("2027-01-01T00:00:00", false),
+        ] {
+            let e = on_demand_period(t("2026-11-29T00:00:00"), t(end), is_day, now).unwrap_err();
+            assert_eq!((e.field, e.rule), ("to", "not_in_future"), "{end}");
+        }
+        let e = on_demand_period(
+            t("2026-11-29T10:00:00"),
+            t("2026-11-29T09:00:00"),
+            false,
+            now,
+        )
+        .unwrap_err();
+        assert_eq!((e.field, e.rule), ("to", "after_from"));
+        let e = on_demand_period(
+            t("2026-08-01T00:00:00"),
+            t("2026-11-28T23:59:59"),
+            false,
+            now,
+        )
+        .unwrap_err();
+        assert_eq!((e.field, e.rule), ("from", "max_period"));
+        assert!(
+            on_demand_period(
+                t("2026-09-01T00:00:00"),
+                t("2026-11-28T23:59:59"),
+                false,
+                now
+            )
+            .is_ok()
+        );
+        // The daemon answers before the command gives up.
+        assert!(ANSWER_WITHIN < HANDLER_WITHIN);
+        assert!(HANDLER_WITHIN < crate::technician::BILLING_CHECK_TIMEOUT);
     }
 
     #[test]

@@ -236,12 +236,24 @@ impl Journal {
         .await
     }
 
-    /// The check of the newest period (the latest `period_to`; of two for
-    /// the same end, the one created last): what the status shows. An older
-    /// period's check settling later does not replace it.
+    /// The Z report check of the newest shift (the latest `period_to`; of
+    /// two for the same end, the one created last) — or, before any Z
+    /// report, the newest on-demand check: what the status shows. An older
+    /// period's check settling later does not replace it, nor does an
+    /// on-demand check hide the day's Z report check.
     pub async fn latest_billing_check(&self) -> Result<Option<BillingCheckRow>, JournalError> {
         self.read(|r| {
             r.with_conn(|c| {
+                let z = c
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM billing_checks WHERE trigger = 'z_report'
+                         ORDER BY period_to DESC, id DESC LIMIT 1"
+                    ))?
+                    .query_row([], row)
+                    .optional()?;
+                if z.is_some() {
+                    return Ok(z);
+                }
                 Ok(c.prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM billing_checks ORDER BY period_to DESC, id DESC LIMIT 1"
                 ))?
@@ -593,11 +605,18 @@ mod tests {
         assert_eq!((open.len(), all), (1, 1));
         assert_eq!(open[0].id, Some(day2));
         // An on-demand equal check over the whole of day 2 (stored later)
-        // resolves it.
-        j.save_billing_check(at("equal", "2026-11-29T00:00:00", "2026-11-29T23:59:59"))
-            .await
-            .unwrap();
+        // resolves it — and, ending later, does not hide the day's Z check.
+        j.save_billing_check(BillingCheckRow {
+            trigger: "on_demand".into(),
+            ..at("equal", "2026-11-29T00:00:00", "2026-11-29T23:59:59")
+        })
+        .await
+        .unwrap();
         assert_eq!(j.unresolved_billing_checks(10).await.unwrap().1, 0);
+        assert_eq!(
+            j.latest_billing_check().await.unwrap().unwrap().id,
+            Some(day2)
+        );
     }
 
     #[tokio::test]

@@ -344,13 +344,10 @@ async fn billing_check(
 ) -> Result<Response, ApiError> {
     let start = billing_bound("from", q.from.as_deref(), false)?;
     let end = billing_bound("to", q.to.as_deref(), true)?;
-    if end < start {
-        return Err(ApiError::bad_request(
-            "to",
-            "after_from",
-            "to must not be before from",
-        ));
-    }
+    let to_is_day = q.to.as_deref().is_some_and(|t| !t.contains('T'));
+    let now = app.clock.now().with_timezone(&app.tz).naive_local();
+    let (start, end) = crate::fiscalbox::billing::on_demand_period(start, end, to_is_day, now)
+        .map_err(|e| ApiError::bad_request(e.field, e.rule, e.message))?;
     let Some(billing) = app.fiscalbox.as_ref().and_then(|fb| fb.billing.as_ref()) else {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
@@ -358,9 +355,23 @@ async fn billing_check(
             "no FiscalBox billing is configured: set [fiscalbox.billing] url, username, password_file and inn",
         ));
     };
-    let r = billing
-        .check_and_store(start, end, crate::fiscalbox::billing::Trigger::OnDemand)
-        .await;
+    // One bound around storing and asking: the answer always comes before
+    // `fiscald billing check` gives up.
+    let r = tokio::time::timeout(
+        crate::fiscalbox::billing::HANDLER_WITHIN,
+        billing.check_and_store(start, end, crate::fiscalbox::billing::Trigger::OnDemand),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "journal_busy",
+            format!(
+                "no answer within {} s (the journal is busy); a check stored meanwhile is asked in the background and shown by the status — try again",
+                crate::fiscalbox::billing::HANDLER_WITHIN.as_secs()
+            ),
+        )
+    })?;
     Ok(Json(r).into_response())
 }
 
