@@ -677,6 +677,23 @@ impl BillingClient {
         r
     }
 
+    /// The pending row of a check not stored yet (`delayed`, 0 attempts):
+    /// the Z report stores it with the shift's close, then [`Self::ask`]s.
+    pub fn pending_check(
+        &self,
+        start: NaiveDateTime,
+        end: NaiveDateTime,
+        trigger: Trigger,
+    ) -> Reconciliation {
+        self.pending(start, end, trigger)
+    }
+
+    /// Ask the billing for a stored check in the background until it
+    /// settles ([`spawn_retries`]).
+    pub fn ask(self: &Arc<Self>, r: Reconciliation) {
+        spawn_retries(self.clone(), r, std::time::Duration::ZERO, None);
+    }
+
     /// Check a period and answer within [`ANSWER_WITHIN`]: the check is
     /// stored first, asked in the background, and its first result
     /// returned — or, when the billing takes longer, the stored `delayed`

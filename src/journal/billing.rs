@@ -189,6 +189,31 @@ impl Journal {
         Ok(self.store_billing_check(check).await?.id)
     }
 
+    /// A shift's close bookkeeping (`counters` set) and its Z report's
+    /// pending billing check stored in one transaction: a stop between the
+    /// two cannot leave a closed shift without its check. Returns the
+    /// check's id.
+    pub async fn close_shift_with_billing_check(
+        &self,
+        counters: Vec<(&'static str, i64)>,
+        check: Option<BillingCheckRow>,
+    ) -> Result<Option<i64>, JournalError> {
+        self.apply(WRITE_TIMEOUT, move |c, ctx| {
+            for (name, value) in &counters {
+                c.prepare_cached(
+                    "INSERT INTO counters (name, value) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(params![name, value])?;
+            }
+            check
+                .as_ref()
+                .map(|check| save(c, ctx, check).map(|s| s.id))
+                .transpose()
+        })
+        .await
+    }
+
     /// [`Journal::save_billing_check`], saying whether the row was written
     /// (an update of a row no longer `delayed` is not).
     pub async fn store_billing_check(
@@ -711,6 +736,49 @@ mod tests {
         );
         assert_eq!(j.billing_check(id).await.unwrap(), Some(settled));
         assert_eq!(j.billing_check(id + 1).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_shifts_close_and_its_z_check_are_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        j.set_counters(None, vec![("test.shift_open", 1)])
+            .await
+            .unwrap();
+        let id = j
+            .close_shift_with_billing_check(vec![("test.shift_open", 0)], Some(check("delayed")))
+            .await
+            .unwrap()
+            .expect("the check's id");
+        assert_eq!(j.counter("test.shift_open").await.unwrap(), 0);
+        assert_eq!(
+            j.billing_check(id).await.unwrap().unwrap().result,
+            "delayed"
+        );
+        // A check the journal refuses (a NULL column) rolls the close back.
+        j.set_counters(None, vec![("test.shift_open", 1)])
+            .await
+            .unwrap();
+        let refused = j
+            .apply(WRITE_TIMEOUT, |c, _| {
+                c.execute_batch(
+                    "CREATE TRIGGER no_checks BEFORE INSERT ON billing_checks
+                     BEGIN SELECT RAISE(ABORT, 'no'); END",
+                )?;
+                Ok(())
+            })
+            .await;
+        refused.unwrap();
+        assert!(
+            j.close_shift_with_billing_check(vec![("test.shift_open", 0)], Some(check("delayed")))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            j.counter("test.shift_open").await.unwrap(),
+            1,
+            "the shift stays open when its check cannot be stored"
+        );
     }
 
     #[tokio::test]

@@ -827,22 +827,29 @@ async fn close_shift(
         Err(CallError::Box(e)) if e.code() == Some(Code::ZReportAlreadyClose) => ZReport::default(),
         Err(e) => return Err(unreachable("the Z report", &e)),
     };
-    app.journal
-        .set_counters(None, vec![(SHIFT_OPEN, 0)])
+    // The billing's count for the shift, stored as pending in the same
+    // journal transaction as the shift's close (a stop between cannot lose
+    // it) and asked in the background: a billing outage (or a stop before
+    // it answers) never holds the Z report, any sale, or loses the check.
+    let pending = match &fb.billing {
+        Some(billing) => {
+            let (start, end) = z_period(app, &z, &time).await;
+            Some(billing.pending_check(start, end, crate::fiscalbox::billing::Trigger::ZReport))
+        }
+        None => None,
+    };
+    let id = app
+        .journal
+        .close_shift_with_billing_check(vec![(SHIFT_OPEN, 0)], pending.as_ref().map(|r| r.to_row()))
         .await
         .map_err(|e| error_body(&ApiError::from(e)))?;
     report["close_time"] = json!(time);
     report["shift_opened"] = json!(false);
-    // The billing's count for the shift, stored as pending now and asked
-    // in the background: a billing outage (or a stop before it answers)
-    // never holds the Z report, any sale, or loses the check.
-    if let Some(billing) = &fb.billing {
-        let (start, end) = z_period(app, &z, &time).await;
-        let r = billing
-            .begin(start, end, crate::fiscalbox::billing::Trigger::ZReport)
-            .await;
+    if let (Some(billing), Some(mut r)) = (&fb.billing, pending) {
+        r.id = id;
         report["billing"] =
             json!({"result": "pending", "id": r.id, "start": r.start, "end": r.end});
+        billing.ask(r);
     }
     if !z.terminal_id.is_empty() {
         report["terminal_id"] = json!(z.terminal_id);
