@@ -65,7 +65,9 @@ pub enum Outcome {
         /// journal's extra ones); empty when no subset explains it. At
         /// most [`EXPLAIN_SHOWN`] of them.
         explained_by: Vec<JournalOrder>,
-        /// How many more receipts would explain it than are listed.
+        /// How many more receipts would explain it than are listed (at
+        /// most [`EXPLAIN_PAIRS_UP_TO`] are read: beyond, at least this
+        /// many).
         #[serde(default, skip_serializing_if = "is_zero")]
         explained_more: usize,
     },
@@ -331,9 +333,30 @@ pub fn shift_period(
     (start.min(end), end, guessed)
 }
 
+/// The receipt kinds the billing counts as orders (twice the same when
+/// refunds are not counted: the journal's query takes two).
+const COUNTED_KINDS: [&str; 2] = [
+    "sale",
+    if facts::BILLING_COUNTS_REFUNDS {
+        "sale_return"
+    } else {
+        "sale"
+    },
+];
+
 /// Compare the journal's orders with the billing's count. Pure.
 pub fn reconcile(orders: &[JournalOrder], billing: BillingCount) -> Outcome {
-    let journal = totals(orders);
+    reconcile_counted(totals(orders), billing, orders)
+}
+
+/// Compare the journal's count with the billing's, naming the receipts
+/// among `candidates` (the journal's orders that may explain the
+/// difference, possibly only some of them) that do. Pure.
+pub fn reconcile_counted(
+    journal: BillingCount,
+    billing: BillingCount,
+    orders: &[JournalOrder],
+) -> Outcome {
     let dn = journal.orders - billing.orders;
     let da = journal.amount_tiyin - billing.amount_tiyin;
     if dn == 0 && da == 0 {
@@ -594,19 +617,26 @@ impl BillingClient {
         end: NaiveDateTime,
         trigger: Trigger,
     ) -> (Reconciliation, Option<Failure>) {
-        let orders = self
+        let (from, to) = (
+            start.format(JOURNAL_TIME_FORMAT).to_string(),
+            end.format(JOURNAL_TIME_FORMAT).to_string(),
+        );
+        let journal = self
             .journal
-            .fiscalbox_sales(
-                start.format(JOURNAL_TIME_FORMAT).to_string(),
-                end.format(JOURNAL_TIME_FORMAT).to_string(),
+            .fiscalbox_sales_totals(
+                from.clone(),
+                to.clone(),
                 facts::UNKNOWN_RECEIPT_TIME,
+                COUNTED_KINDS,
             )
-            .await
-            .map(|sales| journal_orders(&sales, start, end));
+            .await;
         let mut base = self.pending(start, end, trigger);
         base.attempts = 1;
-        let orders = match orders {
-            Ok(o) => o,
+        base.journal = match journal {
+            Ok((orders, amount)) => BillingCount {
+                orders,
+                amount_tiyin: facts::tiyin(crate::domain::Money(amount)),
+            },
             Err(e) => {
                 base.outcome = Outcome::Delayed {
                     reason: format!("journal unreadable: {e}"),
@@ -614,11 +644,38 @@ impl BillingClient {
                 return (base, None);
             }
         };
-        base.journal = totals(&orders);
         match self.count(start, end).await {
             Ok(count) => {
                 base.billing = Some(count);
-                base.outcome = reconcile(&orders, count);
+                let (dn, da) = (
+                    base.journal.orders - count.orders,
+                    base.journal.amount_tiyin - count.amount_tiyin,
+                );
+                // Only the receipts that may explain the difference are
+                // read, bounded.
+                let range = match dn {
+                    1 => Some((da, da)),
+                    2 => Some((1, da - 1)),
+                    _ => None,
+                };
+                let candidates = match range {
+                    Some((min, max)) if (dn, da) != (0, 0) && min <= max => self
+                        .journal
+                        .fiscalbox_sales_between(
+                            from,
+                            to,
+                            facts::UNKNOWN_RECEIPT_TIME,
+                            COUNTED_KINDS,
+                            min,
+                            max,
+                            EXPLAIN_PAIRS_UP_TO + 1,
+                        )
+                        .await
+                        .map(|sales| journal_orders(&sales, start, end))
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                base.outcome = reconcile_counted(base.journal, count, &candidates);
                 (base, None)
             }
             Err(e) => {
@@ -1714,6 +1771,9 @@ mod tests {
         );
         let ids: Vec<&str> = got.iter().map(|o| o.receipt_id.as_str()).collect();
         assert_eq!(ids, ["a", "c", "f"]);
+        // The journal's SQL counts the same kinds.
+        assert_eq!(COUNTED_KINDS[0], ReceiptKind::Sale.code());
+        assert!(facts::BILLING_COUNTS_REFUNDS || COUNTED_KINDS[1] == ReceiptKind::Sale.code());
         assert!(got[2].fiscal_time_unknown && !got[0].fiscal_time_unknown);
         assert_eq!(got[0].amount_tiyin, 1_500);
         assert_eq!(got[0].receipt_seq, 3);

@@ -80,6 +80,43 @@ const UNKNOWN_TIME_SALES: &str =
        AND substr(created_at, 1, 19) BETWEEN ?2 AND ?3
      ORDER BY number";
 
+/// The period's counted sales (kinds `?4`, `?5`) of both kinds of time —
+/// the fiscal time in `[?1, ?2]`, or (stored as the unknown-time stand-in
+/// `?3`) accepted in `[?1, ?2]` — through the same partial index. Counted
+/// and summed by SQLite: a check never holds the period's rows.
+const KNOWN_TIME: &str = "FROM receipts INDEXED BY receipts_fiscalbox_by_fiscal_time
+     WHERE source = 'fiscalbox' AND fiscal IS NOT NULL
+       AND json_extract(fiscal, '$.date_time') BETWEEN ?1 AND ?2
+       AND state = 'fiscalized' AND json_extract(body, '$.uz') IS NOT NULL
+       AND json_extract(body, '$.kind') IN (?4, ?5)";
+const UNKNOWN_TIME: &str = "FROM receipts INDEXED BY receipts_fiscalbox_by_fiscal_time
+     WHERE source = 'fiscalbox' AND fiscal IS NOT NULL
+       AND json_extract(fiscal, '$.date_time') = ?3
+       AND state = 'fiscalized' AND json_extract(body, '$.uz') IS NOT NULL
+       AND json_extract(body, '$.kind') IN (?4, ?5)
+       AND substr(created_at, 1, 19) BETWEEN ?1 AND ?2";
+
+fn sales_totals_sql() -> String {
+    format!(
+        "SELECT count(*), coalesce(sum(total_minor), 0) FROM (
+           SELECT total_minor {KNOWN_TIME} UNION ALL SELECT total_minor {UNKNOWN_TIME})"
+    )
+}
+
+/// The period's counted sales of a total in `[?6, ?7]`, at most `?8`.
+fn sales_between_sql() -> String {
+    format!(
+        "SELECT id, json_extract(body, '$.kind'), json_extract(fiscal, '$.fiscal_document_number'),
+                json_extract(fiscal, '$.date_time'), total_minor, 1 AS known, number
+         {KNOWN_TIME} AND total_minor BETWEEN ?6 AND ?7
+         UNION ALL
+         SELECT id, json_extract(body, '$.kind'), json_extract(fiscal, '$.fiscal_document_number'),
+                substr(created_at, 1, 19), total_minor, 0 AS known, number
+         {UNKNOWN_TIME} AND total_minor BETWEEN ?6 AND ?7
+         ORDER BY known DESC, 4, number LIMIT ?8"
+    )
+}
+
 const COLUMNS: &str = "id, period_from, period_to, trigger, result, journal_orders, journal_amount, \
      billing_orders, billing_amount, outcome, attempts, checked_at";
 
@@ -362,6 +399,73 @@ impl Journal {
         .await
     }
 
+    /// How many counted sales (of the kinds `kinds`) the period
+    /// `[from, to]` holds and their total, as [`Journal::fiscalbox_sales`]
+    /// would list them — counted in SQL.
+    pub async fn fiscalbox_sales_totals(
+        &self,
+        from: String,
+        to: String,
+        unknown: &'static str,
+        kinds: [&'static str; 2],
+    ) -> Result<(i64, i64), JournalError> {
+        self.read(move |r| {
+            r.with_conn(|c| {
+                Ok(c.prepare_cached(&sales_totals_sql())?
+                    .query_row(params![from, to, unknown, kinds[0], kinds[1]], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?)
+            })
+        })
+        .await
+    }
+
+    /// The period's counted sales whose total lies in `[min, max]`, at most
+    /// `limit` (the ones that may explain a difference).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn fiscalbox_sales_between(
+        &self,
+        from: String,
+        to: String,
+        unknown: &'static str,
+        kinds: [&'static str; 2],
+        min: i64,
+        max: i64,
+        limit: usize,
+    ) -> Result<Vec<FiscalboxSale>, JournalError> {
+        self.read(move |r| {
+            r.with_conn(|c| {
+                let mut stmt = c.prepare_cached(&sales_between_sql())?;
+                let rows = stmt
+                    .query_map(
+                        params![
+                            from,
+                            to,
+                            unknown,
+                            kinds[0],
+                            kinds[1],
+                            min,
+                            max,
+                            limit as i64
+                        ],
+                        |r| {
+                            Ok(FiscalboxSale {
+                                receipt_id: r.get(0)?,
+                                kind: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                                seq: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                                date_time: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                                total_minor: r.get(4)?,
+                                fiscal_time_known: r.get::<_, i64>(5)? == 1,
+                            })
+                        },
+                    )?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+        })
+        .await
+    }
+
     /// The newest check of `trigger` for the period starting at
     /// `period_from` (a shift's Z report check).
     pub async fn billing_check_from(
@@ -581,7 +685,53 @@ mod tests {
             })
             .await
             .unwrap();
-        let plan = plan.join("\n") + "\n" + &unknown_plan.join("\n");
+        // Counted and picked in SQL, both through the index.
+        let kinds = ["sale", "sale"];
+        let (from, to) = ("2026-11-29T00:00:00", "2026-11-29T23:59:59");
+        assert_eq!(
+            j.fiscalbox_sales_totals(from.into(), to.into(), UNKNOWN, kinds)
+                .await
+                .unwrap(),
+            (3, 2000 + 7000 + 9000)
+        );
+        let picked = j
+            .fiscalbox_sales_between(from.into(), to.into(), UNKNOWN, kinds, 5000, 9000, 10)
+            .await
+            .unwrap();
+        let ids: Vec<(&str, bool)> = picked
+            .iter()
+            .map(|s| (s.receipt_id.as_str(), s.fiscal_time_known))
+            .collect();
+        assert_eq!(ids, [("r7", true), ("r9", false)]);
+        assert_eq!(
+            j.fiscalbox_sales_between(from.into(), to.into(), UNKNOWN, kinds, 0, 99_999, 1)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "bounded"
+        );
+        let sql_plan: Vec<String> = j
+            .read(|r| {
+                r.with_conn(|c| {
+                    let mut out = Vec::new();
+                    for sql in [sales_totals_sql(), sales_between_sql()] {
+                        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                        let n = stmt.parameter_count();
+                        let args: Vec<String> = (0..n).map(|i| format!("{i}")).collect();
+                        out.extend(
+                            stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                                r.get::<_, String>(3)
+                            })?
+                            .collect::<Result<Vec<_>, _>>()?,
+                        );
+                    }
+                    Ok(out)
+                })
+            })
+            .await
+            .unwrap();
+        let plan = plan.join("\n") + "\n" + &unknown_plan.join("\n") + "\n" + &sql_plan.join("\n");
         assert!(
             plan.contains("USING INDEX receipts_fiscalbox_by_fiscal_time"),
             "{plan}"
