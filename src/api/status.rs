@@ -195,8 +195,16 @@ pub struct Total {
 }
 
 pub async fn collect(app: &AppState) -> StatusReport {
+    // Deadlines are read against the wall clock (as the register readings
+    // are); "today" is the journal's day, whose receipts the injected clock
+    // stamped.
     let now = Utc::now();
-    let local_today = now.with_timezone(&app.tz).format("%Y-%m-%d").to_string();
+    let local_today = app
+        .clock
+        .now()
+        .with_timezone(&app.tz)
+        .format("%Y-%m-%d")
+        .to_string();
     let writer = app.journal.ping(Duration::from_secs(2)).await;
     let stats = app.journal.stats().await;
     let view = app.journal.ops_view(local_today.clone()).await;

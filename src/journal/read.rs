@@ -802,3 +802,99 @@ mod cost_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod tally_tests {
+    //! The tallies the status reads (kept by migration 4's triggers) equal a
+    //! recount after any mix of the journal's own operations.
+    use super::super::bulk::{self, BulkReceipt, Outcome};
+    use super::super::tests::{options, receipt};
+    use crate::domain::{Money, Payment, PaymentKind, ReceiptKind, Source};
+    use crate::journal::NewReceipt;
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+    use rusqlite::Connection;
+
+    type Rows = Vec<(String, String, String, i64)>;
+
+    fn rows(c: &Connection, sql: &str) -> Rows {
+        let mut stmt = c.prepare(sql).unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    fn source(i: u8) -> Source {
+        [Source::Native, Source::Fiscalbox, Source::Bitrix24, Source::Gateway][i as usize % 4]
+    }
+
+    fn outcome(i: u8) -> Outcome {
+        [Outcome::Pending, Outcome::Fiscalized, Outcome::Rejected, Outcome::Discarded][i as usize % 4]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn tallies_equal_a_recount(
+            ops in proptest::collection::vec((0u8..4, 0u8..4, 0i64..5, 1i64..50_000, 0i64..3_000, any::<bool>()), 1..40)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = options(dir.path());
+            let start = Utc.with_ymd_and_hms(2026, 11, 27, 20, 30, 0).unwrap();
+            let items: Vec<BulkReceipt> = ops.iter().enumerate().map(|(n, &(s, o, day, price, change, card))| {
+                let mut r = receipt(price);
+                if card {
+                    r.payments = vec![
+                        Payment { kind: PaymentKind::Electronic, amount: Money(price / 2) },
+                        Payment { kind: PaymentKind::Cash, amount: Money(price - price / 2 + change) },
+                    ];
+                } else {
+                    r.payments = vec![Payment { kind: PaymentKind::Cash, amount: Money(price + change) }];
+                }
+                r.change = Money(change);
+                if n % 3 == 1 {
+                    r.kind = ReceiptKind::SaleReturn;
+                }
+                BulkReceipt {
+                    // Days on both sides of Moscow midnight.
+                    at: start + chrono::Duration::hours(day * 7) + chrono::Duration::minutes(n as i64),
+                    new: NewReceipt { source: source(s), caller_key: None, receipt: r },
+                    outcome: outcome(o),
+                }
+            }).collect();
+            bulk::load(&opts, items, 7).unwrap();
+            let c = Connection::open(&opts.path).unwrap();
+            prop_assert_eq!(
+                rows(&c, "SELECT state, source, NULL, n FROM receipt_tally WHERE n != 0 ORDER BY 1, 2"),
+                rows(&c, "SELECT state, source, NULL, count(*) FROM receipts GROUP BY 1, 2 ORDER BY 1, 2")
+            );
+            prop_assert_eq!(
+                rows(&c, "SELECT kind, state, NULL, n FROM job_tally WHERE n != 0 ORDER BY 1, 2"),
+                rows(&c, "SELECT kind, state, NULL, count(*) FROM jobs GROUP BY 1, 2 ORDER BY 1, 2")
+            );
+            prop_assert_eq!(
+                rows(&c, "SELECT day, '', NULL, n FROM day_receipts ORDER BY 1"),
+                rows(&c, "SELECT substr(created_at, 1, 10), '', NULL, count(*) FROM receipts GROUP BY 1 ORDER BY 1")
+            );
+            prop_assert_eq!(
+                rows(&c, "SELECT day, kind, payment, amount FROM day_payments WHERE amount != 0 ORDER BY 1, 2, 3"),
+                rows(&c, "SELECT day, kind, payment, sum(amount) FROM (
+                    SELECT substr(r.created_at, 1, 10) AS day, json_extract(r.body, '$.kind') AS kind,
+                           json_extract(p.value, '$.kind') AS payment, json_extract(p.value, '$.amount') AS amount
+                    FROM receipts r, json_each(r.body, '$.payments') p WHERE r.state != 'discarded'
+                    UNION ALL
+                    SELECT substr(created_at, 1, 10), json_extract(body, '$.kind'), 'change', -json_extract(body, '$.change')
+                    FROM receipts WHERE state != 'discarded'
+                  ) GROUP BY 1, 2, 3 HAVING sum(amount) != 0 ORDER BY 1, 2, 3")
+            );
+        }
+    }
+}
