@@ -180,6 +180,7 @@ fn save(
                 id
             ])?;
         if changed == 1 {
+            settle(c, id, check)?;
             return Ok(SavedCheck { id, written: true });
         }
         let exists = c
@@ -212,11 +213,73 @@ fn save(
         at_ms,
     ])?;
     let id = c.last_insert_rowid();
+    settle(c, id, check)?;
     // Only settled rows go: a delayed, different or refused check stays
     // until a person has seen it (they are few; equal ones are the bulk).
     c.prepare_cached("DELETE FROM billing_checks WHERE id <= ?1 AND result = 'equal'")?
         .execute([id - KEEP_CHECKS])?;
     Ok(SavedCheck { id, written: true })
+}
+
+/// An `equal` check `id` settles the earlier unresolved checks whose
+/// period it covers (`settled_by`, migration 7): a seek of the partial
+/// index of unresolved rows.
+fn settle(c: &Connection, id: i64, check: &BillingCheckRow) -> Result<(), JournalError> {
+    if check.result == "equal" {
+        c.prepare_cached(
+            "UPDATE billing_checks SET settled_by = ?1
+             WHERE id < ?1 AND result != 'equal' AND settled_by IS NULL
+               AND period_from >= ?2 AND period_to <= ?3",
+        )?
+        .execute(params![id, check.period_from, check.period_to])?;
+    }
+    Ok(())
+}
+
+/// Checks still not `equal` that no later `equal` check of a covering
+/// period has settled: the partial index `billing_checks_unresolved`.
+const UNRESOLVED: &str = "FROM billing_checks INDEXED BY billing_checks_unresolved WHERE result != 'equal' AND settled_by IS NULL";
+
+impl super::read::Reader {
+    /// See [`Journal::latest_billing_check`].
+    pub(super) fn latest_billing_check(&self) -> Result<Option<BillingCheckRow>, JournalError> {
+        self.with_conn(|c| {
+            let z = c
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM billing_checks WHERE trigger = 'z_report'
+                     ORDER BY period_to DESC, id DESC LIMIT 1"
+                ))?
+                .query_row([], row)
+                .optional()?;
+            if z.is_some() {
+                return Ok(z);
+            }
+            Ok(c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM billing_checks ORDER BY period_to DESC, id DESC LIMIT 1"
+            ))?
+            .query_row([], row)
+            .optional()?)
+        })
+    }
+
+    /// See [`Journal::unresolved_billing_checks`].
+    pub(super) fn unresolved_billing_checks(
+        &self,
+        limit: usize,
+    ) -> Result<(Vec<BillingCheckRow>, i64), JournalError> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} {UNRESOLVED} ORDER BY id DESC LIMIT ?1"
+            ))?;
+            let rows = stmt
+                .query_map([limit as i64], row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let all: i64 = c
+                .prepare_cached(&format!("SELECT count(*) {UNRESOLVED}"))?
+                .query_row([], |r| r.get(0))?;
+            Ok((rows, all))
+        })
+    }
 }
 
 impl Journal {
@@ -304,26 +367,7 @@ impl Journal {
     /// period's check settling later does not replace it, nor does an
     /// on-demand check hide the day's Z report check.
     pub async fn latest_billing_check(&self) -> Result<Option<BillingCheckRow>, JournalError> {
-        self.read(|r| {
-            r.with_conn(|c| {
-                let z = c
-                    .prepare_cached(&format!(
-                        "SELECT {COLUMNS} FROM billing_checks WHERE trigger = 'z_report'
-                         ORDER BY period_to DESC, id DESC LIMIT 1"
-                    ))?
-                    .query_row([], row)
-                    .optional()?;
-                if z.is_some() {
-                    return Ok(z);
-                }
-                Ok(c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM billing_checks ORDER BY period_to DESC, id DESC LIMIT 1"
-                ))?
-                .query_row([], row)
-                .optional()?)
-            })
-        })
-        .await
+        self.read(|r| r.latest_billing_check()).await
     }
 
     /// Checks still not `equal` (different, delayed, refused) that no later
@@ -334,25 +378,7 @@ impl Journal {
         &self,
         limit: usize,
     ) -> Result<(Vec<BillingCheckRow>, i64), JournalError> {
-        self.read(move |r| {
-            r.with_conn(|c| {
-                const UNRESOLVED: &str = "FROM billing_checks a WHERE a.result != 'equal'
-                     AND NOT EXISTS (SELECT 1 FROM billing_checks b WHERE b.id > a.id
-                         AND b.result = 'equal' AND b.period_from <= a.period_from
-                         AND b.period_to >= a.period_to)";
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} {UNRESOLVED} ORDER BY a.id DESC LIMIT ?1"
-                ))?;
-                let rows = stmt
-                    .query_map([limit as i64], row)?
-                    .collect::<Result<Vec<_>, _>>()?;
-                let all: i64 = c
-                    .prepare_cached(&format!("SELECT count(*) {UNRESOLVED}"))?
-                    .query_row([], |r| r.get(0))?;
-                Ok((rows, all))
-            })
-        })
-        .await
+        self.read(move |r| r.unresolved_billing_checks(limit)).await
     }
 
     /// The fiscalized FiscalBox receipts with Uzbek data whose fiscal time
@@ -496,8 +522,8 @@ impl Journal {
         self.read(move |r| {
             r.with_conn(|c| {
                 let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM billing_checks WHERE result = 'delayed'
-                     ORDER BY trigger != 'z_report', id LIMIT ?1"
+                    "SELECT {COLUMNS} FROM billing_checks INDEXED BY billing_checks_delayed
+                     WHERE result = 'delayed' ORDER BY trigger != 'z_report', id LIMIT ?1"
                 ))?;
                 let rows = stmt
                     .query_map(params![limit as i64], row)?

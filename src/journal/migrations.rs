@@ -277,6 +277,23 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE source = 'fiscalbox' AND fiscal IS NOT NULL;
     CREATE INDEX billing_checks_by_end ON billing_checks (period_to, id);
     "#,
+    // 7 (billing): `settled_by`, the id of the later `equal` check whose
+    // period covers this one, kept when a check is stored, so the status's
+    // unresolved checks (not equal, not settled) are an index seek instead
+    // of a pairwise comparison; delayed checks (the take-up) by index too,
+    // and the status's newest Z report check by trigger and period end.
+    // The backfill settles what the comparison settled before.
+    r#"
+    ALTER TABLE billing_checks ADD COLUMN settled_by INTEGER;
+    UPDATE billing_checks AS a SET settled_by = (
+        SELECT min(b.id) FROM billing_checks b WHERE b.id > a.id AND b.result = 'equal'
+            AND b.period_from <= a.period_from AND b.period_to >= a.period_to)
+        WHERE a.result != 'equal';
+    CREATE INDEX billing_checks_unresolved ON billing_checks (id)
+        WHERE result != 'equal' AND settled_by IS NULL;
+    CREATE INDEX billing_checks_delayed ON billing_checks (id) WHERE result = 'delayed';
+    CREATE INDEX billing_checks_by_trigger_end ON billing_checks (trigger, period_to, id);
+    "#,
 ];
 
 pub fn latest_version() -> u32 {
@@ -350,6 +367,21 @@ mod tests {
         r#"
         UPDATE receipts SET fiscal = '{"fiscal_document_number":7,"date_time":"2026-11-30T10:00:05"}'
             WHERE id = 'r3';
+        INSERT INTO billing_checks (period_from, period_to, trigger, result, journal_orders, journal_amount,
+                                    billing_orders, billing_amount, outcome, attempts, checked_at, at_ms)
+            VALUES ('2026-11-30T08:00:00', '2026-11-30T20:00:00', 'z_report', 'different', 3, 67200,
+                    2, 60000, '{}', 1, 't', 1),
+                   ('2026-11-30T00:00:00', '2026-11-30T23:59:59', 'on_demand', 'equal', 3, 67200,
+                    3, 67200, '{}', 1, 't', 2),
+                   ('2026-12-01T08:00:00', '2026-12-01T20:00:00', 'z_report', 'delayed', 1, 100,
+                    NULL, NULL, '{}', 1, 't', 3);
+    "#,
+        r#"
+        INSERT INTO billing_checks (period_from, period_to, trigger, result, journal_orders, journal_amount,
+                                    billing_orders, billing_amount, outcome, attempts, checked_at, at_ms,
+                                    settled_by)
+            VALUES ('2026-12-02T08:00:00', '2026-12-02T20:00:00', 'z_report', 'refused', 0, 0,
+                    NULL, NULL, '{}', 1, 't', 4, NULL);
     "#,
     ];
 
@@ -423,11 +455,38 @@ mod tests {
                     .unwrap();
                 assert_eq!(jobs, counted);
             }
+            if start >= 6 {
+                // The backfill settled the different check the later equal
+                // one covers; the delayed one stays unresolved.
+                let unresolved: Vec<String> = conn
+                    .prepare(
+                        "SELECT result FROM billing_checks
+                         WHERE result != 'equal' AND settled_by IS NULL ORDER BY id",
+                    )
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                let mut want = vec!["delayed"];
+                if start >= 7 {
+                    want.push("refused");
+                }
+                assert_eq!(unresolved, want, "from {start}");
+            }
             if start >= 5 {
                 let checks: i64 = conn
                     .query_row("SELECT count(*) FROM billing_checks", [], |r| r.get(0))
                     .unwrap();
-                assert_eq!(checks, 1, "billing checks kept when migrating from {start}");
+                let expected = match start {
+                    5 => 1,
+                    6 => 4,
+                    _ => 5,
+                };
+                assert_eq!(
+                    checks, expected,
+                    "billing checks kept when migrating from {start}"
+                );
             }
             if start >= 6 {
                 let found: String = conn

@@ -755,8 +755,55 @@ mod cost_tests {
             .list(Some(ReceiptState::Fiscalized), None, 50)
             .unwrap();
         reader.list(Some(ReceiptState::Rejected), None, 50).unwrap();
+        // The billing part of the status (and /metrics).
+        assert!(reader.latest_billing_check().unwrap().is_some());
+        assert_eq!(reader.unresolved_billing_checks(5).unwrap().1, 5);
         drop(reader);
         Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+    }
+
+    /// `n` billing checks, one a day from `first_day`: equal ones, and
+    /// every tenth different but settled by a later equal check — plus,
+    /// when `unresolved`, five different ones nobody settled.
+    fn billing_checks(path: &Path, first_day: chrono::NaiveDate, n: i64, unresolved: bool) {
+        let conn = Connection::open(path).unwrap();
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO billing_checks (period_from, period_to, trigger, result,
+                    journal_orders, journal_amount, outcome, attempts, checked_at, at_ms, settled_by)
+                 VALUES (?1, ?2, ?3, ?4, 1, 100, '{}', 1, 't', 0, ?5)",
+            )
+            .unwrap();
+        for i in 0..n {
+            let day = first_day + chrono::Duration::days(i);
+            let (result, settled_by) = if i % 10 == 0 {
+                ("different", Some(1))
+            } else {
+                ("equal", None)
+            };
+            insert
+                .execute(rusqlite::params![
+                    format!("{day}T08:00:00"),
+                    format!("{day}T20:00:00"),
+                    if i % 3 == 0 { "on_demand" } else { "z_report" },
+                    result,
+                    settled_by
+                ])
+                .unwrap();
+        }
+        if unresolved {
+            for _ in 0..5 {
+                insert
+                    .execute(rusqlite::params![
+                        "2026-11-30T08:00:00",
+                        "2026-11-30T20:00:00",
+                        "z_report",
+                        "different",
+                        None::<i64>
+                    ])
+                    .unwrap();
+            }
+        }
     }
 
     #[test]
@@ -777,7 +824,10 @@ mod cost_tests {
             .with_timezone(&opts.timezone)
             .format("%Y-%m-%d")
             .to_string();
+        let first_check = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        billing_checks(&opts.path, first_check, 50, true);
         let small = steps(&opts.path, &day);
+        billing_checks(&opts.path, first_check, 500, false);
         bulk::load(
             &opts,
             receipts(today - chrono::Duration::days(365), 4_000, false),
@@ -833,11 +883,21 @@ mod tally_tests {
     }
 
     fn source(i: u8) -> Source {
-        [Source::Native, Source::Fiscalbox, Source::Bitrix24, Source::Gateway][i as usize % 4]
+        [
+            Source::Native,
+            Source::Fiscalbox,
+            Source::Bitrix24,
+            Source::Gateway,
+        ][i as usize % 4]
     }
 
     fn outcome(i: u8) -> Outcome {
-        [Outcome::Pending, Outcome::Fiscalized, Outcome::Rejected, Outcome::Discarded][i as usize % 4]
+        [
+            Outcome::Pending,
+            Outcome::Fiscalized,
+            Outcome::Rejected,
+            Outcome::Discarded,
+        ][i as usize % 4]
     }
 
     proptest! {
