@@ -870,17 +870,15 @@ pub fn on_demand_period(
     to_is_day: bool,
     now: NaiveDateTime,
 ) -> Result<(NaiveDateTime, NaiveDateTime), PeriodRefused> {
-    if end > now + FUTURE_TOLERANCE {
-        if !(to_is_day && end.date() == now.date()) {
-            return Err(PeriodRefused {
-                field: "to",
-                rule: "not_in_future",
-                message: format!(
-                    "to must not be later than now ({}, the till's clock): the billing cannot have counted a future period",
-                    now.format(BILLING_DATE_FORMAT)
-                ),
-            });
-        }
+    if end > now + FUTURE_TOLERANCE && !(to_is_day && end.date() == now.date()) {
+        return Err(PeriodRefused {
+            field: "to",
+            rule: "not_in_future",
+            message: format!(
+                "to must not be later than now ({}, the till's clock): the billing cannot have counted a future period",
+                now.format(BILLING_DATE_FORMAT)
+            ),
+        });
     }
     if end < start {
         return Err(PeriodRefused {
