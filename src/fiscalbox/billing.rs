@@ -719,21 +719,6 @@ impl BillingClient {
         }
     }
 
-    /// Start a check: stored at once as `delayed` (so a daemon stopped
-    /// before the billing answers leaves it for [`resume`]), then asked in
-    /// the background until it settles ([`spawn_retries`]). Returns the
-    /// stored row.
-    pub async fn begin(
-        self: &Arc<Self>,
-        start: NaiveDateTime,
-        end: NaiveDateTime,
-        trigger: Trigger,
-    ) -> Reconciliation {
-        let r = store(&self.journal, self.pending(start, end, trigger)).await;
-        spawn_retries(self.clone(), r.clone(), std::time::Duration::ZERO, None);
-        r
-    }
-
     /// The pending row of a check not stored yet (`delayed`, 0 attempts):
     /// the Z report stores it with the shift's close, then [`Self::ask`]s.
     pub fn pending_check(
