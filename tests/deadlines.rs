@@ -232,22 +232,13 @@ async fn four_deadlines_show_on_page_status_metrics_and_receipt_warnings() {
     assert!(section.contains("the oldest 28 days"), "{section}");
     assert!(section.contains("expires in 2 days"), "{section}");
     assert!(section.contains("sales stop in "), "{section}");
-    let shot = format!(
-        "{}/docs/screenshots/deadlines.png",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let url = format!("{}/", d.base);
-    let shot2 = shot.clone();
-    tokio::task::spawn_blocking(move || {
-        common::chromium(&[
-            "--window-size=430,1400",
-            &format!("--screenshot={shot2}"),
-            &url,
-        ])
-    })
-    .await
-    .unwrap();
-    assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
+    let png = common::screenshot(
+        &format!("{}/", d.base),
+        "screenshots/deadlines.png",
+        "430,1400",
+    )
+    .await;
+    assert!(png.starts_with(b"\x89PNG"));
 
     d.daemon.stop().await.unwrap();
     marking.stop().await;

@@ -307,23 +307,7 @@ async fn a_day_then_z_report_reconciles_with_the_billing_and_names_a_lost_order(
         "the Z check, not the on-demand one: {table}"
     );
     assert!(table.contains("1 attempt(s)"), "{table}");
-    let shot = format!(
-        "{}/docs/screenshots/billing-reconciliation.png",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    {
-        let shot = shot.clone();
-        tokio::task::spawn_blocking(move || {
-            common::chromium(&[
-                "--window-size=430,2600",
-                &format!("--screenshot={shot}"),
-                &page,
-            ])
-        })
-        .await
-        .unwrap();
-    }
-    let png = std::fs::read(&shot).expect("chromium saved the screenshot");
+    let png = common::screenshot(&page, "screenshots/billing-reconciliation.png", "430,2600").await;
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{} bytes", png.len());
     let info = fb_call(&t, "/zreport/info/", None).await;
     assert_eq!(info["billing"]["result"], "different", "{info}");

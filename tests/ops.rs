@@ -622,21 +622,7 @@ async fn status_page_in_headless_chromium_shows_real_values() {
         "{attention}"
     );
 
-    let shot = format!("{}/docs/status-page.png", env!("CARGO_MANIFEST_DIR"));
-    {
-        let url = url.clone();
-        let shot = shot.clone();
-        tokio::task::spawn_blocking(move || {
-            common::chromium(&[
-                "--window-size=430,2200",
-                &format!("--screenshot={shot}"),
-                &url,
-            ])
-        })
-        .await
-        .unwrap();
-    }
-    let png = std::fs::read(&shot).expect("chromium saved the screenshot");
+    let png = common::screenshot(&url, "status-page.png", "430,2200").await;
     assert!(
         png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
         "{} bytes",

@@ -146,6 +146,25 @@ pub struct SavedCheck {
     pub written: bool,
 }
 
+/// A check's columns in the order of the INSERT and UPDATE below
+/// (`period_from` … `checked_at`, then `at_ms`).
+fn columns<'a>(check: &'a BillingCheckRow, at_ms: &'a i64) -> [&'a dyn rusqlite::ToSql; 12] {
+    [
+        &check.period_from,
+        &check.period_to,
+        &check.trigger,
+        &check.result,
+        &check.journal_orders,
+        &check.journal_amount,
+        &check.billing_orders,
+        &check.billing_amount,
+        &check.outcome,
+        &check.attempts,
+        &check.checked_at,
+        at_ms,
+    ]
+}
+
 /// Insert a new check (and drop settled `equal` rows older than the newest
 /// [`KEEP_CHECKS`]) or update a stored one — only while it is still
 /// `delayed`: a check settled by another ask is never overwritten by a
@@ -164,21 +183,7 @@ fn save(
                     outcome = ?9, attempts = ?10, checked_at = ?11, at_ms = ?12
                  WHERE id = ?13 AND result = 'delayed'",
             )?
-            .execute(params![
-                check.period_from,
-                check.period_to,
-                check.trigger,
-                check.result,
-                check.journal_orders,
-                check.journal_amount,
-                check.billing_orders,
-                check.billing_amount,
-                check.outcome,
-                check.attempts,
-                check.checked_at,
-                at_ms,
-                id
-            ])?;
+            .execute(rusqlite::params_from_iter(columns(check, &at_ms).into_iter().chain([&id as &dyn rusqlite::ToSql])))?;
         if changed == 1 {
             settle(c, id, check)?;
             return Ok(SavedCheck { id, written: true });
@@ -198,20 +203,7 @@ fn save(
             journal_amount, billing_orders, billing_amount, outcome, attempts, checked_at, at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
-    .execute(params![
-        check.period_from,
-        check.period_to,
-        check.trigger,
-        check.result,
-        check.journal_orders,
-        check.journal_amount,
-        check.billing_orders,
-        check.billing_amount,
-        check.outcome,
-        check.attempts,
-        check.checked_at,
-        at_ms,
-    ])?;
+    .execute(rusqlite::params_from_iter(columns(check, &at_ms)))?;
     let id = c.last_insert_rowid();
     settle(c, id, check)?;
     // Only settled rows go: a delayed, different or refused check stays

@@ -714,6 +714,24 @@ pub fn return_of_2025_sale_at_20() -> Value {
 }
 
 /// Runs headless Chromium (Debian `chromium`; scripts/setup.sh installs it).
+/// Headless Chromium's screenshot of `url` in a window of `size`
+/// (`"430,2200"`), written to `docs/<doc_path>` (kept in the repo as what a
+/// person sees); returns the file's bytes.
+pub async fn screenshot(url: &str, doc_path: &str, size: &str) -> Vec<u8> {
+    let shot = format!("{}/docs/{doc_path}", env!("CARGO_MANIFEST_DIR"));
+    let args = [
+        format!("--window-size={size}"),
+        format!("--screenshot={shot}"),
+        url.to_string(),
+    ];
+    tokio::task::spawn_blocking(move || {
+        chromium(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    std::fs::read(&shot).expect("chromium saved the screenshot")
+}
+
 pub fn chromium(args: &[&str]) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new("chromium")
