@@ -12,7 +12,10 @@
 //! Cloud sync is switched off: this measures accepting receipts, not sending
 //! them on.
 
+mod common;
+
 use fiscald::api::native;
+
 use fiscald::clock::SystemClock;
 use fiscald::config;
 use fiscald::daemon::Daemon;
@@ -20,10 +23,10 @@ use fiscald::domain::{Receipt, Source, validate};
 use fiscald::journal::{Accepted, Journal, NewReceipt};
 use rusqlite::{Connection, TransactionBehavior};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// The receipt every fiscald request posts (no Idempotency-Key: each POST is a
@@ -87,7 +90,7 @@ impl Plan {
 fn main() {
     let plan = Plan::from_env();
     let primary_reqwest = std::env::var("FISCALD_BENCH_CLIENT").is_ok_and(|v| v == "reqwest");
-    let root = bench_root();
+    let root = common::bench_root();
     std::fs::create_dir_all(&root).expect("create the bench dir under target/");
     valid_receipt();
 
@@ -626,48 +629,8 @@ impl RawConn {
 
     async fn post(&mut self) -> u16 {
         self.stream.write_all(&self.request).await.expect("send");
-        self.buf.clear();
-        let mut chunk = [0u8; 8192];
-        // Read the head.
-        let head_end = loop {
-            if let Some(pos) = find(&self.buf, b"\r\n\r\n") {
-                break pos + 4;
-            }
-            let n = self.stream.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "the daemon closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = std::str::from_utf8(&self.buf[..head_end]).expect("ASCII head");
-        let status: u16 = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status line");
-        let mut length = None;
-        for line in head.split("\r\n").skip(1) {
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse::<usize>().ok();
-                }
-                assert!(
-                    !(name.eq_ignore_ascii_case("transfer-encoding")),
-                    "chunked replies are not supported by the raw client"
-                );
-            }
-        }
-        let total = head_end + length.expect("content-length in the reply");
-        while self.buf.len() < total {
-            let n = self.stream.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "the daemon closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-        assert_eq!(self.buf.len(), total, "unexpected bytes after the reply");
-        status
+        common::read_reply(&mut self.stream, &mut self.buf).await
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn label(kind: Kind, target: Target, c: usize) -> String {
@@ -821,18 +784,7 @@ async fn handler_cpu(journal: &Journal, n: usize) -> Row {
 
 /// [`RECEIPT`] as the API hands it to the journal.
 fn valid_receipt() -> Receipt {
-    let json: serde_json::Value = serde_json::from_str(RECEIPT).expect("receipt JSON");
-    let draft =
-        native::parse_receipt(&json).unwrap_or_else(|v| panic!("RECEIPT does not parse: {v:?}"));
-    let profile = config::load_str(config::DEMO_CONFIG)
-        .expect("the demo config is valid")
-        .profile;
-    validate(
-        draft,
-        &profile,
-        chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date"),
-    )
-    .unwrap_or_else(|v| panic!("RECEIPT is not valid: {v:?}"))
+    common::valid_receipt(RECEIPT)
 }
 
 /// Run the futures as tasks on the current runtime; their outputs in input order.
@@ -852,18 +804,8 @@ where
 // ---------------------------------------------------------------------------
 // Where the temp files go.
 
-fn bench_root() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("bench-tmp")
-}
-
 fn tempdir(root: &Path) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("accept-")
-        .tempdir_in(root)
-        .expect("temp dir under target/")
+    common::tempdir(root, "accept")
 }
 
 /// (device, fs type, mount point) of the mount holding `path`, from /proc/mounts.

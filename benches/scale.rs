@@ -25,9 +25,10 @@
 //! `FISCALD_BENCH_RECEIPTS=N` builds a journal of N instead of a million;
 //! `FISCALD_BENCH_ONLY=daemon` or `=wal` runs parts 1–2 or part 3 alone.
 
-use fiscald::api::native;
+mod common;
+
 use fiscald::config;
-use fiscald::domain::{Receipt, Source, validate};
+use fiscald::domain::{Receipt, Source};
 use fiscald::journal::bulk::{self, BulkReceipt, Outcome};
 use fiscald::journal::{Journal, NewReceipt, Options, WalPolicy};
 use std::io::{BufRead, BufReader};
@@ -37,7 +38,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const RECEIPT: &str = r#"{
@@ -121,7 +122,7 @@ impl Plan {
 
 fn main() {
     let plan = Plan::from_env();
-    let root = bench_root();
+    let root = common::bench_root();
     std::fs::create_dir_all(&root).expect("bench dir");
     println!(
         "fiscald scale benchmark ({} run, {} receipts)",
@@ -640,36 +641,7 @@ impl Raw {
         let mut request = head.into_bytes();
         request.extend_from_slice(body.as_bytes());
         self.stream.write_all(&request).await.expect("send");
-        self.buf.clear();
-        let mut chunk = [0u8; 16 * 1024];
-        let head_end = loop {
-            if let Some(pos) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-            let n = self.stream.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "the daemon closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = std::str::from_utf8(&self.buf[..head_end]).expect("ASCII head");
-        let status: u16 = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status line");
-        let length = head
-            .split("\r\n")
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse::<usize>().ok())?
-            })
-            .expect("content-length");
-        while self.buf.len() < head_end + length {
-            let n = self.stream.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "the daemon closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-        status
+        common::read_reply(&mut self.stream, &mut self.buf).await
     }
 }
 
@@ -699,17 +671,7 @@ fn mix(n: u64, receipt: &Receipt) -> impl Iterator<Item = BulkReceipt> + '_ {
 }
 
 fn valid_receipt() -> Receipt {
-    let json: serde_json::Value = serde_json::from_str(RECEIPT).expect("receipt JSON");
-    let draft = native::parse_receipt(&json).unwrap_or_else(|v| panic!("RECEIPT: {v:?}"));
-    let profile = config::load_str(config::DEMO_CONFIG)
-        .expect("demo config")
-        .profile;
-    validate(
-        draft,
-        &profile,
-        chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date"),
-    )
-    .unwrap_or_else(|v| panic!("RECEIPT invalid: {v:?}"))
+    common::valid_receipt(RECEIPT)
 }
 
 fn write_config(dir: &Path) -> PathBuf {
@@ -725,16 +687,6 @@ fn write_config(dir: &Path) -> PathBuf {
     path
 }
 
-fn bench_root() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("bench-tmp")
-}
-
 fn tempdir(root: &Path) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("scale-")
-        .tempdir_in(root)
-        .expect("temp dir under target/")
+    common::tempdir(root, "scale")
 }
