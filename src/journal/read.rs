@@ -607,28 +607,33 @@ pub struct RecentEvent {
 /// Most rejected receipts and events an `OpsView` carries.
 const OPS_LIST_MAX: i64 = 20;
 
+/// Rows of (text, text, number) from `sql`.
+fn triples<T: rusqlite::types::FromSql>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<(String, String, T)>, JournalError> {
+    Ok(c.prepare_cached(sql)?
+        .query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 impl Reader {
     /// `today` is the till-local date, `YYYY-MM-DD` (receipts' `created_at`
     /// is till-local time, so its first ten characters are that date).
     pub(super) fn ops_view(&self, today: &str) -> Result<OpsView, JournalError> {
         self.with(|c| {
-            let triples = |sql: &str, arg: Option<&str>| -> Result<Vec<(String, String, u64)>, JournalError> {
-                let mut stmt = c.prepare_cached(sql)?;
-                let rows = match arg {
-                    Some(a) => stmt.query_map([a], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?,
-                    None => stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?,
-                };
-                Ok(rows)
-            };
             // Every figure from a tally or a bounded walk down an index (see
             // migration 4): the same cost at a thousand and a million receipts.
             let receipts = triples(
+                c,
                 "SELECT state, source, n FROM receipt_tally WHERE n > 0 ORDER BY state, source",
-                None,
+                [],
             )?;
             let jobs = triples(
+                c,
                 "SELECT kind, state, n FROM job_tally WHERE state IN ('pending', 'parked') AND n > 0 ORDER BY kind, state",
-                None,
+                [],
             )?;
             let receipts_today: u64 = c
                 .prepare_cached("SELECT n FROM day_receipts WHERE day = ?1")?
@@ -636,12 +641,11 @@ impl Reader {
                 .optional()?
                 .unwrap_or(0);
             let oldest_unfiscalized = oldest_pending(c)?.map(|o| o.created_at);
-            let mut stmt = c.prepare_cached(
+            let payments_today = triples(
+                c,
                 "SELECT kind, payment, amount FROM day_payments WHERE day = ?1 AND amount != 0 ORDER BY 1, 2",
+                [today],
             )?;
-            let payments_today = stmt
-                .query_map([today], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
             // `jobs_parked` holds only parked jobs.
             let mut stmt = c.prepare_cached(
                 "SELECT r.id, r.number, j.kind, j.last_error, r.created_at FROM jobs j INDEXED BY jobs_parked
